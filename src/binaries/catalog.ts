@@ -1,0 +1,16 @@
+// Which binaries each component needs, by name inside the binary source. Names with a folder
+// ("docker/dockerd", "cni/bridge") are groups: the runtime and CNI ship whatever their folder holds.
+
+export const BINARIES = {
+  etcd: ["etcd", "etcdctl"],
+  apiserver: ["kube-apiserver", "kubectl"],
+  controllerManager: ["kube-controller-manager"],
+  scheduler: ["kube-scheduler"],
+  kubelet: ["kubelet"],
+  kubeProxy: ["kube-proxy"],
+} as const;
+
+/** Members of the runtime group that must be present (the rest of docker/ ships as found). */
+export const REQUIRED_DOCKER = ["docker/dockerd", "docker/docker", "docker/containerd", "docker/runc"];
+/** CNI plugins the flannel config chains (flannel delegates to bridge, which needs host-local). */
+export const REQUIRED_CNI = ["cni/flannel", "cni/bridge", "cni/host-local", "cni/loopback", "cni/portmap"];

@@ -1,0 +1,137 @@
+// Resolves binary names to local files and content hashes. A directory source is hashed once
+// per (path, size, mtime) and cached, so synth stays fast with 100+ MB binaries. A URL source
+// is identified by its published checksum: nothing is downloaded at synth time.
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Inventory } from "../inventory/types";
+import { writeFileAtomic } from "../pki/store";
+
+export interface BinaryInfo {
+  name: string;
+  /** Content identity used in triggers: sha256 of the file, or of the archive checksum + member. */
+  hash: string;
+  /** Local file when the source is a directory (or after a URL artifact was fetched). */
+  localPath?: string;
+  url?: string;
+  present: boolean;
+}
+
+export interface BinaryIndex {
+  get(name: string): BinaryInfo;
+  /** Names present under a group folder, e.g. group("cni") → ["cni/bridge", …]. */
+  group(folder: string): string[];
+  missing(): string[];
+}
+
+interface HashCacheEntry {
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+}
+
+export function sha256File(file: string): string {
+  const h = crypto.createHash("sha256");
+  const fd = fs.openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest("hex");
+}
+
+export function sha256(text: string | Buffer): string {
+  return crypto.createHash("sha256").update(text).digest("hex");
+}
+
+export function openBinaries(inv: Inventory): BinaryIndex {
+  const cacheFile = path.join(inv.baseDir, ".binkube", "hash-cache.json");
+  let cache: Record<string, HashCacheEntry> = {};
+  try {
+    cache = JSON.parse(fs.readFileSync(cacheFile, "utf8")) as Record<string, HashCacheEntry>;
+  } catch {
+    /* no cache yet */
+  }
+  let dirty = false;
+  const infos = new Map<string, BinaryInfo>();
+  const missing = new Set<string>();
+
+  const fromDir = (name: string): BinaryInfo | undefined => {
+    if (!inv.binaries.dir) return undefined;
+    const file = path.join(inv.binaries.dir, name);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(file);
+    } catch {
+      return undefined;
+    }
+    if (!st.isFile()) return undefined;
+    const hit = cache[file];
+    let digest: string;
+    if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) digest = hit.sha256;
+    else {
+      digest = sha256File(file);
+      cache[file] = { size: st.size, mtimeMs: st.mtimeMs, sha256: digest };
+      dirty = true;
+    }
+    return { name, hash: digest, localPath: file, present: true };
+  };
+
+  const fromUrls = (name: string): BinaryInfo | undefined => {
+    for (const u of inv.binaries.urls) {
+      const checksum = u.sha256 ? `sha256:${u.sha256}` : `sha512:${u.sha512}`;
+      if (u.name === name && !u.files) {
+        const localPath = path.join(inv.binaries.cacheDir, "files", checksum.replace(":", "-"), path.basename(name));
+        return { name, hash: sha256(checksum), url: u.url, localPath, present: true };
+      }
+      const member = u.files?.[name];
+      if (member) {
+        const localPath = path.join(inv.binaries.cacheDir, "extracted", checksum.replace(":", "-"), member);
+        return { name, hash: sha256(`${checksum}:${member}`), url: u.url, localPath, present: true };
+      }
+    }
+    return undefined;
+  };
+
+  const index: BinaryIndex = {
+    get(name) {
+      let info = infos.get(name);
+      if (!info) {
+        info = fromDir(name) ?? fromUrls(name);
+        if (!info) {
+          missing.add(name);
+          info = { name, hash: sha256(`missing:${name}`), present: false };
+        }
+        infos.set(name, info);
+        if (dirty) {
+          writeFileAtomic(cacheFile, JSON.stringify(cache), 0o644);
+          dirty = false;
+        }
+      }
+      return info;
+    },
+    group(folder) {
+      const names = new Set<string>();
+      if (inv.binaries.dir) {
+        try {
+          for (const f of fs.readdirSync(path.join(inv.binaries.dir, folder))) names.add(`${folder}/${f}`);
+        } catch {
+          /* folder absent */
+        }
+      }
+      for (const u of inv.binaries.urls) {
+        if (u.name?.startsWith(`${folder}/`) && !u.files) names.add(u.name);
+        for (const n of Object.keys(u.files ?? {})) if (n.startsWith(`${folder}/`)) names.add(n);
+      }
+      return [...names].sort();
+    },
+    missing: () => [...missing].sort(),
+  };
+  return index;
+}

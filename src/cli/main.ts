@@ -1,0 +1,111 @@
+// binkube command line: render, certs, step, lab. Every failure prints what failed and the fix,
+// and exits non-zero.
+import * as path from "node:path";
+import { configPathFromEnv, InventoryError } from "../inventory/load";
+import { openCluster } from "../cluster";
+import { checkRows, formatTable } from "../pki/check";
+import { writeTree } from "../render/tree";
+import { reportCluster, say, synthCluster } from "./synth-report";
+import { stepCommand } from "./step";
+
+const USAGE = `usage: binkube <command> [options]
+
+  render [--config FILE] --out DIR     write every file each host would receive to DIR/<host>/…
+  certs check [--config FILE]          list every certificate: subject, SANs, issuer, expiry, status
+  certs renew NAME… | --all [--config FILE]
+                                       reissue leaf certificates (then: npx cdktf deploy)
+  step STEP --host NAME [--config FILE] [--verbose]
+                                       run one bring-up step on one host (called by cdktf deploy)
+  lab up [--hosts N] | down | status   local test hosts (systemd-nspawn)
+
+The inventory is --config, else $BINKUBE_CONFIG, else ./cluster.yaml.`;
+
+export interface ParsedArgs {
+  positional: string[];
+  flags: Map<string, string | true>;
+}
+
+export function parseArgs(argv: string[]): ParsedArgs {
+  const positional: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
+      else if (i + 1 < argv.length && !argv[i + 1]!.startsWith("--") && !["all", "verbose", "help"].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]!);
+      else flags.set(a.slice(2), true);
+    } else positional.push(a);
+  }
+  return { positional, flags };
+}
+
+function configFrom(args: ParsedArgs): string {
+  const c = args.flags.get("config");
+  return typeof c === "string" ? path.resolve(c) : configPathFromEnv();
+}
+
+async function run(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  const [cmd, sub, ...rest] = args.positional;
+  if (!cmd || args.flags.has("help")) {
+    process.stdout.write(USAGE + "\n");
+    return cmd ? 0 : 2;
+  }
+  switch (cmd) {
+    case "render": {
+      const out = args.flags.get("out");
+      if (typeof out !== "string") throw new UsageError("render needs --out DIR");
+      const cluster = await synthCluster(configFrom(args));
+      const s = writeTree(cluster.plan, cluster.binaries, path.resolve(out));
+      say(`render: wrote ${s.files} files for ${s.hosts} hosts to ${path.resolve(out)} (${s.binariesLinked} binaries linked${s.binariesMissing.length ? `, ${s.binariesMissing.length} not available locally` : ""})`);
+      return 0;
+    }
+    case "certs": {
+      if (sub === "check") {
+        const cluster = await openCluster(configFrom(args), { create: true });
+        reportChanges(cluster.pkiChanges);
+        const rows = checkRows(cluster.inv, cluster.pki);
+        process.stdout.write(formatTable(rows) + "\n");
+        return rows.some((r) => r.status !== "ok") ? 1 : 0;
+      }
+      if (sub === "renew") {
+        const all = args.flags.get("all") === true;
+        if (!all && rest.length === 0) throw new UsageError("certs renew needs certificate names or --all (see `binkube certs check` for names)");
+        const cluster = await openCluster(configFrom(args), { create: true, pki: { renew: all ? "all" : rest } });
+        reportChanges(cluster.pkiChanges);
+        say(`renewed ${cluster.pkiChanges.filter((c) => c.reason === "renewal requested").length} certificates; run \`npx cdktf deploy\` to roll them out`);
+        return 0;
+      }
+      throw new UsageError("certs needs check or renew");
+    }
+    case "synth-report": {
+      reportCluster(await openCluster(configFrom(args), { create: true }));
+      return 0;
+    }
+    case "step":
+      return stepCommand(sub, args, configFrom(args));
+    case "lab": {
+      const { labCommand } = await import("../../lab/cli");
+      return labCommand(argv.slice(1));
+    }
+    default:
+      throw new UsageError(`unknown command "${cmd}"`);
+  }
+}
+
+function reportChanges(changes: { name: string; action: string; reason: string }[]): void {
+  for (const c of changes) say(`pki: ${c.action} ${c.name} (${c.reason})`);
+}
+
+export class UsageError extends Error {}
+
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: Error) => {
+    if (e instanceof UsageError) process.stderr.write(`binkube: ${e.message}\n\n${USAGE}\n`);
+    else if (e instanceof InventoryError) process.stderr.write(`${e.message}\n`);
+    else process.stderr.write(`binkube: ${e.message}\n`);
+    process.exit(e instanceof UsageError ? 2 : 1);
+  },
+);

@@ -1,0 +1,42 @@
+// Loads everything a command needs from one inventory: validated inventory, PKI, binary index
+// and the plan. Only `create: true` callers (synth, certs) may create or reissue PKI material.
+import * as path from "node:path";
+import { BinaryIndex, openBinaries } from "./binaries/source";
+import { loadInventory } from "./inventory/load";
+import { Inventory, InventoryIssue } from "./inventory/types";
+import { certKubeconfig } from "./pki/kubeconfig";
+import { EnsureOptions, Pki, PkiChange, ensurePki, loadPki, writeFileAtomic } from "./pki/store";
+import { Plan, buildPlan } from "./render/plan";
+
+export interface Cluster {
+  inv: Inventory;
+  warnings: InventoryIssue[];
+  pki: Pki;
+  pkiChanges: PkiChange[];
+  binaries: BinaryIndex;
+  plan: Plan;
+}
+
+export async function openCluster(configFile: string, opts: { create: boolean; pki?: EnsureOptions }): Promise<Cluster> {
+  const { inventory: inv, warnings } = loadInventory(configFile);
+  let pki: Pki;
+  let pkiChanges: PkiChange[] = [];
+  if (opts.create) {
+    ({ pki, changes: pkiChanges } = await ensurePki(inv, opts.pki));
+    writeAdminKubeconfig(inv, pki);
+  } else {
+    pki = loadPki(inv);
+  }
+  const binaries = openBinaries(inv);
+  const plan = buildPlan({ inv, pki, binaries });
+  return { inv, warnings, pki, pkiChanges, binaries, plan };
+}
+
+export function adminKubeconfigPath(inv: Inventory): string {
+  return path.join(inv.baseDir, "admin.kubeconfig");
+}
+
+/** admin.kubeconfig beside the inventory, so `kubectl --kubeconfig …` works from this machine. */
+function writeAdminKubeconfig(inv: Inventory, pki: Pki): void {
+  writeFileAtomic(adminKubeconfigPath(inv), certKubeconfig(inv, pki, "admin", "admin"), 0o600);
+}

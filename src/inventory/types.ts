@@ -1,0 +1,109 @@
+// The validated, normalized inventory: every default applied, every path absolute.
+
+export const ROLES = ["etcd", "master", "node"] as const;
+export type Role = (typeof ROLES)[number];
+
+export const ENGINES = ["terraform_data", "null_resource"] as const;
+export type Engine = (typeof ENGINES)[number];
+
+export interface SshSettings {
+  user: string;
+  port: number;
+  /** Absolute path of the private key; undefined means "use ssh-agent". */
+  privateKey?: string;
+  /** Absolute path of an OpenSSH known_hosts file. */
+  knownHosts?: string;
+  /** Pinned host key fingerprints ("SHA256:…"), an alternative to knownHosts. */
+  hostKeyFingerprints: string[];
+  sudo: boolean;
+  bastion?: { address: string; port: number; user: string; privateKey?: string };
+}
+
+export interface Host {
+  name: string;
+  address: string;
+  roles: Role[];
+  ssh: SshSettings;
+  /** Extra node labels applied by the kubelet step (not validated beyond syntax). */
+  labels: Record<string, string>;
+}
+
+/** A downloadable artifact: a single binary or an archive whose members become binaries. */
+export interface BinaryUrl {
+  url: string;
+  sha256?: string;
+  sha512?: string;
+  /** For archives: binary name → path inside the archive. Absent: the URL is the binary itself, named `name`. */
+  files?: Record<string, string>;
+  name?: string;
+}
+
+export interface BinarySource {
+  /** Absolute directory holding the binaries by name (etcd, kube-apiserver, …, cni/<plugin>). */
+  dir?: string;
+  urls: BinaryUrl[];
+  /** Absolute directory where downloaded artifacts are cached. */
+  cacheDir: string;
+}
+
+export interface Images {
+  pause: string;
+  flannel: string;
+  coredns: string;
+  /** Image archives (docker save output), absolute paths, loaded on every node before kubelet starts. */
+  preload: string[];
+}
+
+export interface Inventory {
+  /** Absolute path of the inventory file and its directory. */
+  file: string;
+  baseDir: string;
+  pkiDir: string;
+  clusterName: string;
+  kubernetesVersion: string;
+  etcdVersion: string;
+  hosts: Host[];
+  network: {
+    serviceCIDR: string;
+    podCIDR: string;
+    clusterDNS: string;
+    clusterDomain: string;
+    nodePortRange: string;
+    /** First address of the service range: the `kubernetes` Service's ClusterIP. */
+    kubernetesServiceIP: string;
+    apiserverPort: number;
+    /** flannel backend: vxlan (default) or host-gw. */
+    flannelBackend: "vxlan" | "host-gw";
+  };
+  binaries: BinarySource;
+  runtime: "docker";
+  cni: "flannel";
+  certificates: { validityDays: number; caValidityDays: number; kubeletValidityDays: number };
+  apiserver: {
+    extraSANs: string[];
+    /** Optional load balancer / VIP in front of the masters, e.g. https://10.0.0.100:6443. */
+    endpoint?: string;
+  };
+  engine: Engine;
+  images: Images;
+  kubelet: {
+    /** Extra kubelet flags for unusual hosts (documented in docs/inventory.md). */
+    extraArgs: Record<string, string>;
+    failSwapOn: boolean;
+  };
+}
+
+export interface InventoryIssue {
+  /** Dotted path of the offending field, e.g. hosts[1].address. */
+  field: string;
+  message: string;
+  fix: string;
+}
+
+export function hasRole(host: Host, role: Role): boolean {
+  return host.roles.includes(role);
+}
+
+export function hostsWithRole(inv: Inventory, role: Role): Host[] {
+  return inv.hosts.filter((h) => hasRole(h, role));
+}

@@ -1,0 +1,51 @@
+// `binkube certs check`: one row per certificate, like `kubeadm certs check-expiration`.
+import { Inventory } from "../inventory/types";
+import { CAS, leafSpecs } from "./catalog";
+import { Pki, leafProblem } from "./store";
+import { certFacts } from "./x509";
+
+export interface CertRow {
+  name: string;
+  subject: string;
+  sans: string;
+  issuer: string;
+  notAfter: string;
+  daysLeft: number;
+  status: string;
+}
+
+export const EXPIRY_WARNING_DAYS = 30;
+
+export function checkRows(inv: Inventory, pki: Pki, now = new Date()): CertRow[] {
+  const rows: CertRow[] = [];
+  const row = (name: string, certStatus: string | undefined, facts: ReturnType<typeof certFacts>) => {
+    const daysLeft = Math.floor((facts.notAfter.getTime() - now.getTime()) / 86400000);
+    let status = certStatus ?? "ok";
+    if (!certStatus && daysLeft < EXPIRY_WARNING_DAYS) status = `expiring (< ${EXPIRY_WARNING_DAYS} d)`;
+    rows.push({
+      name,
+      subject: [`CN=${facts.cn}`, ...facts.o.map((o) => `O=${o}`)].join(","),
+      sans: [...facts.dnsNames, ...facts.ips].join(",") || "-",
+      issuer: facts.issuerCN,
+      notAfter: facts.notAfter.toISOString().slice(0, 10),
+      daysLeft,
+      status,
+    });
+  };
+  for (const ca of CAS) row(ca.name, undefined, certFacts(pki.cas[ca.name].cert));
+  for (const spec of leafSpecs(inv)) {
+    const issued = pki.leaves.get(spec.name);
+    if (!issued) continue;
+    const problem = leafProblem(issued, spec, pki.cas[spec.ca], now);
+    row(spec.name, problem ? `WRONG: ${problem}` : undefined, certFacts(issued.cert));
+  }
+  return rows;
+}
+
+export function formatTable(rows: CertRow[]): string {
+  const head = ["CERTIFICATE", "SUBJECT", "SANS", "ISSUER", "EXPIRES", "DAYS LEFT", "STATUS"];
+  const cells = rows.map((r) => [r.name, r.subject, r.sans, r.issuer, r.notAfter, String(r.daysLeft), r.status]);
+  const widths = head.map((h, i) => Math.min(60, Math.max(h.length, ...cells.map((c) => c[i]!.length))));
+  const fmt = (c: string[]) => c.map((v, i) => (v.length > widths[i]! ? v.slice(0, widths[i]! - 1) + "…" : v.padEnd(widths[i]!))).join("  ").trimEnd();
+  return [fmt(head), ...cells.map(fmt)].join("\n");
+}

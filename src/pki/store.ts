@@ -1,0 +1,236 @@
+// The PKI on disk (pki/ beside the inventory): created on first use, then kept. A certificate is
+// reissued only when asked to, or when it is wrong for the current inventory; the reason is
+// always reported. Private keys are written 0600 through a temp file and rename.
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import forge from "node-forge";
+import { Inventory } from "../inventory/types";
+import { CAS, CaName, LeafSpec, leafSpecs } from "./catalog";
+import { Issued, certFacts, createCA, generateKeyPair, issueLeaf, keyMatchesCert, parseIssued, signedBy } from "./x509";
+
+export interface Pki {
+  dir: string;
+  cas: Record<CaName, Issued>;
+  leaves: Map<string, Issued>;
+  serviceAccount: { privateKeyPem: string; publicKeyPem: string };
+  /** Static bootstrap token for the kubelet TLS bootstrap (token.csv). */
+  bootstrapToken: string;
+}
+
+export interface PkiChange {
+  name: string;
+  action: "created" | "reissued";
+  reason: string;
+}
+
+export interface EnsureOptions {
+  /** Leaf names to reissue, or "all" for every leaf certificate. */
+  renew?: string[] | "all";
+  now?: Date;
+  /** Reissue a certificate that expires within this many days (0: only when expired). */
+  renewWithinDays?: number;
+}
+
+export class PkiError extends Error {}
+
+export function writeFileAtomic(file: string, content: string, mode: number): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString("hex")}`;
+  fs.writeFileSync(tmp, content, { mode });
+  fs.chmodSync(tmp, mode); // umask may have narrowed or (for 0644) not matter; make it exact
+  fs.renameSync(tmp, file);
+}
+
+function readIf(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+const certPath = (dir: string, name: string) => path.join(dir, `${name}.crt`);
+const keyPath = (dir: string, name: string) => path.join(dir, `${name}.key`);
+
+function loadPair(dir: string, name: string): Issued | undefined {
+  const c = readIf(certPath(dir, name));
+  const k = readIf(keyPath(dir, name));
+  if (!c || !k) return undefined;
+  try {
+    return parseIssued(c, k);
+  } catch {
+    return undefined;
+  }
+}
+
+function savePair(dir: string, name: string, issued: Issued): void {
+  writeFileAtomic(keyPath(dir, name), issued.keyPem, 0o600);
+  writeFileAtomic(certPath(dir, name), issued.certPem, 0o644);
+}
+
+/** Why an existing leaf must be reissued for this inventory, or undefined when it is fine. */
+export function leafProblem(issued: Issued, spec: LeafSpec, ca: Issued, now: Date, renewWithinDays = 0): string | undefined {
+  const f = certFacts(issued.cert);
+  if (!keyMatchesCert(issued)) return "the key does not match the certificate";
+  if (!signedBy(issued.cert, ca.cert)) return `not signed by the current ${spec.ca}`;
+  if (f.cn !== spec.subject.cn) return `subject CN is ${f.cn}, expected ${spec.subject.cn}`;
+  const wantO = [...(spec.subject.o ?? [])].sort().join(",");
+  if ([...f.o].sort().join(",") !== wantO) return `subject O is [${f.o.join(",")}], expected [${wantO}]`;
+  if ([...f.usages].sort().join(",") !== [...spec.usages].sort().join(",")) return `extended key usage is [${f.usages.join(",")}], expected [${spec.usages.join(",")}]`;
+  const missing = [...spec.dnsNames.filter((n) => !f.dnsNames.includes(n)), ...spec.ips.filter((n) => !f.ips.includes(n))];
+  if (missing.length > 0) return `SANs lack ${missing.join(", ")}`;
+  if (f.notAfter.getTime() <= now.getTime()) return `expired on ${f.notAfter.toISOString()}`;
+  if (renewWithinDays > 0 && f.notAfter.getTime() - now.getTime() < renewWithinDays * 86400000) return `expires within ${renewWithinDays} days`;
+  return undefined;
+}
+
+function lock(dir: string): () => void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const lockDir = path.join(dir, ".lock");
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      fs.mkdirSync(lockDir);
+      fs.writeFileSync(path.join(lockDir, "pid"), String(process.pid));
+      return () => fs.rmSync(lockDir, { recursive: true, force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const holder = Number(readIf(path.join(lockDir, "pid")));
+      if (holder && !processAlive(holder)) {
+        fs.rmSync(lockDir, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new PkiError(`${lockDir} is held by process ${holder}: another binkube is writing the PKI; wait for it or remove the directory if that process is gone`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Loads the PKI, creating what is missing and reissuing what is wrong. Returns what changed. */
+export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promise<{ pki: Pki; changes: PkiChange[] }> {
+  const dir = inv.pkiDir;
+  const now = opts.now ?? new Date();
+  const unlock = lock(dir);
+  try {
+    fs.chmodSync(dir, 0o700);
+    const changes: PkiChange[] = [];
+    const specs = leafSpecs(inv);
+    const renew = new Set(opts.renew === "all" ? specs.map((s) => s.name) : opts.renew ?? []);
+    for (const name of renew) {
+      if (!specs.some((s) => s.name === name)) {
+        throw new PkiError(`unknown certificate "${name}": renewable certificates are ${specs.map((s) => s.name).join(", ")}`);
+      }
+    }
+
+    const cas = {} as Record<CaName, Issued>;
+    await Promise.all(
+      CAS.map(async (spec) => {
+        const existing = loadPair(dir, spec.name);
+        if (existing && keyMatchesCert(existing) && certFacts(existing.cert).notAfter > now) {
+          cas[spec.name] = existing;
+          return;
+        }
+        cas[spec.name] = await createCA(spec.cn, inv.certificates.caValidityDays, now);
+        savePair(dir, spec.name, cas[spec.name]);
+        changes.push({ name: spec.name, action: existing ? "reissued" : "created", reason: existing ? "the CA was unusable (key mismatch or expired)" : "new cluster" });
+      }),
+    );
+
+    const leaves = new Map<string, Issued>();
+    await Promise.all(
+      specs.map(async (spec) => {
+        const existing = loadPair(dir, spec.name);
+        const ca = cas[spec.ca];
+        let reason: string | undefined;
+        if (!existing) reason = "new certificate";
+        else if (renew.has(spec.name)) reason = "renewal requested";
+        else reason = leafProblem(existing, spec, ca, now, opts.renewWithinDays);
+        if (!reason && existing) {
+          leaves.set(spec.name, existing);
+          return;
+        }
+        const issued = await issueLeaf(ca, { subject: spec.subject, usages: spec.usages, dnsNames: spec.dnsNames, ips: spec.ips, days: inv.certificates.validityDays }, now);
+        savePair(dir, spec.name, issued);
+        leaves.set(spec.name, issued);
+        changes.push({ name: spec.name, action: existing ? "reissued" : "created", reason: reason! });
+      }),
+    );
+
+    const serviceAccount = await ensureServiceAccountKey(dir, changes);
+    const bootstrapToken = ensureToken(dir, changes);
+    changes.sort((a, b) => a.name.localeCompare(b.name));
+    return { pki: { dir, cas, leaves, serviceAccount, bootstrapToken }, changes };
+  } finally {
+    unlock();
+  }
+}
+
+async function ensureServiceAccountKey(dir: string, changes: PkiChange[]): Promise<Pki["serviceAccount"]> {
+  const keyFile = path.join(dir, "sa.key");
+  const pubFile = path.join(dir, "sa.pub");
+  const existing = readIf(keyFile);
+  if (existing) {
+    const priv = forge.pki.privateKeyFromPem(existing) as forge.pki.rsa.PrivateKey;
+    const publicKeyPem = forge.pki.publicKeyToPem(forge.pki.setRsaPublicKey(priv.n, priv.e));
+    if (readIf(pubFile) !== publicKeyPem) writeFileAtomic(pubFile, publicKeyPem, 0o644);
+    return { privateKeyPem: existing, publicKeyPem };
+  }
+  // A key pair of its own: the guide signs service-account tokens with the CA key.
+  const keys = await generateKeyPair();
+  const privateKeyPem = forge.pki.privateKeyToPem(keys.privateKey);
+  const publicKeyPem = forge.pki.publicKeyToPem(keys.publicKey);
+  writeFileAtomic(keyFile, privateKeyPem, 0o600);
+  writeFileAtomic(pubFile, publicKeyPem, 0o644);
+  changes.push({ name: "sa", action: "created", reason: "service-account signing key pair" });
+  return { privateKeyPem, publicKeyPem };
+}
+
+function ensureToken(dir: string, changes: PkiChange[]): string {
+  const file = path.join(dir, "bootstrap-token");
+  const existing = readIf(file)?.trim();
+  if (existing && /^[0-9a-f]{32}$/.test(existing)) return existing;
+  const token = crypto.randomBytes(16).toString("hex");
+  writeFileAtomic(file, `${token}\n`, 0o600);
+  changes.push({ name: "bootstrap-token", action: "created", reason: "kubelet TLS bootstrap token" });
+  return token;
+}
+
+/** Read-only load for the step runner: never creates or reissues anything. */
+export function loadPki(inv: Inventory): Pki {
+  const dir = inv.pkiDir;
+  const fail = (what: string) => new PkiError(`${what} is missing in ${dir}: run \`npx cdktf synth\` (or \`binkube certs check\`) first so the PKI is created`);
+  const cas = {} as Record<CaName, Issued>;
+  for (const spec of CAS) {
+    const p = loadPair(dir, spec.name);
+    if (!p) throw fail(`${spec.name}.crt/.key`);
+    cas[spec.name] = p;
+  }
+  const leaves = new Map<string, Issued>();
+  for (const spec of leafSpecs(inv)) {
+    const p = loadPair(dir, spec.name);
+    if (!p) throw fail(`${spec.name}.crt/.key`);
+    leaves.set(spec.name, p);
+  }
+  const privateKeyPem = readIf(path.join(dir, "sa.key"));
+  const publicKeyPem = readIf(path.join(dir, "sa.pub"));
+  const token = readIf(path.join(dir, "bootstrap-token"))?.trim();
+  if (!privateKeyPem || !publicKeyPem) throw fail("sa.key/sa.pub");
+  if (!token) throw fail("bootstrap-token");
+  return { dir, cas, leaves, serviceAccount: { privateKeyPem, publicKeyPem }, bootstrapToken: token };
+}
+
+export function leaf(pki: Pki, name: string): Issued {
+  const l = pki.leaves.get(name);
+  if (!l) throw new PkiError(`certificate ${name} is not in the PKI`);
+  return l;
+}

@@ -1,0 +1,99 @@
+// The plan: every (step, host) instance in bring-up order with the exact files it ships and a
+// content hash over them. Terraform triggers are these hashes, so a step re-runs when, and only
+// when, something it ships changes.
+import * as crypto from "node:crypto";
+import { BinaryIndex } from "../binaries/source";
+import { Host, Inventory } from "../inventory/types";
+import { STEPS } from "../steps";
+import { PlannedFile, StepContext, StepDef, StepName } from "../steps/types";
+
+/** Bump when a step's remote procedure changes in a way that must re-run it everywhere. */
+export const RECIPE_VERSION = "1";
+
+export interface StepInstance {
+  step: StepName;
+  host: Host;
+  /** Terraform resource id: "etcd_lab1", or "addons" for once-steps. */
+  id: string;
+  files: PlannedFile[];
+  /** Trigger map: one entry per shipped file (path → content hash) plus extra inputs. No secrets. */
+  triggers: Record<string, string>;
+  /** One hash over all triggers. */
+  hash: string;
+  dependsOn: string[];
+}
+
+export interface Plan {
+  inv: Inventory;
+  instances: StepInstance[];
+}
+
+export function resourceId(step: StepDef, host: Host): string {
+  const s = step.name.replace(/-/g, "_");
+  return step.scope === "once" ? s : `${s}_${host.name.replace(/-/g, "_")}`;
+}
+
+function fileHash(f: PlannedFile, binaries: BinaryIndex): string {
+  const body = f.binary !== undefined ? `binary:${binaries.get(f.binary).hash}` : `sha256:${crypto.createHash("sha256").update(f.content ?? "").digest("hex")}`;
+  return `${f.mode.toString(8)}:${body}`;
+}
+
+export function instanceHosts(step: StepDef, inv: Inventory): Host[] {
+  const hosts = step.hosts(inv);
+  return step.scope === "once" ? hosts.slice(0, 1) : hosts;
+}
+
+export function buildPlan(ctx: StepContext): Plan {
+  const { inv, binaries } = ctx;
+  const instances: StepInstance[] = [];
+  const idsByStep = new Map<StepName, Map<string, string>>(); // step → host name → id
+  for (const step of STEPS) {
+    const ids = new Map<string, string>();
+    idsByStep.set(step.name, ids);
+    for (const host of instanceHosts(step, inv)) {
+      const files = step.files(ctx, host);
+      const seen = new Map<string, PlannedFile>();
+      for (const f of files) {
+        if (seen.has(f.path)) throw new Error(`step ${step.name} on ${host.name} ships ${f.path} twice`);
+        seen.set(f.path, f);
+      }
+      const triggers: Record<string, string> = { recipe: RECIPE_VERSION };
+      for (const f of [...files].sort((a, b) => a.path.localeCompare(b.path))) triggers[f.path] = fileHash(f, binaries);
+      for (const [k, v] of Object.entries(step.triggers?.(ctx, host) ?? {})) triggers[`input:${k}`] = v;
+      const hash = crypto.createHash("sha256").update(JSON.stringify(triggers)).digest("hex");
+      const dependsOn = step.deps.flatMap((d) => {
+        const depIds = idsByStep.get(d.step)!;
+        if (d.on === "all") return [...depIds.values()];
+        const same = depIds.get(host.name);
+        return same ? [same] : [];
+      });
+      const id = resourceId(step, host);
+      ids.set(host.name, id);
+      instances.push({ step: step.name, host, id, files, triggers, hash, dependsOn });
+    }
+  }
+  checkSharedPaths(instances);
+  return { inv, instances };
+}
+
+/** Two steps on one host may ship the same path (ca.pem) only with identical content. */
+function checkSharedPaths(instances: StepInstance[]): void {
+  const byHostPath = new Map<string, { step: string; hash: string }>();
+  for (const inst of instances) {
+    for (const f of inst.files) {
+      const key = `${inst.host.name}:${f.path}`;
+      const h = inst.triggers[f.path]!;
+      const prev = byHostPath.get(key);
+      if (prev && prev.hash !== h) throw new Error(`${inst.host.name}: steps ${prev.step} and ${inst.step} ship different contents to ${f.path}`);
+      byHostPath.set(key, { step: inst.step, hash: h });
+    }
+  }
+}
+
+export function instancesForHost(plan: Plan, hostName: string): StepInstance[] {
+  return plan.instances.filter((i) => i.host.name === hostName);
+}
+
+export function findInstance(plan: Plan, step: string, hostName?: string): StepInstance | undefined {
+  return plan.instances.find((i) => i.step === step && (hostName === undefined || i.host.name === hostName));
+}

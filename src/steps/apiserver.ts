@@ -1,0 +1,49 @@
+// apiserver: kube-apiserver on every master, with its own client certificates for etcd and the
+// kubelets, a dedicated service-account key, no insecure port, and the front-proxy for the
+// aggregation layer. kubectl and an admin kubeconfig ride along for the once-steps.
+import { BINARIES } from "../binaries/catalog";
+import { hostsWithRole } from "../inventory/types";
+import { certKubeconfig } from "../pki/kubeconfig";
+import { leaf } from "../pki/store";
+import { etcdClientURLs } from "./etcd";
+import { K8S, binary, cert, secret, templated, unit } from "./files";
+import { StepDef } from "./types";
+
+export const apiserver: StepDef = {
+  name: "apiserver",
+  scope: "host",
+  description: "kube-apiserver: binaries, certificates, token file, flags, unit",
+  hosts: (inv) => hostsWithRole(inv, "master"),
+  deps: [
+    { step: "prepare", on: "same-host" },
+    { step: "etcd-health", on: "all" },
+  ],
+  files: ({ inv, pki }, host) => {
+    const pair = (name: string, stem = name) => {
+      const l = leaf(pki, name);
+      return [cert(`${K8S.ssl}/${stem}.pem`, l.certPem), secret(`${K8S.ssl}/${stem}-key.pem`, l.keyPem)];
+    };
+    return [
+      ...BINARIES.apiserver.map((b) => binary(K8S.bin, b)),
+      cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),
+      cert(`${K8S.ssl}/etcd-ca.pem`, pki.cas["etcd-ca"].certPem),
+      cert(`${K8S.ssl}/front-proxy-ca.pem`, pki.cas["front-proxy-ca"].certPem),
+      ...pair("apiserver"),
+      ...pair("apiserver-kubelet-client"),
+      ...pair("apiserver-etcd-client"),
+      ...pair("front-proxy-client"),
+      cert(`${K8S.ssl}/sa.pub`, pki.serviceAccount.publicKeyPem),
+      templated(`${K8S.cfg}/token.csv`, "kube-apiserver/token.csv", { token: pki.bootstrapToken }, 0o600, true),
+      templated(`${K8S.cfg}/audit-policy.yaml`, "kube-apiserver/audit-policy.yaml", {}),
+      templated(`${K8S.cfg}/kube-apiserver.conf`, "kube-apiserver/kube-apiserver.conf", {
+        etcdServers: etcdClientURLs(inv),
+        address: host.address,
+        apiserverPort: inv.network.apiserverPort,
+        serviceCIDR: inv.network.serviceCIDR,
+        nodePortRange: inv.network.nodePortRange,
+      }),
+      unit("kube-apiserver", "kube-apiserver/kube-apiserver.service"),
+      secret(`${K8S.cfg}/admin.kubeconfig`, certKubeconfig(inv, pki, "admin", "admin", `https://${host.address}:${inv.network.apiserverPort}`)),
+    ];
+  },
+};

@@ -1,0 +1,33 @@
+// controller-manager: talks to its local apiserver with a client certificate (the guide used
+// the unauthenticated insecure port), signs kubelet certificates with the cluster CA, and signs
+// service-account tokens with a key of its own (the guide used the CA key).
+import { hostsWithRole } from "../inventory/types";
+import { certKubeconfig } from "../pki/kubeconfig";
+import { BINARIES } from "../binaries/catalog";
+import { K8S, binary, cert, secret, templated, unit } from "./files";
+import { StepDef } from "./types";
+
+export const controllerManager: StepDef = {
+  name: "controller-manager",
+  scope: "host",
+  description: "kube-controller-manager: kubeconfig, signing keys, flags, unit",
+  hosts: (inv) => hostsWithRole(inv, "master"),
+  deps: [{ step: "apiserver", on: "same-host" }],
+  files: ({ inv, pki }, host) => [
+    ...BINARIES.controllerManager.map((b) => binary(K8S.bin, b)),
+    cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),
+    secret(`${K8S.ssl}/ca-key.pem`, pki.cas.ca.keyPem),
+    secret(`${K8S.ssl}/sa.key`, pki.serviceAccount.privateKeyPem),
+    secret(
+      `${K8S.cfg}/kube-controller-manager.kubeconfig`,
+      certKubeconfig(inv, pki, "kube-controller-manager", "system:kube-controller-manager", `https://${host.address}:${inv.network.apiserverPort}`),
+    ),
+    templated(`${K8S.cfg}/kube-controller-manager.conf`, "kube-controller-manager/kube-controller-manager.conf", {
+      podCIDR: inv.network.podCIDR,
+      serviceCIDR: inv.network.serviceCIDR,
+      clusterName: inv.clusterName,
+      kubeletCertHours: inv.certificates.kubeletValidityDays * 24,
+    }),
+    unit("kube-controller-manager", "kube-controller-manager/kube-controller-manager.service"),
+  ],
+};

@@ -1,0 +1,18 @@
+// The bring-up order. Each entry's deps name earlier entries only.
+import { addons } from "./addons";
+import { apiserver } from "./apiserver";
+import { bootstrap } from "./bootstrap";
+import { controllerManager } from "./controller-manager";
+import { etcd, etcdHealth } from "./etcd";
+import { kubeProxy } from "./kube-proxy";
+import { kubelet } from "./kubelet";
+import { prepare } from "./prepare";
+import { runtime } from "./runtime";
+import { scheduler } from "./scheduler";
+import { StepDef, StepName } from "./types";
+
+export const STEPS: StepDef[] = [prepare, etcd, etcdHealth, runtime, apiserver, bootstrap, controllerManager, scheduler, kubelet, kubeProxy, addons];
+
+export function stepByName(name: string): StepDef | undefined {
+  return STEPS.find((s) => s.name === (name as StepName));
+}

@@ -1,0 +1,26 @@
+// kube-proxy: iptables mode, clusterCIDR = the pod range (the guide wrote the service range),
+// metrics on localhost only.
+import { BINARIES } from "../binaries/catalog";
+import { hostsWithRole } from "../inventory/types";
+import { certKubeconfig } from "../pki/kubeconfig";
+import { K8S, binary, secret, templated, unit } from "./files";
+import { StepDef } from "./types";
+
+export const kubeProxy: StepDef = {
+  name: "kube-proxy",
+  scope: "host",
+  description: "kube-proxy: kubeconfig, config, unit",
+  hosts: (inv) => hostsWithRole(inv, "node"),
+  deps: [{ step: "kubelet", on: "same-host" }],
+  files: ({ inv, pki }, host) => [
+    ...BINARIES.kubeProxy.map((b) => binary(K8S.bin, b)),
+    secret(`${K8S.cfg}/kube-proxy.kubeconfig`, certKubeconfig(inv, pki, "kube-proxy", "system:kube-proxy")),
+    templated(`${K8S.cfg}/kube-proxy.conf`, "kube-proxy/kube-proxy.conf", {}),
+    templated(`${K8S.cfg}/kube-proxy-config.yml`, "kube-proxy/kube-proxy-config.yml", {
+      name: host.name,
+      podCIDR: inv.network.podCIDR,
+      conntrackMaxPerCore: 32768,
+    }),
+    unit("kube-proxy", "kube-proxy/kube-proxy.service"),
+  ],
+};

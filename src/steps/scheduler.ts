@@ -1,0 +1,20 @@
+// scheduler: like the controller-manager, a client certificate instead of the insecure port.
+import { hostsWithRole } from "../inventory/types";
+import { certKubeconfig } from "../pki/kubeconfig";
+import { BINARIES } from "../binaries/catalog";
+import { K8S, binary, secret, templated, unit } from "./files";
+import { StepDef } from "./types";
+
+export const scheduler: StepDef = {
+  name: "scheduler",
+  scope: "host",
+  description: "kube-scheduler: kubeconfig, flags, unit",
+  hosts: (inv) => hostsWithRole(inv, "master"),
+  deps: [{ step: "apiserver", on: "same-host" }],
+  files: ({ inv, pki }, host) => [
+    ...BINARIES.scheduler.map((b) => binary(K8S.bin, b)),
+    secret(`${K8S.cfg}/kube-scheduler.kubeconfig`, certKubeconfig(inv, pki, "kube-scheduler", "system:kube-scheduler", `https://${host.address}:${inv.network.apiserverPort}`)),
+    templated(`${K8S.cfg}/kube-scheduler.conf`, "kube-scheduler/kube-scheduler.conf", {}),
+    unit("kube-scheduler", "kube-scheduler/kube-scheduler.service"),
+  ],
+};

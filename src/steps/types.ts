@@ -1,0 +1,55 @@
+// A bring-up step: which hosts it runs on, what it ships to each, and what it waits for.
+// Steps know their files; the plan and the stack only combine them.
+import { BinaryIndex } from "../binaries/source";
+import { Host, Inventory } from "../inventory/types";
+import { Pki } from "../pki/store";
+
+export const STEP_NAMES = [
+  "prepare",
+  "etcd",
+  "etcd-health",
+  "runtime",
+  "apiserver",
+  "bootstrap",
+  "controller-manager",
+  "scheduler",
+  "kubelet",
+  "kube-proxy",
+  "addons",
+] as const;
+export type StepName = (typeof STEP_NAMES)[number];
+
+export interface PlannedFile {
+  /** Absolute path on the host. */
+  path: string;
+  mode: number;
+  /** Rendered content, or the name of a binary in the binary source. */
+  content?: string;
+  binary?: string;
+  /** Holds a private key or token: never logged, written 0600 by render. */
+  secret?: boolean;
+}
+
+export interface StepContext {
+  inv: Inventory;
+  pki: Pki;
+  binaries: BinaryIndex;
+}
+
+/** A dependency on another step: on the same host, or on every instance of it. */
+export interface StepDep {
+  step: StepName;
+  on: "same-host" | "all";
+}
+
+export interface StepDef {
+  name: StepName;
+  /** "host": one instance per matching host. "once": one instance, run on `hosts()[0]`. */
+  scope: "host" | "once";
+  description: string;
+  hosts(inv: Inventory): Host[];
+  deps: StepDep[];
+  files(ctx: StepContext, host: Host): PlannedFile[];
+  /** Inputs that are not files but must re-run the step when they change (never secrets). */
+  triggers?(ctx: StepContext, host: Host): Record<string, string>;
+}

@@ -1,0 +1,37 @@
+// The cluster stack: the plan's instances as resources, depends_on edges in bring-up order,
+// state kept beside the inventory so each inventory has its own.
+import * as path from "node:path";
+import { LocalBackend, TerraformStack, ITerraformDependable } from "cdktf";
+import { NullProvider } from "@cdktf/provider-null/lib/provider";
+import { Construct } from "constructs";
+import { Cluster } from "../src/cluster";
+import { stepResource } from "./step-resource";
+
+export interface ClusterStackOptions {
+  /** argv prefix that runs the binkube CLI, e.g. ["/usr/bin/node", "/repo/bin/binkube.cjs"]. */
+  binkube: string[];
+  /** Where Terraform state lives; default: .binkube/terraform.tfstate beside the inventory. */
+  statePath?: string;
+}
+
+const shellQuote = (s: string) => (/^[A-Za-z0-9_./:=@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+export class ClusterStack extends TerraformStack {
+  constructor(scope: Construct, id: string, cluster: Cluster, opts: ClusterStackOptions) {
+    super(scope, id);
+    const { inv, plan } = cluster;
+    new LocalBackend(this, { path: opts.statePath ?? path.join(inv.baseDir, ".binkube", "terraform.tfstate") });
+    if (inv.engine === "null_resource") new NullProvider(this, "null");
+    const byId = new Map<string, ITerraformDependable>();
+    for (const inst of plan.instances) {
+      const command = [...opts.binkube, "step", inst.step, "--host", inst.host.name, "--config", inv.file].map(shellQuote).join(" ");
+      const res = stepResource(this, inst.id, {
+        engine: inv.engine,
+        triggers: inst.triggers,
+        command,
+        dependsOn: inst.dependsOn.map((d) => byId.get(d)!),
+      });
+      byId.set(inst.id, res);
+    }
+  }
+}
