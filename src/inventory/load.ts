@@ -137,7 +137,8 @@ function readSsh(r: Reader, obj: Obj, p: string, baseDir: string, base?: SshSett
     privateKey,
     knownHosts,
     hostKeyFingerprints: fingerprints,
-    sudo: r.bool(obj, "sudo", p, base?.sudo ?? user !== "root"),
+    // A host that overrides the user gets that user's sudo default, not the inherited one.
+    sudo: r.bool(obj, "sudo", p, obj.user === undefined && base ? base.sudo : user !== "root"),
     bastion,
   };
 }

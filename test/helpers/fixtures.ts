@@ -1,0 +1,41 @@
+// Shared test fixtures: temp dirs and small valid inventories written to disk.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { stringify } from "yaml";
+
+export function tempDir(prefix = "binkube-test-"): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export type RawInventory = Record<string, unknown> & { hosts: Record<string, unknown>[] };
+
+/** The guide's two hosts, with a binaries dir that need not exist. Paper addresses only. */
+export function baseInventory(): RawInventory {
+  return {
+    cluster: { name: "test" },
+    hosts: [
+      { name: "k8s-master", address: "192.168.0.4", roles: ["etcd", "master", "node"] },
+      { name: "k8s-node", address: "192.168.0.5", roles: ["etcd", "node"] },
+      { name: "k8s-node2", address: "192.168.0.6", roles: ["etcd", "node"] },
+    ],
+    binaries: { dir: "bin" },
+  };
+}
+
+export function writeInventory(dir: string, raw: unknown, name = "cluster.yaml"): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, typeof raw === "string" ? raw : stringify(raw));
+  return file;
+}
+
+/** Fake binaries (small files) so synth sees present binaries with real content hashes. */
+export function writeFakeBinaries(dir: string): void {
+  const names = ["etcd", "etcdctl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy",
+    "docker/dockerd", "docker/docker", "docker/containerd", "docker/runc", "cni/flannel", "cni/bridge", "cni/host-local", "cni/loopback", "cni/portmap"];
+  for (const n of names) {
+    const f = path.join(dir, n);
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    fs.writeFileSync(f, `#!/bin/sh\necho ${n}\n`, { mode: 0o755 });
+  }
+}
