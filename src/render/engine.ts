@@ -9,6 +9,7 @@ export const TEMPLATES_DIR = path.resolve(__dirname, "..", "..", "templates");
 
 const hb = Handlebars.create();
 const compiled = new Map<string, Handlebars.TemplateDelegate>();
+const used = new Set<string>();
 
 export class RenderError extends Error {}
 
@@ -38,11 +39,17 @@ export function render(name: string, data: Record<string, unknown>): string {
     tpl = hb.compile(fs.readFileSync(file, "utf8"), { noEscape: true, strict: true });
     compiled.set(name, tpl);
   }
+  used.add(name);
   try {
     return tpl(data);
   } catch (e) {
     throw new RenderError(`template ${name}: ${(e as Error).message}`);
   }
+}
+
+/** Templates rendered so far in this process (tests check that none is dead). */
+export function usedTemplates(): string[] {
+  return [...used].sort();
 }
 
 /** Every template file, for tests that check each one is used. */

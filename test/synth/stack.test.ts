@@ -1,0 +1,122 @@
+// The CDKTF stack, synthesized with cdktf's Testing helpers: resources, dependency edges,
+// triggers that move exactly with shipped content, no private key material in the output.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, test } from "node:test";
+import { Testing } from "cdktf";
+import { openCluster } from "../../src/cluster";
+import { ClusterStack } from "../../stacks/cluster-stack";
+import { baseInventory, RawInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+
+interface Synth {
+  json: string;
+  resources: Record<string, { triggers_replace?: Record<string, string>; triggers?: Record<string, string>; depends_on?: string[]; provisioner: { "local-exec": { command: string } }[] }>;
+  type: string;
+  raw: Record<string, unknown>;
+}
+
+async function synth(dir: string, raw: RawInventory): Promise<Synth> {
+  const file = writeInventory(dir, raw);
+  const cluster = await openCluster(file, { create: true });
+  const app = Testing.app();
+  const stack = new ClusterStack(app, "test", cluster, { binkube: ["/usr/bin/node", "/opt/binkube/bin/binkube.cjs"] });
+  const json = Testing.synth(stack);
+  const parsed = JSON.parse(json) as { resource: Record<string, Synth["resources"]> };
+  const type = Object.keys(parsed.resource)[0]!;
+  return { json, resources: parsed.resource[type]!, type, raw: parsed as unknown as Record<string, unknown> };
+}
+
+const triggersOf = (s: Synth) => Object.fromEntries(Object.entries(s.resources).map(([id, r]) => [id, JSON.stringify(r.triggers_replace ?? r.triggers)]));
+
+function changed(a: Synth, b: Synth): string[] {
+  const ta = triggersOf(a);
+  const tb = triggersOf(b);
+  return Object.keys(tb).filter((id) => id in ta && ta[id] !== tb[id]).sort();
+}
+
+describe("cluster stack", () => {
+  const dir = tempDir();
+  writeFakeBinaries(path.join(dir, "bin"));
+
+  test("one terraform_data per (step, host) with bring-up edges and a binkube step command", async () => {
+    const s = await synth(dir, baseInventory());
+    assert.equal(s.type, "terraform_data");
+    const ids = Object.keys(s.resources).sort();
+    assert.deepEqual(ids.filter((i) => i.startsWith("etcd_")), ["etcd_health", "etcd_k8s_master", "etcd_k8s_node", "etcd_k8s_node2"]);
+    assert.deepEqual(ids.filter((i) => /^(bootstrap|addons)$/.test(i)), ["addons", "bootstrap"]);
+    assert.equal(ids.length, 3 /*prepare*/ + 3 /*etcd*/ + 1 + 3 /*runtime*/ + 1 /*apiserver*/ + 1 + 1 + 1 + 3 /*kubelet*/ + 3 /*proxy*/ + 1);
+    const deps = (id: string) => (s.resources[id]!.depends_on ?? []).map((d) => d.split(".")[1]).sort();
+    assert.deepEqual(deps("etcd_health"), ["etcd_k8s_master", "etcd_k8s_node", "etcd_k8s_node2"]);
+    assert.deepEqual(deps("apiserver_k8s_master"), ["etcd_health", "prepare_k8s_master"]);
+    assert.deepEqual(deps("kubelet_k8s_node"), ["bootstrap", "controller_manager_k8s_master", "runtime_k8s_node"]);
+    assert.deepEqual(deps("kube_proxy_k8s_node2"), ["kubelet_k8s_node2"]);
+    assert.deepEqual(deps("prepare_k8s_node"), []);
+    assert.match(s.resources.kubelet_k8s_node!.provisioner[0]!["local-exec"].command, /^\/usr\/bin\/node \/opt\/binkube\/bin\/binkube\.cjs step kubelet --host k8s-node --config \S+cluster\.yaml$/);
+    assert.deepEqual((s.raw.terraform as { backend: unknown }).backend, { local: { path: path.join(dir, ".binkube", "terraform.tfstate") } });
+  });
+
+  test("re-synth with nothing changed changes no trigger", async () => {
+    const a = await synth(dir, baseInventory());
+    const b = await synth(dir, baseInventory());
+    assert.deepEqual(changed(a, b), []);
+  });
+
+  test("triggers change when, and only when, a shipped file changes", async () => {
+    const base = await synth(dir, baseInventory());
+    // cluster DNS is in kubelet-config.yml (every kubelet) and the CoreDNS manifest (addons)
+    const dns = baseInventory();
+    dns.network = { clusterDNS: "10.0.0.10" };
+    assert.deepEqual(changed(base, await synth(dir, dns)), ["addons", "kubelet_k8s_master", "kubelet_k8s_node", "kubelet_k8s_node2"]);
+    // a new kube-proxy binary re-runs exactly the kube-proxy steps
+    fs.writeFileSync(path.join(dir, "bin", "kube-proxy"), "#!/bin/sh\necho v2\n");
+    const afterBinary = await synth(dir, baseInventory());
+    assert.deepEqual(changed(base, afterBinary), ["kube_proxy_k8s_master", "kube_proxy_k8s_node", "kube_proxy_k8s_node2"]);
+    // a renewed kube-proxy certificate: the same steps and nothing else
+    await openCluster(path.join(dir, "cluster.yaml"), { create: true, pki: { renew: ["kube-proxy"] } });
+    const afterRenew = await synth(dir, baseInventory());
+    assert.deepEqual(changed(afterBinary, afterRenew), ["kube_proxy_k8s_master", "kube_proxy_k8s_node", "kube_proxy_k8s_node2"]);
+    // a renewed etcd peer certificate of one member: that member's etcd step only
+    await openCluster(path.join(dir, "cluster.yaml"), { create: true, pki: { renew: ["etcd-peer-k8s-node2"] } });
+    assert.deepEqual(changed(afterRenew, await synth(dir, baseInventory())), ["etcd_k8s_node2"]);
+  });
+
+  test("adding a node adds only that node's resources and changes no other trigger", async () => {
+    const before = await synth(dir, baseInventory());
+    const raw = baseInventory();
+    raw.hosts.push({ name: "k8s-node3", address: "192.168.0.7", roles: ["node"] });
+    const after = await synth(dir, raw);
+    const added = Object.keys(after.resources).filter((id) => !(id in before.resources)).sort();
+    assert.deepEqual(added, ["kube_proxy_k8s_node3", "kubelet_k8s_node3", "prepare_k8s_node3", "runtime_k8s_node3"]);
+    assert.deepEqual(Object.keys(before.resources).filter((id) => !(id in after.resources)), []);
+    assert.deepEqual(changed(before, after), []);
+  });
+
+  test("the synthesized configuration holds no private key material or token", async () => {
+    const file = writeInventory(dir, baseInventory());
+    const cluster = await openCluster(file, { create: true });
+    const s = await synth(dir, baseInventory());
+    assert.doesNotMatch(s.json, /PRIVATE KEY/);
+    const secrets = [
+      ...Object.values(cluster.pki.cas).map((c) => c.keyPem),
+      ...[...cluster.pki.leaves.values()].map((l) => l.keyPem),
+      cluster.pki.serviceAccount.privateKeyPem,
+    ];
+    for (const pem of secrets) {
+      const body = pem.split("\n").slice(1, -2).join("");
+      const b64 = Buffer.from(pem).toString("base64");
+      assert.ok(!s.json.includes(body.slice(0, 40)) && !s.json.includes(b64.slice(20, 80)), "key material leaked into synth output");
+    }
+    assert.ok(!s.json.includes(cluster.pki.bootstrapToken), "bootstrap token leaked into synth output");
+  });
+
+  test("engine null_resource: null provider and triggers", async () => {
+    const raw = baseInventory();
+    (raw as Record<string, unknown>).engine = "null_resource";
+    const s = await synth(dir, raw);
+    assert.equal(s.type, "null_resource");
+    assert.ok((s.raw.provider as Record<string, unknown>).null, "null provider configured");
+    assert.ok(s.resources.etcd_k8s_node!.triggers!["/opt/etcd/cfg/etcd.conf"]!.startsWith("644:sha256:"));
+    assert.match((s.raw.terraform as { required_providers: Record<string, { source: string }> }).required_providers.null!.source, /^(hashicorp\/)?null$/);
+  });
+});

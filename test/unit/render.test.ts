@@ -1,0 +1,180 @@
+// What each host receives: the guide's defects are fixed, secrets go only where needed,
+// Handlebars refuses missing data, and the render tree matches the plan.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { before, describe, test } from "node:test";
+import { parse } from "yaml";
+import { Cluster, openCluster } from "../../src/cluster";
+import { listTemplates, render, usedTemplates } from "../../src/render/engine";
+import { findInstance } from "../../src/render/plan";
+import { writeTree } from "../../src/render/tree";
+import { tempDir, writeFakeBinaries } from "../helpers/fixtures";
+
+const EXAMPLES = path.join(__dirname, "..", "..", "examples");
+
+function copyExample(name: string): string {
+  const dir = tempDir();
+  const text = fs.readFileSync(path.join(EXAMPLES, name), "utf8").replace("dir: /opt/binkube/bin", "dir: bin");
+  fs.writeFileSync(path.join(dir, "cluster.yaml"), text);
+  writeFakeBinaries(path.join(dir, "bin"));
+  return path.join(dir, "cluster.yaml");
+}
+
+function file(c: Cluster, step: string, host: string, p: string): string {
+  const inst = findInstance(c.plan, step, host);
+  assert.ok(inst, `no ${step} on ${host}`);
+  const f = inst.files.find((x) => x.path === p);
+  assert.ok(f, `${step} on ${host} ships no ${p}`);
+  return f.content!;
+}
+
+/** Flags of a KUBE_*_OPTS="--a=b \ --c=d" file as a map (repeated flags keep all values). */
+function flags(conf: string): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const match of conf.matchAll(/--([a-z0-9-]+)(?:=([^\s"\\]*))?/g)) m.set(match[1]!, [...(m.get(match[1]!) ?? []), match[2] ?? "true"]);
+  return m;
+}
+
+describe("rendered files", () => {
+  let guide: Cluster;
+  let ha: Cluster;
+  before(async () => {
+    guide = await openCluster(copyExample("guide-two-hosts.yaml"), { create: true });
+    ha = await openCluster(copyExample("ha-three-masters.yaml"), { create: true });
+  });
+
+  test("apiserver: every etcd member once, no insecure port, dedicated client certs and SA key", () => {
+    const f = flags(file(guide, "apiserver", "k8s-master", "/opt/kubernetes/cfg/kube-apiserver.conf"));
+    assert.deepEqual(f.get("etcd-servers"), ["https://192.168.0.4:2379,https://192.168.0.5:2379"]);
+    assert.deepEqual(f.get("insecure-port"), ["0"]);
+    assert.deepEqual(f.get("etcd-certfile"), ["/opt/kubernetes/ssl/apiserver-etcd-client.pem"]);
+    assert.deepEqual(f.get("kubelet-client-certificate"), ["/opt/kubernetes/ssl/apiserver-kubelet-client.pem"]);
+    assert.deepEqual(f.get("service-account-key-file"), ["/opt/kubernetes/ssl/sa.pub"]);
+    assert.deepEqual(f.get("audit-policy-file"), ["/opt/kubernetes/cfg/audit-policy.yaml"]);
+    assert.deepEqual(f.get("authorization-mode"), ["Node,RBAC"]);
+    for (const [k, v] of f) assert.equal(v.length, 1, `--${k} appears ${v.length} times`);
+    const haFlags = flags(file(ha, "apiserver", "cp2", "/opt/kubernetes/cfg/kube-apiserver.conf"));
+    assert.deepEqual(haFlags.get("etcd-servers"), ["https://10.10.0.11:2379,https://10.10.0.12:2379,https://10.10.0.13:2379"]);
+    assert.deepEqual(haFlags.get("advertise-address"), ["10.10.0.12"]);
+  });
+
+  test("controller-manager and scheduler use kubeconfigs with client certs, not --master", () => {
+    for (const [step, conf] of [["controller-manager", "kube-controller-manager"], ["scheduler", "kube-scheduler"]] as const) {
+      const f = flags(file(guide, step, "k8s-master", `/opt/kubernetes/cfg/${conf}.conf`));
+      assert.ok(!f.has("master"), `${conf} must not use the insecure port`);
+      assert.deepEqual(f.get("kubeconfig"), [`/opt/kubernetes/cfg/${conf}.kubeconfig`]);
+      assert.deepEqual(f.get("address"), ["127.0.0.1"], "insecure healthz port bound to localhost");
+      const kc = parse(file(guide, step, "k8s-master", `/opt/kubernetes/cfg/${conf}.kubeconfig`));
+      assert.ok(kc.users[0].user["client-certificate-data"]);
+    }
+    const cm = flags(file(guide, "controller-manager", "k8s-master", "/opt/kubernetes/cfg/kube-controller-manager.conf"));
+    assert.deepEqual(cm.get("service-account-private-key-file"), ["/opt/kubernetes/ssl/sa.key"]);
+    assert.deepEqual(cm.get("cluster-cidr"), ["10.244.0.0/16"]);
+  });
+
+  test("kube-proxy: clusterCIDR is the pod range; metrics on localhost", () => {
+    const cfg = parse(file(guide, "kube-proxy", "k8s-node", "/opt/kubernetes/cfg/kube-proxy-config.yml"));
+    assert.equal(cfg.clusterCIDR, "10.244.0.0/16");
+    assert.equal(cfg.hostnameOverride, "k8s-node");
+    assert.equal(cfg.metricsBindAddress, "127.0.0.1:10249");
+    assert.equal(cfg.kind, "KubeProxyConfiguration");
+  });
+
+  test("kubelet: read-only port off, webhook auth, real pause image, only v1beta1 fields", () => {
+    const cfg = parse(file(guide, "kubelet", "k8s-node", "/opt/kubernetes/cfg/kubelet-config.yml"));
+    assert.equal(cfg.readOnlyPort, 0);
+    assert.equal(cfg.authentication.anonymous.enabled, false);
+    assert.equal(cfg.authorization.mode, "Webhook");
+    assert.deepEqual(cfg.clusterDNS, ["10.0.0.2"]);
+    assert.equal(cfg.failSwapOn, true);
+    // kubelet v1.17 decodes this file strictly: an unknown field is fatal.
+    const v1beta1 = new Set(["kind", "apiVersion", "address", "port", "readOnlyPort", "healthzBindAddress", "healthzPort", "cgroupDriver", "clusterDNS", "clusterDomain", "failSwapOn", "rotateCertificates", "authentication", "authorization", "evictionHard", "maxOpenFiles", "maxPods"]);
+    for (const k of Object.keys(cfg)) assert.ok(v1beta1.has(k), `unexpected kubelet config field ${k}`);
+    const f = flags(file(guide, "kubelet", "k8s-node", "/opt/kubernetes/cfg/kubelet.conf"));
+    assert.deepEqual(f.get("hostname-override"), ["k8s-node"]);
+    assert.deepEqual(f.get("node-ip"), ["192.168.0.5"]);
+    assert.deepEqual(f.get("pod-infra-container-image"), ["k8s.gcr.io/pause:3.1"]);
+    const labels = flags(file(ha, "kubelet", "worker3", "/opt/kubernetes/cfg/kubelet.conf")).get("node-labels");
+    assert.deepEqual(labels, ["disktype=ssd"]);
+  });
+
+  test("kubelet and kube-proxy kubeconfigs point at the external endpoint when there is one", () => {
+    const boot = parse(file(ha, "kubelet", "worker1", "/opt/kubernetes/cfg/bootstrap.kubeconfig"));
+    assert.equal(boot.clusters[0].cluster.server, "https://10.10.0.100:6443");
+    assert.equal(boot.users[0].name, "kubelet-bootstrap");
+    assert.equal(boot.users[0].user.token, ha.pki.bootstrapToken);
+    const proxy = parse(file(guide, "kube-proxy", "k8s-node", "/opt/kubernetes/cfg/kube-proxy.kubeconfig"));
+    assert.equal(proxy.clusters[0].cluster.server, "https://192.168.0.4:6443");
+  });
+
+  test("etcd: mutual TLS for clients and peers, separate peer certificate, all members listed", () => {
+    const conf = file(guide, "etcd", "k8s-node", "/opt/etcd/cfg/etcd.conf");
+    assert.match(conf, /ETCD_CLIENT_CERT_AUTH="true"/);
+    assert.match(conf, /ETCD_PEER_CLIENT_CERT_AUTH="true"/);
+    assert.match(conf, /ETCD_PEER_CERT_FILE="\/opt\/etcd\/ssl\/peer.pem"/);
+    assert.match(conf, /ETCD_INITIAL_CLUSTER="k8s-master=https:\/\/192.168.0.4:2380,k8s-node=https:\/\/192.168.0.5:2380"/);
+    assert.match(conf, /ETCD_NAME="k8s-node"/);
+    const unit = file(guide, "etcd", "k8s-node", "/usr/lib/systemd/system/etcd.service");
+    assert.match(unit, /^ExecStart=\/opt\/etcd\/bin\/etcd$/m, "settings only in the env file (etcd rejects flag + env duplicates)");
+  });
+
+  test("docker: no third-party registry mirror, cgroup driver matches the kubelet", () => {
+    const d = JSON.parse(file(guide, "runtime", "k8s-node", "/etc/docker/daemon.json"));
+    assert.equal(d["registry-mirrors"], undefined);
+    assert.deepEqual(d["exec-opts"], ["native.cgroupdriver=cgroupfs"]);
+    const cfg = parse(file(guide, "kubelet", "k8s-node", "/opt/kubernetes/cfg/kubelet-config.yml"));
+    assert.equal(cfg.cgroupDriver, "cgroupfs");
+  });
+
+  test("addons: flannel on the pod range, CoreDNS on the cluster DNS address", () => {
+    const docs = (t: string) => t.split(/^---$/m).map((d) => parse(d)).filter(Boolean);
+    const flannel = docs(file(guide, "addons", "k8s-master", "/opt/kubernetes/manifests/kube-flannel.yaml"));
+    const cm = flannel.find((d) => d.kind === "ConfigMap");
+    assert.equal(JSON.parse(cm.data["net-conf.json"]).Network, "10.244.0.0/16");
+    const dns = docs(file(guide, "addons", "k8s-master", "/opt/kubernetes/manifests/coredns.yaml"));
+    assert.equal(dns.find((d) => d.kind === "Service").spec.clusterIP, "10.0.0.2");
+    assert.match(dns.find((d) => d.kind === "ConfigMap").data.Corefile, /kubernetes cluster\.local in-addr\.arpa/);
+    const rbac = docs(file(guide, "bootstrap", "k8s-master", "/opt/kubernetes/manifests/bootstrap-rbac.yaml"));
+    const roles = rbac.filter((d) => d.kind === "ClusterRoleBinding").map((d) => d.roleRef.name);
+    assert.ok(roles.includes("system:certificates.k8s.io:certificatesigningrequests:nodeclient"));
+    assert.ok(roles.includes("system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"));
+    assert.equal(rbac.find((d) => d.metadata.name === "system:kube-apiserver").subjects[0].name, "kube-apiserver-kubelet-client");
+  });
+
+  test("a node-only host receives no CA key, SA key, token file, apiserver key or etcd key", () => {
+    for (const host of ["worker1", "worker2", "worker3"]) {
+      const paths = ha.plan.instances.filter((i) => i.host.name === host).flatMap((i) => i.files.filter((f) => f.secret).map((f) => f.path));
+      assert.deepEqual(paths.sort(), ["/opt/kubernetes/cfg/bootstrap.kubeconfig", "/opt/kubernetes/cfg/kube-proxy.kubeconfig"], host);
+      const all = ha.plan.instances.filter((i) => i.host.name === host).flatMap((i) => i.files.map((f) => f.content ?? ""));
+      for (const ca of Object.values(ha.pki.cas)) assert.ok(!all.some((c) => c.includes(ca.keyPem.split("\n")[1]!)), `${host} has a CA key`);
+      assert.ok(!all.some((c) => c.includes(ha.pki.serviceAccount.privateKeyPem.split("\n")[1]!)));
+    }
+    // and the masters of the HA example (no node role) get no kubelet
+    assert.equal(findInstance(ha.plan, "kubelet", "cp1"), undefined);
+  });
+
+  test("handlebars: strict and validated — a missing value is an error, never an empty string", () => {
+    assert.throws(() => render("etcd/etcd.conf", { name: "x" }), /"etcdVersion" not defined|missing/);
+    assert.throws(() => render("kubelet/kubelet.conf", { name: "a", address: "1.2.3.4", pauseImage: "p", nodeLabels: undefined, extraArgs: {} }), /value "nodeLabels" is missing/);
+  });
+
+  test("every template is used by some step", () => {
+    const used = usedTemplates();
+    for (const t of listTemplates()) assert.ok(used.includes(t), `template ${t} is never rendered`);
+  });
+
+  test("render --out writes the tree with file modes, secrets 0600, binaries linked", () => {
+    const out = tempDir();
+    const s = writeTree(guide.plan, guide.binaries, out);
+    assert.equal(s.hosts, 2);
+    assert.deepEqual(s.binariesMissing, []);
+    const st = (p: string) => fs.statSync(path.join(out, p)).mode & 0o777;
+    assert.equal(st("k8s-master/opt/kubernetes/ssl/ca-key.pem"), 0o600);
+    assert.equal(st("k8s-master/opt/kubernetes/cfg/token.csv"), 0o600);
+    assert.equal(st("k8s-master/opt/kubernetes/ssl/ca.pem"), 0o644);
+    assert.ok(fs.lstatSync(path.join(out, "k8s-node/opt/kubernetes/bin/kubelet")).isSymbolicLink());
+    assert.ok(!fs.existsSync(path.join(out, "k8s-node/opt/kubernetes/ssl/ca-key.pem")));
+    assert.ok(!fs.existsSync(path.join(out, "k8s-node/opt/kubernetes/cfg/token.csv")));
+  });
+});
