@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Debian packages binkube's tests need: openssl (PKI checks), OpenSSH (real sshd/ssh for the
+# executor and the lab), systemd-nspawn + debootstrap + iproute2 (lab hosts). Idempotent.
+set -euo pipefail
+pkgs=(openssl openssh-client openssh-server systemd-container debootstrap iproute2 ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then echo "install as root: apt-get install -y ${missing[*]}" >&2; exit 1; fi
+  echo "== apt-get install ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v terraform >/dev/null && ! command -v tofu >/dev/null; then
+  echo "terraform (>= 1.4) or OpenTofu is required for cdktf deploy; see README" >&2
+fi
