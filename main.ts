@@ -3,11 +3,14 @@ import * as path from "node:path";
 import { App } from "cdktf";
 import { ClusterStack } from "./stacks/cluster-stack";
 import { configPathFromEnv } from "./src/inventory/load";
-import { synthCluster } from "./src/cli/synth-report";
+import { say, synthCluster } from "./src/cli/synth-report";
+import { checkTerraformVersion } from "./stacks/terraform-version";
 
 async function main(): Promise<void> {
   const cluster = await synthCluster(configPathFromEnv());
-  const app = new App();
+  checkTerraformVersion(cluster.inv.engine, say);
+  // cdktf's own validations spawn `terraform version` once per resource; checked once above.
+  const app = new App({ skipValidation: true });
   new ClusterStack(app, "binkube", cluster, { binkube: [process.execPath, path.join(__dirname, "bin", "binkube.cjs")] });
   app.synth();
 }
