@@ -109,9 +109,10 @@ describe("pure helpers", () => {
       { path: "/a/missing", mode: 0o600, content: "y" },
     ]);
     assert.match(buildCheckScript(prepared), /sha256sum -- "\$@"/);
-    const m = parseCheckOutput(`M 644 root:root 0:0 /a/b c\n${"a".repeat(64)}  /a/b c\n`);
-    assert.deepEqual(m.get("/a/b c"), { mode: 0o644, ownerNames: "root:root", ownerIds: "0:0", sha256: "a".repeat(64) });
-    assert.equal(m.get("/a/missing"), undefined);
+    const m = parseCheckOutput(`M 644 root:root 0:0 /a/b c\n${"a".repeat(64)}  /a/b c\nO 0 \n`);
+    assert.deepEqual(m.files.get("/a/b c"), { mode: 0o644, ownerNames: "root:root", ownerIds: "0:0", sha256: "a".repeat(64) });
+    assert.equal(m.files.get("/a/missing"), undefined);
+    assert.deepEqual(m.owner, { uid: 0 }, "an owner group that does not resolve stays undefined");
   });
 
   test("bad sync input is refused with the host and the file named", () => {
@@ -138,14 +139,18 @@ describe("RemoteHost against a real sshd", () => {
     });
   });
 
-  test("exec: timeout closes the channel and names the command; the connection stays usable", { skip }, async () => {
+  test("exec: timeout closes the channel, names the command, and the command dies on the host", { skip }, async () => {
+    const unique = `sleep 30.${process.pid}`;
+    const running = (): boolean => execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").includes(unique);
     await withHost(target(), async (h) => {
       const t0 = Date.now();
-      const e = await rejects(h.exec("sleep 30", { timeoutMs: 400 }));
+      const e = await rejects(h.exec(unique, { timeoutMs: 400 }));
       assert.ok(Date.now() - t0 < 3000, "timeout honoured");
       assert.equal(e.kind, "timeout");
-      assert.match(e.message, /host lab1 .*timed out after 0\.4 s: sleep 30/);
+      assert.match(e.message, new RegExp(`host lab1 .*timed out after 0\\.4 s: ${unique.replace(".", "\\.")}`));
       assert.equal((await h.exec("echo still here")).stdout, "still here\n");
+      for (let i = 0; i < 40 && running(); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(!running(), "the host-side deadline (timeout -s KILL) killed the command");
     });
   });
 
@@ -192,7 +197,7 @@ describe("RemoteHost against a real sshd", () => {
     assert.match(none.message, /no way to verify its SSH host key.*knownHostsPath.*hostKeyFingerprints/);
   });
 
-  test("auth failure is reported as such and not retried", { skip }, async () => {
+  test("auth failure and unusable keys are reported as such and not retried", { skip }, async () => {
     const stranger = path.join(sshd.dir, "stranger_key");
     if (!fs.existsSync(stranger)) generateKey(stranger, "stranger");
     const t0 = Date.now();
@@ -200,6 +205,14 @@ describe("RemoteHost against a real sshd", () => {
     assert.ok(Date.now() - t0 < 2000);
     assert.equal(e.kind, "auth");
     assert.match(e.message, /authentication as \S+ with key .*stranger_key was refused.*authorized_keys/);
+
+    const garbage = path.join(sshd.dir, "garbage_key");
+    fs.writeFileSync(garbage, "not a key\n");
+    const bad = await rejects(RemoteHost.connect(target({ privateKeyPath: garbage })));
+    assert.equal(bad.kind, "config");
+    assert.match(bad.message, /cannot use private key .*garbage_key/);
+    const gone = await rejects(RemoteHost.connect(target({ privateKeyPath: path.join(sshd.dir, "no-such-key") })));
+    assert.match(gone.message, /cannot read private key .*no-such-key: ENOENT/);
   });
 
   test("unreachable port: clear error after bounded retries", { skip }, async () => {
