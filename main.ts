@@ -1,17 +1,18 @@
 // cdktf app entry: the inventory comes from BINKUBE_CONFIG (default ./cluster.yaml).
 import * as path from "node:path";
 import { App } from "cdktf";
-import { ClusterStack } from "./stacks/cluster-stack";
+import { ClusterStack, stackName } from "./stacks/cluster-stack";
 import { configPathFromEnv } from "./src/inventory/load";
-import { say, synthCluster } from "./src/cli/synth-report";
+import { output, say, synthCluster } from "./src/cli/synth-report";
 import { checkTerraformVersion } from "./stacks/terraform-version";
 
 async function main(): Promise<void> {
+  output.stream = process.stdout;
   const cluster = await synthCluster(configPathFromEnv());
   checkTerraformVersion(cluster.inv.engine, say);
   // cdktf's own validations spawn `terraform version` once per resource; checked once above.
   const app = new App({ skipValidation: true });
-  new ClusterStack(app, "binkube", cluster, { binkube: [process.execPath, path.join(__dirname, "bin", "binkube.cjs")] });
+  new ClusterStack(app, stackName(cluster.inv), cluster, { binkube: [process.execPath, path.join(__dirname, "bin", "binkube.cjs")] });
   app.synth();
 }
 

@@ -139,6 +139,11 @@ export function nspawnArgs(h: LabHost): string[] {
     "--system-call-filter=@keyring",
   ];
   if (fs.existsSync("/dev/kmsg")) args.push("--bind-ro=/dev/kmsg");
+  // docker's overlay2 cannot stack on the host's overlayfs root: give /var/lib/docker a plain
+  // ext4 directory of its own (lab-side only; real hosts need nothing).
+  const dockerDir = path.join(h.hostDir, "var-lib-docker");
+  fs.mkdirSync(dockerDir, { recursive: true, mode: 0o711 });
+  args.push(`--bind=${dockerDir}:/var/lib/docker`);
   return args;
 }
 

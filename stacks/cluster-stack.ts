@@ -1,5 +1,6 @@
 // The cluster stack: the plan's instances as resources, depends_on edges in bring-up order,
 // state kept beside the inventory so each inventory has its own.
+import * as crypto from "node:crypto";
 import * as path from "node:path";
 import { LocalBackend, TerraformStack, ITerraformDependable } from "cdktf";
 import { NullProvider } from "@cdktf/provider-null/lib/provider";
@@ -12,6 +13,15 @@ export interface ClusterStackOptions {
   binkube: string[];
   /** Where Terraform state lives; default: .binkube/terraform.tfstate beside the inventory. */
   statePath?: string;
+}
+
+/**
+ * One stack per inventory file: cdktf keeps each stack's `terraform init` state in
+ * cdktf.out/stacks/<name>, and the backend path differs per inventory, so two inventories
+ * must never share a stack directory.
+ */
+export function stackName(inv: { clusterName: string; file: string }): string {
+  return `binkube-${inv.clusterName}-${crypto.createHash("sha256").update(inv.file).digest("hex").slice(0, 8)}`;
 }
 
 const shellQuote = (s: string) => (/^[A-Za-z0-9_./:=@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);

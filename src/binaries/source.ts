@@ -62,9 +62,9 @@ export function openBinaries(inv: Inventory): BinaryIndex {
   const infos = new Map<string, BinaryInfo>();
   const missing = new Set<string>();
 
-  const fromDir = (name: string): BinaryInfo | undefined => {
-    if (!inv.binaries.dir) return undefined;
-    const file = path.join(inv.binaries.dir, name);
+  const fromDir = (name: string): BinaryInfo | undefined => (inv.binaries.dir ? fromFile(name, path.join(inv.binaries.dir, name)) : undefined);
+
+  const fromFile = (name: string, file: string): BinaryInfo | undefined => {
     let st: fs.Stats;
     try {
       st = fs.statSync(file);
@@ -103,7 +103,8 @@ export function openBinaries(inv: Inventory): BinaryIndex {
     get(name) {
       let info = infos.get(name);
       if (!info) {
-        info = fromDir(name) ?? fromUrls(name);
+        // An absolute name is a local file shipped as is (image archives to preload).
+        info = path.isAbsolute(name) ? fromFile(name, name) : fromDir(name) ?? fromUrls(name);
         if (!info) {
           missing.add(name);
           info = { name, hash: sha256(`missing:${name}`), present: false };

@@ -7,6 +7,7 @@ import { checkRows, formatTable } from "../pki/check";
 import { writeTree } from "../render/tree";
 import { reportCluster, say, synthCluster } from "./synth-report";
 import { stepCommand } from "./step";
+import { labCommand } from "../../lab/cli";
 
 const USAGE = `usage: binkube <command> [options]
 
@@ -85,10 +86,8 @@ async function run(argv: string[]): Promise<number> {
     }
     case "step":
       return stepCommand(sub, args, configFrom(args));
-    case "lab": {
-      const { labCommand } = await import("../../lab/cli");
+    case "lab":
       return labCommand(argv.slice(1));
-    }
     default:
       throw new UsageError(`unknown command "${cmd}"`);
   }

@@ -1,4 +1,5 @@
 // `binkube step STEP --host NAME`: the unit of work terraform runs for each resource.
+import { runStep } from "../runner/run-step";
 import { stepByName } from "../steps";
 import { STEP_NAMES } from "../steps/types";
 import type { ParsedArgs } from "./main";
@@ -13,7 +14,9 @@ export async function stepCommand(stepName: string | undefined, args: ParsedArgs
     process.stderr.write(`binkube step ${stepName}: --host NAME is required\n`);
     return 2;
   }
-  // The remote step runner arrives with the deploy issue; until then never report success.
-  process.stderr.write(`binkube step ${stepName} --host ${host}: not implemented yet (config ${configFile}); nothing was changed on ${host}\n`);
-  return 3;
+  await runStep(configFile, stepName, host, {
+    verbose: args.flags.get("verbose") === true,
+    allowMissingBinaries: process.env.BINKUBE_ALLOW_MISSING_BINARIES === "1",
+  });
+  return 0;
 }

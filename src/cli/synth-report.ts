@@ -5,8 +5,11 @@ import { formatIssues } from "../inventory/load";
 import { EXPIRY_WARNING_DAYS, checkRows } from "../pki/check";
 import { EnsureOptions } from "../pki/store";
 
+/** Progress and warnings; stdout while synthesizing under cdktf (which shows app stderr as ERROR). */
+export const output = { stream: process.stderr as NodeJS.WriteStream };
+
 export function say(line: string): void {
-  process.stderr.write(`binkube: ${line}\n`);
+  output.stream.write(`binkube: ${line}\n`);
 }
 
 export async function synthCluster(configFile: string, pkiOpts?: EnsureOptions): Promise<Cluster> {
@@ -17,7 +20,7 @@ export async function synthCluster(configFile: string, pkiOpts?: EnsureOptions):
 
 export function reportCluster(cluster: Cluster): void {
   const { inv } = cluster;
-  if (cluster.warnings.length > 0) process.stderr.write(formatIssues(inv.file, cluster.warnings, "warning") + "\n");
+  if (cluster.warnings.length > 0) output.stream.write(formatIssues(inv.file, cluster.warnings, "warning") + "\n");
   for (const c of cluster.pkiChanges) say(`pki: ${c.action} ${c.name} (${c.reason})`);
   const missing = cluster.binaries.missing();
   if (missing.length > 0) {

@@ -41,7 +41,7 @@ export function formatIssues(file: string, issues: InventoryIssue[], kind = "err
   return [head, ...lines].join("\n");
 }
 
-const TOP = ["cluster", "kubernetes", "etcd", "ssh", "hosts", "network", "binaries", "runtime", "cni", "certificates", "apiserver", "engine", "images", "kubelet"] as const;
+const TOP = ["cluster", "kubernetes", "etcd", "ssh", "hosts", "network", "binaries", "runtime", "cni", "certificates", "apiserver", "engine", "images", "kubelet", "kubeProxy"] as const;
 const SSH_FIELDS = ["user", "port", "privateKey", "knownHosts", "hostKeyFingerprints", "sudo", "bastion"] as const;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -300,6 +300,10 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   const extraArgs = r.strMap(kl, "extraArgs", "kubelet");
   for (const k of Object.keys(extraArgs)) if (!/^[a-z][a-z0-9-]*$/.test(k)) r.error(`kubelet.extraArgs.${k}`, "is not a flag name", "write the flag without leading dashes, e.g. node-ip: 10.0.0.5");
 
+  const kp = r.section(raw, "kubeProxy", "");
+  r.known(kp, ["conntrackMaxPerCore"], "kubeProxy");
+  const conntrackMaxPerCore = r.int(kp, "conntrackMaxPerCore", "kubeProxy", 32768, 0, 1 << 24);
+
   return {
     file,
     baseDir,
@@ -330,6 +334,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
       coredns: r.str(img, "coredns", "images", DEFAULTS.images.coredns),
       preload,
     },
+    kubeProxy: { conntrackMaxPerCore },
     kubelet: { extraArgs, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true) },
   };
 }

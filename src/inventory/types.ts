@@ -86,6 +86,10 @@ export interface Inventory {
   };
   engine: Engine;
   images: Images;
+  kubeProxy: {
+    /** conntrack table size per core; 0 leaves nf_conntrack_max alone (hosts where it is read-only, e.g. containers). */
+    conntrackMaxPerCore: number;
+  };
   kubelet: {
     /** Extra kubelet flags for unusual hosts (documented in docs/inventory.md). */
     extraArgs: Record<string, string>;

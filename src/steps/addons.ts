@@ -2,6 +2,30 @@
 import { hostsWithRole } from "../inventory/types";
 import { K8S, templated } from "./files";
 import { StepDef } from "./types";
+import type { RunContext } from "../runner/context";
+import { waitFor } from "../runner/wait";
+import { KUBECTL, kubectl } from "./actions";
+
+async function runAddons(rc: RunContext): Promise<string> {
+  const sync = await rc.sync();
+  await rc.sh(`${KUBECTL} apply -f ${K8S.manifests}/kube-flannel.yaml -f ${K8S.manifests}/coredns.yaml`);
+  const nodes = hostsWithRole(rc.cluster.inv, "node").map((h) => h.name);
+  await waitFor(
+    `nodes Ready (${nodes.join(", ")})`,
+    async () => {
+      const out = await kubectl(rc.remote, `get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}'`, { allowFail: true });
+      const ready = nodes.filter((n) => out.includes(`${n}=True`));
+      return ready.length === nodes.length ? true : `${ready.length}/${nodes.length} Ready`;
+    },
+    { timeoutMs: 300_000, intervalMs: 3000, log: rc.log, fix: "check the flannel pods: kubectl -n kube-system get pods -o wide; images must be pullable or preloaded" },
+  );
+  await waitFor(
+    "CoreDNS available",
+    async () => (Number(await kubectl(rc.remote, "-n kube-system get deploy coredns -o jsonpath={.status.availableReplicas}", { allowFail: true })) >= 1 ? true : "no replica available"),
+    { timeoutMs: 180_000, intervalMs: 3000, log: rc.log, fix: "check kubectl -n kube-system describe pods -l k8s-app=kube-dns" },
+  );
+  return `${sync.changed.length} files changed, flannel + CoreDNS applied, ${nodes.length} nodes Ready`;
+}
 
 export const addons: StepDef = {
   name: "addons",
@@ -13,6 +37,8 @@ export const addons: StepDef = {
     { step: "scheduler", on: "all" },
     { step: "kube-proxy", on: "all" },
   ],
+  run: runAddons,
+  usesBinaries: ["kubectl", "kube-apiserver"],
   files: ({ inv }) => [
     templated(`${K8S.manifests}/kube-flannel.yaml`, "addons/kube-flannel.yaml", {
       podCIDR: inv.network.podCIDR,

@@ -6,6 +6,7 @@ import { certKubeconfig } from "../pki/kubeconfig";
 import { BINARIES } from "../binaries/catalog";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { StepDef } from "./types";
+import { runComponent } from "./component";
 
 export const controllerManager: StepDef = {
   name: "controller-manager",
@@ -13,6 +14,7 @@ export const controllerManager: StepDef = {
   description: "kube-controller-manager: kubeconfig, signing keys, flags, unit",
   hosts: (inv) => hostsWithRole(inv, "master"),
   deps: [{ step: "apiserver", on: "same-host" }],
+  run: (rc) => runComponent(rc, "kube-controller-manager", "controller-manager"),
   files: ({ inv, pki }, host) => [
     ...BINARIES.controllerManager.map((b) => binary(K8S.bin, b)),
     cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),

@@ -6,6 +6,36 @@ import { Host, Inventory, hostsWithRole } from "../inventory/types";
 import { BINARIES } from "../binaries/catalog";
 import { ETCD, binary, cert, secret, templated, unit } from "./files";
 import { StepDef } from "./types";
+import type { RunContext } from "../runner/context";
+import { waitFor } from "../runner/wait";
+import { applyUnit, waitActive } from "./actions";
+
+const ETCDCTL = `ETCDCTL_API=3 ${ETCD.bin}/etcdctl --cacert=${ETCD.ssl}/ca.pem --cert=${ETCD.ssl}/healthcheck-client.pem --key=${ETCD.ssl}/healthcheck-client-key.pem`;
+
+async function runEtcd(rc: RunContext): Promise<string> {
+  const sync = await rc.sync();
+  // --no-block: a Type=notify member waits for quorum, so starting the first one would hang.
+  const action = await applyUnit(rc, "etcd", sync.changed.length > 0, { noBlock: true });
+  await waitActive(rc, "etcd", { allowActivating: true, timeoutMs: 60_000 });
+  return `${sync.changed.length}/${sync.changed.length + sync.unchanged.length} files changed, ${action}`;
+}
+
+async function runEtcdHealth(rc: RunContext): Promise<string> {
+  const endpoints = etcdClientURLs(rc.cluster.inv);
+  const total = endpoints.split(",").length;
+  await waitFor(
+    `every etcd member healthy over mTLS`,
+    async () => {
+      const r = await rc.sh(`${ETCDCTL} --endpoints=${endpoints} --command-timeout=5s endpoint health 2>&1`, { allowFail: true, timeoutMs: 30_000 });
+      const healthy = (r.stdout.match(/is healthy/g) ?? []).length;
+      return healthy === total ? true : `${healthy}/${total} healthy: ${r.stdout.split("\n").filter((l) => /unhealthy|error/i.test(l))[0] ?? ""}`;
+    },
+    { timeoutMs: 180_000, intervalMs: 2000, log: rc.log, fix: "check every etcd host: journalctl -u etcd (certificates, peer URLs, firewall on 2379/2380)" },
+  );
+  return `${total}/${total} members healthy`;
+}
+
+export { ETCDCTL };
 
 export function etcdInitialCluster(inv: Inventory): string {
   return hostsWithRole(inv, "etcd")
@@ -25,6 +55,7 @@ export const etcd: StepDef = {
   description: "etcd member: binaries, certificates, etcd.conf, unit",
   hosts: (inv) => hostsWithRole(inv, "etcd"),
   deps: [{ step: "prepare", on: "same-host" }],
+  run: runEtcd,
   files: ({ inv, pki }, host: Host) => {
     const server = leaf(pki, etcdServerCert(host));
     const peer = leaf(pki, etcdPeerCert(host));
@@ -57,6 +88,7 @@ export const etcdHealth: StepDef = {
   description: "wait until every etcd member is healthy over mTLS",
   hosts: (inv) => hostsWithRole(inv, "etcd"),
   deps: [{ step: "etcd", on: "all" }],
+  run: runEtcdHealth,
   files: () => [],
   triggers: ({ inv }) => ({ members: etcdInitialCluster(inv) }),
 };

@@ -5,6 +5,15 @@ import { hostsWithRole } from "../inventory/types";
 import { certKubeconfig } from "../pki/kubeconfig";
 import { K8S, binary, secret, templated, unit } from "./files";
 import { StepDef } from "./types";
+import type { RunContext } from "../runner/context";
+import { applyUnit, waitActive } from "./actions";
+
+async function runKubeProxy(rc: RunContext): Promise<string> {
+  const sync = await rc.sync();
+  const action = await applyUnit(rc, "kube-proxy", sync.changed.length > 0);
+  await waitActive(rc, "kube-proxy");
+  return `${sync.changed.length} files changed, ${action}`;
+}
 
 export const kubeProxy: StepDef = {
   name: "kube-proxy",
@@ -12,6 +21,7 @@ export const kubeProxy: StepDef = {
   description: "kube-proxy: kubeconfig, config, unit",
   hosts: (inv) => hostsWithRole(inv, "node"),
   deps: [{ step: "kubelet", on: "same-host" }],
+  run: runKubeProxy,
   files: ({ inv, pki }, host) => [
     ...BINARIES.kubeProxy.map((b) => binary(K8S.bin, b)),
     secret(`${K8S.cfg}/kube-proxy.kubeconfig`, certKubeconfig(inv, pki, "kube-proxy", "system:kube-proxy")),
@@ -19,7 +29,7 @@ export const kubeProxy: StepDef = {
     templated(`${K8S.cfg}/kube-proxy-config.yml`, "kube-proxy/kube-proxy-config.yml", {
       name: host.name,
       podCIDR: inv.network.podCIDR,
-      conntrackMaxPerCore: 32768,
+      conntrackMaxPerCore: inv.kubeProxy.conntrackMaxPerCore,
     }),
     unit("kube-proxy", "kube-proxy/kube-proxy.service"),
   ],

@@ -6,6 +6,27 @@ import { bootstrapKubeconfig } from "../pki/kubeconfig";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { CGROUP_DRIVER } from "./runtime";
 import { StepDef } from "./types";
+import type { RunContext } from "../runner/context";
+import { waitFor } from "../runner/wait";
+import { applyUnit, journalTail, kubectl, waitActive } from "./actions";
+
+async function runKubelet(rc: RunContext): Promise<string> {
+  const sync = await rc.sync();
+  const action = await applyUnit(rc, "kubelet", sync.changed.length > 0);
+  await waitActive(rc, "kubelet", { timeoutMs: 90_000 });
+  const control = await rc.controlPlane();
+  try {
+    // TLS bootstrap: token → CSR → approved by the controller-manager → node object.
+    await waitFor(
+      `node ${rc.host.name} to register (TLS bootstrap, automatic CSR approval)`,
+      async () => ((await kubectl(control, `get node ${rc.host.name} -o name`, { allowFail: true })).trim() ? true : "not registered"),
+      { timeoutMs: 180_000, intervalMs: 2000, log: rc.log, fix: `check journalctl -u kubelet on ${rc.host.name} and kubectl get csr` },
+    );
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await journalTail(rc, "kubelet")}`);
+  }
+  return `${sync.changed.length} files changed, ${action}, node registered`;
+}
 
 export const kubelet: StepDef = {
   name: "kubelet",
@@ -17,6 +38,7 @@ export const kubelet: StepDef = {
     { step: "bootstrap", on: "all" },
     { step: "controller-manager", on: "all" },
   ],
+  run: runKubelet,
   files: ({ inv, pki, binaries }, host) => {
     const cni = [...new Set([...REQUIRED_CNI, ...binaries.group("cni")])].sort();
     const labels = Object.entries(host.labels).map(([k, v]) => `${k}=${v}`).join(",");

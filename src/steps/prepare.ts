@@ -1,6 +1,52 @@
 // prepare: kernel modules and sysctls every host needs; preflight checks run here at deploy time.
+import { hasRole } from "../inventory/types";
+import type { RunContext } from "../runner/context";
+import { GateError } from "../runner/wait";
+import { ETCD, K8S, templated } from "./files";
 import { StepDef } from "./types";
-import { templated } from "./files";
+
+/** Allowed clock difference: certificates are backdated 5 minutes. */
+const MAX_SKEW_S = 120;
+
+const PROBE = [
+  "echo systemd=$(test -d /run/systemd/system && echo yes || echo no)",
+  "echo cgroupfs=$(stat -fc %T /sys/fs/cgroup/ 2>/dev/null)",
+  "echo swap=$(swapon --noheadings --show=NAME 2>/dev/null | tr '\\n' ' ')",
+  "echo now=$(date +%s)",
+  "echo iptables=$(command -v iptables >/dev/null && echo yes || echo no)",
+].join("; ");
+
+async function preflight(rc: RunContext): Promise<string[]> {
+  const node = hasRole(rc.host, "node");
+  const before = Math.floor(Date.now() / 1000);
+  const out = (await rc.sh(PROBE)).stdout;
+  const v = (k: string) => new RegExp(`^${k}=(.*)$`, "m").exec(out)?.[1]?.trim() ?? "";
+  const problems: string[] = [];
+  if (v("systemd") !== "yes") problems.push("systemd is not running as init (/run/systemd/system missing): binkube manages services with systemd");
+  if (node && v("cgroupfs") === "cgroup2fs") problems.push("the host boots the unified cgroup v2 hierarchy; kubelet v1.17 needs cgroup v1: add systemd.unified_cgroup_hierarchy=0 to the kernel command line and reboot");
+  if (node && rc.cluster.inv.kubelet.failSwapOn && v("swap")) problems.push(`swap is on (${v("swap")}); kubelet v1.17 refuses to run with swap: swapoff -a and remove swap from /etc/fstab (or set kubelet.failSwapOn: false)`);
+  if (node && v("iptables") !== "yes") problems.push("iptables is missing; docker and kube-proxy need it: apt-get install iptables");
+  const skew = Number(v("now")) - before;
+  if (Number.isFinite(skew) && Math.abs(skew) > MAX_SKEW_S) problems.push(`the clock is ${skew} s off this machine's; TLS certificates will be rejected: sync time (chrony/systemd-timesyncd)`);
+  return problems;
+}
+
+async function runPrepare(rc: RunContext): Promise<string> {
+  const problems = await preflight(rc);
+  if (problems.length > 0) throw new GateError(`preflight failed:\n  - ${problems.join("\n  - ")}`);
+  await rc.sh(`mkdir -p ${ETCD.bin} ${ETCD.cfg} ${ETCD.ssl} ${K8S.bin} ${K8S.cfg} ${K8S.ssl} ${K8S.manifests} /opt/kubernetes/logs /opt/cni/bin /etc/cni/net.d /usr/lib/systemd/system && mkdir -p -m 0700 /var/lib/etcd`);
+  const sync = await rc.sync();
+  // Modules and sysctls may be fixed by the kernel or a container runtime: apply what we can,
+  // then check what a node really needs.
+  await rc.sh("modprobe br_netfilter 2>/dev/null; modprobe overlay 2>/dev/null; sysctl -q -p /etc/sysctl.d/99-kubernetes.conf 2>/dev/null; true");
+  if (hasRole(rc.host, "node")) {
+    const r = await rc.sh("cat /proc/sys/net/ipv4/ip_forward; cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo missing");
+    const [fwd, bridge] = r.stdout.trim().split("\n");
+    if (fwd !== "1") throw new GateError("net.ipv4.ip_forward is not 1 after applying /etc/sysctl.d/99-kubernetes.conf: pods on different nodes cannot reach each other");
+    if (bridge === "missing") rc.log(`  warning: ${rc.host.name}: br_netfilter is not loaded (no /proc/sys/net/bridge); kube-proxy needs it for pod-to-service traffic on the same bridge`);
+  }
+  return `preflight ok, ${sync.changed.length} files changed`;
+}
 
 export const prepare: StepDef = {
   name: "prepare",
@@ -8,6 +54,7 @@ export const prepare: StepDef = {
   description: "preflight checks, kernel modules, sysctls, directories",
   hosts: (inv) => inv.hosts,
   deps: [],
+  run: runPrepare,
   files: () => [
     templated("/etc/modules-load.d/kubernetes.conf", "prepare/modules-kubernetes.conf", {}),
     templated("/etc/sysctl.d/99-kubernetes.conf", "prepare/sysctl-kubernetes.conf", {}),

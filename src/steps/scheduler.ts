@@ -4,6 +4,7 @@ import { certKubeconfig } from "../pki/kubeconfig";
 import { BINARIES } from "../binaries/catalog";
 import { K8S, binary, secret, templated, unit } from "./files";
 import { StepDef } from "./types";
+import { runComponent } from "./component";
 
 export const scheduler: StepDef = {
   name: "scheduler",
@@ -11,6 +12,7 @@ export const scheduler: StepDef = {
   description: "kube-scheduler: kubeconfig, flags, unit",
   hosts: (inv) => hostsWithRole(inv, "master"),
   deps: [{ step: "apiserver", on: "same-host" }],
+  run: (rc) => runComponent(rc, "kube-scheduler", "scheduler"),
   files: ({ inv, pki }, host) => [
     ...BINARIES.scheduler.map((b) => binary(K8S.bin, b)),
     secret(`${K8S.cfg}/kube-scheduler.kubeconfig`, certKubeconfig(inv, pki, "kube-scheduler", "system:kube-scheduler", `https://${host.address}:${inv.network.apiserverPort}`)),

@@ -3,6 +3,7 @@
 import { BinaryIndex } from "../binaries/source";
 import { Host, Inventory } from "../inventory/types";
 import { Pki } from "../pki/store";
+import type { RunContext } from "../runner/context";
 
 export const STEP_NAMES = [
   "prepare",
@@ -50,6 +51,10 @@ export interface StepDef {
   hosts(inv: Inventory): Host[];
   deps: StepDep[];
   files(ctx: StepContext, host: Host): PlannedFile[];
+  /** Binaries the step runs on its host without shipping them (another step on that host does). */
+  usesBinaries?: string[];
   /** Inputs that are not files but must re-run the step when they change (never secrets). */
   triggers?(ctx: StepContext, host: Host): Record<string, string>;
+  /** The remote procedure, ending with the step's health gate. Returns a short summary. */
+  run(rc: RunContext): Promise<string>;
 }

@@ -1,0 +1,68 @@
+// Runs one (step, host) instance: checks binaries locally before touching the host, connects,
+// runs the step's procedure and health gate, prints one result line. Errors name the step and
+// the host and carry the cause and the fix.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { openCluster } from "../cluster";
+import { findInstance } from "../render/plan";
+import { stepByName } from "../steps";
+import { fetchBinaries } from "../binaries/fetch";
+import { openRunContext } from "./context";
+
+export interface StepOptions {
+  verbose: boolean;
+  /** Report a step whose binaries are missing as skipped instead of failing (lab without k8s binaries). */
+  allowMissingBinaries: boolean;
+  out?: (line: string) => void;
+}
+
+export class StepFailure extends Error {}
+
+export async function runStep(configFile: string, stepName: string, hostName: string, opts: StepOptions): Promise<"ok" | "skipped"> {
+  const out = opts.out ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const where = `step ${stepName} on ${hostName}`;
+  const started = Date.now();
+  const step = stepByName(stepName);
+  if (!step) throw new StepFailure(`${where}: unknown step`);
+  const cluster = await openCluster(configFile, { create: false });
+  const inst = findInstance(cluster.plan, stepName, hostName);
+  if (!inst) {
+    const on = cluster.plan.instances.filter((i) => i.step === stepName).map((i) => i.host.name);
+    throw new StepFailure(`${where}: this step does not run on ${hostName} (it runs on: ${on.join(", ") || "no host"}); re-run \`npx cdktf deploy\` so the plan matches the inventory`);
+  }
+  const needed = [...new Set([...inst.files.filter((f) => f.binary !== undefined).map((f) => f.binary!), ...(step.usesBinaries ?? [])])];
+  const missing = needed.filter((b) => !cluster.binaries.get(b).present);
+  if (missing.length > 0) {
+    const why = `binaries not available: ${missing.join(", ")} (${cluster.inv.binaries.dir ? `not in ${cluster.inv.binaries.dir}` : "not in binaries.urls"})`;
+    if (opts.allowMissingBinaries) {
+      out(`binkube: SKIP ${where}: ${why}; nothing was changed on ${hostName}`);
+      record(cluster.inv.baseDir, `${stepName} ${hostName} skipped`);
+      return "skipped";
+    }
+    throw new StepFailure(`${where}: ${why}. Fix: put them in binaries.dir or list them in binaries.urls, then re-run; nothing was changed on ${hostName}`);
+  }
+  await fetchBinaries(cluster, needed, (l) => out(`binkube: ${l}`));
+
+  const rc = await openRunContext(cluster, inst, { log: (l) => out(`binkube: ${l}`), verbose: opts.verbose }).catch((e: Error) => {
+    throw new StepFailure(`${where}: cannot connect: ${e.message}`);
+  });
+  try {
+    out(`binkube: ${where}: ${step.description}`);
+    const summary = await step.run(rc);
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    out(`binkube: ✓ ${where}: ${summary} [${secs} s, ${(rc.remote.bytesSent / 1e6).toFixed(1)} MB sent]`);
+    record(cluster.inv.baseDir, `${stepName} ${hostName} ok ${secs}s ${rc.remote.bytesSent}B`);
+    return "ok";
+  } catch (e) {
+    throw new StepFailure(`${where} failed: ${(e as Error).message}\nThe step can be re-run safely: files are replaced atomically and only changed ones are sent.`);
+  } finally {
+    await rc.close();
+  }
+}
+
+/** An append-only local log of step runs (no secrets), read by tests and by operators. */
+function record(baseDir: string, line: string): void {
+  const dir = path.join(baseDir, ".binkube");
+  fs.mkdirSync(dir, { recursive: true });
+  fs.appendFileSync(path.join(dir, "steps.log"), `${new Date().toISOString()} ${line}\n`);
+}

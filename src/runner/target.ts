@@ -1,0 +1,25 @@
+// Inventory host → SSH target for the remote executor.
+import { Host } from "../inventory/types";
+import { SshTarget } from "../remote";
+
+export class TargetError extends Error {}
+
+export function sshTarget(host: Host): SshTarget {
+  const s = host.ssh;
+  if (!s.privateKey) {
+    throw new TargetError(`host ${host.name}: no ssh.privateKey set; binkube needs a key file to connect (set ssh.privateKey in the inventory)`);
+  }
+  return {
+    host: host.name,
+    address: host.address,
+    port: s.port,
+    user: s.user,
+    privateKeyPath: s.privateKey,
+    knownHostsPath: s.knownHosts,
+    hostKeyFingerprints: s.hostKeyFingerprints.length > 0 ? s.hostKeyFingerprints : undefined,
+    sudo: s.sudo,
+    bastion: s.bastion
+      ? { host: `${host.name}-bastion`, address: s.bastion.address, port: s.bastion.port, user: s.bastion.user, privateKeyPath: s.bastion.privateKey ?? s.privateKey, knownHostsPath: s.knownHosts }
+      : undefined,
+  };
+}

@@ -1,0 +1,29 @@
+// Polling with a deadline and progress lines, for health gates.
+
+export class GateError extends Error {}
+
+/**
+ * Calls `probe` until it returns true or the deadline passes. A string return is the current
+ * state ("2/3 members healthy"), shown every ~10 s and in the timeout error.
+ */
+export async function waitFor(what: string, probe: () => Promise<true | string>, opts: { timeoutMs: number; intervalMs?: number; log: (line: string) => void; fix: string }): Promise<void> {
+  const start = Date.now();
+  let lastShown = start;
+  let state = "not checked yet";
+  for (;;) {
+    try {
+      const r = await probe();
+      if (r === true) return;
+      state = r;
+    } catch (e) {
+      state = (e as Error).message.split("\n")[0]!;
+    }
+    const now = Date.now();
+    if (now - start > opts.timeoutMs) throw new GateError(`timed out after ${Math.round(opts.timeoutMs / 1000)} s waiting for ${what} (last state: ${state}). ${opts.fix}`);
+    if (now - lastShown >= 10_000) {
+      opts.log(`  … waiting for ${what}: ${state} (${Math.round((now - start) / 1000)} s)`);
+      lastShown = now;
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 1000));
+  }
+}

@@ -1,0 +1,56 @@
+// Remote building blocks shared by steps: systemd units, kubectl on the first master, journal
+// tails for error messages.
+import type { RunContext } from "../runner/context";
+import { GateError, waitFor } from "../runner/wait";
+import type { RemoteHost } from "../remote";
+import { K8S } from "./files";
+
+/** daemon-reload, enable, and (re)start: restart when the step changed files, else start. */
+export async function applyUnit(rc: RunContext, unit: string, changed: boolean, opts: { noBlock?: boolean } = {}): Promise<string> {
+  const state = (await rc.sh(`systemctl is-active ${unit} || true`)).stdout.trim();
+  const verb = changed || state === "failed" ? "restart" : "start";
+  await rc.sh(`systemctl daemon-reload && systemctl enable --quiet ${unit} && systemctl ${verb} ${opts.noBlock ? "--no-block " : ""}${unit}`, {
+    timeoutMs: 150_000,
+  }).catch(async (e: Error) => {
+    throw new GateError(`systemctl ${verb} ${unit} failed: ${e.message}\n${await journalTail(rc, unit)}`);
+  });
+  if (verb === "restart") return state === "active" || state === "activating" ? `${unit} restarted` : `${unit} started`;
+  return state === "active" ? `${unit} running` : `${unit} started`;
+}
+
+export async function journalTail(rc: RunContext, unit: string, lines = 15): Promise<string> {
+  const r = await rc.sh(`journalctl -u ${unit} -n ${lines} --no-pager -o cat 2>/dev/null || true`, { allowFail: true });
+  return `last ${lines} lines of journalctl -u ${unit} on ${rc.host.name}:\n${r.stdout.trim().replace(/^/gm, "    ")}`;
+}
+
+/** Waits until the unit is active and stays active (no crash loop) for `stableMs`. */
+export async function waitActive(rc: RunContext, unit: string, opts: { timeoutMs?: number; allowActivating?: boolean } = {}): Promise<void> {
+  let activeSince = 0;
+  try {
+    await waitFor(
+      `${unit} active on ${rc.host.name}`,
+      async () => {
+        const out = (await rc.sh(`systemctl show -p ActiveState -p NRestarts ${unit}`)).stdout;
+        const state = /ActiveState=(\S+)/.exec(out)?.[1] ?? "unknown";
+        const ok = state === "active" || (opts.allowActivating === true && state === "activating");
+        if (state === "failed") throw new GateError(`${unit} failed`);
+        if (!ok) {
+          activeSince = 0;
+          return state;
+        }
+        activeSince ||= Date.now();
+        return Date.now() - activeSince >= 3000 ? true : `${state}, watching for restarts`;
+      },
+      { timeoutMs: opts.timeoutMs ?? 60_000, log: rc.log, fix: `check the unit with journalctl -u ${unit} on ${rc.host.name}` },
+    );
+  } catch (e) {
+    throw new GateError(`${(e as Error).message}\n${await journalTail(rc, unit)}`);
+  }
+}
+
+export const KUBECTL = `${K8S.bin}/kubectl --kubeconfig ${K8S.cfg}/admin.kubeconfig`;
+
+export async function kubectl(remote: RemoteHost, args: string, opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<string> {
+  const r = await remote.exec(`${KUBECTL} ${args}`, { allowFail: opts.allowFail, timeoutMs: opts.timeoutMs ?? 60_000 });
+  return r.code === 0 ? r.stdout : "";
+}
