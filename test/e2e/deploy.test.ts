@@ -1,0 +1,179 @@
+// End-to-end: lab hosts (real systemd, real sshd) → `cdktf deploy` → a real etcd cluster over
+// mutual TLS and docker on the nodes; a second deploy changes nothing and opens no SSH session;
+// faults fail with host, step and cause, and a re-run converges. Kubernetes server binaries are
+// used when the fixture cache has them; otherwise those steps report SKIP with the reason.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { labDown, labUp, sshArgs } from "../../lab/lab";
+import type { LabState } from "../../lab/lab";
+import { preflight } from "../../lab/preflight";
+import { plain, run } from "../helpers/proc";
+import { tempDir } from "../helpers/fixtures";
+
+const ROOT = path.join(__dirname, "..", "..");
+const BIN = path.join(ROOT, "bin", "binkube.cjs");
+
+function why(): string | undefined {
+  if (process.getuid?.() !== 0) return "needs root (systemd-nspawn lab hosts)";
+  const pf = preflight();
+  if (!pf.ok) return pf.message;
+  try {
+    execFileSync("terraform", ["version"], { stdio: "ignore" });
+  } catch {
+    return "terraform is not installed (cdktf deploy needs it)";
+  }
+  if (!fs.existsSync(path.join(ROOT, "test", "fixtures", "debian-binaries.sh"))) return "test/fixtures/debian-binaries.sh missing";
+  return undefined;
+}
+
+const skip = why();
+
+describe("deploy to lab hosts", { skip }, () => {
+  const dir = tempDir("binkube-e2e-");
+  let lab: LabState;
+  let env: NodeJS.ProcessEnv;
+  const config = () => path.join(dir, "cluster.yaml");
+  const ssh = async (host: string, cmd: string) => {
+    const r = await run("ssh", [...sshArgs(lab, host), cmd], { timeoutMs: 30_000 });
+    return r;
+  };
+  const sshOk = async (host: string, cmd: string) => {
+    const r = await ssh(host, cmd);
+    assert.equal(r.code, 0, `${host}: ${cmd}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const acceptedSessions = async () => {
+    let n = 0;
+    for (const h of lab.hosts) n += Number(await sshOk(h.name, "journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey' || true"));
+    return n;
+  };
+  const deploy = () => run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 900_000 });
+  const step = (s: string, host: string) => run(process.execPath, [BIN, "step", s, "--host", host, "--config", config()], { env, timeoutMs: 300_000 });
+
+  before(async () => {
+    const fixtures = path.join(dir, "bin");
+    const made = await run("bash", [path.join(ROOT, "test", "fixtures", "debian-binaries.sh"), fixtures], { timeoutMs: 600_000 });
+    assert.equal(made.code, 0, `fixture binaries: ${made.stderr}`);
+    const k8s = path.join(ROOT, "test", "fixtures", "k8s-binaries.sh");
+    let haveK8s = false;
+    if (fs.existsSync(k8s)) {
+      const r = await run("bash", [k8s, fixtures], { env: { ...process.env, BINKUBE_FIXTURE_CACHED_ONLY: "1" }, timeoutMs: 120_000 });
+      haveK8s = r.code === 0 && fs.existsSync(path.join(fixtures, "kube-apiserver"));
+    }
+    lab = await labUp({ dir, hosts: 3, log: () => undefined });
+    env = { ...process.env, BINKUBE_CONFIG: config(), CHECKPOINT_DISABLE: "1", ...(haveK8s ? {} : { BINKUBE_ALLOW_MISSING_BINARIES: "1" }) };
+  });
+
+  after(async () => {
+    if (lab) await labDown({ dir, log: () => undefined });
+  });
+
+  test("cdktf deploy brings up etcd (mTLS) and docker; kube steps run or SKIP with the reason", async () => {
+    const r = await deploy();
+    const out = plain(r.stdout + r.stderr);
+    fs.writeFileSync(path.join(dir, "deploy1.log"), out);
+    assert.equal(r.code, 0, `deploy failed:\n${out.split("\n").filter((l) => /binkube|Error/.test(l)).slice(-30).join("\n")}`);
+    console.log(`# first deploy of 3 lab hosts: ${(r.ms / 1000).toFixed(1)} s`);
+    for (const h of ["lab1", "lab2", "lab3"]) {
+      assert.match(out, new RegExp(`✓ step etcd on ${h}`));
+      assert.match(out, new RegExp(`✓ step runtime on ${h}: .*cgroup driver cgroupfs`));
+    }
+    assert.match(out, /✓ step etcd-health on lab1: 3\/3 members healthy/);
+    if (env.BINKUBE_ALLOW_MISSING_BINARIES) assert.match(out, /SKIP step apiserver on lab1: binaries not available: kube-apiserver/);
+  });
+
+  test("the etcd cluster is healthy over mTLS with the generated certificates (checked with etcdctl here)", async () => {
+    const pki = path.join(dir, "pki");
+    const endpoints = lab.hosts.map((h) => `https://${h.address}:2379`).join(",");
+    const tls = [`--cacert=${pki}/etcd-ca.crt`, `--cert=${pki}/etcd-healthcheck-client.crt`, `--key=${pki}/etcd-healthcheck-client.key`];
+    const r = await run(path.join(dir, "bin", "etcdctl"), [...tls, `--endpoints=${endpoints}`, "endpoint", "health"], { env: { ...process.env, ETCDCTL_API: "3" } });
+    assert.equal((r.stdout + r.stderr).match(/is healthy/g)?.length, 3, r.stdout + r.stderr);
+    const members = await run(path.join(dir, "bin", "etcdctl"), [...tls, `--endpoints=${endpoints}`, "member", "list"], { env: { ...process.env, ETCDCTL_API: "3" } });
+    assert.equal(members.stdout.trim().split("\n").length, 3);
+    // without a client certificate etcd refuses the connection (client-cert-auth)
+    const anon = await run(path.join(dir, "bin", "etcdctl"), [`--cacert=${pki}/etcd-ca.crt`, `--endpoints=https://${lab.hosts[0]!.address}:2379`, "--dial-timeout=3s", "--command-timeout=3s", "endpoint", "health"], { env: { ...process.env, ETCDCTL_API: "3" } });
+    assert.notEqual(anon.code, 0, "etcd must reject a client without a certificate");
+  });
+
+  test("units are in place and enabled; docker is active on every node", async () => {
+    for (const h of lab.hosts) {
+      assert.equal(await sshOk(h.name, "systemctl is-enabled etcd"), "enabled");
+      assert.equal(await sshOk(h.name, "systemctl is-active etcd"), "active");
+      assert.equal(await sshOk(h.name, "systemctl is-enabled docker"), "enabled");
+      assert.equal(await sshOk(h.name, "systemctl is-active docker"), "active");
+      assert.equal(await sshOk(h.name, "stat -c %a /opt/etcd/ssl/server-key.pem"), "600");
+      assert.equal(await sshOk(h.name, "test -e /opt/kubernetes/ssl/ca-key.pem && echo yes || echo no"), h.name === "lab1" && !env.BINKUBE_ALLOW_MISSING_BINARIES ? "yes" : "no");
+    }
+  });
+
+  test("a second deploy reports no changes and opens no SSH session", async () => {
+    const sessions = await acceptedSessions();
+    const r = await deploy();
+    const out = plain(r.stdout + r.stderr);
+    assert.equal(r.code, 0, out.slice(-2000));
+    assert.match(out, /No changes\. Your infrastructure matches the configuration/);
+    assert.doesNotMatch(out, /binkube step/);
+    // our own probe above opened 3 sessions; the deploy must add none
+    assert.equal(await acceptedSessions(), sessions + lab.hosts.length, "the no-op deploy opened an SSH session");
+    console.log(`# no-op redeploy: ${(r.ms / 1000).toFixed(1)} s`);
+  });
+
+  test("fault: a command failing mid-step names host, step and command; a re-run converges", async () => {
+    await sshOk("lab2", "rm -rf /opt/cni/bin && touch /opt/cni/bin");
+    const r = await step("prepare", "lab2");
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /step prepare on lab2 failed: host lab2 \(10\.250\.\d+\.\d+:22\): command failed with exit code 1: mkdir -p/);
+    await sshOk("lab2", "rm -f /opt/cni/bin");
+    const again = await step("prepare", "lab2");
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(await sshOk("lab2", "test -d /opt/cni/bin && echo dir"), "dir");
+  });
+
+  test("fault: an unreachable host fails with host, step, address and fix; nothing is touched", async () => {
+    // sshd stops now and comes back by itself 15 s later (a timer inside the host)
+    await sshOk("lab3", "systemd-run --quiet --on-active=15 --unit=binkube-e2e-ssh-back systemctl start ssh && systemctl stop ssh");
+    const r = await step("etcd", "lab3");
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /step etcd on lab3: cannot connect: host lab3 \(10\.250\.\d+\.\d+:22\)/);
+    assert.match(r.stderr, /refused|unreachable|timed out/i);
+    const back = Date.now() + 30_000;
+    while ((await ssh("lab3", "true")).code !== 0 && Date.now() < back) await new Promise((res) => setTimeout(res, 1000));
+    const again = await step("etcd", "lab3");
+    assert.equal(again.code, 0, again.stderr);
+  });
+
+  test("fault: a changed host key is refused naming the host; restoring the key converges", async () => {
+    await sshOk("lab2", "mkdir -p /root/hostkeys && cp -a /etc/ssh/ssh_host_* /root/hostkeys/ && rm /etc/ssh/ssh_host_* && ssh-keygen -q -A && systemctl restart ssh");
+    const r = await step("etcd", "lab2");
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /step etcd on lab2: cannot connect: host lab2 \(10\.250\.\d+\.\d+:22\).*host key/i);
+    // restore the original keys (this one connection deliberately skips verification)
+    const restore = await run("ssh", ["-i", path.join(dir, "id_ed25519"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", `root@${lab.hosts[1]!.address}`, "cp -a /root/hostkeys/* /etc/ssh/ && systemctl restart ssh"]);
+    assert.equal(restore.code, 0, restore.stderr);
+    const again = await step("etcd", "lab2");
+    assert.equal(again.code, 0, again.stderr);
+  });
+
+  test("fault: the SSH connection cut during an upload leaves the old file in place; a re-run converges", async () => {
+    const before = await sshOk("lab2", "sha256sum /opt/etcd/bin/etcd | cut -d' ' -f1");
+    // a new, larger etcd binary (the real one plus 300 MB of padding ELF ignores at the end)
+    const etcd = path.join(dir, "bin", "etcd");
+    fs.appendFileSync(etcd, Buffer.alloc(300 * 1024 * 1024, 7));
+    // inside lab2: as soon as a temp file of the upload appears, kill every root ssh session
+    await sshOk("lab2", "systemd-run --quiet --unit=binkube-e2e-cutter sh -c 'for i in $(seq 600); do ls /opt/etcd/bin/.etcd.binkube-tmp* >/dev/null 2>&1 && { pkill -f \"sshd: root@notty\"; exit 0; }; sleep 0.05; done'");
+    const r = await step("etcd", "lab2");
+    assert.notEqual(r.code, 0, "the step must fail when its connection is cut");
+    assert.match(r.stderr, /step etcd on lab2/);
+    assert.equal(await sshOk("lab2", "sha256sum /opt/etcd/bin/etcd | cut -d' ' -f1"), before, "the target must be untouched");
+    const again = await step("etcd", "lab2");
+    assert.equal(again.code, 0, again.stderr);
+    const want = execFileSync("sha256sum", [etcd], { encoding: "utf8" }).split(" ")[0];
+    assert.equal(await sshOk("lab2", "sha256sum /opt/etcd/bin/etcd | cut -d' ' -f1"), want);
+    assert.equal(await sshOk("lab2", "ls -a /opt/etcd/bin | grep -c binkube-tmp || true"), "0", "no temp file left behind");
+    assert.equal(await sshOk("lab2", "systemctl is-active etcd"), "active");
+  });
+});
+
