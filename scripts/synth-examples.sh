@@ -8,8 +8,9 @@ for ex in examples/*.yaml; do
   cp "$ex" "$work/cluster.yaml"
   out=$(mktemp -d)
   BINKUBE_CONFIG="$work/cluster.yaml" npx cdktf synth --output "$out" >"$work/synth.log" 2>&1 || { cat "$work/synth.log"; exit 1; }
-  n=$(node -e 'const j=require(process.argv[1]);const r=j.resource;let n=0;for(const t in r)n+=Object.keys(r[t]).length;console.log(n)' "$out/stacks/binkube/cdk.tf.json")
-  if grep -q "PRIVATE KEY" "$out/stacks/binkube/cdk.tf.json"; then echo "private key material in synth output of $ex" >&2; exit 1; fi
+  json=$(ls "$out"/stacks/*/cdk.tf.json)
+  n=$(node -e 'const j=require(process.argv[1]);const r=j.resource;let n=0;for(const t in r)n+=Object.keys(r[t]).length;console.log(n)' "$json")
+  if grep -q "PRIVATE KEY" "$json"; then echo "private key material in synth output of $ex" >&2; exit 1; fi
   echo "synth $ex: $n resources"
   rm -rf "$work" "$out"
 done
