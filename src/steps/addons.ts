@@ -1,4 +1,5 @@
 // addons: flannel (pod network) and CoreDNS, applied once from the first master.
+import { REQUIRED_CNI } from "../binaries/catalog";
 import { hostsWithRole } from "../inventory/types";
 import { K8S, templated } from "./files";
 import { StepDef } from "./types";
@@ -38,7 +39,8 @@ export const addons: StepDef = {
     { step: "kube-proxy", on: "all" },
   ],
   run: runAddons,
-  usesBinaries: ["kubectl", "kube-apiserver"],
+  // Its gate waits for Ready nodes: without kubelet and the CNI plugins it could only time out.
+  usesBinaries: ["kubectl", "kube-apiserver", "kubelet", ...REQUIRED_CNI],
   files: ({ inv }) => [
     templated(`${K8S.manifests}/kube-flannel.yaml`, "addons/kube-flannel.yaml", {
       podCIDR: inv.network.podCIDR,
