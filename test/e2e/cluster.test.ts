@@ -1,0 +1,160 @@
+// Full end-to-end: a real Kubernetes v1.17 cluster from what binkube generates, on 3 lab hosts
+// (lab1: master + etcd + node, lab2/lab3: etcd + node). Needs the Go-built Kubernetes, flannel and
+// CNI fixtures and the registry-free image archives; without them it SKIPs with the reason.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { labDown, labUp } from "../../lab/lab";
+import type { LabState } from "../../lab/lab";
+import { preflight } from "../../lab/preflight";
+import { plain, run } from "../helpers/proc";
+import { tempDir } from "../helpers/fixtures";
+
+const ROOT = path.join(__dirname, "..", "..");
+const FIXTURES = path.join(ROOT, "test", "fixtures");
+const CACHE = process.env.BINKUBE_FIXTURE_CACHE ?? "/var/cache/binkube/fixtures";
+
+function why(): string | undefined {
+  if (process.getuid?.() !== 0) return "needs root (systemd-nspawn lab hosts)";
+  const pf = preflight();
+  if (!pf.ok) return pf.message;
+  try {
+    execFileSync("terraform", ["version"], { stdio: "ignore" });
+  } catch {
+    return "terraform is not installed";
+  }
+  if (!fs.existsSync(path.join(CACHE, "k8s-v1.17.17", "bin", "kubelet"))) return `Kubernetes v1.17.17 binaries are not cached in ${CACHE} (build them with test/fixtures/k8s-binaries.sh: ~9 min)`;
+  if (!fs.existsSync(path.join(FIXTURES, "images.sh"))) return "test/fixtures/images.sh missing";
+  return undefined;
+}
+
+const skip = process.env.BINKUBE_E2E_CLUSTER === "0" ? "BINKUBE_E2E_CLUSTER=0" : why();
+
+describe("a real Kubernetes v1.17 cluster", { skip }, () => {
+  const dir = tempDir("binkube-cluster-");
+  const bin = path.join(dir, "bin");
+  let env: NodeJS.ProcessEnv;
+  const kubectl = async (...args: string[]) => {
+    const r = await run(path.join(bin, "kubectl"), ["--kubeconfig", path.join(dir, "admin.kubeconfig"), ...args], { timeoutMs: 120_000 });
+    return r;
+  };
+  const kubectlOk = async (...args: string[]) => {
+    const r = await kubectl(...args);
+    assert.equal(r.code, 0, `kubectl ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const waitFor = async (what: string, probe: () => Promise<boolean>, timeoutMs = 180_000) => {
+    const end = Date.now() + timeoutMs;
+    while (!(await probe())) {
+      if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  };
+
+  before(async () => {
+    for (const [script, out] of [
+      ["debian-binaries.sh", bin],
+      ["k8s-binaries.sh", bin],
+      ["flannel-cni.sh", bin],
+      ["images.sh", path.join(dir, "images")],
+    ] as const) {
+      const r = await run("bash", [path.join(FIXTURES, script), out], { timeoutMs: 1_200_000 });
+      assert.equal(r.code, 0, `${script}: ${r.stderr.slice(-2000)}`);
+    }
+    const lab: LabState = await labUp({ dir, hosts: 3, log: () => undefined });
+    assert.equal(lab.hosts.length, 3);
+    const images = fs.readdirSync(path.join(dir, "images")).filter((f) => f.endsWith(".tar")).map((f) => `images/${f}`);
+    fs.appendFileSync(
+      path.join(dir, "cluster.yaml"),
+      [
+        "images:",
+        `  preload: [${images.join(", ")}]`,
+        "kubeProxy:",
+        "  conntrackMaxPerCore: 0   # nf_conntrack_max is read-only inside lab containers",
+        "",
+      ].join("\n"),
+    );
+    env = { ...process.env, BINKUBE_CONFIG: path.join(dir, "cluster.yaml"), CHECKPOINT_DISABLE: "1" };
+  });
+
+  after(async () => {
+    await labDown({ dir, log: () => undefined });
+  });
+
+  test("cdktf deploy brings the whole cluster up, every step through its health gate", async () => {
+    const r = await run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 1_500_000 });
+    const out = plain(r.stdout + r.stderr);
+    fs.writeFileSync(path.join(dir, "deploy.log"), out);
+    assert.equal(r.code, 0, `deploy failed (log: ${dir}/deploy.log):\n${out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-40).join("\n")}`);
+    assert.doesNotMatch(out, /SKIP step/);
+    assert.match(out, /✓ step addons on lab1: .*3 nodes Ready/);
+    console.log(`# full deploy of 3 lab hosts: ${(r.ms / 1000).toFixed(1)} s`);
+  });
+
+  test("componentstatuses are all Healthy", async () => {
+    const cs = JSON.parse(await kubectlOk("get", "componentstatuses", "-o", "json")) as { items: { metadata: { name: string }; conditions: { type: string; status: string }[] }[] };
+    const names = cs.items.map((i) => i.metadata.name).sort();
+    assert.deepEqual(names, ["controller-manager", "etcd-0", "etcd-1", "etcd-2", "scheduler"]);
+    for (const i of cs.items) assert.ok(i.conditions.some((c) => c.type === "Healthy" && c.status === "True"), `${i.metadata.name} not Healthy`);
+  });
+
+  test("every node joined by TLS bootstrap with automatically approved CSRs, and is Ready", async () => {
+    const nodes = JSON.parse(await kubectlOk("get", "nodes", "-o", "json")) as { items: { metadata: { name: string }; status: { conditions: { type: string; status: string }[]; nodeInfo: { kubeletVersion: string } } }[] };
+    assert.deepEqual(nodes.items.map((n) => n.metadata.name).sort(), ["lab1", "lab2", "lab3"]);
+    for (const n of nodes.items) {
+      assert.equal(n.status.nodeInfo.kubeletVersion, "v1.17.17");
+      assert.ok(n.status.conditions.some((c) => c.type === "Ready" && c.status === "True"), `${n.metadata.name} not Ready`);
+    }
+    const csrs = JSON.parse(await kubectlOk("get", "csr", "-o", "json")) as { items: { spec: { username: string }; status: { conditions?: { type: string }[] } }[] };
+    assert.ok(csrs.items.length >= 3);
+    for (const c of csrs.items) assert.ok(c.status.conditions?.some((x) => x.type === "Approved"), `CSR of ${c.spec.username} not approved`);
+  });
+
+  test("one pod per node Running; pod-to-pod traffic crosses nodes; a Service answers through kube-proxy; DNS resolves", async () => {
+    const manifest = ["lab1", "lab2", "lab3"]
+      .map(
+        (n) => `apiVersion: v1
+kind: Pod
+metadata: { name: web-${n}, labels: { app: web } }
+spec:
+  nodeName: ${n}
+  containers:
+  - name: web
+    image: busybox:1.31
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo hello-from-${n} > /tmp/index.html && httpd -f -p 8080 -h /tmp"]
+`,
+      )
+      .join("---\n");
+    const svc = `---
+apiVersion: v1
+kind: Service
+metadata: { name: web }
+spec:
+  selector: { app: web }
+  ports: [{ port: 80, targetPort: 8080 }]
+`;
+    fs.writeFileSync(path.join(dir, "web.yaml"), manifest + svc);
+    await kubectlOk("apply", "-f", path.join(dir, "web.yaml"));
+    await waitFor("3 web pods Running", async () => (await kubectl("get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].status.phase}")).stdout.split(" ").filter((p) => p === "Running").length === 3);
+    const pods = JSON.parse(await kubectlOk("get", "pods", "-l", "app=web", "-o", "json")) as { items: { metadata: { name: string }; spec: { nodeName: string }; status: { podIP: string } }[] };
+    const ip = (n: string) => pods.items.find((p) => p.spec.nodeName === n)!.status.podIP;
+    // from the pod on lab1 to the pods on lab2 and lab3 (flannel across hosts)
+    for (const target of ["lab2", "lab3"]) {
+      const body = await kubectlOk("exec", "web-lab1", "--", "wget", "-q", "-O", "-", "-T", "5", `http://${ip(target)}:8080/`);
+      assert.equal(body, `hello-from-${target}`);
+    }
+    // the Service's ClusterIP, through kube-proxy's iptables rules, from lab3's pod
+    const clusterIP = await kubectlOk("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}");
+    const seen = new Set<string>();
+    for (let i = 0; i < 12; i++) seen.add(await kubectlOk("exec", "web-lab3", "--", "wget", "-q", "-O", "-", "-T", "5", `http://${clusterIP}/`));
+    assert.ok([...seen].every((b) => /^hello-from-lab[123]$/.test(b)) && seen.size >= 1, [...seen].join(","));
+    // CoreDNS: the cluster's own names resolve from a pod
+    const ns = await kubectlOk("exec", "web-lab2", "--", "nslookup", "kubernetes.default.svc.cluster.local");
+    assert.match(ns, /Address( 1)?:\s+10\.0\.0\.1/);
+    const web = await kubectlOk("exec", "web-lab2", "--", "nslookup", "web.default.svc.cluster.local");
+    assert.ok(web.includes(clusterIP), web);
+  });
+});
