@@ -20,12 +20,22 @@ async function runAddons(rc: RunContext): Promise<string> {
     },
     { timeoutMs: 300_000, intervalMs: 3000, log: rc.log, fix: "check the flannel pods: kubectl -n kube-system get pods -o wide; images must be pullable or preloaded" },
   );
+  // Nodes turn Ready as soon as the CNI config exists; flannel running on every node is what
+  // makes pod traffic cross hosts.
+  await waitFor(
+    `flannel running on ${nodes.length} nodes`,
+    async () => {
+      const ready = Number(await kubectl(rc.remote, "-n kube-system get ds kube-flannel-ds-amd64 -o jsonpath={.status.numberReady}", { allowFail: true }));
+      return ready === nodes.length ? true : `${ready}/${nodes.length} flannel pods ready`;
+    },
+    { timeoutMs: 300_000, intervalMs: 3000, log: rc.log, fix: "check kubectl -n kube-system logs -l app=flannel; the flannel image must be pullable or preloaded (images.preload)" },
+  );
   await waitFor(
     "CoreDNS available",
     async () => (Number(await kubectl(rc.remote, "-n kube-system get deploy coredns -o jsonpath={.status.availableReplicas}", { allowFail: true })) >= 1 ? true : "no replica available"),
     { timeoutMs: 180_000, intervalMs: 3000, log: rc.log, fix: "check kubectl -n kube-system describe pods -l k8s-app=kube-dns" },
   );
-  return `${sync.changed.length} files changed, flannel + CoreDNS applied, ${nodes.length} nodes Ready`;
+  return `${sync.changed.length} files changed, flannel + CoreDNS running, ${nodes.length} nodes Ready`;
 }
 
 export const addons: StepDef = {
