@@ -16,16 +16,19 @@ async function runKubelet(rc: RunContext): Promise<string> {
   await waitActive(rc, "kubelet", { timeoutMs: 90_000 });
   const control = await rc.controlPlane();
   try {
-    // TLS bootstrap: token → CSR → approved by the controller-manager → node object.
+    // TLS bootstrap: token → CSR → approved by the controller-manager → node object → Ready.
     await waitFor(
-      `node ${rc.host.name} to register (TLS bootstrap, automatic CSR approval)`,
-      async () => ((await kubectl(control, `get node ${rc.host.name} -o name`, { allowFail: true })).trim() ? true : "not registered"),
+      `node ${rc.host.name} to register (TLS bootstrap, automatic CSR approval) and turn Ready`,
+      async () => {
+        const ready = await kubectl(control, `get node ${rc.host.name} -o jsonpath={.status.conditions[?(@.type=="Ready")].status}`, { allowFail: true });
+        return ready.trim() === "True" ? true : ready.trim() ? "registered, not Ready yet" : "not registered";
+      },
       { timeoutMs: 180_000, intervalMs: 2000, log: rc.log, fix: `check journalctl -u kubelet on ${rc.host.name} and kubectl get csr` },
     );
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${await journalTail(rc, "kubelet")}`);
   }
-  return `${sync.changed.length} files changed, ${action}, node registered`;
+  return `${sync.changed.length} files changed, ${action}, node Ready`;
 }
 
 export const kubelet: StepDef = {

@@ -141,15 +141,19 @@ spec:
     await waitFor("3 web pods Running", async () => (await kubectl("get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].status.phase}")).stdout.split(" ").filter((p) => p === "Running").length === 3);
     const pods = JSON.parse(await kubectlOk("get", "pods", "-l", "app=web", "-o", "json")) as { items: { metadata: { name: string }; spec: { nodeName: string }; status: { podIP: string } }[] };
     const ip = (n: string) => pods.items.find((p) => p.spec.nodeName === n)!.status.podIP;
+    // busybox-static's `wget -O -` crashes when stdout is not a terminal: plain HTTP over nc
+    const get = async (pod: string, host: string, port: number) => {
+      const out = await kubectlOk("exec", pod, "--", "sh", "-c", `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${host} ${port}`);
+      return out.split("\n").pop()!.trim();
+    };
     // from the pod on lab1 to the pods on lab2 and lab3 (flannel across hosts)
     for (const target of ["lab2", "lab3"]) {
-      const body = await kubectlOk("exec", "web-lab1", "--", "wget", "-q", "-O", "-", "-T", "5", `http://${ip(target)}:8080/`);
-      assert.equal(body, `hello-from-${target}`);
+      assert.equal(await get("web-lab1", ip(target), 8080), `hello-from-${target}`);
     }
     // the Service's ClusterIP, through kube-proxy's iptables rules, from lab3's pod
     const clusterIP = await kubectlOk("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}");
     const seen = new Set<string>();
-    for (let i = 0; i < 12; i++) seen.add(await kubectlOk("exec", "web-lab3", "--", "wget", "-q", "-O", "-", "-T", "5", `http://${clusterIP}/`));
+    for (let i = 0; i < 12; i++) seen.add(await get("web-lab3", clusterIP, 80));
     assert.ok([...seen].every((b) => /^hello-from-lab[123]$/.test(b)) && seen.size >= 1, [...seen].join(","));
     // CoreDNS: the cluster's own names resolve from a pod
     const ns = await kubectlOk("exec", "web-lab2", "--", "nslookup", "kubernetes.default.svc.cluster.local");
