@@ -19,6 +19,14 @@ export const BASE_PACKAGES: readonly string[] = [
 /** Bump when the base customization changes so an old cache is rebuilt. */
 export const BASE_REVISION = 2;
 
+/**
+ * Lab-only runc wrapper (drops CAP_SYS_RESOURCE, clamps a negative oomScoreAdj; see the file),
+ * installed in the base as /usr/local/sbin/runc: dockerd finds it before /usr/bin/runc on
+ * systemd's default PATH. Its content is part of the base's inputs hash.
+ */
+export const RUNC_WRAPPER_SOURCE = path.join(__dirname, "runc-wrapper.sh");
+export const RUNC_WRAPPER_PATH = "usr/local/sbin/runc";
+
 /** Lab network: one /24 on one bridge; a blackhole for the wider range keeps traffic here. */
 export const BRIDGE = "bkbr0";
 export const SUBNET_PREFIX = "10.250.213";

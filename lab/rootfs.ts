@@ -1,7 +1,8 @@
 // The cached base rootfs: debootstrap once, customize, rename into place when complete.
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { BASE_PACKAGES, BASE_REVISION, SUITE, baseRootfsDir, cacheDir } from "./config";
+import { BASE_PACKAGES, BASE_REVISION, RUNC_WRAPPER_PATH, RUNC_WRAPPER_SOURCE, SUITE, baseRootfsDir, cacheDir } from "./config";
 import { Logger, elapsed, now, processAlive, readFileOr, run, runOk, unescapeMountPath } from "./util";
 
 /** The stamp inside the base rootfs: tells which package set / customization built it. */
@@ -11,12 +12,25 @@ export interface BaseStamp {
   suite: string;
   revision: number;
   packages: string[];
+  /** sha256 of the files the customization writes (prepare script + unit, runc wrapper). */
+  inputs?: string;
   builtAt: string;
   buildSeconds: number;
 }
 
 function wantedStamp(): Omit<BaseStamp, "builtAt" | "buildSeconds"> {
-  return { suite: SUITE, revision: BASE_REVISION, packages: [...BASE_PACKAGES] };
+  return { suite: SUITE, revision: BASE_REVISION, packages: [...BASE_PACKAGES], inputs: inputsHash() };
+}
+
+function runcWrapper(): string {
+  return fs.readFileSync(RUNC_WRAPPER_SOURCE, "utf8");
+}
+
+/** Hash of what customizeBase writes besides packages: a change to any of them rebuilds the base. */
+function inputsHash(): string {
+  const h = crypto.createHash("sha256");
+  for (const part of [PREPARE_SCRIPT, PREPARE_UNIT, runcWrapper()]) h.update(part).update("\0");
+  return h.digest("hex");
 }
 
 export function readBaseStamp(dir = baseRootfsDir()): BaseStamp | undefined {
@@ -29,7 +43,10 @@ export function readBaseStamp(dir = baseRootfsDir()): BaseStamp | undefined {
 
 function stampMatches(s: BaseStamp | undefined): boolean {
   const w = wantedStamp();
-  return !!s && s.suite === w.suite && s.revision === w.revision && s.packages.join(",") === w.packages.join(",");
+  return (
+    !!s && s.suite === w.suite && s.revision === w.revision && s.packages.join(",") === w.packages.join(",") &&
+    s.inputs === w.inputs
+  );
 }
 
 /**
@@ -253,6 +270,7 @@ async function customizeBase(root: string): Promise<void> {
   fs.mkdirSync(p("usr/local/sbin"), { recursive: true });
   fs.writeFileSync(p("usr/local/sbin/binkube-lab-prepare"), PREPARE_SCRIPT, { mode: 0o755 });
   fs.writeFileSync(p("etc/systemd/system/binkube-lab-prepare.service"), PREPARE_UNIT);
+  fs.writeFileSync(p(RUNC_WRAPPER_PATH), runcWrapper(), { mode: 0o755 });
   await runOk("chroot", [
     root, "systemctl", "enable", "systemd-networkd.service", "ssh.service", "binkube-lab-prepare.service",
   ]);
