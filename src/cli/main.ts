@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { configPathFromEnv, InventoryError } from "../inventory/load";
 import { openCluster } from "../cluster";
 import { checkRows, formatTable } from "../pki/check";
+import { formatServed, remoteRows } from "../pki/remote-check";
 import { writeTree } from "../render/tree";
 import { reportCluster, say, synthCluster } from "./synth-report";
 import { stepCommand } from "./step";
@@ -12,7 +13,9 @@ import { labCommand } from "../../lab/cli";
 const USAGE = `usage: binkube <command> [options]
 
   render [--config FILE] --out DIR     write every file each host would receive to DIR/<host>/…
-  certs check [--config FILE]          list every certificate: subject, SANs, issuer, expiry, status
+  certs check [--remote] [--config FILE]
+                                       list every certificate: subject, SANs, issuer, expiry, status;
+                                       --remote: compare what each endpoint serves with pki/
   certs renew NAME… | --all [--config FILE]
                                        reissue leaf certificates (then: npx cdktf deploy)
   step STEP --host NAME [--config FILE] [--verbose]
@@ -34,7 +37,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     if (a.startsWith("--")) {
       const eq = a.indexOf("=");
       if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-      else if (i + 1 < argv.length && !argv[i + 1]!.startsWith("--") && !["all", "verbose", "help"].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]!);
+      else if (i + 1 < argv.length && !argv[i + 1]!.startsWith("--") && !["all", "verbose", "help", "remote"].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]!);
       else flags.set(a.slice(2), true);
     } else positional.push(a);
   }
@@ -68,7 +71,13 @@ async function run(argv: string[]): Promise<number> {
         reportChanges(cluster.pkiChanges);
         const rows = checkRows(cluster.inv, cluster.pki);
         process.stdout.write(formatTable(rows) + "\n");
-        return rows.some((r) => r.status !== "ok") ? 1 : 0;
+        let bad = rows.some((r) => r.status !== "ok");
+        if (args.flags.get("remote") === true) {
+          const served = await remoteRows(cluster.inv, cluster.pki);
+          process.stdout.write("\n" + formatServed(served) + "\n");
+          bad ||= served.some((r) => r.status !== "current");
+        }
+        return bad ? 1 : 0;
       }
       if (sub === "renew") {
         const all = args.flags.get("all") === true;

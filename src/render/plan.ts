@@ -64,6 +64,7 @@ export function buildPlan(ctx: StepContext): Plan {
       const dependsOn = step.deps.flatMap((d) => {
         const depIds = idsByStep.get(d.step)!;
         if (d.on === "all") return [...depIds.values()];
+        if (d.on === "previous-host") return [...depIds.values()].slice(-1);
         const same = depIds.get(host.name);
         return same ? [same] : [];
       });

@@ -36,6 +36,7 @@ export const apiserver: StepDef = {
   deps: [
     { step: "prepare", on: "same-host" },
     { step: "etcd-health", on: "all" },
+    { step: "apiserver", on: "previous-host" },
   ],
   run: runApiserver,
   files: ({ inv, pki }, host) => {

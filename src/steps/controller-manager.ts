@@ -13,7 +13,10 @@ export const controllerManager: StepDef = {
   scope: "host",
   description: "kube-controller-manager: kubeconfig, signing keys, flags, unit",
   hosts: (inv) => hostsWithRole(inv, "master"),
-  deps: [{ step: "apiserver", on: "same-host" }],
+  deps: [
+    { step: "apiserver", on: "same-host" },
+    { step: "controller-manager", on: "previous-host" },
+  ],
   run: (rc) => runComponent(rc, "kube-controller-manager", "controller-manager"),
   files: ({ inv, pki }, host) => [
     ...BINARIES.controllerManager.map((b) => binary(K8S.bin, b)),

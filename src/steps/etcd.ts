@@ -12,12 +12,35 @@ import { applyUnit, waitActive } from "./actions";
 
 const ETCDCTL = `ETCDCTL_API=3 ${ETCD.bin}/etcdctl --cacert=${ETCD.ssl}/ca.pem --cert=${ETCD.ssl}/healthcheck-client.pem --key=${ETCD.ssl}/healthcheck-client-key.pem`;
 
+const SNAPSHOT_DIR = "/var/lib/etcd-snapshots";
+const SNAPSHOTS_KEPT = 3;
+
 async function runEtcd(rc: RunContext): Promise<string> {
+  const wasActive = (await rc.sh("systemctl is-active etcd || true")).stdout.trim() === "active";
+  const local = `--endpoints=https://127.0.0.1:2379`;
+  let snapshot = "";
+  if (wasActive) {
+    // A running member is about to be restarted (new certificates or config): keep a snapshot
+    // of the keyspace first, rotated, on the member itself.
+    const r = await rc.sh(
+      `mkdir -p -m 0700 ${SNAPSHOT_DIR} && f=${SNAPSHOT_DIR}/snapshot-$(date +%Y%m%dT%H%M%S).db && ${ETCDCTL} ${local} snapshot save $f >/dev/null && ls -1t ${SNAPSHOT_DIR}/snapshot-*.db | tail -n +${SNAPSHOTS_KEPT + 1} | xargs -r rm -f && echo $f`,
+      { allowFail: true, timeoutMs: 120_000 },
+    );
+    snapshot = r.code === 0 ? `, snapshot ${r.stdout.trim()}` : "";
+  }
   const sync = await rc.sync();
   // --no-block: a Type=notify member waits for quorum, so starting the first one would hang.
   const action = await applyUnit(rc, "etcd", sync.changed.length > 0, { noBlock: true });
   await waitActive(rc, "etcd", { allowActivating: true, timeoutMs: 60_000 });
-  return `${sync.changed.length}/${sync.changed.length + sync.unchanged.length} files changed, ${action}`;
+  if (wasActive && sync.changed.length > 0) {
+    // Rolling restart: the next member restarts only after this one serves again.
+    await waitFor(
+      `etcd member ${rc.host.name} healthy after restart`,
+      async () => ((await rc.sh(`${ETCDCTL} ${local} --command-timeout=5s endpoint health 2>&1`, { allowFail: true })).stdout.includes("is healthy") ? true : "not healthy yet"),
+      { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: `check journalctl -u etcd on ${rc.host.name}` },
+    );
+  }
+  return `${sync.changed.length}/${sync.changed.length + sync.unchanged.length} files changed, ${action}${wasActive && sync.changed.length > 0 ? ", member healthy" : ""}${snapshot}`;
 }
 
 async function runEtcdHealth(rc: RunContext): Promise<string> {
@@ -54,7 +77,10 @@ export const etcd: StepDef = {
   scope: "host",
   description: "etcd member: binaries, certificates, etcd.conf, unit",
   hosts: (inv) => hostsWithRole(inv, "etcd"),
-  deps: [{ step: "prepare", on: "same-host" }],
+  deps: [
+    { step: "prepare", on: "same-host" },
+    { step: "etcd", on: "previous-host" },
+  ],
   run: runEtcd,
   files: ({ inv, pki }, host: Host) => {
     const server = leaf(pki, etcdServerCert(host));

@@ -11,7 +11,10 @@ export const scheduler: StepDef = {
   scope: "host",
   description: "kube-scheduler: kubeconfig, flags, unit",
   hosts: (inv) => hostsWithRole(inv, "master"),
-  deps: [{ step: "apiserver", on: "same-host" }],
+  deps: [
+    { step: "apiserver", on: "same-host" },
+    { step: "scheduler", on: "previous-host" },
+  ],
   run: (rc) => runComponent(rc, "kube-scheduler", "scheduler"),
   files: ({ inv, pki }, host) => [
     ...BINARIES.scheduler.map((b) => binary(K8S.bin, b)),

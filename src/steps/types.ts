@@ -37,10 +37,13 @@ export interface StepContext {
   binaries: BinaryIndex;
 }
 
-/** A dependency on another step: on the same host, or on every instance of it. */
+/**
+ * A dependency on another step: on the same host, on every instance of it, or (for the step
+ * itself) on its instance on the previous host, which makes restarts roll one host at a time.
+ */
 export interface StepDep {
   step: StepName;
-  on: "same-host" | "all";
+  on: "same-host" | "all" | "previous-host";
 }
 
 export interface StepDef {

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { labDown, labUp } from "../../lab/lab";
+import { labDown, labUp, sshArgs } from "../../lab/lab";
 import type { LabState } from "../../lab/lab";
 import { preflight } from "../../lab/preflight";
 import { plain, run } from "../helpers/proc";
@@ -36,6 +36,15 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
   const dir = tempDir("binkube-cluster-");
   const bin = path.join(dir, "bin");
   let env: NodeJS.ProcessEnv;
+  let lab: LabState;
+  const deploy = () => run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 1_500_000 });
+  /** systemd InvocationID of every binkube-managed unit on a host: changes on any restart. */
+  const invocations = async (host: string) => {
+    const units = ["etcd", "docker", "kubelet", "kube-proxy", "kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+    const r = await run("ssh", [...sshArgs(lab, host), units.map((u) => `echo ${u}=$(systemctl show -p InvocationID --value ${u})`).join("; ")]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim();
+  };
   const kubectl = async (...args: string[]) => {
     const r = await run(path.join(bin, "kubectl"), ["--kubeconfig", path.join(dir, "admin.kubeconfig"), ...args], { timeoutMs: 120_000 });
     return r;
@@ -63,8 +72,14 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
       const r = await run("bash", [path.join(FIXTURES, script), out], { timeoutMs: 1_200_000 });
       assert.equal(r.code, 0, `${script}: ${r.stderr.slice(-2000)}`);
     }
-    const lab: LabState = await labUp({ dir, hosts: 3, log: () => undefined });
+    lab = await labUp({ dir, hosts: 3, log: () => undefined });
     assert.equal(lab.hosts.length, 3);
+    appendSettings();
+    env = { ...process.env, BINKUBE_CONFIG: path.join(dir, "cluster.yaml"), CHECKPOINT_DISABLE: "1" };
+  });
+
+  /** `lab up` writes cluster.yaml afresh: add what this cluster needs beyond the lab's defaults. */
+  function appendSettings(): void {
     const images = fs.readdirSync(path.join(dir, "images")).filter((f) => f.endsWith(".tar")).map((f) => `images/${f}`);
     fs.appendFileSync(
       path.join(dir, "cluster.yaml"),
@@ -76,15 +91,14 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
         "",
       ].join("\n"),
     );
-    env = { ...process.env, BINKUBE_CONFIG: path.join(dir, "cluster.yaml"), CHECKPOINT_DISABLE: "1" };
-  });
+  }
 
   after(async () => {
     await labDown({ dir, log: () => undefined });
   });
 
   test("cdktf deploy brings the whole cluster up, every step through its health gate", async () => {
-    const r = await run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 1_500_000 });
+    const r = await deploy();
     const out = plain(r.stdout + r.stderr);
     fs.writeFileSync(path.join(dir, "deploy.log"), out);
     assert.equal(r.code, 0, `deploy failed (log: ${dir}/deploy.log):\n${out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-40).join("\n")}`);
@@ -160,5 +174,21 @@ spec:
     assert.match(ns, /Address( 1)?:\s+10\.0\.0\.1/);
     const web = await kubectlOk("exec", "web-lab2", "--", "nslookup", "web.default.svc.cluster.local");
     assert.ok(web.includes(clusterIP), web);
+  });
+
+  test("adding a node creates only its resources, restarts nothing on existing hosts, and it joins Ready", async () => {
+    const before = await Promise.all(["lab1", "lab2", "lab3"].map(invocations));
+    lab = await labUp({ dir, hosts: 4, log: () => undefined });
+    appendSettings();
+    const r = await deploy();
+    const out = plain(r.stdout + r.stderr);
+    fs.writeFileSync(path.join(dir, "deploy-add-node.log"), out);
+    assert.equal(r.code, 0, out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-30).join("\n"));
+    assert.match(out, /Plan: 4 to add, 0 to change, 0 to destroy/);
+    assert.match(out, /✓ step kubelet on lab4: .*node Ready/);
+    assert.deepEqual(await Promise.all(["lab1", "lab2", "lab3"].map(invocations)), before, "a unit on an existing host restarted");
+    const ready = await kubectlOk("get", "node", "lab4", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}");
+    assert.equal(ready, "True");
+    console.log(`# add a node to a 3-host cluster: ${(r.ms / 1000).toFixed(1)} s`);
   });
 });

@@ -52,6 +52,9 @@ describe("cluster stack", () => {
     assert.deepEqual(deps("kubelet_k8s_node"), ["bootstrap", "controller_manager_k8s_master", "runtime_k8s_node"]);
     assert.deepEqual(deps("kube_proxy_k8s_node2"), ["kubelet_k8s_node2"]);
     assert.deepEqual(deps("prepare_k8s_node"), []);
+    // restarts roll: each etcd member waits for the previous one's health gate
+    assert.deepEqual(deps("etcd_k8s_master"), ["prepare_k8s_master"]);
+    assert.deepEqual(deps("etcd_k8s_node2"), ["etcd_k8s_node", "prepare_k8s_node2"]);
     assert.match(s.resources.kubelet_k8s_node!.provisioner[0]!["local-exec"].command, /^\/usr\/bin\/node \/opt\/binkube\/bin\/binkube\.cjs step kubelet --host k8s-node --config \S+cluster\.yaml$/);
     assert.deepEqual((s.raw.terraform as { backend: unknown }).backend, { local: { path: path.join(dir, ".binkube", "terraform.tfstate") } });
   });
