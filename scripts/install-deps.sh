@@ -2,7 +2,7 @@
 # Debian packages binkube's tests need: openssl (PKI checks), OpenSSH (real sshd/ssh for the
 # executor and the lab), systemd-nspawn + debootstrap + iproute2 (lab hosts). Idempotent.
 set -euo pipefail
-pkgs=(openssl openssh-client openssh-server systemd-container debootstrap iproute2 ca-certificates)
+pkgs=(openssl openssh-client openssh-server sudo systemd-container debootstrap iproute2 ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
