@@ -9,22 +9,16 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { labDown, labUp, sshArgs } from "../../lab/lab";
 import type { LabState } from "../../lab/lab";
-import { preflight } from "../../lab/preflight";
 import { plain, run } from "../helpers/proc";
 import { tempDir } from "../helpers/fixtures";
+import { labSkipReason } from "../helpers/e2e";
 
 const ROOT = path.join(__dirname, "..", "..");
 const BIN = path.join(ROOT, "bin", "binkube.cjs");
 
 function why(): string | undefined {
-  if (process.getuid?.() !== 0) return "needs root (systemd-nspawn lab hosts)";
-  const pf = preflight();
-  if (!pf.ok) return pf.message;
-  try {
-    execFileSync("terraform", ["version"], { stdio: "ignore" });
-  } catch {
-    return "terraform is not installed (cdktf deploy needs it)";
-  }
+  const lab = labSkipReason();
+  if (lab) return lab;
   if (!fs.existsSync(path.join(ROOT, "test", "fixtures", "debian-binaries.sh"))) return "test/fixtures/debian-binaries.sh missing";
   return undefined;
 }
