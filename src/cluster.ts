@@ -3,13 +3,16 @@
 import * as path from "node:path";
 import { BinaryIndex, openBinaries } from "./binaries/source";
 import { loadInventory } from "./inventory/load";
-import { Inventory, InventoryIssue } from "./inventory/types";
+import { Host, Inventory, InventoryIssue } from "./inventory/types";
+import { readLedger, updateLedger } from "./inventory/ledger";
 import { certKubeconfig } from "./pki/kubeconfig";
 import { EnsureOptions, Pki, PkiChange, ensurePki, loadPki, writeFileAtomic } from "./pki/store";
 import { Plan, buildPlan } from "./render/plan";
 
 export interface Cluster {
   inv: Inventory;
+  /** Hosts that left the inventory and still await `binkube remove` (drain, member removal). */
+  removed: Host[];
   warnings: InventoryIssue[];
   pki: Pki;
   pkiChanges: PkiChange[];
@@ -21,15 +24,19 @@ export async function openCluster(configFile: string, opts: { create: boolean; p
   const { inventory: inv, warnings } = loadInventory(configFile);
   let pki: Pki;
   let pkiChanges: PkiChange[] = [];
+  let removed: Host[];
   if (opts.create) {
     ({ pki, changes: pkiChanges } = await ensurePki(inv, opts.pki));
     writeAdminKubeconfig(inv, pki);
+    removed = updateLedger(inv);
   } else {
     pki = loadPki(inv);
+    const names = new Set(inv.hosts.map((h) => h.name));
+    removed = Object.values(readLedger(inv)).filter((h) => !names.has(h.name));
   }
   const binaries = openBinaries(inv);
   const plan = buildPlan({ inv, pki, binaries });
-  return { inv, warnings, pki, pkiChanges, binaries, plan };
+  return { inv, removed, warnings, pki, pkiChanges, binaries, plan };
 }
 
 export function adminKubeconfigPath(inv: Inventory): string {

@@ -33,13 +33,24 @@ export class ClusterStack extends TerraformStack {
     new LocalBackend(this, { path: opts.statePath ?? path.join(inv.baseDir, ".binkube", "terraform.tfstate") });
     if (inv.engine === "null_resource") new NullProvider(this, "null");
     const byId = new Map<string, ITerraformDependable>();
+    // A host that left the inventory is drained / removed from etcd first; its own resources
+    // simply disappear from the configuration.
+    const removals = cluster.removed.map((h) =>
+      stepResource(this, `remove_${h.name.replace(/-/g, "_")}`, {
+        engine: inv.engine,
+        triggers: { host: h.name },
+        command: [...opts.binkube, "remove", "--host", h.name, "--config", inv.file].map(shellQuote).join(" "),
+        dependsOn: [],
+      }),
+    );
     for (const inst of plan.instances) {
       const command = [...opts.binkube, "step", inst.step, "--host", inst.host.name, "--config", inv.file].map(shellQuote).join(" ");
+      const afterRemovals = ["etcd", "etcd-health", "apiserver"].includes(inst.step) ? removals : [];
       const res = stepResource(this, inst.id, {
         engine: inv.engine,
         triggers: inst.triggers,
         command,
-        dependsOn: inst.dependsOn.map((d) => byId.get(d)!),
+        dependsOn: [...inst.dependsOn.map((d) => byId.get(d)!), ...afterRemovals],
       });
       byId.set(inst.id, res);
     }

@@ -9,6 +9,7 @@ import { writeTree } from "../render/tree";
 import { reportCluster, say, synthCluster } from "./synth-report";
 import { stepCommand } from "./step";
 import { labCommand } from "../../lab/cli";
+import { removeHost } from "../runner/remove";
 
 const USAGE = `usage: binkube <command> [options]
 
@@ -20,6 +21,8 @@ const USAGE = `usage: binkube <command> [options]
                                        reissue leaf certificates (then: npx cdktf deploy)
   step STEP --host NAME [--config FILE] [--verbose]
                                        run one bring-up step on one host (called by cdktf deploy)
+  remove --host NAME [--config FILE]   drain / remove from etcd a host that left the inventory
+                                       (called by cdktf deploy)
   lab up [--hosts N] | down | status   local test hosts (systemd-nspawn)
 
 The inventory is --config, else $BINKUBE_CONFIG, else ./cluster.yaml.`;
@@ -95,6 +98,12 @@ async function run(argv: string[]): Promise<number> {
     }
     case "step":
       return stepCommand(sub, args, configFrom(args));
+    case "remove": {
+      const host = args.flags.get("host");
+      if (typeof host !== "string") throw new UsageError("remove needs --host NAME");
+      await removeHost(configFrom(args), host, (l) => process.stderr.write(`${l}\n`));
+      return 0;
+    }
     case "lab":
       return labCommand(argv.slice(1));
     default:

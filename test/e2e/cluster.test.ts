@@ -191,6 +191,10 @@ spec:
     assert.equal(renew.code, 0, renew.stderr);
     const stale = await binkube("certs", "check", "--remote");
     assert.match(stale.stdout, /STALE/, "before the deploy, endpoints still serve the old certificates");
+    // the plan names, per step and host, the file whose hash changed
+    const diff = plain((await run("npx", ["cdktf", "diff"], { env, cwd: ROOT, timeoutMs: 300_000 })).stdout);
+    assert.match(diff, /terraform_data\.etcd_lab2 must be replaced/);
+    assert.match(diff, /"\/opt\/etcd\/ssl\/peer\.pem"\s+= "644:sha256:[0-9a-f]+" -> "644:sha256:[0-9a-f]+"/);
     // poll etcd quorum while the deploy rolls the members
     const pki = path.join(dir, "pki");
     const endpoints = ["lab1", "lab2", "lab3"].map((_, i) => `https://10.250.213.${11 + i}:2379`);
@@ -219,6 +223,32 @@ spec:
     assert.equal(served.code, 0, served.stdout + served.stderr);
     assert.doesNotMatch(served.stdout, /STALE|UNREACHABLE/);
     console.log(`# renew all leaf certificates + rolling deploy: ${(r.ms / 1000).toFixed(1)} s, etcd worst ${worst}/3 healthy over ${polls} polls`);
+  });
+
+  test("removing an etcd + node host drains it, removes its etcd member, stops its units; the cluster carries on", async () => {
+    const file = path.join(dir, "cluster.yaml");
+    const text = fs.readFileSync(file, "utf8");
+    fs.writeFileSync(file, text.replace(/  - name: lab3\n    address: \S+\n    roles: \[[^\]]*\]\n/, ""));
+    assert.doesNotMatch(fs.readFileSync(file, "utf8"), /lab3/);
+    const r = await deploy();
+    const out = plain(r.stdout + r.stderr);
+    fs.writeFileSync(path.join(dir, "deploy-remove.log"), out);
+    assert.equal(r.code, 0, out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-30).join("\n"));
+    assert.match(out, /remove lab3: etcd member removed \(2 members, 2 healthy\)/);
+    assert.match(out, /remove lab3: node drained and deleted/);
+    assert.match(out, /✓ remove lab3: done/);
+    assert.deepEqual((await kubectlOk("get", "nodes", "-o", "jsonpath={.items[*].metadata.name}")).split(" ").sort(), ["lab1", "lab2", "lab4"]);
+    const pki = path.join(dir, "pki");
+    const members = await run(path.join(bin, "etcdctl"), [`--cacert=${pki}/etcd-ca.crt`, `--cert=${pki}/etcd-healthcheck-client.crt`, `--key=${pki}/etcd-healthcheck-client.key`, "--endpoints=https://10.250.213.11:2379", "member", "list"], { env: { ...process.env, ETCDCTL_API: "3" } });
+    assert.equal(members.stdout.trim().split("\n").length, 2, members.stdout);
+    const lab3 = await run("ssh", [...sshArgs(lab, "lab3"), "systemctl is-active etcd kubelet docker || true"]);
+    assert.deepEqual(lab3.stdout.trim().split("\n"), ["inactive", "inactive", "inactive"]);
+    assert.match(await kubectlOk("get", "--raw", "/healthz"), /ok/);
+    // the next deploy only drops the finished remove step
+    const again = plain((await deploy()).stdout);
+    assert.match(again, /0 added, 0 changed, 1 destroyed/);
+    assert.doesNotMatch(again, /binkube step/);
+    console.log(`# remove an etcd + node host: ${(r.ms / 1000).toFixed(1)} s`);
   });
 });
 

@@ -129,7 +129,12 @@ describe("deploy to lab hosts", { skip }, () => {
     assert.doesNotMatch(out, /binkube step/);
     // our own probe above opened 3 sessions; the deploy must add none
     assert.equal(await acceptedSessions(), sessions + lab.hosts.length, "the no-op deploy opened an SSH session");
-    console.log(`# no-op redeploy: ${(r.ms / 1000).toFixed(1)} s`);
+    // against a bare `terraform plan` of the same synthesized stack
+    const stackDir = fs.readdirSync(path.join(ROOT, "cdktf.out", "stacks")).map((s) => path.join(ROOT, "cdktf.out", "stacks", s)).find((d) => fs.readFileSync(path.join(d, "cdk.tf.json"), "utf8").includes(dir));
+    if (stackDir) {
+      const plan = await run("terraform", ["plan", "-input=false", "-lock=false"], { cwd: stackDir, env, timeoutMs: 300_000 });
+      console.log(`# no-op redeploy: ${(r.ms / 1000).toFixed(1)} s; bare terraform plan of the same stack: ${(plan.ms / 1000).toFixed(1)} s (ratio ${(r.ms / plan.ms).toFixed(1)}x)`);
+    }
   });
 
   test("a config-only change re-runs only the steps that ship it and sends under 1 MB", async () => {

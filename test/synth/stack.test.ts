@@ -122,4 +122,21 @@ describe("cluster stack", () => {
     assert.ok(s.resources.etcd_k8s_node!.triggers!["/opt/etcd/cfg/etcd.conf"]!.startsWith("644:sha256:"));
     assert.match((s.raw.terraform as { required_providers: Record<string, { source: string }> }).required_providers.null!.source, /^(hashicorp\/)?null$/);
   });
+
+  test("a host removed from the inventory gets a remove step that runs before etcd and apiserver re-run", async () => {
+    const d = tempDir();
+    writeFakeBinaries(path.join(d, "bin"));
+    await synth(d, baseInventory());
+    const raw = baseInventory();
+    raw.hosts.pop(); // k8s-node2: etcd + node
+    const after = await synth(d, raw);
+    assert.ok(after.resources.remove_k8s_node2, "remove resource synthesized");
+    assert.match(after.resources.remove_k8s_node2!.provisioner[0]!["local-exec"].command, /binkube\.cjs remove --host k8s-node2 --config /);
+    assert.equal(after.resources.etcd_k8s_node2, undefined);
+    assert.ok(after.resources.etcd_k8s_master!.depends_on!.includes("terraform_data.remove_k8s_node2"));
+    assert.ok(after.resources.apiserver_k8s_master!.depends_on!.includes("terraform_data.remove_k8s_node2"));
+    // until `binkube remove` has run, every synth keeps the remove step
+    assert.ok((await synth(d, raw)).resources.remove_k8s_node2);
+  });
 });
+

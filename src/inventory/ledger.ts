@@ -1,0 +1,43 @@
+// The host ledger (.binkube/hosts.json beside the inventory): every host binkube has deployed
+// to, with what is needed to reach it (no secrets). A host that leaves the inventory stays in
+// the ledger until `binkube remove` has drained it; that is how removal knows what to undo.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { writeFileAtomic } from "../pki/store";
+import { Host, Inventory } from "./types";
+
+export type Ledger = Record<string, Host>;
+
+export function ledgerPath(inv: Inventory): string {
+  return path.join(inv.baseDir, ".binkube", "hosts.json");
+}
+
+export function readLedger(inv: Inventory): Ledger {
+  try {
+    return JSON.parse(fs.readFileSync(ledgerPath(inv), "utf8")) as Ledger;
+  } catch {
+    return {};
+  }
+}
+
+/** Records the inventory's hosts; returns the hosts that left it and still await removal. */
+export function updateLedger(inv: Inventory): Host[] {
+  const ledger = readLedger(inv);
+  const current = new Set(inv.hosts.map((h) => h.name));
+  const removed = Object.values(ledger).filter((h) => !current.has(h.name));
+  for (const h of inv.hosts) ledger[h.name] = h;
+  writeFileAtomic(ledgerPath(inv), JSON.stringify(ledger, null, 2) + "\n", 0o644);
+  return removed;
+}
+
+export function forgetHost(inv: Inventory, name: string): void {
+  const ledger = readLedger(inv);
+  delete ledger[name];
+  writeFileAtomic(ledgerPath(inv), JSON.stringify(ledger, null, 2) + "\n", 0o644);
+}
+
+/** etcd quorum after removing one member: the healthy remaining members must be a majority. */
+export function removalKeepsQuorum(members: number, healthyRemaining: number): boolean {
+  const remaining = members - 1;
+  return remaining >= 1 && healthyRemaining >= Math.floor(remaining / 2) + 1;
+}
