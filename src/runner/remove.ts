@@ -54,7 +54,11 @@ export async function removeHost(configFile: string, name: string, out: (line: s
   // The host itself may be dead (often why it is removed): stopping its units is best effort.
   try {
     const host = await RemoteHost.connect(sshTarget(gone), { retries: 1 });
-    await host.exec(`for u in ${UNITS.join(" ")}; do systemctl disable --now $u 2>/dev/null || true; done`, { timeoutMs: 180_000 });
+    // The etcd data of a removed member must not come back with it: it is kept aside, not deleted.
+    await host.exec(
+      `for u in ${UNITS.join(" ")}; do systemctl disable --now $u 2>/dev/null || true; done; if [ -d /var/lib/etcd/default.etcd ]; then mv /var/lib/etcd/default.etcd /var/lib/etcd/removed-$(date +%Y%m%dT%H%M%S); fi; rm -f /etc/systemd/system/etcd.service.d/10-binkube-join.conf`,
+      { timeoutMs: 180_000 },
+    );
     await host.close();
     out(`binkube: ${where}: units stopped and disabled on ${name}`);
   } catch (e) {

@@ -29,6 +29,7 @@ async function runEtcd(rc: RunContext): Promise<string> {
     snapshot = r.code === 0 ? `, snapshot ${r.stdout.trim()}` : "";
   }
   const sync = await rc.sync();
+  const joined = wasActive ? "" : await joinExistingCluster(rc);
   // --no-block: a Type=notify member waits for quorum, so starting the first one would hang.
   const action = await applyUnit(rc, "etcd", sync.changed.length > 0, { noBlock: true });
   await waitActive(rc, "etcd", { allowActivating: true, timeoutMs: 60_000 });
@@ -40,7 +41,33 @@ async function runEtcd(rc: RunContext): Promise<string> {
       { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: `check journalctl -u etcd on ${rc.host.name}` },
     );
   }
-  return `${sync.changed.length}/${sync.changed.length + sync.unchanged.length} files changed, ${action}${wasActive && sync.changed.length > 0 ? ", member healthy" : ""}${snapshot}`;
+  return `${sync.changed.length}/${sync.changed.length + sync.unchanged.length} files changed, ${action}${joined}${wasActive && sync.changed.length > 0 ? ", member healthy" : ""}${snapshot}`;
+}
+
+const JOIN_DROPIN = "/etc/systemd/system/etcd.service.d/10-binkube-join.conf";
+
+/**
+ * A member with no data yet, while the other members already form a cluster: announce it with
+ * `member add` and start it with initial-cluster-state=existing (a drop-in env file read after
+ * etcd.conf). A brand-new cluster (no other member answers) bootstraps with "new" as rendered.
+ */
+async function joinExistingCluster(rc: RunContext): Promise<string> {
+  const probe = await rc.sh(`test -d /var/lib/etcd/default.etcd/member && echo data; test -f ${JOIN_DROPIN} && echo dropin; true`);
+  if (probe.stdout.includes("data")) return "";
+  if (probe.stdout.includes("dropin")) return ", joining the existing cluster";
+  const others = hostsWithRole(rc.cluster.inv, "etcd").filter((h) => h.name !== rc.host.name).map((h) => `https://${h.address}:2379`);
+  if (others.length === 0) return "";
+  // A cluster exists only if it has quorum; during a first bring-up the others are still waiting.
+  const health = await rc.sh(`${ETCDCTL} --endpoints=${others.join(",")} --dial-timeout=3s --command-timeout=5s endpoint health 2>&1`, { allowFail: true, timeoutMs: 30_000 });
+  if (!health.stdout.includes("is healthy")) return "";
+  const list = await rc.sh(`${ETCDCTL} --endpoints=${others.join(",")} --command-timeout=5s member list`, { timeoutMs: 30_000 });
+  const peer = `https://${rc.host.address}:2380`;
+  // Listed already: a member of the static bootstrap that starts late; it joins as "new".
+  if (list.stdout.includes(peer)) return "";
+  // Drop-in first, then member add: a re-run after a failure in between still joins.
+  await rc.sh(`mkdir -p /etc/systemd/system/etcd.service.d && printf '[Service]\\nEnvironmentFile=/opt/etcd/cfg/etcd-join.conf\\n' > ${JOIN_DROPIN} && echo 'ETCD_INITIAL_CLUSTER_STATE="existing"' > /opt/etcd/cfg/etcd-join.conf && systemctl daemon-reload`);
+  await rc.sh(`${ETCDCTL} --endpoints=${others.join(",")} --command-timeout=10s member add ${rc.host.name} --peer-urls=${peer}`);
+  return `, joined the existing cluster as member ${list.stdout.trim().split("\n").length + 1}`;
 }
 
 async function runEtcdHealth(rc: RunContext): Promise<string> {

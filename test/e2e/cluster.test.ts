@@ -250,5 +250,23 @@ spec:
     assert.doesNotMatch(again, /binkube step/);
     console.log(`# remove an etcd + node host: ${(r.ms / 1000).toFixed(1)} s`);
   });
+
+  test("adding an etcd member to the running cluster: member add, initial-cluster-state existing, quorum kept", async () => {
+    const file = path.join(dir, "cluster.yaml");
+    const text = fs.readFileSync(file, "utf8");
+    fs.writeFileSync(file, text.replace(/(  - name: lab2\n    address: \S+\n    roles: \[[^\]]*\]\n)/, "$1  - name: lab3\n    address: 10.250.213.13\n    roles: [etcd, node]\n"));
+    const r = await deploy();
+    const out = plain(r.stdout + r.stderr);
+    fs.writeFileSync(path.join(dir, "deploy-add-etcd.log"), out);
+    assert.equal(r.code, 0, out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-30).join("\n"));
+    assert.match(out, /✓ step etcd on lab3: .*joined the existing cluster as member 3/);
+    assert.match(out, /✓ step etcd-health on lab1: 3\/3 members healthy/);
+    assert.match(out, /✓ step kubelet on lab3: .*node Ready/);
+    // the apiserver certificate did not need new SANs (lab3 is no master); the etcd member list has 3
+    const pki = path.join(dir, "pki");
+    const members = await run(path.join(bin, "etcdctl"), [`--cacert=${pki}/etcd-ca.crt`, `--cert=${pki}/etcd-healthcheck-client.crt`, `--key=${pki}/etcd-healthcheck-client.key`, "--endpoints=https://10.250.213.11:2379", "member", "list"], { env: { ...process.env, ETCDCTL_API: "3" } });
+    assert.equal(members.stdout.trim().split("\n").length, 3, members.stdout);
+    console.log(`# add an etcd + node host to the running cluster: ${(r.ms / 1000).toFixed(1)} s`);
+  });
 });
 
