@@ -1,6 +1,6 @@
 // One lab host: its rootfs (overlayfs over the base, or a copy), its identity, its nspawn
 // process (in its own cgroups), waiting for its sshd, stopping it.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -151,6 +151,17 @@ export function nspawnArgs(h: LabHost): string[] {
  * Starts the host: its own cgroups first, then systemd-nspawn detached (its pid is that of the
  * shell that moved itself into the cgroups and exec'd nspawn). Fills h.pid / h.cgroups.
  */
+/**
+ * The kernel deletes a stopped host's veth (vb-MACHINE) asynchronously; a host started again
+ * at once under the same name fails with "File exists". Wait briefly, then delete the leftover.
+ */
+export async function releaseVeth(h: LabHost): Promise<void> {
+  const link = `vb-${h.machine}`.slice(0, 15);
+  const present = () => fs.existsSync(path.join("/sys/class/net", link));
+  for (let i = 0; i < 50 && present(); i++) await new Promise((r) => setTimeout(r, 100));
+  if (present()) spawnSync("ip", ["link", "del", link], { stdio: "ignore" });
+}
+
 export function startHost(h: LabHost): void {
   const nspawn = which("systemd-nspawn");
   if (!nspawn) throw new Error("systemd-nspawn not found");
@@ -290,6 +301,7 @@ export async function stopHost(h: LabHost, log: Logger): Promise<void> {
       }
     }
   }
+  await releaseVeth(h);
   // nspawn refuses to rm_rf its propagation dir when /run is not a tmpfs (as here); do it.
   const propagate = path.join("/run/systemd/nspawn/propagate", h.machine);
   if (!h.pid || !processAlive(h.pid, h.pidStartTime)) fs.rmSync(propagate, { recursive: true, force: true });

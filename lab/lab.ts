@@ -14,8 +14,7 @@ import {
   startHost,
   stopHost,
   strayNspawns,
-  waitForSsh,
-} from "./hosts";
+  waitForSsh, releaseVeth } from "./hosts";
 import { writeInventory, writeKnownHosts } from "./inventory";
 import { bridgePorts, ensureNetwork, teardownNetwork } from "./network";
 import { preflight } from "./preflight";
@@ -218,6 +217,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
         h.cgroups = hostCgroupDirs(h.machine); // on record before they exist
         saveState(st);
         try {
+          await releaseVeth(h); // a veth of an earlier host of this name may still be going away
           startHost(h);
         } finally {
           saveState(st);
