@@ -14,7 +14,9 @@ import {
   startHost,
   stopHost,
   strayNspawns,
-  waitForSsh, releaseVeth } from "./hosts";
+  waitForSsh,
+  releaseVeth,
+} from "./hosts";
 import { writeInventory, writeKnownHosts } from "./inventory";
 import { bridgePorts, ensureNetwork, teardownNetwork } from "./network";
 import { preflight } from "./preflight";
