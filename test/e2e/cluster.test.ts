@@ -192,9 +192,11 @@ spec:
     const stale = await binkube("certs", "check", "--remote");
     assert.match(stale.stdout, /STALE/, "before the deploy, endpoints still serve the old certificates");
     // the plan names, per step and host, the file whose hash changed
-    const diff = plain((await run("npx", ["cdktf", "diff"], { env, cwd: ROOT, timeoutMs: 300_000 })).stdout);
-    assert.match(diff, /terraform_data\.etcd_lab2 must be replaced/);
-    assert.match(diff, /"\/opt\/etcd\/ssl\/peer\.pem"\s+= "644:sha256:[0-9a-f]+" -> "644:sha256:[0-9a-f]+"/);
+    const d = await run("npx", ["cdktf", "diff"], { env, cwd: ROOT, timeoutMs: 300_000 });
+    const diff = plain(d.stdout + d.stderr);
+    fs.writeFileSync(path.join(dir, "diff-renew.log"), diff);
+    assert.match(diff, /# terraform_data\.etcd_lab2 \(etcd_lab2\) must be replaced/, `cdktf diff output in ${dir}/diff-renew.log`);
+    assert.match(diff, /"\/opt\/etcd\/ssl\/peer\.pem"\s*=\s*"644:sha256:[0-9a-f]+"\s*->\s*"644:sha256:[0-9a-f]+"/, `cdktf diff output in ${dir}/diff-renew.log`);
     // poll etcd quorum while the deploy rolls the members
     const pki = path.join(dir, "pki");
     const endpoints = ["lab1", "lab2", "lab3"].map((_, i) => `https://10.250.213.${11 + i}:2379`);
