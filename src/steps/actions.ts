@@ -18,16 +18,25 @@ export async function applyUnit(rc: RunContext, unit: string, changed: boolean, 
   return state === "active" ? `${unit} running` : `${unit} started`;
 }
 
+/** Runs a health gate; when it fails, the error carries the unit's last journal lines. */
+export async function gateWithJournal(rc: RunContext, unit: string, gate: () => Promise<void>): Promise<void> {
+  try {
+    await gate();
+  } catch (e) {
+    throw new GateError(`${(e as Error).message}\n${await journalTail(rc, unit)}`);
+  }
+}
+
 export async function journalTail(rc: RunContext, unit: string, lines = 15): Promise<string> {
   const r = await rc.sh(`journalctl -u ${unit} -n ${lines} --no-pager -o cat 2>/dev/null || true`, { allowFail: true });
   return `last ${lines} lines of journalctl -u ${unit} on ${rc.host.name}:\n${r.stdout.trim().replace(/^/gm, "    ")}`;
 }
 
-/** Waits until the unit is active and stays active (no crash loop) for `stableMs`. */
+/** Waits until the unit is active and stays active (no crash loop) for 3 s. */
 export async function waitActive(rc: RunContext, unit: string, opts: { timeoutMs?: number; allowActivating?: boolean } = {}): Promise<void> {
   let activeSince = 0;
-  try {
-    await waitFor(
+  await gateWithJournal(rc, unit, () =>
+    waitFor(
       `${unit} active on ${rc.host.name}`,
       async () => {
         const out = (await rc.sh(`systemctl show -p ActiveState -p NRestarts ${unit}`)).stdout;
@@ -42,10 +51,8 @@ export async function waitActive(rc: RunContext, unit: string, opts: { timeoutMs
         return Date.now() - activeSince >= 3000 ? true : `${state}, watching for restarts`;
       },
       { timeoutMs: opts.timeoutMs ?? 60_000, log: rc.log, fix: `check the unit with journalctl -u ${unit} on ${rc.host.name}` },
-    );
-  } catch (e) {
-    throw new GateError(`${(e as Error).message}\n${await journalTail(rc, unit)}`);
-  }
+    ),
+  );
 }
 
 export const KUBECTL = `${K8S.bin}/kubectl --kubeconfig ${K8S.cfg}/admin.kubeconfig`;

@@ -10,21 +10,19 @@ import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { StepDef } from "./types";
 import type { RunContext } from "../runner/context";
 import { waitFor } from "../runner/wait";
-import { applyUnit, journalTail, kubectl, waitActive } from "./actions";
+import { applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
 
 async function runApiserver(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   const action = await applyUnit(rc, "kube-apiserver", sync.changed.length > 0);
   await waitActive(rc, "kube-apiserver", { timeoutMs: 60_000 });
-  try {
-    await waitFor(
+  await gateWithJournal(rc, "kube-apiserver", () =>
+    waitFor(
       `kube-apiserver /healthz on ${rc.host.name}`,
       async () => ((await kubectl(rc.remote, "get --raw /healthz", { allowFail: true, timeoutMs: 15_000 })).trim() === "ok" ? true : "not ok yet"),
       { timeoutMs: 120_000, intervalMs: 2000, log: rc.log, fix: "check etcd health and the apiserver flags" },
-    );
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${await journalTail(rc, "kube-apiserver")}`);
-  }
+    ),
+  );
   return `${sync.changed.length} files changed, ${action}, /healthz ok`;
 }
 

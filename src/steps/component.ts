@@ -2,23 +2,21 @@
 // apiserver reports the component healthy (componentstatuses reads its local healthz port).
 import type { RunContext } from "../runner/context";
 import { waitFor } from "../runner/wait";
-import { applyUnit, journalTail, kubectl, waitActive } from "./actions";
+import { applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
 
 export async function runComponent(rc: RunContext, unit: string, component: string): Promise<string> {
   const sync = await rc.sync();
   const action = await applyUnit(rc, unit, sync.changed.length > 0);
   await waitActive(rc, unit);
-  try {
-    await waitFor(
+  await gateWithJournal(rc, unit, () =>
+    waitFor(
       `${component} healthy on ${rc.host.name}`,
       async () => {
         const out = await kubectl(rc.remote, `get --raw /api/v1/componentstatuses/${component}`, { allowFail: true });
         return /"type":"Healthy","status":"True"/.test(out) ? true : "not healthy yet";
       },
       { timeoutMs: 90_000, intervalMs: 2000, log: rc.log, fix: `check journalctl -u ${unit} on ${rc.host.name}` },
-    );
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${await journalTail(rc, unit)}`);
-  }
+    ),
+  );
   return `${sync.changed.length} files changed, ${action}, healthy`;
 }

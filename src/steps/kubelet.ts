@@ -8,26 +8,24 @@ import { CGROUP_DRIVER } from "./runtime";
 import { StepDef } from "./types";
 import type { RunContext } from "../runner/context";
 import { waitFor } from "../runner/wait";
-import { applyUnit, journalTail, kubectl, waitActive } from "./actions";
+import { applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
 
 async function runKubelet(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   const action = await applyUnit(rc, "kubelet", sync.changed.length > 0);
   await waitActive(rc, "kubelet", { timeoutMs: 90_000 });
   const control = await rc.controlPlane();
-  try {
-    // TLS bootstrap: token → CSR → approved by the controller-manager → node object → Ready.
-    await waitFor(
+  // TLS bootstrap: token → CSR → approved by the controller-manager → node object → Ready.
+  await gateWithJournal(rc, "kubelet", () =>
+    waitFor(
       `node ${rc.host.name} to register (TLS bootstrap, automatic CSR approval) and turn Ready`,
       async () => {
         const ready = await kubectl(control, `get node ${rc.host.name} -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`, { allowFail: true });
         return ready.trim() === "True" ? true : ready.trim() ? "registered, not Ready yet" : "not registered";
       },
       { timeoutMs: 180_000, intervalMs: 2000, log: rc.log, fix: `check journalctl -u kubelet on ${rc.host.name} and kubectl get csr` },
-    );
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${await journalTail(rc, "kubelet")}`);
-  }
+    ),
+  );
   return `${sync.changed.length} files changed, ${action}, node Ready`;
 }
 
