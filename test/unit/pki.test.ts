@@ -162,6 +162,14 @@ describe("pki", () => {
     assert.throws(() => loadPki(empty), /missing .* run `npx cdktf synth`/);
   });
 
+  test("certs check flags certificates that expire within 30 days (synth warns about them)", () => {
+    const in340days = new Date(Date.now() + 340 * 86400000);
+    const rows = checkRows(inv, loadPki(inv), in340days);
+    const leaves = rows.filter((r) => r.name === "apiserver" || r.name === "kube-proxy");
+    assert.ok(leaves.every((r) => r.status === "expiring (< 30 d)" && r.daysLeft < 30), JSON.stringify(leaves));
+    assert.equal(rows.find((r) => r.name === "ca")!.status, "ok", "the 10-year CA is not expiring");
+  });
+
   test("certs check: one row per certificate, all ok", () => {
     const rows = checkRows(inv, loadPki(inv));
     assert.equal(rows.length, CAS.length + leafSpecs(inv).length);
