@@ -133,6 +133,8 @@ describe("deploy to lab hosts", { skip }, () => {
     const stackDir = fs.readdirSync(path.join(ROOT, "cdktf.out", "stacks")).map((s) => path.join(ROOT, "cdktf.out", "stacks", s)).find((d) => fs.readFileSync(path.join(d, "cdk.tf.json"), "utf8").includes(dir));
     if (stackDir) {
       const plan = await run("terraform", ["plan", "-input=false", "-lock=false"], { cwd: stackDir, env, timeoutMs: 300_000 });
+      assert.equal(plan.code, 0, plan.stderr);
+      assert.match(plain(plan.stdout), /No changes/);
       console.log(`# no-op redeploy: ${(r.ms / 1000).toFixed(1)} s; bare terraform plan of the same stack: ${(plan.ms / 1000).toFixed(1)} s (ratio ${(r.ms / plan.ms).toFixed(1)}x)`);
     }
   });
