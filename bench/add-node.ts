@@ -20,7 +20,10 @@ async function cluster(hosts: number): Promise<{ first: number; add: number }> {
   const env = { ...process.env, BINKUBE_CONFIG: path.join(dir, "cluster.yaml"), CHECKPOINT_DISABLE: "1" };
   const deploy = async () => {
     const r = await run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 1_800_000 });
-    if (r.code !== 0) throw new Error(`deploy failed: ${(r.stdout + r.stderr).slice(-1500)}`);
+    if (r.code !== 0) {
+      fs.writeFileSync(path.join(dir, "deploy-failed.log"), r.stdout + r.stderr);
+      throw new Error(`deploy failed (log: ${dir}/deploy-failed.log): ${(r.stdout + r.stderr).slice(-1500)}`);
+    }
     return r.ms;
   };
   try {
@@ -34,6 +37,7 @@ async function cluster(hosts: number): Promise<{ first: number; add: number }> {
   } finally {
     await labDown({ dir, log: () => undefined });
   }
+  // (the failed deploy's log stays in dir)
 }
 
 async function main(): Promise<void> {

@@ -66,7 +66,18 @@ async function joinExistingCluster(rc: RunContext): Promise<string> {
   if (list.stdout.includes(peer)) return "";
   // Drop-in first, then member add: a re-run after a failure in between still joins.
   await rc.sh(`mkdir -p /etc/systemd/system/etcd.service.d && printf '[Service]\\nEnvironmentFile=/opt/etcd/cfg/etcd-join.conf\\n' > ${JOIN_DROPIN} && echo 'ETCD_INITIAL_CLUSTER_STATE="existing"' > /opt/etcd/cfg/etcd-join.conf && systemctl daemon-reload`);
-  await rc.sh(`${ETCDCTL} --endpoints=${others.join(",")} --command-timeout=10s member add ${rc.host.name} --peer-urls=${peer}`);
+  // etcd refuses a member add ("unhealthy cluster") until every member has been connected for a
+  // few seconds, e.g. right after the members were restarted: retry for a while.
+  await waitFor(
+    `etcd to accept ${rc.host.name} as a new member`,
+    async () => {
+      const r = await rc.sh(`${ETCDCTL} --endpoints=${others.join(",")} --command-timeout=10s member add ${rc.host.name} --peer-urls=${peer} 2>&1`, { allowFail: true, timeoutMs: 30_000 });
+      if (r.code === 0) return true;
+      if (/unhealthy cluster/.test(r.stdout)) return "cluster not ready for a new member yet";
+      throw new Error(`member add failed: ${r.stdout.trim().split("\n").pop()}`);
+    },
+    { timeoutMs: 90_000, intervalMs: 3000, log: rc.log, fix: "check etcd-health: every existing member must be healthy before a member joins" },
+  );
   return `, joined the existing cluster as member ${list.stdout.trim().split("\n").length + 1}`;
 }
 
