@@ -3,7 +3,6 @@
 // from the CA's key (forge's `keyIdentifier: true` would use the leaf's own key).
 import * as crypto from "node:crypto";
 import forge from "node-forge";
-import { isIPv4 } from "../util/ip";
 
 export type Usage = "server" | "client";
 
@@ -165,12 +164,4 @@ export function signedBy(cert: forge.pki.Certificate, ca: forge.pki.Certificate)
   }
 }
 
-export function splitSANs(names: string[]): { dnsNames: string[]; ips: string[] } {
-  return { dnsNames: names.filter((n) => !isIPv4(n)), ips: names.filter((n) => isIPv4(n)) };
-}
 
-/** SHA-256 over the DER encoding, as printed by `openssl x509 -fingerprint -sha256`. */
-export function fingerprint(cert: forge.pki.Certificate): string {
-  const der = forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes();
-  return crypto.createHash("sha256").update(Buffer.from(der, "binary")).digest("hex");
-}

@@ -91,9 +91,6 @@ function checkSharedPaths(instances: StepInstance[]): void {
   }
 }
 
-export function instancesForHost(plan: Plan, hostName: string): StepInstance[] {
-  return plan.instances.filter((i) => i.host.name === hostName);
-}
 
 export function findInstance(plan: Plan, step: string, hostName?: string): StepInstance | undefined {
   return plan.instances.find((i) => i.step === step && (hostName === undefined || i.host.name === hostName));
