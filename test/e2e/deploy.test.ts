@@ -199,11 +199,12 @@ describe("deploy to lab hosts", { skip }, () => {
 
   test("fault: the SSH connection cut during an upload leaves the old file in place; a re-run converges", async () => {
     const before = await sshOk("lab2", "sha256sum /opt/etcd/bin/etcd | cut -d' ' -f1");
-    // a new, larger etcd binary (the real one plus 300 MB of padding ELF ignores at the end)
+    // a new, larger etcd binary (the real one plus 800 MB of padding ELF ignores at the end):
+    // large enough that the upload is still running when the cutter below sees it
     const etcd = path.join(dir, "bin", "etcd");
-    fs.appendFileSync(etcd, Buffer.alloc(300 * 1024 * 1024, 7));
+    for (let i = 0; i < 8; i++) fs.appendFileSync(etcd, Buffer.alloc(100 * 1024 * 1024, 7));
     // inside lab2: as soon as a temp file of the upload appears, kill every root ssh session
-    await sshOk("lab2", "systemd-run --quiet --unit=binkube-e2e-cutter sh -c 'for i in $(seq 600); do ls /opt/etcd/bin/.etcd.binkube-tmp* >/dev/null 2>&1 && { pkill -f \"sshd: root@notty\"; exit 0; }; sleep 0.05; done'");
+    await sshOk("lab2", "systemd-run --quiet --unit=binkube-e2e-cutter sh -c 'for i in $(seq 3000); do ls /opt/etcd/bin/.etcd.binkube-tmp* >/dev/null 2>&1 && { pkill -f \"sshd: root@notty\"; exit 0; }; sleep 0.01; done'");
     const r = await step("etcd", "lab2");
     assert.notEqual(r.code, 0, "the step must fail when its connection is cut");
     assert.match(r.stderr, /step etcd on lab2/);
