@@ -2,7 +2,7 @@
  * RemoteHost: one verified SSH connection (optionally through a bastion) on node-ssh, with
  * exit-code-checked, time-limited commands and an idempotent, atomic file sync.
  */
-import { randomBytes } from "crypto";
+import { createHash, randomBytes } from "crypto";
 import * as fs from "fs";
 import { NodeSSH } from "node-ssh";
 import { RemoteError, errorCode, errorMessage, lastLines, shortCommand } from "./errors";
@@ -24,7 +24,7 @@ import {
   type OwnerIds,
   type PreparedFile,
 } from "./sync";
-import type { ConnectOptions, ExecOptions, ExecResult, FileToShip, SshTarget, SyncOptions, SyncResult } from "./types";
+import type { ConnectOptions, ExecOptions, ExecResult, FetchResult, FileToShip, SshTarget, SyncOptions, SyncResult } from "./types";
 
 export const DEFAULT_EXEC_TIMEOUT_MS = 120_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -432,6 +432,45 @@ export class RemoteHost {
     return this.run(command, opts);
   }
 
+  /**
+   * Copy a remote file to `localPath` (created 0600). Streamed through `cat` on an exec channel,
+   * so sudo applies as for any command; written under a temp name, checked against the host's
+   * sha256sum and renamed, so a cut connection or a short read leaves no file behind.
+   */
+  async fetchFile(remotePath: string, localPath: string, opts: { timeoutMs?: number } = {}): Promise<FetchResult> {
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+    const expected = (await this.run(`sha256sum -- ${shq(remotePath)}`, { timeoutMs })).stdout.trim().split(/\s+/)[0];
+    const tmp = `${localPath}.binkube-tmp-${randomBytes(4).toString("hex")}`;
+    const fd = fs.openSync(tmp, "wx", 0o600);
+    const hash = createHash("sha256");
+    let bytes = 0;
+    let open = true;
+    try {
+      const write = (b: Buffer): void => {
+        for (let off = 0; off < b.length; ) off += fs.writeSync(fd, b, off);
+        hash.update(b);
+        bytes += b.length;
+      };
+      await this.run(`cat -- ${shq(remotePath)}`, { timeoutMs, onStdout: write });
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      open = false;
+      const got = hash.digest("hex");
+      if (got !== expected) {
+        throw new RemoteError(this.target.host, `${this.label}: ${remotePath} arrived with sha256 ${got} (${bytes} bytes), the host has ${expected}`, {
+          kind: "exec",
+          fix: "Re-run; if it repeats, check the host's disk and the file",
+        });
+      }
+      fs.renameSync(tmp, localPath);
+      return { bytes, sha256: got };
+    } catch (err) {
+      if (open) fs.closeSync(fd);
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+  }
+
   private connectionLost(doing: string, cause?: unknown): RemoteError {
     const why = this.link.state.lastError?.message ?? (cause ? errorMessage(cause) : "connection closed");
     return new RemoteError(this.target.host, `${this.label}: connection lost ${doing}: ${why}`, {
@@ -467,7 +506,7 @@ export class RemoteHost {
         // the connection's own error tells what happened
         channel.on("error", () => undefined);
       },
-      onStdout: (b: Buffer) => out.push(b),
+      onStdout: opts.onStdout ?? ((b: Buffer) => out.push(b)),
       onStderr: (b: Buffer) => err.push(b),
     };
     if (opts.stdin !== undefined) execOpts.stdin = opts.stdin;

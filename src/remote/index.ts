@@ -6,6 +6,7 @@ export { shq, sudoWrap } from "./shell";
 export type {
   SshTarget,
   ExecResult,
+  FetchResult,
   FileToShip,
   ConnectOptions,
   ExecOptions,

@@ -64,6 +64,13 @@ export interface ExecOptions {
   allowFail?: boolean;
   /** written to the command's stdin (never logged) */
   stdin?: string;
+  /** receives stdout as it arrives instead of collecting it (result.stdout is then empty) */
+  onStdout?: (chunk: Buffer) => void;
+}
+
+export interface FetchResult {
+  bytes: number;
+  sha256: string;
 }
 
 export interface SyncOptions {
