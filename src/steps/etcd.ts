@@ -9,24 +9,24 @@ import { StepDef } from "./types";
 import type { RunContext } from "../runner/context";
 import { waitFor } from "../runner/wait";
 import { applyUnit, waitActive } from "./actions";
+import { snapshotMember } from "./etcd-snapshot";
 
 const ETCDCTL = `ETCDCTL_API=3 ${ETCD.bin}/etcdctl --cacert=${ETCD.ssl}/ca.pem --cert=${ETCD.ssl}/healthcheck-client.pem --key=${ETCD.ssl}/healthcheck-client-key.pem`;
-
-const SNAPSHOT_DIR = "/var/lib/etcd-snapshots";
-const SNAPSHOTS_KEPT = 3;
 
 async function runEtcd(rc: RunContext): Promise<string> {
   const wasActive = (await rc.sh("systemctl is-active etcd || true")).stdout.trim() === "active";
   const local = `--endpoints=https://127.0.0.1:2379`;
   let snapshot = "";
   if (wasActive) {
-    // A running member is about to be restarted (new certificates or config): keep a snapshot
-    // of the keyspace first, rotated, on the member itself.
-    const r = await rc.sh(
-      `mkdir -p -m 0700 ${SNAPSHOT_DIR} && f=${SNAPSHOT_DIR}/snapshot-$(date +%Y%m%dT%H%M%S).db && ${ETCDCTL} ${local} snapshot save $f >/dev/null && ls -1t ${SNAPSHOT_DIR}/snapshot-*.db | tail -n +${SNAPSHOTS_KEPT + 1} | xargs -r rm -f && echo $f`,
-      { allowFail: true, timeoutMs: 120_000 },
+    // A running member is about to be restarted (new certificates or config): back it up first.
+    // A member that cannot snapshot (unhealthy) is still restarted: that may be the fix.
+    snapshot = await snapshotMember(rc, ETCDCTL).then(
+      (s) => `, ${s}`,
+      (e: Error) => {
+        rc.log(`WARNING step etcd on ${rc.host.name}: no snapshot before the restart: ${e.message.split("\n")[0]}`);
+        return ", NO snapshot (see warning)";
+      },
     );
-    snapshot = r.code === 0 ? `, snapshot ${r.stdout.trim()}` : "";
   }
   const sync = await rc.sync();
   const joined = wasActive ? "" : await joinExistingCluster(rc);
