@@ -8,6 +8,7 @@ import { readLedger, updateLedger } from "./inventory/ledger";
 import { certKubeconfig } from "./pki/kubeconfig";
 import { EnsureOptions, Pki, PkiChange, ensurePki, loadPki, writeFileAtomic } from "./pki/store";
 import { Plan, buildPlan } from "./render/plan";
+import { appliedResources, statePath } from "./state";
 
 export interface Cluster {
   inv: Inventory;
@@ -35,7 +36,8 @@ export async function openCluster(configFile: string, opts: { create: boolean; p
     removed = Object.values(readLedger(inv)).filter((h) => !names.has(h.name));
   }
   const binaries = openBinaries(inv);
-  const plan = buildPlan({ inv, pki, binaries });
+  // Synthesis orders rolling chains by what is already applied; step runs only look up files.
+  const plan = buildPlan({ inv, pki, binaries }, { applied: opts.create ? appliedResources(statePath(inv)) : new Map() });
   return { inv, removed, warnings, pki, pkiChanges, binaries, plan };
 }
 

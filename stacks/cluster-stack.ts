@@ -1,18 +1,16 @@
 // The cluster stack: the plan's instances as resources, depends_on edges in bring-up order,
 // state kept beside the inventory so each inventory has its own.
 import * as crypto from "node:crypto";
-import * as path from "node:path";
 import { LocalBackend, TerraformStack, ITerraformDependable } from "cdktf";
 import { NullProvider } from "@cdktf/provider-null/lib/provider";
 import { Construct } from "constructs";
 import { Cluster } from "../src/cluster";
+import { statePath } from "../src/state";
 import { stepResource } from "./step-resource";
 
 export interface ClusterStackOptions {
   /** argv prefix that runs the binkube CLI, e.g. ["/usr/bin/node", "/repo/bin/binkube.cjs"]. */
   binkube: string[];
-  /** Where Terraform state lives; default: .binkube/terraform.tfstate beside the inventory. */
-  statePath?: string;
 }
 
 /**
@@ -30,7 +28,7 @@ export class ClusterStack extends TerraformStack {
   constructor(scope: Construct, id: string, cluster: Cluster, opts: ClusterStackOptions) {
     super(scope, id);
     const { inv, plan } = cluster;
-    new LocalBackend(this, { path: opts.statePath ?? path.join(inv.baseDir, ".binkube", "terraform.tfstate") });
+    new LocalBackend(this, { path: statePath(inv) });
     if (inv.engine === "null_resource") new NullProvider(this, "null");
     const byId = new Map<string, ITerraformDependable>();
     // A host that left the inventory is drained / removed from etcd first; its own resources

@@ -43,14 +43,45 @@ export function instanceHosts(step: StepDef, inv: Inventory): Host[] {
   return step.scope === "once" ? hosts.slice(0, 1) : hosts;
 }
 
-export function buildPlan(ctx: StepContext): Plan {
+/**
+ * Hosts of a step in the order its instances chain (a step that depends on its own previous
+ * host rolls one host at a time). Instances Terraform has not applied yet come first, so a new
+ * master serves and a new etcd member joins before the existing ones restart for it. Applied
+ * ones keep the order the state recorded: Terraform destroys replaced resources along the
+ * recorded edges, so reversing an edge between two replaced instances would make a cycle.
+ * Inventory order breaks ties (and is the whole order on a first deploy).
+ */
+function chainOrder(step: StepDef, hosts: Host[], applied: ReadonlyMap<string, string[]>): Host[] {
+  if (!step.deps.some((d) => d.on === "previous-host" && d.step === step.name)) return hosts;
+  const isNew = (h: Host) => !applied.has(resourceId(step, h));
+  const old = hosts.filter((h) => !isNew(h));
+  // Kahn's algorithm over the recorded same-step edges, taking the earliest ready host in
+  // inventory order each time. Edges recorded by different applies agree (each apply follows
+  // the order recorded before it), so there is no cycle (were there one, the first waiting host would go next).
+  const before = new Map(old.map((h) => [h.name, new Set(applied.get(resourceId(step, h))!)]));
+  const order: Host[] = [];
+  const waiting = [...old];
+  while (waiting.length > 0) {
+    const idx = Math.max(0, waiting.findIndex((h) => !waiting.some((o) => o !== h && before.get(h.name)!.has(resourceId(step, o)))));
+    order.push(...waiting.splice(idx, 1));
+  }
+  return [...hosts.filter(isNew), ...order];
+}
+
+export interface PlanOptions {
+  /** Resources in the Terraform state, with their recorded dependencies: they roll after new ones, in their recorded order. */
+  applied?: ReadonlyMap<string, string[]>;
+}
+
+export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
   const { inv, binaries } = ctx;
+  const applied = opts.applied ?? new Map<string, string[]>();
   const instances: StepInstance[] = [];
   const idsByStep = new Map<StepName, Map<string, string>>(); // step → host name → id
   for (const step of STEPS) {
     const ids = new Map<string, string>();
     idsByStep.set(step.name, ids);
-    for (const host of instanceHosts(step, inv)) {
+    for (const host of chainOrder(step, instanceHosts(step, inv), applied)) {
       const files = step.files(ctx, host);
       const seen = new Map<string, PlannedFile>();
       for (const f of files) {

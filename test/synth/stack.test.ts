@@ -95,6 +95,48 @@ describe("cluster stack", () => {
     assert.deepEqual(changed(before, after), []);
   });
 
+  test("rolling chains: instances not yet applied first (a new etcd member joins, a new master serves, before the others restart), then the order recorded in the state", async () => {
+    const d = tempDir();
+    writeFakeBinaries(path.join(d, "bin"));
+    const raw = baseInventory();
+    raw.hosts.push({ name: "k8s-new", address: "192.168.0.9", roles: ["master", "etcd"] });
+    // the state Terraform left: etcd rolled k8s-node2 → k8s-master → k8s-node (recorded edges are
+    // transitive, as Terraform writes them), k8s-node2's etcd tainted by a failed run
+    const recorded: Record<string, string[]> = {
+      etcd_k8s_node2: ["terraform_data.prepare_k8s_node2"],
+      etcd_k8s_master: ["terraform_data.etcd_k8s_node2", "terraform_data.prepare_k8s_master"],
+      etcd_k8s_node: ["terraform_data.etcd_k8s_master", "terraform_data.etcd_k8s_node2"],
+      apiserver_k8s_master: ["terraform_data.etcd_health"],
+    };
+    fs.mkdirSync(path.join(d, ".binkube"), { recursive: true });
+    fs.writeFileSync(
+      path.join(d, ".binkube", "terraform.tfstate"),
+      JSON.stringify({
+        version: 4,
+        resources: Object.entries(recorded).map(([name, dependencies]) => ({
+          mode: "managed",
+          type: "terraform_data",
+          name,
+          instances: [{ ...(name === "etcd_k8s_node2" ? { status: "tainted" } : {}), attributes: {}, dependencies }],
+        })),
+      }),
+    );
+    const s = await synth(d, raw);
+    const deps = (id: string) => (s.resources[id]!.depends_on ?? []).map((x) => x.split(".")[1]).filter((x) => x!.startsWith(id.replace(/_k8s.*/, "_k8s"))).sort();
+    // etcd chain: the new member first, then the recorded order (not the inventory's)
+    assert.deepEqual(deps("etcd_k8s_new"), []);
+    assert.deepEqual(deps("etcd_k8s_node2"), ["etcd_k8s_new"]);
+    assert.deepEqual(deps("etcd_k8s_master"), ["etcd_k8s_node2"]);
+    assert.deepEqual(deps("etcd_k8s_node"), ["etcd_k8s_master"]);
+    // apiserver chain: the new master first
+    assert.deepEqual(deps("apiserver_k8s_new"), []);
+    assert.deepEqual(deps("apiserver_k8s_master"), ["apiserver_k8s_new"]);
+    // without state, inventory order
+    fs.rmSync(path.join(d, ".binkube", "terraform.tfstate"));
+    const fresh = await synth(d, raw);
+    assert.deepEqual((fresh.resources.apiserver_k8s_new!.depends_on ?? []).map((x) => x.split(".")[1]).filter((x) => x!.startsWith("apiserver")), ["apiserver_k8s_master"]);
+  });
+
   test("the synthesized configuration holds no private key material or token", async () => {
     const file = writeInventory(dir, baseInventory());
     const cluster = await openCluster(file, { create: true });
