@@ -3,6 +3,7 @@
 // CNI fixtures and the registry-free image archives; without them it SKIPs with the reason.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as https from "node:https";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { labDown, labUp, sshArgs } from "../../lab/lab";
@@ -37,6 +38,39 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
     const r = await run("ssh", [...sshArgs(lab, host), units.map((u) => `echo ${u}=$(systemctl show -p InvocationID --value ${u})`).join("; ")]);
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim();
+  };
+  const unitIds = (text: string): Record<string, string> => Object.fromEntries(text.split("\n").map((l) => l.split("=") as [string, string]));
+  /** GET /healthz of one apiserver with the admin client certificate: true when it answers "ok". */
+  const healthz = (ip: string): Promise<boolean> =>
+    new Promise((resolve) => {
+      const pki = path.join(dir, "pki");
+      const req = https.get(
+        { host: ip, port: 6443, path: "/healthz", ca: fs.readFileSync(path.join(pki, "ca.crt")), cert: fs.readFileSync(path.join(pki, "admin.crt")), key: fs.readFileSync(path.join(pki, "admin.key")), timeout: 2000 },
+        (res) => {
+          let body = "";
+          res.on("data", (c: Buffer) => (body += c.toString()));
+          res.on("end", () => resolve(res.statusCode === 200 && body === "ok"));
+          res.on("error", () => resolve(false));
+        },
+      );
+      req.on("timeout", () => req.destroy());
+      req.on("error", () => resolve(false));
+    });
+  /** Polls /healthz of every master until stopped; an outage is a poll at which none answers. */
+  const pollApi = (masters: string[]) => {
+    let polling = true;
+    const stats = { polls: 0, outages: 0, down: Object.fromEntries(masters.map((m) => [m, 0])) as Record<string, number> };
+    const loop = (async () => {
+      while (polling) {
+        const ok = await Promise.all(masters.map(healthz));
+        ok.forEach((up, i) => up || stats.down[masters[i]!]!++);
+        if (!ok.some(Boolean)) stats.outages++;
+        stats.polls++;
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    })();
+    const describe = () => `${stats.outages} of ${stats.polls} polls had no master answering /healthz (down per master: ${Object.entries(stats.down).map(([m, n]) => `${m}=${n}`).join(" ")})`;
+    return { stop: async () => ((polling = false), await loop, { ...stats, describe: describe() }) };
   };
   const kubectl = async (...args: string[]) => {
     const r = await run(path.join(bin, "kubectl"), ["--kubeconfig", path.join(dir, "admin.kubeconfig"), ...args], { timeoutMs: 120_000 });
@@ -185,6 +219,42 @@ spec:
     console.log(`# add a node to a 3-host cluster: ${(r.ms / 1000).toFixed(1)} s`);
   });
 
+  test("adding a master: the apiserver certificate gains its address, the new control plane comes up, nothing else restarts", async () => {
+    const before = Object.fromEntries(await Promise.all(["lab1", "lab2", "lab3", "lab4"].map(async (h) => [h, unitIds(await invocations(h))] as const)));
+    const file = path.join(dir, "cluster.yaml");
+    const text = fs.readFileSync(file, "utf8");
+    const promoted = text.replace(/(  - name: lab2\n    address: \S+\n    roles: )\[etcd, node\]/, "$1[etcd, master, node]");
+    assert.notEqual(promoted, text, "lab2's roles line not found in cluster.yaml");
+    fs.writeFileSync(file, promoted);
+    const api = pollApi(["10.250.213.11", "10.250.213.12"]);
+    const r = await deploy();
+    const apiStats = await api.stop();
+    const out = plain(r.stdout + r.stderr);
+    fs.writeFileSync(path.join(dir, "deploy-add-master.log"), out);
+    assert.equal(r.code, 0, out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-30).join("\n"));
+    assert.match(out, /pki: reissued apiserver \(SANs lack .*10\.250\.213\.12/, "synth says why the apiserver certificate is reissued");
+    assert.match(out, /✓ step apiserver on lab2: .*\/healthz ok/);
+    assert.match(out, /✓ step controller-manager on lab2: .*healthy/);
+    assert.match(out, /✓ step scheduler on lab2: .*healthy/);
+    // the new master served before the existing one restarted for its new certificate
+    const apiOrder = [...out.matchAll(/✓ step apiserver on (lab\d)/g)].map((m) => m[1]);
+    assert.deepEqual(apiOrder, ["lab2", "lab1"]);
+    assert.equal(apiStats.outages, 0, `API outage while adding a master: ${apiStats.describe}`);
+    const sans = await run("openssl", ["x509", "-noout", "-ext", "subjectAltName", "-in", path.join(dir, "pki", "apiserver.crt")]);
+    assert.match(sans.stdout, /IP Address:10\.250\.213\.12\b/);
+    // only lab1's apiserver restarted (its serving certificate changed); lab2 kept etcd, docker, kubelet, kube-proxy
+    const after = Object.fromEntries(await Promise.all(["lab1", "lab2", "lab3", "lab4"].map(async (h) => [h, unitIds(await invocations(h))] as const)));
+    for (const h of ["lab3", "lab4"]) assert.deepEqual(after[h], before[h], `a unit on ${h} restarted`);
+    const restarted = (h: string) => Object.keys(before[h]!).filter((u) => before[h]![u] !== after[h]![u]).sort();
+    assert.deepEqual(restarted("lab1"), ["kube-apiserver"]);
+    assert.deepEqual(restarted("lab2"), ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]);
+    // both apiservers serve the same cluster, with a certificate valid for the address used
+    for (const ip of ["10.250.213.11", "10.250.213.12"]) {
+      assert.equal((await kubectlOk("--server", `https://${ip}:6443`, "get", "nodes", "-o", "name")).split("\n").length, 4, `nodes via ${ip}`);
+    }
+    console.log(`# add a master to the running cluster: ${(r.ms / 1000).toFixed(1)} s; API: ${apiStats.describe}`);
+  });
+
   test("renewing every leaf certificate rolls out host by host: etcd keeps quorum, every endpoint serves the new serial", async () => {
     const binkube = (...args: string[]) => run(process.execPath, [path.join(ROOT, "bin", "binkube.cjs"), ...args, "--config", path.join(dir, "cluster.yaml")], { timeoutMs: 120_000 });
     const renew = await binkube("certs", "renew", "--all");
@@ -211,20 +281,38 @@ spec:
         await new Promise((res) => setTimeout(res, 300));
       }
     })();
+    // and the API, on both masters
+    const api = pollApi(["10.250.213.11", "10.250.213.12"]);
     const r = await deploy();
     polling = false;
-    await poller;
+    const [, apiStats] = await Promise.all([poller, api.stop()]);
     const out = plain(r.stdout + r.stderr);
     fs.writeFileSync(path.join(dir, "deploy-renew.log"), out);
     assert.equal(r.code, 0, out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-30).join("\n"));
     assert.ok(polls > 5 && worst >= 2, `etcd quorum lost during the roll (worst ${worst}/3 healthy over ${polls} polls)`);
     // members restarted one after another, each healthy before the next
-    const order = [...out.matchAll(/✓ step etcd on (lab\d): .*member healthy, snapshot \/var\/lib\/etcd-snapshots\/snapshot-/g)].map((m) => m[1]);
+    const order = [...out.matchAll(/✓ step etcd on (lab\d): .*member healthy, snapshot \.binkube\/etcd-snapshots\/\1\/snapshot-\d{8}T\d{6}Z\.db \([\d.]+ MB, also \/var\/lib\/etcd-snapshots\//g)].map((m) => m[1]);
     assert.deepEqual(order, ["lab1", "lab2", "lab3"]);
+    // the snapshots came home: one per member, private, and real etcd snapshots
+    for (const h of order) {
+      const snaps = path.join(dir, ".binkube", "etcd-snapshots", h!);
+      const files = fs.readdirSync(snaps);
+      assert.equal(files.length, 1, `${snaps}: ${files.join(", ")}`);
+      assert.equal(fs.statSync(snaps).mode & 0o777, 0o700);
+      assert.equal(fs.statSync(path.join(snaps, files[0]!)).mode & 0o777, 0o600);
+      const status = await run(path.join(bin, "etcdctl"), ["snapshot", "status", path.join(snaps, files[0]!), "-w", "json"], { env: { ...process.env, ETCDCTL_API: "3" } });
+      assert.equal(status.code, 0, status.stderr);
+      assert.ok((JSON.parse(status.stdout) as { totalKey: number }).totalKey > 100, status.stdout);
+    }
+    // the apiservers restarted one after the other, and the API never went away
+    // (lab2 first: it joined first when it was added, and chains keep their recorded order)
+    const apiOrder = [...out.matchAll(/✓ step apiserver on (lab\d): .*restarted/g)].map((m) => m[1]);
+    assert.deepEqual(apiOrder, ["lab2", "lab1"]);
+    assert.ok(apiStats.polls > 5 && apiStats.outages === 0, `API outage during the roll: ${apiStats.describe}`);
     const served = await binkube("certs", "check", "--remote");
     assert.equal(served.code, 0, served.stdout + served.stderr);
     assert.doesNotMatch(served.stdout, /STALE|UNREACHABLE/);
-    console.log(`# renew all leaf certificates + rolling deploy: ${(r.ms / 1000).toFixed(1)} s, etcd worst ${worst}/3 healthy over ${polls} polls`);
+    console.log(`# renew all leaf certificates + rolling deploy: ${(r.ms / 1000).toFixed(1)} s, etcd worst ${worst}/3 healthy over ${polls} polls; API: ${apiStats.describe}`);
   });
 
   test("removing an etcd + node host drains it, removes its etcd member, stops its units; the cluster carries on", async () => {
