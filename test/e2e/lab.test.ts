@@ -3,7 +3,6 @@
 // skips (never passes silently) when they are missing. First run builds the base rootfs (~1 min).
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -14,28 +13,9 @@ import { preflight } from "../../lab/preflight";
 import { bridgeExists } from "../../lab/network";
 import { otherLiveLabs } from "../../lab/registry";
 import { cgroupProcs } from "../../lab/cgroups";
+import { run, type Res } from "../helpers/proc";
 
-interface Res {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sh(cmd: string, args: string[], timeoutMs = 30000): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => c.kill("SIGKILL"), timeoutMs);
-    c.on("error", reject);
-    c.on("close", (code) => {
-      clearTimeout(t);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
+const sh = (cmd: string, args: string[], timeoutMs = 30_000): Promise<Res> => run(cmd, args, { timeoutMs });
 
 function ssh(st: LabState, host: string, command: string): Promise<Res> {
   return sh("ssh", [...sshArgs(st, host), command]);
