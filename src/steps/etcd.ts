@@ -13,13 +13,30 @@ import { snapshotMember } from "./etcd-snapshot";
 
 const ETCDCTL = `ETCDCTL_API=3 ${ETCD.bin}/etcdctl --cacert=${ETCD.ssl}/ca.pem --cert=${ETCD.ssl}/healthcheck-client.pem --key=${ETCD.ssl}/healthcheck-client-key.pem`;
 
+/**
+ * etcd reads ETCD_INITIAL_CLUSTER only when it bootstraps an empty data dir; a running member
+ * learns new and removed peers through raft. A config change confined to that line therefore
+ * needs no restart (the file is still updated, so it reads true on disk).
+ */
+export function needsRestartFor(oldConf: string, newConf: string): boolean {
+  const strip = (t: string) => t.split("\n").filter((l) => !l.startsWith("ETCD_INITIAL_CLUSTER=")).join("\n");
+  return strip(oldConf) !== strip(newConf);
+}
+
 async function runEtcd(rc: RunContext): Promise<string> {
   const wasActive = (await rc.sh("systemctl is-active etcd || true")).stdout.trim() === "active";
   const local = `--endpoints=https://127.0.0.1:2379`;
+  const conf = `${ETCD.cfg}/etcd.conf`;
+  const oldConf = wasActive ? (await rc.sh(`cat ${conf} 2>/dev/null || true`)).stdout : "";
+  const sync = await rc.sync();
+  const newConf = rc.inst.files.find((f) => f.path === conf)?.content ?? "";
+  const restart = sync.changed.some((p) => p !== conf) || (sync.changed.includes(conf) && needsRestartFor(oldConf, newConf));
+  const peersOnly = wasActive && sync.changed.length > 0 && !restart;
   let snapshot = "";
-  if (wasActive) {
-    // A running member is about to be restarted (new certificates or config): back it up first.
-    // A member that cannot snapshot (unhealthy) is still restarted: that may be the fix.
+  if (wasActive && restart) {
+    // A running member is about to be restarted (new certificates or config; the member still
+    // runs on the old ones): back it up first. A member that cannot snapshot (unhealthy) is
+    // still restarted: that may be the fix.
     snapshot = await snapshotMember(rc, ETCDCTL).then(
       (s) => `, ${s}`,
       (e: Error) => {
@@ -28,12 +45,11 @@ async function runEtcd(rc: RunContext): Promise<string> {
       },
     );
   }
-  const sync = await rc.sync();
   const joined = wasActive ? "" : await joinExistingCluster(rc);
   // --no-block: a Type=notify member waits for quorum, so starting the first one would hang.
-  const action = await applyUnit(rc, "etcd", sync.changed.length > 0, { noBlock: true });
+  const action = await applyUnit(rc, "etcd", restart, { noBlock: true });
   await waitActive(rc, "etcd", { allowActivating: true, timeoutMs: 60_000 });
-  if (wasActive && sync.changed.length > 0) {
+  if (wasActive && restart) {
     // Rolling restart: the next member restarts only after this one serves again.
     await waitFor(
       `etcd member ${rc.host.name} healthy after restart`,
@@ -41,7 +57,9 @@ async function runEtcd(rc: RunContext): Promise<string> {
       { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: `check journalctl -u etcd on ${rc.host.name}` },
     );
   }
-  return `${sync.changed.length}/${sync.changed.length + sync.unchanged.length} files changed, ${action}${joined}${wasActive && sync.changed.length > 0 ? ", member healthy" : ""}${snapshot}`;
+  const files = `${sync.changed.length}/${sync.changed.length + sync.unchanged.length} files changed`;
+  const how = peersOnly ? `${action} (only the bootstrap peer list changed: a running member learns peers through raft)` : action;
+  return `${files}, ${how}${joined}${wasActive && restart ? ", member healthy" : ""}${snapshot}`;
 }
 
 const JOIN_DROPIN = "/etc/systemd/system/etcd.service.d/10-binkube-join.conf";

@@ -39,6 +39,7 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim();
   };
+  const etcdIds = async () => Promise.all(["lab1", "lab2"].map(async (h) => unitIds(await invocations(h)).etcd));
   const unitIds = (text: string): Record<string, string> => Object.fromEntries(text.split("\n").map((l) => l.split("=") as [string, string]));
   /** GET /healthz of one apiserver with the admin client certificate: true when it answers "ok". */
   const healthz = (ip: string): Promise<boolean> =>
@@ -320,6 +321,7 @@ spec:
     const text = fs.readFileSync(file, "utf8");
     fs.writeFileSync(file, text.replace(/  - name: lab3\n    address: \S+\n    roles: \[[^\]]*\]\n/, ""));
     assert.doesNotMatch(fs.readFileSync(file, "utf8"), /lab3/);
+    const etcdBefore = await etcdIds();
     const r = await deploy();
     const out = plain(r.stdout + r.stderr);
     fs.writeFileSync(path.join(dir, "deploy-remove.log"), out);
@@ -327,6 +329,9 @@ spec:
     assert.match(out, /remove lab3: etcd member removed \(2 members, 2 healthy\)/);
     assert.match(out, /remove lab3: node drained and deleted/);
     assert.match(out, /✓ remove lab3: done/);
+    // the remaining members learn the smaller peer list through raft: not restarted
+    assert.match(out, /✓ step etcd on lab1: .*etcd running \(only the bootstrap peer list changed/);
+    assert.deepEqual(await etcdIds(), etcdBefore, "an etcd member restarted for the new peer list");
     assert.deepEqual((await kubectlOk("get", "nodes", "-o", "jsonpath={.items[*].metadata.name}")).split(" ").sort(), ["lab1", "lab2", "lab4"]);
     const pki = path.join(dir, "pki");
     const members = await run(path.join(bin, "etcdctl"), [`--cacert=${pki}/etcd-ca.crt`, `--cert=${pki}/etcd-healthcheck-client.crt`, `--key=${pki}/etcd-healthcheck-client.key`, "--endpoints=https://10.250.213.11:2379", "member", "list"], { env: { ...process.env, ETCDCTL_API: "3" } });
@@ -345,11 +350,15 @@ spec:
     const file = path.join(dir, "cluster.yaml");
     const text = fs.readFileSync(file, "utf8");
     fs.writeFileSync(file, text.replace(/(  - name: lab2\n    address: \S+\n    roles: \[[^\]]*\]\n)/, "$1  - name: lab3\n    address: 10.250.213.13\n    roles: [etcd, node]\n"));
+    const etcdBefore = await etcdIds();
     const r = await deploy();
     const out = plain(r.stdout + r.stderr);
     fs.writeFileSync(path.join(dir, "deploy-add-etcd.log"), out);
     assert.equal(r.code, 0, out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-30).join("\n"));
     assert.match(out, /✓ step etcd on lab3: .*joined the existing cluster as member 3/);
+    // the new member joined first; the running ones were not restarted for the new peer list
+    assert.match(out, /✓ step etcd on lab2: .*etcd running \(only the bootstrap peer list changed/);
+    assert.deepEqual(await etcdIds(), etcdBefore, "an etcd member restarted for the new peer list");
     assert.match(out, /✓ step etcd-health on lab1: 3\/3 members healthy/);
     assert.match(out, /✓ step kubelet on lab3: .*node Ready/);
     // the apiserver certificate did not need new SANs (lab3 is no master); the etcd member list has 3

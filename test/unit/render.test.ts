@@ -8,6 +8,7 @@ import { parse } from "yaml";
 import { Cluster, openCluster } from "../../src/cluster";
 import { listTemplates, render, usedTemplates } from "../../src/render/engine";
 import { findInstance } from "../../src/render/plan";
+import { needsRestartFor } from "../../src/steps/etcd";
 import { writeTree } from "../../src/render/tree";
 import { tempDir, writeFakeBinaries } from "../helpers/fixtures";
 
@@ -117,6 +118,23 @@ describe("rendered files", () => {
     assert.match(conf, /ETCD_NAME="k8s-node"/);
     const unit = file(guide, "etcd", "k8s-node", "/usr/lib/systemd/system/etcd.service");
     assert.match(unit, /^ExecStart=\/opt\/etcd\/bin\/etcd$/m, "settings only in the env file (etcd rejects flag + env duplicates)");
+  });
+
+  test("etcd: a member whose config changed only in the bootstrap peer list is not restarted; any other change restarts it", async () => {
+    // the guide's two members, then a third one added to the same inventory
+    const file3 = copyExample("guide-two-hosts.yaml");
+    const text = fs.readFileSync(file3, "utf8");
+    const grown = text.replace(/(hosts:\n)/, "$1  - name: k8s-etcd3\n    address: 192.168.0.9\n    roles: [etcd]\n");
+    assert.notEqual(grown, text);
+    fs.writeFileSync(file3, grown);
+    const three = await openCluster(file3, { create: true });
+    const before = file(guide, "etcd", "k8s-master", "/opt/etcd/cfg/etcd.conf");
+    const after = file(three, "etcd", "k8s-master", "/opt/etcd/cfg/etcd.conf");
+    assert.notEqual(before, after, "the peer list changed");
+    assert.equal(needsRestartFor(before, after), false);
+    assert.equal(needsRestartFor(before, before.replace('ETCD_LOGGER="zap"', 'ETCD_LOGGER="capnslog"')), true);
+    assert.equal(needsRestartFor(before, before.replace(/ETCD_INITIAL_CLUSTER_STATE="new"/, 'ETCD_INITIAL_CLUSTER_STATE="existing"')), true);
+    assert.equal(needsRestartFor("", after), true, "no readable old config: restart");
   });
 
   test("docker: no third-party registry mirror, cgroup driver matches the kubelet", () => {
