@@ -34,7 +34,7 @@ async function cluster(hosts: number): Promise<{ first: number; add: number }> {
     // the lab gives lab3 the etcd role too; the benchmark adds a plain node in both cases
     const file = path.join(dir, "cluster.yaml");
     const text = fs.readFileSync(file, "utf8").replace(new RegExp(`(- name: lab${hosts + 1}\n\s+address: \S+\n\s+roles: )\[[^\]]*\]`), "$1[node]");
-    fs.writeFileSync(file, text + extras);
+    fs.writeFileSync(file, text); // lab up kept the extras
     const add = await deploy();
     return { first, add };
   } finally {

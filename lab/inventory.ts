@@ -1,6 +1,7 @@
 // Files the product reads: DIR/cluster.yaml (the inventory) and DIR/known_hosts.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { Document, isMap, isSeq, parseDocument, YAMLMap, YAMLSeq } from "yaml";
 import type { LabHost, LabState } from "./state";
 import { writeFileAtomic } from "./util";
 
@@ -24,8 +25,45 @@ export function renderInventory(st: LabState): string {
   return lines.join("\n");
 }
 
+/**
+ * The lab's inventory. An existing one keeps what the operator added or changed (other sections,
+ * comments, a host's roles); only the lab-managed parts follow the lab: the key and known_hosts
+ * paths, and which hosts exist (a new host gets its default roles, a host no longer up goes).
+ */
 export function writeInventory(st: LabState): void {
-  writeFileAtomic(st.inventory, renderInventory(st), 0o644);
+  const text = fs.existsSync(st.inventory) ? mergeInventory(fs.readFileSync(st.inventory, "utf8"), st) : renderInventory(st);
+  writeFileAtomic(st.inventory, text, 0o644);
+}
+
+export function mergeInventory(existing: string, st: LabState): string {
+  const doc = parseDocument(existing);
+  if (doc.errors.length > 0 || !isMap(doc.contents)) {
+    throw new Error(`cannot update ${st.inventory}: ${doc.errors[0]?.message.split("\n")[0] ?? "not a YAML mapping"}. Fix it, or delete it to get a fresh lab inventory`);
+  }
+  doc.setIn(["ssh", "privateKey"], path.relative(st.dir, st.privateKey));
+  doc.setIn(["ssh", "knownHosts"], path.relative(st.dir, st.knownHosts));
+  const old = doc.get("hosts");
+  const byName = new Map<string, YAMLMap>();
+  if (isSeq(old)) for (const item of old.items) if (isMap(item)) byName.set(String(item.get("name")), item);
+  const hosts = new YAMLSeq();
+  for (const h of st.hosts) {
+    const kept = byName.get(h.name);
+    if (kept) {
+      kept.set("address", h.address);
+      hosts.items.push(kept);
+    } else {
+      hosts.items.push(newHostNode(doc, h));
+    }
+  }
+  doc.set("hosts", hosts);
+  return doc.toString({ flowCollectionPadding: false });
+}
+
+function newHostNode(doc: Document, h: LabHost): YAMLMap {
+  const node = doc.createNode({ name: h.name, address: h.address, roles: h.roles }) as YAMLMap;
+  const roles = node.get("roles", true);
+  if (isSeq(roles)) roles.flow = true;
+  return node;
 }
 
 /** Public host keys of a host, read from its rootfs: ["ssh-ed25519 AAAA…", …]. */

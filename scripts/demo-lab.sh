@@ -9,7 +9,8 @@ bash scripts/install-deps.sh
 for f in debian-binaries.sh k8s-binaries.sh flannel-cni.sh; do bash "test/fixtures/$f" "$dir/bin"; done
 bash test/fixtures/images.sh "$dir/images"
 node bin/binkube.cjs lab up --hosts 3 --dir "$dir"
-cat >> "$dir/cluster.yaml" <<YAML
+# lab up keeps these on a re-run; add them once
+grep -q '^images:' "$dir/cluster.yaml" || cat >> "$dir/cluster.yaml" <<YAML
 images:
   preload: [images/pause.tar, images/busybox.tar, images/coredns.tar, images/flannel.tar]
 kubeProxy:
