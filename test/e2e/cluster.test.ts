@@ -106,7 +106,7 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
     env = { ...process.env, BINKUBE_CONFIG: path.join(dir, "cluster.yaml"), CHECKPOINT_DISABLE: "1" };
   });
 
-  /** `lab up` writes cluster.yaml afresh: add what this cluster needs beyond the lab's defaults. */
+  /** What this cluster needs beyond the lab's defaults (`lab up` keeps it when it adds hosts). */
   function appendSettings(): void {
     const images = fs.readdirSync(path.join(dir, "images")).filter((f) => f.endsWith(".tar")).map((f) => `images/${f}`);
     fs.appendFileSync(
@@ -206,8 +206,11 @@ spec:
 
   test("adding a node creates only its resources, restarts nothing on existing hosts, and it joins Ready", async () => {
     const before = await Promise.all(["lab1", "lab2", "lab3"].map(invocations));
+    // lab up keeps the settings added to cluster.yaml and appends lab4 with the default roles
     lab = await labUp({ dir, hosts: 4, log: () => undefined });
-    appendSettings();
+    const inventory = fs.readFileSync(path.join(dir, "cluster.yaml"), "utf8");
+    assert.match(inventory, /conntrackMaxPerCore: 0/);
+    assert.match(inventory, /- name: lab4\n    address: 10\.250\.213\.14\n    roles: \[node\]\n/);
     const r = await deploy();
     const out = plain(r.stdout + r.stderr);
     fs.writeFileSync(path.join(dir, "deploy-add-node.log"), out);
@@ -316,11 +319,28 @@ spec:
     console.log(`# renew all leaf certificates + rolling deploy: ${(r.ms / 1000).toFixed(1)} s, etcd worst ${worst}/3 healthy over ${polls} polls; API: ${apiStats.describe}`);
   });
 
-  test("removing an etcd + node host drains it, removes its etcd member, stops its units; the cluster carries on", async () => {
+  test("removing an etcd + node host: refused while it would lose quorum; then drained, member removed, units stopped; the cluster carries on", async () => {
     const file = path.join(dir, "cluster.yaml");
     const text = fs.readFileSync(file, "utf8");
     fs.writeFileSync(file, text.replace(/  - name: lab3\n    address: \S+\n    roles: \[[^\]]*\]\n/, ""));
     assert.doesNotMatch(fs.readFileSync(file, "utf8"), /lab3/);
+    // First with lab2's member stopped: of the 2 members that would remain only 1 is healthy,
+    // so the removal is refused and nothing is touched.
+    const pki = path.join(dir, "pki");
+    const etcdctl = (endpoint: string, ...args: string[]) =>
+      run(path.join(bin, "etcdctl"), [`--cacert=${pki}/etcd-ca.crt`, `--cert=${pki}/etcd-healthcheck-client.crt`, `--key=${pki}/etcd-healthcheck-client.key`, `--endpoints=${endpoint}`, "--command-timeout=5s", ...args], { env: { ...process.env, ETCDCTL_API: "3" } });
+    const ssh = (host: string, command: string) => run("ssh", [...sshArgs(lab, host), command]);
+    assert.equal((await ssh("lab2", "systemctl stop etcd")).code, 0);
+    const refused = await deploy();
+    const refusedOut = plain(refused.stdout + refused.stderr);
+    fs.writeFileSync(path.join(dir, "deploy-remove-refused.log"), refusedOut);
+    assert.notEqual(refused.code, 0, "removal without quorum must fail");
+    assert.match(refusedOut, /remove lab3: refusing to remove etcd member lab3: 1 of the 2 remaining members are healthy, fewer than a quorum\. Fix: bring the other members back first/);
+    assert.equal((await ssh("lab3", "systemctl is-active etcd kubelet")).stdout.trim(), "active\nactive", "lab3 untouched");
+    assert.equal((await etcdctl("https://10.250.213.11:2379", "member", "list")).stdout.trim().split("\n").length, 3);
+    assert.equal((await ssh("lab2", "systemctl start etcd")).code, 0);
+    await waitFor("lab2's etcd member healthy again", async () => (await etcdctl("https://10.250.213.12:2379", "endpoint", "health")).code === 0, 60_000);
+
     const etcdBefore = await etcdIds();
     const r = await deploy();
     const out = plain(r.stdout + r.stderr);
@@ -333,10 +353,9 @@ spec:
     assert.match(out, /✓ step etcd on lab1: .*etcd running \(only the bootstrap peer list changed/);
     assert.deepEqual(await etcdIds(), etcdBefore, "an etcd member restarted for the new peer list");
     assert.deepEqual((await kubectlOk("get", "nodes", "-o", "jsonpath={.items[*].metadata.name}")).split(" ").sort(), ["lab1", "lab2", "lab4"]);
-    const pki = path.join(dir, "pki");
-    const members = await run(path.join(bin, "etcdctl"), [`--cacert=${pki}/etcd-ca.crt`, `--cert=${pki}/etcd-healthcheck-client.crt`, `--key=${pki}/etcd-healthcheck-client.key`, "--endpoints=https://10.250.213.11:2379", "member", "list"], { env: { ...process.env, ETCDCTL_API: "3" } });
+    const members = await etcdctl("https://10.250.213.11:2379", "member", "list");
     assert.equal(members.stdout.trim().split("\n").length, 2, members.stdout);
-    const lab3 = await run("ssh", [...sshArgs(lab, "lab3"), "systemctl is-active etcd kubelet docker || true"]);
+    const lab3 = await ssh("lab3", "systemctl is-active etcd kubelet docker || true");
     assert.deepEqual(lab3.stdout.trim().split("\n"), ["inactive", "inactive", "inactive"]);
     assert.match(await kubectlOk("get", "--raw", "/healthz"), /ok/);
     // the next deploy only drops the finished remove step
