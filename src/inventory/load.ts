@@ -289,6 +289,10 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     if (!m) r.error("apiserver.endpoint", `"${endpoint}" is not https://HOST:PORT`, "write it like https://10.0.0.100:6443 (the load balancer or VIP)");
     else if (!isIPv4(m[1]!) && !DNS_NAME.test(m[1]!)) r.error("apiserver.endpoint", `"${m[1]}" is not an address or DNS name`, "use the VIP's IP or DNS name");
   }
+  const masters = hosts.filter((h) => h.roles.includes("master"));
+  if (endpoint === undefined && masters.length > 1) {
+    r.warn("apiserver.endpoint", `${masters.length} masters but no endpoint: kubelets, kube-proxy and admin.kubeconfig talk to ${masters[0]!.name} only, so the nodes lose the API whenever it is down`, "put a load balancer or VIP in front of the masters and set apiserver.endpoint to it");
+  }
 
   const img = r.section(raw, "images", "");
   r.known(img, ["pause", "flannel", "coredns", "preload"], "images");

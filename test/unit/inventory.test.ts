@@ -101,6 +101,17 @@ describe("inventory validation", () => {
     assert.throws(() => parseInventory("hosts:\n  - name: a\n   address: [", "x.yaml"), /yaml line \d+/);
   });
 
+  test("several masters without apiserver.endpoint is a warning naming the single master the nodes use", () => {
+    const raw = baseInventory();
+    raw.hosts[1]!.roles = ["etcd", "master", "node"];
+    const { warnings } = parseInventory(JSON.stringify(raw), path.join(dir, "x.yaml"));
+    assert.equal(warnings.length, 1);
+    assert.equal(warnings[0]!.field, "apiserver.endpoint");
+    assert.match(warnings[0]!.message, /2 masters but no endpoint: .* talk to k8s-master only/);
+    const withVip = { ...raw, apiserver: { endpoint: "https://192.168.0.100:6443" } };
+    assert.equal(parseInventory(JSON.stringify(withVip), path.join(dir, "x.yaml")).warnings.length, 0);
+  });
+
   test("an even number of etcd members is a warning, not an error", () => {
     const raw = baseInventory();
     raw.hosts.pop();
