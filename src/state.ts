@@ -1,5 +1,5 @@
 // What Terraform has applied so far, read (never written) from the local state beside the
-// inventory. Only resource names and whether they were applied cleanly are used.
+// inventory. Only resource names and their recorded dependencies are used (never attributes).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Inventory } from "./inventory/types";
@@ -9,7 +9,7 @@ export function statePath(inv: Inventory): string {
 }
 
 interface StateFile {
-  resources?: { mode?: string; type?: string; name?: string; instances?: { dependencies?: string[] }[] }[];
+  resources?: { mode?: string; name?: string; instances?: { dependencies?: string[] }[] }[];
 }
 
 /**
