@@ -39,6 +39,11 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim();
   };
+  /** The test's own etcdctl with the healthcheck client certificate from pki/. */
+  const etcdctl = (args: string[], timeoutMs = 60_000) => {
+    const pki = path.join(dir, "pki");
+    return run(path.join(bin, "etcdctl"), [`--cacert=${pki}/etcd-ca.crt`, `--cert=${pki}/etcd-healthcheck-client.crt`, `--key=${pki}/etcd-healthcheck-client.key`, ...args], { env: { ...process.env, ETCDCTL_API: "3" }, timeoutMs });
+  };
   const etcdIds = async () => Promise.all(["lab1", "lab2"].map(async (h) => unitIds(await invocations(h)).etcd));
   const unitIds = (text: string): Record<string, string> => Object.fromEntries(text.split("\n").map((l) => l.split("=") as [string, string]));
   /** GET /healthz of one apiserver with the admin client certificate: true when it answers "ok". */
@@ -272,14 +277,13 @@ spec:
     assert.match(diff, /# terraform_data\.etcd_lab2 \(etcd_lab2\) must be replaced/, `cdktf diff output in ${dir}/diff-renew.log`);
     assert.match(diff, /"\/opt\/etcd\/ssl\/peer\.pem"\s*=\s*"644:sha256:[0-9a-f]+"\s*->\s*"644:sha256:[0-9a-f]+"/, `cdktf diff output in ${dir}/diff-renew.log`);
     // poll etcd quorum while the deploy rolls the members
-    const pki = path.join(dir, "pki");
     const endpoints = ["lab1", "lab2", "lab3"].map((_, i) => `https://10.250.213.${11 + i}:2379`);
     let polls = 0;
     let worst = 3;
     let polling = true;
     const poller = (async () => {
       while (polling) {
-        const r = await run(path.join(bin, "etcdctl"), [`--cacert=${pki}/etcd-ca.crt`, `--cert=${pki}/etcd-healthcheck-client.crt`, `--key=${pki}/etcd-healthcheck-client.key`, `--endpoints=${endpoints.join(",")}`, "--command-timeout=2s", "endpoint", "health"], { env: { ...process.env, ETCDCTL_API: "3" }, timeoutMs: 10_000 });
+        const r = await etcdctl([`--endpoints=${endpoints.join(",")}`, "--command-timeout=2s", "endpoint", "health"], 10_000);
         worst = Math.min(worst, ((r.stdout + r.stderr).match(/is healthy/g) ?? []).length);
         polls++;
         await new Promise((res) => setTimeout(res, 300));
@@ -326,9 +330,6 @@ spec:
     assert.doesNotMatch(fs.readFileSync(file, "utf8"), /lab3/);
     // First with lab2's member stopped: of the 2 members that would remain only 1 is healthy,
     // so the removal is refused and nothing is touched.
-    const pki = path.join(dir, "pki");
-    const etcdctl = (endpoint: string, ...args: string[]) =>
-      run(path.join(bin, "etcdctl"), [`--cacert=${pki}/etcd-ca.crt`, `--cert=${pki}/etcd-healthcheck-client.crt`, `--key=${pki}/etcd-healthcheck-client.key`, `--endpoints=${endpoint}`, "--command-timeout=5s", ...args], { env: { ...process.env, ETCDCTL_API: "3" } });
     const ssh = (host: string, command: string) => run("ssh", [...sshArgs(lab, host), command]);
     assert.equal((await ssh("lab2", "systemctl stop etcd")).code, 0);
     const refused = await deploy();
@@ -337,9 +338,9 @@ spec:
     assert.notEqual(refused.code, 0, "removal without quorum must fail");
     assert.match(refusedOut, /remove lab3: refusing to remove etcd member lab3: 1 of the 2 remaining members are healthy, fewer than a quorum\. Fix: bring the other members back first/);
     assert.equal((await ssh("lab3", "systemctl is-active etcd kubelet")).stdout.trim(), "active\nactive", "lab3 untouched");
-    assert.equal((await etcdctl("https://10.250.213.11:2379", "member", "list")).stdout.trim().split("\n").length, 3);
+    assert.equal((await etcdctl(["--endpoints=https://10.250.213.11:2379", "--command-timeout=5s", "member", "list"])).stdout.trim().split("\n").length, 3);
     assert.equal((await ssh("lab2", "systemctl start etcd")).code, 0);
-    await waitFor("lab2's etcd member healthy again", async () => (await etcdctl("https://10.250.213.12:2379", "endpoint", "health")).code === 0, 60_000);
+    await waitFor("lab2's etcd member healthy again", async () => (await etcdctl(["--endpoints=https://10.250.213.12:2379", "--command-timeout=5s", "endpoint", "health"])).code === 0, 60_000);
 
     const etcdBefore = await etcdIds();
     const r = await deploy();
@@ -353,7 +354,7 @@ spec:
     assert.match(out, /✓ step etcd on lab1: .*etcd running \(only the bootstrap peer list changed/);
     assert.deepEqual(await etcdIds(), etcdBefore, "an etcd member restarted for the new peer list");
     assert.deepEqual((await kubectlOk("get", "nodes", "-o", "jsonpath={.items[*].metadata.name}")).split(" ").sort(), ["lab1", "lab2", "lab4"]);
-    const members = await etcdctl("https://10.250.213.11:2379", "member", "list");
+    const members = await etcdctl(["--endpoints=https://10.250.213.11:2379", "--command-timeout=5s", "member", "list"]);
     assert.equal(members.stdout.trim().split("\n").length, 2, members.stdout);
     const lab3 = await ssh("lab3", "systemctl is-active etcd kubelet docker || true");
     assert.deepEqual(lab3.stdout.trim().split("\n"), ["inactive", "inactive", "inactive"]);
@@ -381,8 +382,7 @@ spec:
     assert.match(out, /✓ step etcd-health on lab1: 3\/3 members healthy/);
     assert.match(out, /✓ step kubelet on lab3: .*node Ready/);
     // the apiserver certificate did not need new SANs (lab3 is no master); the etcd member list has 3
-    const pki = path.join(dir, "pki");
-    const members = await run(path.join(bin, "etcdctl"), [`--cacert=${pki}/etcd-ca.crt`, `--cert=${pki}/etcd-healthcheck-client.crt`, `--key=${pki}/etcd-healthcheck-client.key`, "--endpoints=https://10.250.213.11:2379", "member", "list"], { env: { ...process.env, ETCDCTL_API: "3" } });
+    const members = await etcdctl(["--endpoints=https://10.250.213.11:2379", "member", "list"]);
     assert.equal(members.stdout.trim().split("\n").length, 3, members.stdout);
     console.log(`# add an etcd + node host to the running cluster: ${(r.ms / 1000).toFixed(1)} s`);
   });
