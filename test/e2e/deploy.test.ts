@@ -203,10 +203,22 @@ describe("deploy to lab hosts", { skip }, () => {
     // large enough that the upload is still running when the cutter below sees it
     const etcd = path.join(dir, "bin", "etcd");
     for (let i = 0; i < 8; i++) fs.appendFileSync(etcd, Buffer.alloc(100 * 1024 * 1024, 7));
-    // inside lab2: as soon as a temp file of the upload appears, kill every root ssh session
-    await sshOk("lab2", "systemd-run --quiet --unit=binkube-e2e-cutter sh -c 'for i in $(seq 3000); do ls /opt/etcd/bin/.etcd.binkube-tmp* >/dev/null 2>&1 && { pkill -f \"sshd: root@notty\"; exit 0; }; sleep 0.01; done'");
-    const r = await step("etcd", "lab2");
-    assert.notEqual(r.code, 0, "the step must fail when its connection is cut");
+    // The upload is held to 100 MB/s on lab2's host-side veth, so it lasts at least 8 s however
+    // fast this machine is: the cutter cannot miss it (an unshaped upload once finished unseen).
+    const veth = `vb-${lab.hosts[1]!.machine}`;
+    const shaped = await run("tc", ["qdisc", "replace", "dev", veth, "root", "tbf", "rate", "800mbit", "burst", "1mb", "latency", "100ms"]);
+    assert.equal(shaped.code, 0, shaped.stderr);
+    let r: Awaited<ReturnType<typeof step>>;
+    try {
+      // inside lab2: as soon as a temp file of the upload appears, kill every root ssh session
+      await sshOk("lab2", "rm -f /run/binkube-e2e-cut && systemd-run --quiet --unit=binkube-e2e-cutter sh -c 'for i in $(seq 6000); do ls /opt/etcd/bin/.etcd.binkube-tmp* >/dev/null 2>&1 && { touch /run/binkube-e2e-cut; pkill -f \"sshd: root@notty\"; exit 0; }; sleep 0.01; done'");
+      assert.equal(await sshOk("lab2", "systemctl is-active binkube-e2e-cutter"), "active", "the cutter runs before the step starts");
+      r = await step("etcd", "lab2");
+    } finally {
+      await run("tc", ["qdisc", "del", "dev", veth, "root"]);
+    }
+    const fired = await sshOk("lab2", "test -f /run/binkube-e2e-cut && echo fired || echo 'did not fire'");
+    assert.notEqual(r.code, 0, `the step must fail when its connection is cut (cutter ${fired}; step stderr: ${r.stderr.slice(-500)})`);
     assert.match(r.stderr, /step etcd on lab2/);
     assert.equal(await sshOk("lab2", "sha256sum /opt/etcd/bin/etcd | cut -d' ' -f1"), before, "the target must be untouched");
     const again = await step("etcd", "lab2");
