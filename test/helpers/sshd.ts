@@ -115,6 +115,14 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
+function isSshd(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "sshd";
+  } catch {
+    return false; // gone
+  }
+}
+
 function descendantsOf(pid: number): number[] {
   const all: number[] = [];
   const queue = [pid];
@@ -198,8 +206,7 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<TestSshd> 
       continue; // most likely a port race: try another port
     }
     const pid = child.pid as number;
-    const killConnections = (): number => {
-      const pids = descendantsOf(pid);
+    const kill = (pids: number[]): number => {
       for (const p of pids) {
         try {
           process.kill(p, "SIGKILL");
@@ -209,6 +216,10 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<TestSshd> 
       }
       return pids.length;
     };
+    // Only the per-connection sshd processes: that cuts every connection, while the commands
+    // they ran end on their own (SIGKILLing a login shell mid-startup can leave its rc files'
+    // lock files behind, e.g. pyenv's rehash lock, which then stalls every later session 60 s).
+    const killConnections = (): number => kill(descendantsOf(pid).filter(isSshd));
     return {
       dir,
       address: "127.0.0.1",
@@ -222,7 +233,7 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<TestSshd> 
       killConnections,
       output: () => output,
       stop: async () => {
-        killConnections();
+        kill(descendantsOf(pid));
         if (child.exitCode === null && child.signalCode === null) {
           child.kill("SIGTERM");
           const t = setTimeout(() => child.kill("SIGKILL"), 3000);
