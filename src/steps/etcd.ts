@@ -45,6 +45,13 @@ async function runEtcd(rc: RunContext): Promise<string> {
       },
     );
   }
+  const handedOff =
+    wasActive && restart
+      ? await handOffLeadership(rc).catch((e: Error) => {
+          rc.log(`WARNING step etcd on ${rc.host.name}: leadership not handed off before the restart: ${e.message.split("\n")[0]}`);
+          return "";
+        })
+      : "";
   const joined = wasActive ? "" : await joinExistingCluster(rc);
   // --no-block: a Type=notify member waits for quorum, so starting the first one would hang.
   const action = await applyUnit(rc, "etcd", restart, { noBlock: true });
@@ -59,7 +66,26 @@ async function runEtcd(rc: RunContext): Promise<string> {
   }
   const files = `${sync.changed.length}/${sync.changed.length + sync.unchanged.length} files changed`;
   const how = peersOnly ? `${action} (only the bootstrap peer list changed: a running member learns peers through raft)` : action;
-  return `${files}, ${how}${joined}${wasActive && restart ? ", member healthy" : ""}${snapshot}`;
+  return `${files}, ${how}${joined}${handedOff}${wasActive && restart ? ", member healthy" : ""}${snapshot}`;
+}
+
+/**
+ * A leader that stops takes the whole cluster through an election: for up to the election
+ * timeout no request is served, on every apiserver at once. Before restarting the leader, hand
+ * leadership to a started peer (`move-leader`); a follower's restart only makes its own clients
+ * reconnect. Returns a summary fragment, "" when this member is not the leader or alone.
+ */
+async function handOffLeadership(rc: RunContext): Promise<string> {
+  const local = "--endpoints=https://127.0.0.1:2379 --command-timeout=10s";
+  // simple output: "ENDPOINT, ID, VERSION, DB SIZE, IS LEADER, IS LEARNER, TERM, INDEX, APPLIED, ERRORS"
+  const status = (await rc.sh(`${ETCDCTL} ${local} endpoint status`)).stdout.trim().split(", ");
+  if (status[4] !== "true") return "";
+  // "ID, STATUS, NAME, PEER URLS, CLIENT URLS, IS LEARNER"
+  const peers = (await rc.sh(`${ETCDCTL} ${local} member list`)).stdout.trim().split("\n").map((l) => l.split(", "));
+  const to = peers.find((m) => m[0] !== status[1] && m[1] === "started" && m[5] !== "true");
+  if (!to) return "";
+  await rc.sh(`${ETCDCTL} ${local} move-leader ${to[0]}`);
+  return `, leadership handed to ${to[2]}`;
 }
 
 const JOIN_DROPIN = "/etc/systemd/system/etcd.service.d/10-binkube-join.conf";

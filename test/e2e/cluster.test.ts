@@ -301,6 +301,8 @@ spec:
     // members restarted one after another, each healthy before the next
     const order = [...out.matchAll(/✓ step etcd on (lab\d): .*member healthy, snapshot \.binkube\/etcd-snapshots\/\1\/snapshot-\d{8}T\d{6}Z\.db \([\d.]+ MB, also \/var\/lib\/etcd-snapshots\//g)].map((m) => m[1]);
     assert.deepEqual(order, ["lab1", "lab2", "lab3"]);
+    // the leader handed leadership to a peer before its restart (no cluster-wide election)
+    assert.match(out, /✓ step etcd on lab\d: .*leadership handed to lab\d/);
     // the snapshots came home: one per member, private, and real etcd snapshots
     for (const h of order) {
       const snaps = path.join(dir, ".binkube", "etcd-snapshots", h!);
