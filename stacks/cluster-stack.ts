@@ -6,6 +6,7 @@ import { NullProvider } from "@cdktf/provider-null/lib/provider";
 import { Construct } from "constructs";
 import { Cluster } from "../src/cluster";
 import { statePath } from "../src/state";
+import { shq } from "../src/remote/shell";
 import { stepResource } from "./step-resource";
 
 export interface ClusterStackOptions {
@@ -22,7 +23,8 @@ export function stackName(inv: { clusterName: string; file: string }): string {
   return `binkube-${inv.clusterName}-${crypto.createHash("sha256").update(inv.file).digest("hex").slice(0, 8)}`;
 }
 
-const shellQuote = (s: string) => (/^[A-Za-z0-9_./:=@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+/** The local-exec command line that runs binkube for one resource, every word quoted for sh. */
+const commandLine = (words: string[]) => words.map(shq).join(" ");
 
 export class ClusterStack extends TerraformStack {
   constructor(scope: Construct, id: string, cluster: Cluster, opts: ClusterStackOptions) {
@@ -37,12 +39,12 @@ export class ClusterStack extends TerraformStack {
       stepResource(this, `remove_${h.name.replace(/-/g, "_")}`, {
         engine: inv.engine,
         triggers: { host: h.name },
-        command: [...opts.binkube, "remove", "--host", h.name, "--config", inv.file].map(shellQuote).join(" "),
+        command: commandLine([...opts.binkube, "remove", "--host", h.name, "--config", inv.file]),
         dependsOn: [],
       }),
     );
     for (const inst of plan.instances) {
-      const command = [...opts.binkube, "step", inst.step, "--host", inst.host.name, "--config", inv.file].map(shellQuote).join(" ");
+      const command = commandLine([...opts.binkube, "step", inst.step, "--host", inst.host.name, "--config", inv.file]);
       const afterRemovals = ["etcd", "etcd-health", "apiserver"].includes(inst.step) ? removals : [];
       const res = stepResource(this, inst.id, {
         engine: inv.engine,

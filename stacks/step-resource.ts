@@ -12,10 +12,19 @@ export interface StepResourceProps {
   dependsOn: ITerraformDependable[];
 }
 
+/**
+ * A string Terraform reads literally: every string in cdk.tf.json is a Terraform template, so a
+ * `${` or `%{` in a path (a directory named `${x}`) would be evaluated; `$${` and `%%{` are the escapes.
+ */
+export function tfLiteral(s: string): string {
+  return s.replace(/\$\{/g, () => "$${").replace(/%\{/g, () => "%%{");
+}
+
 export function stepResource(scope: Construct, id: string, props: StepResourceProps): ITerraformDependable {
-  const provisioners = [{ type: "local-exec" as const, command: props.command }];
+  const provisioners = [{ type: "local-exec" as const, command: tfLiteral(props.command) }];
+  const triggers = Object.fromEntries(Object.entries(props.triggers).map(([k, v]) => [tfLiteral(k), tfLiteral(v)]));
   if (props.engine === "null_resource") {
-    return new NullResource(scope, id, { triggers: props.triggers, provisioners, dependsOn: props.dependsOn });
+    return new NullResource(scope, id, { triggers, provisioners, dependsOn: props.dependsOn });
   }
-  return new DataResource(scope, id, { triggersReplace: props.triggers, provisioners, dependsOn: props.dependsOn });
+  return new DataResource(scope, id, { triggersReplace: triggers, provisioners, dependsOn: props.dependsOn });
 }

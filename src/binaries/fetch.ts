@@ -46,7 +46,8 @@ export async function fetchBinaries(cluster: Cluster, names: string[], log: (l: 
     await download(u, archive, log);
     const outDir = path.join(cluster.inv.binaries.cacheDir, "extracted", checksum);
     fs.mkdirSync(outDir, { recursive: true });
-    execFileSync("tar", ["-xf", archive, "-C", outDir, ...Object.values(u.files)], { stdio: "pipe" });
+    // "--": a member is never read as an option (the inventory also refuses option-like members).
+    execFileSync("tar", ["-xf", archive, "-C", outDir, "--", ...Object.values(u.files)], { stdio: "pipe" });
     if (!fs.existsSync(info.localPath)) throw new FetchError(`${u.url}: the archive has no ${u.files[name]}`);
   }
 }

@@ -3,8 +3,9 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseDocument } from "yaml";
+import { isNode, parseDocument, visit } from "yaml";
 import { cidrContains, cidrsOverlap, isIPv4, nthAddress, parseCidr } from "../util/ip";
+import { Check, archiveMember, binaryName, dnsName, fileName, flagName, flagWord, hostAddress, imageRef, kubeletLabel, labelKey, labelValue, noInvisible, sanName, visible, DNS_LABEL } from "./grammar";
 import { Obj, Reader, isObj, join } from "./reader";
 import { BinaryUrl, ENGINES, Host, Inventory, InventoryIssue, ROLES, Role, SshSettings } from "./types";
 
@@ -43,8 +44,12 @@ export function formatIssues(file: string, issues: InventoryIssue[], kind = "err
 
 const TOP = ["cluster", "kubernetes", "etcd", "ssh", "hosts", "network", "binaries", "runtime", "cni", "certificates", "apiserver", "engine", "images", "kubelet", "kubeProxy"] as const;
 const SSH_FIELDS = ["user", "port", "privateKey", "knownHosts", "hostKeyFingerprints", "sudo", "bastion"] as const;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** The last v1.17 patch release (v1.17.17, 2021-01-13): a later "v1.17.N" was never published. */
+const LAST_1_17_PATCH = 17;
+/** Aliases a document may expand: enough for shared ssh settings, far too few for an alias bomb. */
+const MAX_ALIASES = 100;
+/** Kubelet flags binkube writes itself: a second value would silently override or conflict. */
+const MANAGED_KUBELET_FLAGS = ["logtostderr", "v", "hostname-override", "node-ip", "network-plugin", "cni-bin-dir", "cni-conf-dir", "kubeconfig", "bootstrap-kubeconfig", "config", "cert-dir", "pod-infra-container-image", "node-labels"];
 const HEX = (n: number) => new RegExp(`^[0-9a-f]{${n}}$`);
 
 export interface LoadResult {
@@ -59,23 +64,71 @@ export function configPathFromEnv(env: NodeJS.ProcessEnv = process.env): string 
 
 export function loadInventory(file: string): LoadResult {
   const abs = path.resolve(file);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(abs, "utf8");
+    bytes = fs.readFileSync(abs);
   } catch (e) {
     throw new InventoryError(abs, [{ field: "(file)", message: `cannot read: ${(e as Error).message}`, fix: "set BINKUBE_CONFIG or --config to an existing cluster.yaml (see examples/)" }]);
   }
-  return parseInventory(text, abs);
+  return parseInventory(decodeUtf8(bytes, abs), abs);
+}
+
+/** The inventory is UTF-8, nothing else: a UTF-16 file or stray Latin-1 bytes are named, not guessed at. */
+function decodeUtf8(bytes: Buffer, file: string): string {
+  const fail = (message: string, fix: string) => new InventoryError(file, [{ field: "(file)", message, fix }]);
+  const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || (bytes.length > 1 && (bytes[0] === 0 || bytes[1] === 0));
+  if (utf16) return failWith(fail("is UTF-16 (or UTF-32) encoded; binkube reads UTF-8 only", `convert it: iconv -f UTF-16 -t UTF-8 ${path.basename(file)} > cluster.utf8.yaml`));
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    const line = bytes.subarray(0, at).toString("latin1").split("\n").length;
+    throw fail(`is not valid UTF-8 (byte 0x${bytes[at]?.toString(16)} at line ${line}, offset ${at}); binkube reads UTF-8 only`, "save the file as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8), or remove the non-ASCII byte");
+  }
+}
+
+function failWith(e: InventoryError): never {
+  throw e;
+}
+
+function firstInvalidUtf8(bytes: Buffer): number {
+  const dec = new TextDecoder("utf-8", { fatal: true });
+  let lo = 0;
+  let hi = bytes.length;
+  // The longest valid prefix, found by bisection (decoding a prefix may also cut a good sequence, so step back 3).
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    try {
+      dec.decode(bytes.subarray(0, mid));
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  return Math.min(bytes.length - 1, lo);
 }
 
 export function parseInventory(text: string, file: string): LoadResult {
-  const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const issues = doc.errors.map((e) => ({ field: `(yaml line ${e.linePos?.[0]?.line ?? "?"})`, message: e.message.split("\n")[0]!, fix: "fix the YAML syntax" }));
-    throw new InventoryError(file, issues);
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  const lineOf = (pos?: { line: number }[]) => `(yaml line ${pos?.[0]?.line ?? "?"})`;
+  const yamlIssues: InventoryIssue[] = doc.errors.map((e) => ({ field: lineOf(e.linePos), message: e.message.split("\n")[0]!, fix: "fix the YAML syntax" }));
+  // An unknown tag (!env, !!binary …) would be dropped or reinterpreted silently: none is supported.
+  visit(doc, (_key, node) => {
+    if (isNode(node) && node.tag && node.range) {
+      const line = text.slice(0, node.range[0]).split("\n").length;
+      yamlIssues.push({ field: `(yaml line ${line})`, message: `the tag ${node.tag} is not supported (binkube reads plain YAML: no tags, no environment lookups)`, fix: "remove the tag and write the value itself" });
+    }
+  });
+  for (const w of doc.warnings) yamlIssues.push({ field: lineOf(w.linePos), message: w.message.split("\n")[0]!, fix: "write plain YAML without tags" });
+  if (yamlIssues.length > 0) throw new InventoryError(file, yamlIssues);
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (e) {
+    throw new InventoryError(file, [{ field: "(yaml)", message: `aliases expand too far (${(e as Error).message.split("\n")[0]}; the limit is ${MAX_ALIASES})`, fix: "write the repeated settings out, or use fewer *alias references" }]);
   }
-  const raw: unknown = doc.toJS();
   const r = new Reader();
+  checkInvisible(r, raw, "");
   if (!isObj(raw)) {
     r.error("(top)", "the inventory must be a mapping with at least a hosts: list", "start from examples/guide-two-hosts.yaml");
     throw new InventoryError(file, r.issues);
@@ -83,6 +136,28 @@ export function parseInventory(text: string, file: string): LoadResult {
   const inv = validate(raw, file, r);
   if (r.issues.length > 0) throw new InventoryError(file, r.issues);
   return { inventory: inv, warnings: r.warnings };
+}
+
+/** Every key and string value, however deep: no control characters, byte-order marks or bidi overrides. */
+function checkInvisible(r: Reader, v: unknown, at: string): void {
+  if (typeof v === "string") {
+    const bad = noInvisible(v);
+    if (bad) r.error(at || "(top)", `the value ${bad}`, "retype the value: no field of the inventory holds control or invisible characters");
+  } else if (Array.isArray(v)) v.forEach((x, i) => checkInvisible(r, x, `${at}[${i}]`));
+  else if (isObj(v)) {
+    for (const [k, x] of Object.entries(v)) {
+      const bad = noInvisible(k);
+      if (bad) r.error(join(at, visible(k)), `the key ${bad}`, "retype the key (a byte-order mark or control character hides inside it)");
+      else checkInvisible(r, x, join(at, k));
+    }
+  }
+}
+
+/** Records `check`'s problem with `value` as an error on `field`. Returns true when the value fits. */
+function fits(r: Reader, field: string, value: string, check: Check, fix: string): boolean {
+  const bad = check(value);
+  if (bad) r.error(field, `"${visible(value)}" ${bad}`, fix);
+  return !bad;
 }
 
 function expandPath(p: string, baseDir: string): string {
@@ -110,6 +185,7 @@ function readSsh(r: Reader, obj: Obj, p: string, baseDir: string, base?: SshSett
     try {
       const head = fs.readFileSync(privateKey!, "utf8").slice(0, 80);
       if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(head)) r.error(join(p, "privateKey"), `${privateKey} does not look like a private key`, "use the private half of the key pair (not the .pub file)");
+      checkKeyMode(r, join(p, "privateKey"), privateKey!);
     } catch {
       /* reported above */
     }
@@ -126,7 +202,12 @@ function readSsh(r: Reader, obj: Obj, p: string, baseDir: string, base?: SshSett
     r.known(b, ["address", "port", "user", "privateKey"], bp);
     const address = r.str(b, "address", bp, "");
     if (!address) r.error(join(bp, "address"), "is required", "set the jump host's address");
+    if (address && (isIPv4(address) ? hostAddress(address) : dnsName(address))) r.error(join(bp, "address"), `"${address}" ${isIPv4(address) ? hostAddress(address) : `is not an address or DNS name: it ${dnsName(address)}`}`, "set the jump host's address or DNS name");
     const bkey = r.str(b, "privateKey", bp);
+    if (bkey !== undefined) {
+      checkReadableFile(r, join(bp, "privateKey"), expandPath(bkey, baseDir), "private key", "point privateKey at a readable key file (chmod 600)");
+      if (fs.existsSync(expandPath(bkey, baseDir))) checkKeyMode(r, join(bp, "privateKey"), expandPath(bkey, baseDir));
+    }
     bastion = { address, port: r.int(b, "port", bp, 22, 1, 65535), user: r.str(b, "user", bp, base?.user ?? "root"), privateKey: bkey ? expandPath(bkey, baseDir) : privateKey };
   }
   const user = r.str(obj, "user", p, base?.user ?? "root");
@@ -143,6 +224,23 @@ function readSsh(r: Reader, obj: Obj, p: string, baseDir: string, base?: SshSett
   };
 }
 
+/** As OpenSSH does: a private key that others can read is refused. */
+function checkKeyMode(r: Reader, field: string, file: string): void {
+  const mode = fs.statSync(file).mode & 0o777;
+  if (mode & 0o077) r.error(field, `${file} is readable by others (mode ${mode.toString(8).padStart(4, "0")})`, `chmod 600 ${file}`);
+}
+
+/** Ports that the node port range and the apiserver must stay clear of, with what holds them. */
+function reservedPorts(sshPorts: number[]): Map<number, string> {
+  const m = new Map<number, string>([
+    [2379, "etcd clients"], [2380, "etcd peers"], [2381, "etcd metrics"], [8472, "flannel vxlan (udp)"],
+    [10248, "kubelet healthz"], [10249, "kube-proxy metrics"], [10250, "the kubelet API"], [10251, "kube-scheduler healthz"],
+    [10252, "kube-controller-manager healthz"], [10256, "kube-proxy healthz"], [10257, "kube-controller-manager"], [10259, "kube-scheduler"],
+  ]);
+  for (const p of sshPorts) m.set(p, "ssh");
+  return m;
+}
+
 function validate(raw: Obj, file: string, r: Reader): Inventory {
   const baseDir = path.dirname(file);
   r.known(raw, TOP, "");
@@ -155,7 +253,9 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   const k8s = r.section(raw, "kubernetes", "");
   r.known(k8s, ["version"], "kubernetes");
   const kubernetesVersion = r.str(k8s, "version", "kubernetes", DEFAULTS.kubernetesVersion);
-  if (!/^v1\.17\.\d+$/.test(kubernetesVersion)) r.error("kubernetes.version", `"${kubernetesVersion}" is not a v1.17 release`, "binkube installs Kubernetes v1.17 only: use e.g. v1.17.17");
+  const patch = /^v1\.17\.(0|[1-9]\d*)$/.exec(kubernetesVersion);
+  if (!patch) r.error("kubernetes.version", `"${kubernetesVersion}" is not a v1.17 release`, "binkube installs Kubernetes v1.17 only: use e.g. v1.17.17");
+  else if (Number(patch[1]) > LAST_1_17_PATCH) r.error("kubernetes.version", `${kubernetesVersion} was never released (v1.17 ended at v1.17.${LAST_1_17_PATCH})`, `use v1.17.${LAST_1_17_PATCH}`);
 
   const etcd = r.section(raw, "etcd", "");
   r.known(etcd, ["version"], "etcd");
@@ -185,10 +285,11 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   else if (svc && !cidrContains(svc, clusterDNS)) r.error("network.clusterDNS", `${clusterDNS} is outside the service range ${serviceCIDR}`, `use an address inside ${serviceCIDR}, e.g. ${nthAddress(svc, 2)}`);
   else if (svc && clusterDNS === nthAddress(svc, 1)) r.error("network.clusterDNS", `${clusterDNS} is the first service address, which the kubernetes Service takes`, `use ${nthAddress(svc, 2)}`);
   else if (svc && (clusterDNS === nthAddress(svc, 0) || clusterDNS === nthAddress(svc, svc.size - 1))) r.error("network.clusterDNS", `${clusterDNS} is the network or broadcast address of ${serviceCIDR}`, `use ${nthAddress(svc, 2)}`);
-  if (!DNS_NAME.test(clusterDomain)) r.error("network.clusterDomain", `"${clusterDomain}" is not a DNS domain`, "use e.g. cluster.local");
+  const badDomain = dnsName(clusterDomain);
+  if (badDomain) r.error("network.clusterDomain", `"${clusterDomain}" is not a DNS domain: it ${badDomain}`, "use e.g. cluster.local");
   const np = /^(\d+)-(\d+)$/.exec(nodePortRange);
-  if (!np || Number(np[1]) >= Number(np[2]) || Number(np[2]) > 65535 || Number(np[1]) < 1) r.error("network.nodePortRange", `"${nodePortRange}" is not a port range`, "write it like 30000-32767");
-  else if (Number(np[1]) <= apiserverPort && apiserverPort <= Number(np[2])) r.error("network.nodePortRange", `${nodePortRange} contains the apiserver port ${apiserverPort}`, "keep the node port range clear of 6443, e.g. 30000-32767");
+  const nodePorts = np && Number(np[1]) < Number(np[2]) && Number(np[2]) <= 65535 && Number(np[1]) >= 1 ? { lo: Number(np[1]), hi: Number(np[2]) } : undefined;
+  if (!nodePorts) r.error("network.nodePortRange", `"${nodePortRange}" is not a port range`, "write it like 30000-32767");
 
   // hosts
   const hostsRaw = r.list(raw, "hosts", "");
@@ -211,6 +312,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     else byName.set(name, i);
     if (!address) r.error(`${p}.address`, "is required", "set the host's IPv4 address");
     else if (!isIPv4(address)) r.error(`${p}.address`, `"${address}" is not an IPv4 address`, "write a dotted quad such as 192.168.0.4 (host names are not supported: certificates need the IP)");
+    else if (hostAddress(address)) r.error(`${p}.address`, `${address} ${hostAddress(address)}`, "use the address the host has on the network the other hosts reach it by");
     else if (byAddress.has(address)) r.error(`${p}.address`, `duplicate address ${address} (also hosts[${byAddress.get(address)}])`, "every host needs its own address");
     else {
       byAddress.set(address, i);
@@ -227,6 +329,14 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     if (h.roles !== undefined && Array.isArray(h.roles) && h.roles.length === 0) r.error(`${p}.roles`, "is empty", "list at least one of: etcd, master, node");
     const ssh = h.ssh === undefined ? sshDefaults : readSsh(r, r.section(h, "ssh", p), `${p}.ssh`, baseDir, sshDefaults);
     const labels = r.strMap(h, "labels", p);
+    for (const [k, v] of Object.entries(labels)) {
+      const lp = join(`${p}.labels`, k);
+      if (fits(r, lp, k, labelKey, "a label key is [prefix/]name: a DNS subdomain, '/', and 1-63 letters, digits, '-', '_', '.'")) {
+        fits(r, lp, k, kubeletLabel, "drop it: binkube labels node roles itself; set other reserved labels with kubectl label");
+      }
+      fits(r, lp, v, labelValue, "a label value is at most 63 letters, digits and inner '-', '_', '.' (no spaces)");
+    }
+    if (address.startsWith("169.254.")) r.warn(`${p}.address`, `${address} is link-local: it may change on reboot and is not routed`, "use the host's address on its real network, unless this link-local network is deliberate");
     hosts.push({ name, address, roles, ssh, labels });
   });
   if (raw.hosts !== undefined && hostsRaw.length === 0) r.error("hosts", "is empty", "list at least one host");
@@ -241,6 +351,14 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   for (const h of hosts) {
     if (!h.ssh.knownHosts && h.ssh.hostKeyFingerprints.length === 0) h.ssh.knownHosts = path.join(os.homedir(), ".ssh", "known_hosts");
   }
+  const reserved = reservedPorts(hosts.map((h) => h.ssh.port));
+  const apiClash = reserved.get(apiserverPort);
+  if (apiClash) r.error("network.apiserverPort", `${apiserverPort} is the port of ${apiClash}`, "use 6443, the apiserver's usual port");
+  if (nodePorts) {
+    const taken = [...reserved, [apiserverPort, "the apiserver"] as [number, string]].filter(([port]) => nodePorts.lo <= port && port <= nodePorts.hi).sort(([a], [b]) => a - b);
+    if (taken.length > 0) r.error("network.nodePortRange", `${nodePortRange} contains ${taken.map(([port, what]) => `${port} (${what})`).join(", ")}: kube-proxy would hold those ports on every node`, "keep the node port range clear of the cluster's own ports, e.g. 30000-32767");
+  }
+
 
   // binaries
   const bin = r.section(raw, "binaries", "");
@@ -255,11 +373,18 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     const sha256 = r.str(u, "sha256", p)?.toLowerCase();
     const sha512 = r.str(u, "sha512", p)?.toLowerCase();
     if (!/^https?:\/\/[^\s/]+\/\S+$/.test(url)) r.error(`${p}.url`, `"${url}" is not an http(s) URL`, "write the full download URL");
+    else if (url.startsWith("http:")) r.warn(`${p}.url`, "is plain http: the checksum still guards the content, but anyone on the path sees what is fetched", "use https unless this is a mirror on a trusted network");
     if (!sha256 && !sha512) r.error(p, "has no checksum", "add sha256: or sha512: with the published checksum (downloads are verified before any upload)");
     if (sha256 && !HEX(64).test(sha256)) r.error(`${p}.sha256`, "is not 64 hex digits", "copy the published sha256");
     if (sha512 && !HEX(128).test(sha512)) r.error(`${p}.sha512`, "is not 128 hex digits", "copy the published sha512");
     const files = u.files === undefined ? undefined : r.strMap(u, "files", p);
     const name = r.str(u, "name", p);
+    if (name !== undefined) fits(r, `${p}.name`, name, binaryName, "name the binary as binkube lays it out: etcd, kube-apiserver, cni/bridge, docker/dockerd …");
+    for (const [bin, member] of Object.entries(files ?? {})) {
+      if (fits(r, join(`${p}.files`, bin), bin, binaryName, "name the binary as binkube lays it out: etcd, kube-apiserver, cni/bridge, docker/dockerd …")) {
+        fits(r, join(`${p}.files`, bin), member, archiveMember, "write the member's path inside the archive, e.g. kubernetes/server/bin/kube-apiserver");
+      }
+    }
     if (!files && !name) r.error(p, "says neither which binary it is (name:) nor which archive members to take (files:)", "add name: etcd, or files: {kube-apiserver: kubernetes/server/bin/kube-apiserver}");
     urls.push({ url, sha256, sha512, files, name });
   });
@@ -276,18 +401,21 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   const caValidityDays = r.int(certs, "caValidityDays", "certificates", 3650, 30, 36500);
   const kubeletValidityDays = r.int(certs, "kubeletValidityDays", "certificates", 365, 1, 3650);
   if (caValidityDays < validityDays) r.error("certificates.caValidityDays", `the CAs (${caValidityDays} d) would expire before the certificates they sign (${validityDays} d)`, "make caValidityDays at least validityDays");
+  if (caValidityDays < kubeletValidityDays) r.error("certificates.kubeletValidityDays", `kubelet certificates (${kubeletValidityDays} d) would outlive the CA that signs them (${caValidityDays} d)`, "make kubeletValidityDays at most caValidityDays");
 
   const api = r.section(raw, "apiserver", "");
   r.known(api, ["extraSANs", "endpoint"], "apiserver");
   const extraSANs = r.strList(api, "extraSANs", "apiserver");
   extraSANs.forEach((san, i) => {
-    if (!isIPv4(san) && !DNS_NAME.test(san) && !/^\*\.[a-z0-9.-]+$/.test(san)) r.error(`apiserver.extraSANs[${i}]`, `"${san}" is neither an IPv4 address nor a DNS name`, "use e.g. 10.0.0.100 or k8s.example.com");
+    const bad = sanName(san);
+    if (bad) r.error(`apiserver.extraSANs[${i}]`, `"${san}" is neither an IPv4 address nor a DNS name: it ${bad}`, "use e.g. 10.0.0.100, k8s.example.com or *.k8s.example.com");
   });
   const endpoint = r.str(api, "endpoint", "apiserver");
   if (endpoint !== undefined) {
     const m = /^https:\/\/([^/:]+):(\d+)$/.exec(endpoint);
     if (!m) r.error("apiserver.endpoint", `"${endpoint}" is not https://HOST:PORT`, "write it like https://10.0.0.100:6443 (the load balancer or VIP)");
-    else if (!isIPv4(m[1]!) && !DNS_NAME.test(m[1]!)) r.error("apiserver.endpoint", `"${m[1]}" is not an address or DNS name`, "use the VIP's IP or DNS name");
+    else if (isIPv4(m[1]!) ? hostAddress(m[1]!) : dnsName(m[1]!)) r.error("apiserver.endpoint", `"${m[1]}" ${isIPv4(m[1]!) ? hostAddress(m[1]!) : `is not an address or DNS name: it ${dnsName(m[1]!)}`}`, "use the VIP's IP or DNS name");
+    else if (Number(m[2]) < 1 || Number(m[2]) > 65535) r.error("apiserver.endpoint", `port ${m[2]} is outside 1-65535`, "use the load balancer's port, usually 6443");
   }
   const masters = hosts.filter((h) => h.roles.includes("master"));
   if (endpoint === undefined && masters.length > 1) {
@@ -296,13 +424,31 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
 
   const img = r.section(raw, "images", "");
   r.known(img, ["pause", "flannel", "coredns", "preload"], "images");
+  const images = {
+    pause: r.str(img, "pause", "images", DEFAULTS.images.pause),
+    flannel: r.str(img, "flannel", "images", DEFAULTS.images.flannel),
+    coredns: r.str(img, "coredns", "images", DEFAULTS.images.coredns),
+  };
+  for (const [k, v] of Object.entries(images)) fits(r, `images.${k}`, v, imageRef, "write an image reference such as registry.local:5000/pause:3.1");
   const preload = r.strList(img, "preload", "images").map((p) => expandPath(p, baseDir));
-  preload.forEach((p, i) => checkReadableFile(r, `images.preload[${i}]`, p, "image archive", "create it with `docker save IMAGE -o FILE`"));
+  const archiveNames = new Map<string, number>();
+  preload.forEach((p, i) => {
+    const base = path.basename(p);
+    if (!fits(r, `images.preload[${i}]`, base, fileName, "rename the archive (it keeps its file name on every node)")) return;
+    if (archiveNames.has(base)) return r.error(`images.preload[${i}]`, `has the same file name as images.preload[${archiveNames.get(base)}] (${base}); both would land at one path on the nodes`, "rename one of them");
+    archiveNames.set(base, i);
+    checkReadableFile(r, `images.preload[${i}]`, p, "image archive", "create it with `docker save IMAGE -o FILE`");
+  });
 
   const kl = r.section(raw, "kubelet", "");
   r.known(kl, ["extraArgs", "failSwapOn"], "kubelet");
   const extraArgs = r.strMap(kl, "extraArgs", "kubelet");
-  for (const k of Object.keys(extraArgs)) if (!/^[a-z][a-z0-9-]*$/.test(k)) r.error(`kubelet.extraArgs.${k}`, "is not a flag name", "write the flag without leading dashes, e.g. node-ip: 10.0.0.5");
+  for (const [k, v] of Object.entries(extraArgs)) {
+    const field = join("kubelet.extraArgs", k);
+    if (flagName(k)) r.error(field, `"${k}" ${flagName(k)}`, "write the flag without leading dashes, e.g. max-pods: \"60\"");
+    else if (MANAGED_KUBELET_FLAGS.includes(k)) r.error(field, `--${k} is set by binkube`, k === "node-labels" ? "use hosts[].labels" : k === "pod-infra-container-image" ? "use images.pause" : "remove it (binkube derives it from the inventory)");
+    else fits(r, field, v, flagWord, "a kubelet flag value is one word: no spaces, quotes, backslashes or '$'");
+  }
 
   const kp = r.section(raw, "kubeProxy", "");
   r.known(kp, ["conntrackMaxPerCore"], "kubeProxy");
@@ -332,12 +478,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     certificates: { validityDays, caValidityDays, kubeletValidityDays },
     apiserver: { extraSANs, endpoint },
     engine,
-    images: {
-      pause: r.str(img, "pause", "images", DEFAULTS.images.pause),
-      flannel: r.str(img, "flannel", "images", DEFAULTS.images.flannel),
-      coredns: r.str(img, "coredns", "images", DEFAULTS.images.coredns),
-      preload,
-    },
+    images: { ...images, preload },
     kubeProxy: { conntrackMaxPerCore },
     kubelet: { extraArgs, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true) },
   };

@@ -1,5 +1,6 @@
 // A small typed reader over parsed YAML that records one issue per mistake instead of throwing,
 // so an operator sees every problem in the file at once.
+import { visible } from "./grammar";
 import { InventoryIssue } from "./types";
 
 export type Obj = Record<string, unknown>;
@@ -45,7 +46,7 @@ export class Reader {
       if (known.includes(key)) continue;
       const guess = closest(key, known);
       this.error(
-        join(path, key),
+        join(path, visible(key)),
         "unknown field",
         guess ? `did you mean "${guess}"?` : `remove it; known fields here: ${known.join(", ")}`,
       );

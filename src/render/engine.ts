@@ -1,17 +1,81 @@
 // Handlebars rendering of templates/: noEscape (these are config files, not HTML) and strict
 // (a missing variable is an error). Data is checked for undefined/null values first, because
 // strict mode does not see a missing key under #if / #each.
+//
+// A template never prints a value raw: every {{…}} goes through one of the destination helpers
+// below, which checks the value against the grammar of where it lands (and quotes it for YAML).
+// compile() refuses a template with a bare {{value}}, so the rule holds for templates not yet written.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import Handlebars from "handlebars";
+import { dnsName, flagWord } from "../inventory/grammar";
+import { yamlScalar } from "./yaml-scalar";
 
 export const TEMPLATES_DIR = path.resolve(__dirname, "..", "..", "templates");
 
 const hb = Handlebars.create();
-const compiled = new Map<string, Handlebars.TemplateDelegate>();
+const compiled = new Map<string, { tpl: Handlebars.TemplateDelegate; params: Map<string, string> }>();
 const used = new Set<string>();
 
 export class RenderError extends Error {}
+
+const HELPERS: Record<string, (v: unknown) => string> = {
+  /** One word of a flags file or EnvironmentFile value: no whitespace, quotes, backslash or '$'. */
+  word: (v) => {
+    const text = scalar(v, "word");
+    const bad = flagWord(text);
+    if (bad) throw new RenderError(`"${text}" ${bad}`);
+    return text;
+  },
+  /** A YAML (or JSON) scalar: plain when it reads back as the same string, else double-quoted. */
+  yaml: (v) => yamlScalar(typeof v === "number" || typeof v === "boolean" ? v : scalar(v, "yaml")),
+  /** A JSON value (a file or block that a JSON parser reads): always JSON-encoded. */
+  json: (v) => JSON.stringify(typeof v === "number" || typeof v === "boolean" ? v : scalar(v, "json")),
+  /** A whole number (ports, counts, limits). */
+  int: (v) => {
+    if (typeof v !== "number" || !Number.isInteger(v)) throw new RenderError(`${JSON.stringify(v)} is not a whole number`);
+    return String(v);
+  },
+  /** A DNS name in a config language of its own (the Corefile). */
+  dns: (v) => {
+    const text = scalar(v, "dns");
+    const bad = dnsName(text);
+    if (bad) throw new RenderError(`"${text}" is not a DNS name: it ${bad}`);
+    return text;
+  },
+};
+/** The parameter each {{helper param}} names, by "line:column", for the template being rendered. */
+let paramNames = new Map<string, string>();
+for (const [name, fn] of Object.entries(HELPERS)) {
+  hb.registerHelper(name, (v: unknown, options: { loc?: hbs.AST.SourceLocation }) => {
+    const at = `${options.loc?.start.line}:${options.loc?.start.column}`;
+    if (v === undefined || v === null) throw new RenderError(`value "${paramNames.get(at) ?? "?"}" (line ${options.loc?.start.line}) is missing`);
+    try {
+      return fn(v);
+    } catch (e) {
+      throw new RenderError(`value "${paramNames.get(at) ?? "?"}" (line ${options.loc?.start.line}): ${(e as Error).message}`);
+    }
+  });
+}
+
+function scalar(v: unknown, helper: string): string {
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  throw new RenderError(`{{${helper}}} got ${Array.isArray(v) ? "a list" : typeof v}, not a scalar`);
+}
+
+type Node = hbs.AST.Node & { body?: Node[]; program?: Node; inverse?: Node; path?: { original: string }; params?: { original?: string }[]; loc?: hbs.AST.SourceLocation };
+
+/** Every {{…}} of a template: those without a destination helper (`raw`), and each helper's parameter by position. */
+function prints(node: Node, out = { raw: [] as string[], params: new Map<string, string>() }) {
+  if (node.type === "MustacheStatement") {
+    const helper = node.path?.original ?? "";
+    if (!(helper in HELPERS) || node.params?.length !== 1) out.raw.push(`line ${node.loc?.start.line}: {{${helper}${node.params?.length ? " …" : ""}}}`);
+    else out.params.set(`${node.loc?.start.line}:${node.loc?.start.column}`, node.params[0]!.original ?? "?");
+  }
+  for (const child of [...(node.body ?? []), node.program, node.inverse]) if (child) prints(child, out);
+  return out;
+}
 
 function findHole(value: unknown, at: string): string | undefined {
   if (value === undefined || value === null) return at;
@@ -33,15 +97,19 @@ function findHole(value: unknown, at: string): string | undefined {
 export function render(name: string, data: Record<string, unknown>): string {
   const hole = findHole(data, "");
   if (hole) throw new RenderError(`template ${name}: value "${hole}" is missing (undefined or null)`);
-  let tpl = compiled.get(name);
-  if (!tpl) {
+  let entry = compiled.get(name);
+  if (!entry) {
     const file = path.join(TEMPLATES_DIR, `${name}.hbs`);
-    tpl = hb.compile(fs.readFileSync(file, "utf8"), { noEscape: true, strict: true });
-    compiled.set(name, tpl);
+    const text = fs.readFileSync(file, "utf8");
+    const found = prints(hb.parse(text) as Node);
+    if (found.raw.length > 0) throw new RenderError(`template ${name} prints values raw (${found.raw.join(", ")}): wrap each in a destination helper: ${Object.keys(HELPERS).join(", ")}`);
+    entry = { tpl: hb.compile(text, { noEscape: true, strict: true }), params: found.params };
+    compiled.set(name, entry);
   }
   used.add(name);
+  paramNames = entry.params;
   try {
-    return tpl(data);
+    return entry.tpl(data);
   } catch (e) {
     throw new RenderError(`template ${name}: ${(e as Error).message}`);
   }

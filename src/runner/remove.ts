@@ -8,6 +8,7 @@ import { RemoteHost } from "../remote";
 import { KUBECTL } from "../steps/actions";
 import { ETCDCTL } from "../steps/etcd";
 import { sshTarget } from "./target";
+import { shq } from "../remote/shell";
 
 const UNITS = ["kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "docker", "etcd"];
 
@@ -31,12 +32,12 @@ export async function removeHost(configFile: string, name: string, out: (line: s
         const member = list.find((l) => l.split(", ")[2] === name);
         if (member) {
           const others = list.filter((l) => l !== member).map((l) => l.split(", ")[4]!);
-          const health = others.length ? (await etcd.exec(`${ETCDCTL} --endpoints=${others.join(",")} --command-timeout=5s endpoint health 2>&1`, { allowFail: true })).stdout : "";
+          const health = others.length ? (await etcd.exec(`${ETCDCTL} --endpoints=${shq(others.join(","))} --command-timeout=5s endpoint health 2>&1`, { allowFail: true })).stdout : "";
           const healthy = (health.match(/is healthy/g) ?? []).length;
           if (!removalKeepsQuorum(list.length, healthy)) {
             throw new RemoveError(`${where}: refusing to remove etcd member ${name}: ${healthy} of the ${list.length - 1} remaining members are healthy, fewer than a quorum. Fix: bring the other members back first (or restore from a snapshot)`);
           }
-          await etcd.exec(`${ETCDCTL} --endpoints=https://127.0.0.1:2379 member remove ${member.split(", ")[0]}`);
+          await etcd.exec(`${ETCDCTL} --endpoints=https://127.0.0.1:2379 member remove ${shq(member.split(", ")[0]!)}`);
           out(`binkube: ${where}: etcd member removed (${list.length - 1} members, ${healthy} healthy)`);
         }
       } finally {
@@ -44,8 +45,8 @@ export async function removeHost(configFile: string, name: string, out: (line: s
       }
     }
     if (hasRole(gone, "node")) {
-      await control.exec(`${KUBECTL} drain ${name} --ignore-daemonsets --delete-local-data --force --timeout=120s`, { allowFail: true, timeoutMs: 180_000 });
-      await control.exec(`${KUBECTL} delete node ${name} --ignore-not-found`);
+      await control.exec(`${KUBECTL} drain ${shq(name)} --ignore-daemonsets --delete-local-data --force --timeout=120s`, { allowFail: true, timeoutMs: 180_000 });
+      await control.exec(`${KUBECTL} delete node ${shq(name)} --ignore-not-found`);
       out(`binkube: ${where}: node drained and deleted`);
     }
   } finally {

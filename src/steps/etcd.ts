@@ -10,6 +10,7 @@ import type { RunContext } from "../runner/context";
 import { waitFor } from "../runner/wait";
 import { applyUnit, waitActive } from "./actions";
 import { snapshotMember } from "./etcd-snapshot";
+import { shq } from "../remote/shell";
 
 const ETCDCTL = `ETCDCTL_API=3 ${ETCD.bin}/etcdctl --cacert=${ETCD.ssl}/ca.pem --cert=${ETCD.ssl}/healthcheck-client.pem --key=${ETCD.ssl}/healthcheck-client-key.pem`;
 
@@ -84,7 +85,7 @@ async function handOffLeadership(rc: RunContext): Promise<string> {
   const peers = (await rc.sh(`${ETCDCTL} ${local} member list`)).stdout.trim().split("\n").map((l) => l.split(", "));
   const to = peers.find((m) => m[0] !== status[1] && m[1] === "started" && m[5] !== "true");
   if (!to) return "";
-  await rc.sh(`${ETCDCTL} ${local} move-leader ${to[0]}`);
+  await rc.sh(`${ETCDCTL} ${local} move-leader ${shq(to[0]!)}`);
   return `, leadership handed to ${to[2]}`;
 }
 
@@ -102,9 +103,9 @@ async function joinExistingCluster(rc: RunContext): Promise<string> {
   const others = hostsWithRole(rc.cluster.inv, "etcd").filter((h) => h.name !== rc.host.name).map((h) => `https://${h.address}:2379`);
   if (others.length === 0) return "";
   // A cluster exists only if it has quorum; during a first bring-up the others are still waiting.
-  const health = await rc.sh(`${ETCDCTL} --endpoints=${others.join(",")} --dial-timeout=3s --command-timeout=5s endpoint health 2>&1`, { allowFail: true, timeoutMs: 30_000 });
+  const health = await rc.sh(`${ETCDCTL} --endpoints=${shq(others.join(","))} --dial-timeout=3s --command-timeout=5s endpoint health 2>&1`, { allowFail: true, timeoutMs: 30_000 });
   if (!health.stdout.includes("is healthy")) return "";
-  const list = await rc.sh(`${ETCDCTL} --endpoints=${others.join(",")} --command-timeout=5s member list`, { timeoutMs: 30_000 });
+  const list = await rc.sh(`${ETCDCTL} --endpoints=${shq(others.join(","))} --command-timeout=5s member list`, { timeoutMs: 30_000 });
   const peer = `https://${rc.host.address}:2380`;
   // Listed already: a member of the static bootstrap that starts late; it joins as "new".
   if (list.stdout.includes(peer)) return "";
@@ -115,7 +116,7 @@ async function joinExistingCluster(rc: RunContext): Promise<string> {
   await waitFor(
     `etcd to accept ${rc.host.name} as a new member`,
     async () => {
-      const r = await rc.sh(`${ETCDCTL} --endpoints=${others.join(",")} --command-timeout=10s member add ${rc.host.name} --peer-urls=${peer} 2>&1`, { allowFail: true, timeoutMs: 30_000 });
+      const r = await rc.sh(`${ETCDCTL} --endpoints=${shq(others.join(","))} --command-timeout=10s member add ${shq(rc.host.name)} --peer-urls=${shq(peer)} 2>&1`, { allowFail: true, timeoutMs: 30_000 });
       if (r.code === 0) return true;
       if (/unhealthy cluster/.test(r.stdout)) return "cluster not ready for a new member yet";
       throw new Error(`member add failed: ${r.stdout.trim().split("\n").pop()}`);
@@ -131,7 +132,7 @@ async function runEtcdHealth(rc: RunContext): Promise<string> {
   await waitFor(
     `every etcd member healthy over mTLS`,
     async () => {
-      const r = await rc.sh(`${ETCDCTL} --endpoints=${endpoints} --command-timeout=5s endpoint health 2>&1`, { allowFail: true, timeoutMs: 30_000 });
+      const r = await rc.sh(`${ETCDCTL} --endpoints=${shq(endpoints)} --command-timeout=5s endpoint health 2>&1`, { allowFail: true, timeoutMs: 30_000 });
       const healthy = (r.stdout.match(/is healthy/g) ?? []).length;
       return healthy === total ? true : `${healthy}/${total} healthy: ${r.stdout.split("\n").filter((l) => /unhealthy|error/i.test(l))[0] ?? ""}`;
     },

@@ -9,6 +9,7 @@ import { StepDef } from "./types";
 import type { RunContext } from "../runner/context";
 import { waitFor } from "../runner/wait";
 import { applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
+import { shq } from "../remote/shell";
 
 async function runKubelet(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
@@ -20,7 +21,7 @@ async function runKubelet(rc: RunContext): Promise<string> {
     waitFor(
       `node ${rc.host.name} to register (TLS bootstrap, automatic CSR approval) and turn Ready`,
       async () => {
-        const ready = await kubectl(control, `get node ${rc.host.name} -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`, { allowFail: true });
+        const ready = await kubectl(control, `get node ${shq(rc.host.name)} -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`, { allowFail: true });
         return ready.trim() === "True" ? true : ready.trim() ? "registered, not Ready yet" : "not registered";
       },
       { timeoutMs: 180_000, intervalMs: 2000, log: rc.log, fix: `check journalctl -u kubelet on ${rc.host.name} and kubectl get csr` },

@@ -8,6 +8,7 @@ import { StepDef } from "./types";
 import type { RunContext } from "../runner/context";
 import { waitFor } from "../runner/wait";
 import { applyUnit } from "./actions";
+import { shq } from "../remote/shell";
 
 async function runRuntime(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
@@ -28,11 +29,18 @@ async function runRuntime(rc: RunContext): Promise<string> {
   const archives = rc.inst.files.filter((f) => f.path.startsWith(`${IMAGES_DIR}/`)).map((f) => f.path);
   let count = 0;
   for (const a of archives) {
-    const r = await rc.sh(`s=$(sha256sum ${a} | cut -d' ' -f1); if [ "$(cat ${a}.loaded 2>/dev/null)" != "$s" ]; then docker load -q -i ${a} >/dev/null && echo "$s" > ${a}.loaded && echo loaded; fi`, { timeoutMs: 600_000 });
+    const r = await rc.sh(loadArchiveCommand(a), { timeoutMs: 600_000 });
     if (r.stdout.includes("loaded")) count++;
   }
   const loaded = count > 0 ? `, ${count} image archives loaded` : "";
   return `${sync.changed.length} files changed, ${action}, cgroup driver ${driver}${loaded}`;
+}
+
+/** `docker load` of one archive unless its marker says this content was loaded already. */
+export function loadArchiveCommand(archive: string): string {
+  const a = shq(archive);
+  const marker = shq(`${archive}.loaded`);
+  return `s=$(sha256sum -- ${a} | cut -d' ' -f1); if [ "$(cat -- ${marker} 2>/dev/null)" != "$s" ]; then docker load -q -i ${a} >/dev/null && echo "$s" > ${marker} && echo loaded; fi`;
 }
 
 export const CGROUP_DRIVER = "cgroupfs";
@@ -50,7 +58,7 @@ export const runtime: StepDef = {
     const names = [...new Set([...REQUIRED_DOCKER, ...binaries.group("docker")])].sort();
     return [
       ...names.map((n) => binary("/usr/bin", n)),
-      templated("/etc/docker/daemon.json", "docker/daemon.json", { cgroupDriver: CGROUP_DRIVER }),
+      templated("/etc/docker/daemon.json", "docker/daemon.json", { execOpt: `native.cgroupdriver=${CGROUP_DRIVER}` }),
       ...inv.images.preload.map((archive) => ({ path: `${IMAGES_DIR}/${path.basename(archive)}`, mode: 0o644, binary: archive })),
       unit("docker", "docker/docker.service"),
     ];

@@ -39,7 +39,7 @@ const cases: { name: string; mutate: Mutate; field: string; message: RegExp }[] 
   { name: "cluster DNS not an address", mutate: (i) => ({ ...i, network: { clusterDNS: "dns" } }), field: "network.clusterDNS", message: /not an IPv4 address/ },
   { name: "bad cluster domain", mutate: (i) => ({ ...i, network: { clusterDomain: "Cluster_Local" } }), field: "network.clusterDomain", message: /not a DNS domain/ },
   { name: "bad node port range", mutate: (i) => ({ ...i, network: { nodePortRange: "32767-30000" } }), field: "network.nodePortRange", message: /not a port range/ },
-  { name: "node port range covers the apiserver", mutate: (i) => ({ ...i, network: { nodePortRange: "6000-7000" } }), field: "network.nodePortRange", message: /contains the apiserver port/ },
+  { name: "node port range covers the apiserver", mutate: (i) => ({ ...i, network: { nodePortRange: "6000-7000" } }), field: "network.nodePortRange", message: /contains 6443 \(the apiserver\)/ },
   { name: "ssh port out of range", mutate: (i) => ({ ...i, ssh: { port: 70000 } }), field: "ssh.port", message: /whole number from 1 to 65535/ },
   { name: "unreadable key file", mutate: (i) => ({ ...i, ssh: { privateKey: "missing-key" } }), field: "ssh.privateKey", message: /missing or unreadable/ },
   { name: "public key given as private key", mutate: (i) => ({ ...i, ssh: { privateKey: "not-a-key.pub" } }), field: "ssh.privateKey", message: /does not look like a private key/ },

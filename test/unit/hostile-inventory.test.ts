@@ -1,0 +1,170 @@
+// Mistaken and hostile inventories, as a CMDB export or a colleague's copy-paste would bring them:
+// each is refused with an error naming the field and the problem, and nothing is written (no pki/,
+// no admin.kubeconfig, no render tree). Written apart from inventory.test.ts's table, one class of
+// destination at a time: flags files, manifests, remote shells, archives, semantics, encoding.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, test } from "node:test";
+import { stringify } from "yaml";
+import { openCluster } from "../../src/cluster";
+import { InventoryError, parseInventory } from "../../src/inventory/load";
+import { writeTree } from "../../src/render/tree";
+import { RawInventory, baseInventory, tempDir } from "../helpers/fixtures";
+
+type Case = { name: string; field: string; message: RegExp } & ({ mutate: (i: RawInventory) => unknown } | { bytes: (yaml: string) => Buffer });
+
+const set = (at: (i: RawInventory) => Record<string, unknown>, key: string, value: unknown) => (i: RawInventory) => {
+  at(i)[key] = value;
+  return i;
+};
+const host0 = (i: RawInventory) => i.hosts[0]!;
+const label = (k: string, v: string) => set(host0, "labels", { [k]: v });
+const kubeletArg = (k: string, v: string) => (i: RawInventory) => ({ ...i, kubelet: { extraArgs: { [k]: v } } });
+const image = (k: string, v: string) => (i: RawInventory) => ({ ...i, images: { [k]: v } });
+const archive = (files: Record<string, string>, extra: Record<string, unknown> = {}) => (i: RawInventory) => ({
+  ...i,
+  binaries: { urls: [{ url: "https://downloads.example.invalid/kubernetes-server-linux-amd64.tar.gz", sha256: "a".repeat(64), files, ...extra }] },
+});
+const network = (n: Record<string, unknown>) => (i: RawInventory) => ({ ...i, network: n });
+const address = (a: string) => set(host0, "address", a);
+
+const cases: Case[] = [
+  // values that would reach the kubelet flags file (an EnvironmentFile split on whitespace by systemd)
+  { name: "label value that adds kubelet flags", mutate: label("disktype", "ssd --anonymous-auth=true --authorization-mode=AlwaysAllow"), field: "hosts[0].labels.disktype", message: /is not letters, digits/ },
+  { name: "label value with a quote and a newline (a new EnvironmentFile line)", mutate: label("disktype", 'ssd"\nLD_PRELOAD=/tmp/x.so\n"'), field: "hosts[0].labels.disktype", message: /contains a newline/ },
+  { name: "label key with shell characters", mutate: label("team;id>x", "a"), field: "hosts[0].labels.team;id>x", message: /name part .* is not letters/ },
+  { name: "label key claiming a node role", mutate: label("node-role.kubernetes.io/master", ""), field: "hosts[0].labels.node-role.kubernetes.io/master", message: /node role, which a kubelet may not set/ },
+  { name: "label key in the reserved kubernetes.io namespace", mutate: label("kubernetes.io/team", "a"), field: "hosts[0].labels.kubernetes.io/team", message: /reserved kubernetes.io namespace/ },
+  { name: "label key in a k8s.io subdomain", mutate: label("x.k8s.io/team", "a"), field: "hosts[0].labels.x.k8s.io/team", message: /reserved x.k8s.io namespace/ },
+  { name: "label value of 100 characters", mutate: label("rack", "r".repeat(100)), field: "hosts[0].labels.rack", message: /100 characters long \(at most 63\)/ },
+  { name: "label key prefix that is not a DNS subdomain", mutate: label("Example_Com/team", "a"), field: "hosts[0].labels.Example_Com/team", message: /prefix "Example_Com" is not a DNS subdomain/ },
+  { name: "kubelet flag value with a space", mutate: kubeletArg("max-pods", "60 --anonymous-auth=true"), field: "kubelet.extraArgs.max-pods", message: /contains a space, which .* would split into another flag/ },
+  { name: "kubelet flag value with $", mutate: kubeletArg("root-dir", "$HOME/kubelet"), field: "kubelet.extraArgs.root-dir", message: /contains '\$'/ },
+  { name: "kubelet flag value with a double quote", mutate: kubeletArg("root-dir", '/var/lib/kubelet"'), field: "kubelet.extraArgs.root-dir", message: /contains a double quote/ },
+  { name: "kubelet flag value with a backslash", mutate: kubeletArg("root-dir", "/var/lib/kubelet\\"), field: "kubelet.extraArgs.root-dir", message: /contains a backslash/ },
+  { name: "kubelet flag name with its dashes", mutate: kubeletArg("--max-pods", "60"), field: "kubelet.extraArgs.--max-pods", message: /not a flag name/ },
+  { name: "kubelet flag binkube sets (config)", mutate: kubeletArg("config", "/tmp/evil.yml"), field: "kubelet.extraArgs.config", message: /--config is set by binkube/ },
+  { name: "kubelet flag binkube sets (node-labels)", mutate: kubeletArg("node-labels", "a=b"), field: "kubelet.extraArgs.node-labels", message: /use hosts\[\]\.labels/ },
+  { name: "pause image with flags", mutate: image("pause", "k8s.gcr.io/pause:3.1 --anonymous-auth=true"), field: "images.pause", message: /is not an image reference/ },
+  { name: "pause image with a command substitution", mutate: image("pause", "pause:$(id)"), field: "images.pause", message: /is not an image reference/ },
+  // image references into addon manifests
+  { name: "CoreDNS image that adds keys to the pod spec", mutate: image("coredns", "coredns/coredns:1.6.5\n      hostPID: true"), field: "images.coredns", message: /contains a newline/ },
+  { name: "flannel image with a YAML comment", mutate: image("flannel", "quay.io/coreos/flannel:v0.12.0-amd64 #"), field: "images.flannel", message: /is not an image reference/ },
+  { name: "flannel image with upper-case repository", mutate: image("flannel", "quay.io/CoreOS/flannel:v0.12.0"), field: "images.flannel", message: /is not an image reference/ },
+  { name: "image tag of 129 characters", mutate: image("coredns", `coredns/coredns:${"t".repeat(129)}`), field: "images.coredns", message: /is not an image reference/ },
+  { name: "image with a flow mapping", mutate: image("coredns", "{hostNetwork: true}"), field: "images.coredns", message: /is not an image reference/ },
+  // file names that land in remote shells
+  { name: "preload archive named like an option", mutate: (i) => ({ ...i, images: { preload: ["-rf.tar"] } }), field: "images.preload[0]", message: /starts with '-'/ },
+  { name: "two preload archives with one file name", mutate: (i) => ({ ...i, images: { preload: ["a/pause.tar", "b/pause.tar"] } }), field: "images.preload[1]", message: /same file name as images.preload\[0\]/ },
+  // archive members and binary names
+  { name: "archive member that climbs out (..)", mutate: archive({ kubelet: "../../../../etc/passwd" }), field: "binaries.urls[0].files.kubelet", message: /"\.\." path segment/ },
+  { name: "archive member that tar reads as an option", mutate: archive({ kubelet: "--checkpoint-action=exec=id" }), field: "binaries.urls[0].files.kubelet", message: /starting with '-'/ },
+  { name: "absolute archive member", mutate: archive({ kubelet: "/etc/passwd" }), field: "binaries.urls[0].files.kubelet", message: /absolute path/ },
+  { name: "binary name that climbs out", mutate: archive({ "../kubelet": "kubernetes/server/bin/kubelet" }), field: "binaries.urls[0].files.../kubelet", message: /not a binary name/ },
+  { name: "single binary with a spaced name", mutate: (i) => ({ ...i, binaries: { urls: [{ url: "https://downloads.example.invalid/etcd", sha256: "a".repeat(64), name: "etcd --x" }] } }), field: "binaries.urls[0].name", message: /not a binary name/ },
+  // addresses no host can have
+  { name: "host address 0.0.0.0", mutate: address("0.0.0.0"), field: "hosts[0].address", message: /unspecified/ },
+  { name: "host address 127.0.0.1", mutate: address("127.0.0.1"), field: "hosts[0].address", message: /loopback/ },
+  { name: "host address 255.255.255.255", mutate: address("255.255.255.255"), field: "hosts[0].address", message: /broadcast/ },
+  { name: "host address 224.0.0.251 (mDNS)", mutate: address("224.0.0.251"), field: "hosts[0].address", message: /multicast/ },
+  { name: "host address 240.0.0.1", mutate: address("240.0.0.1"), field: "hosts[0].address", message: /reserved range/ },
+  { name: "bastion at 0.0.0.0", mutate: (i) => ({ ...i, ssh: { bastion: { address: "0.0.0.0" } } }), field: "ssh.bastion.address", message: /unspecified/ },
+  // ports
+  { name: "node ports covering ssh", mutate: network({ nodePortRange: "1-1000" }), field: "network.nodePortRange", message: /contains 22 \(ssh\)/ },
+  { name: "node ports covering etcd", mutate: network({ nodePortRange: "2000-3000" }), field: "network.nodePortRange", message: /2379 \(etcd clients\), 2380 \(etcd peers\)/ },
+  { name: "node ports covering the kubelet", mutate: network({ nodePortRange: "10000-11000" }), field: "network.nodePortRange", message: /10250 \(the kubelet API\)/ },
+  { name: "apiserver on the kubelet's port", mutate: network({ apiserverPort: 10250 }), field: "network.apiserverPort", message: /10250 is the port of the kubelet API/ },
+  { name: "apiserver on etcd's client port", mutate: network({ apiserverPort: 2379 }), field: "network.apiserverPort", message: /port of etcd clients/ },
+  { name: "apiserver endpoint port 99999", mutate: (i) => ({ ...i, apiserver: { endpoint: "https://192.168.0.100:99999" } }), field: "apiserver.endpoint", message: /port 99999 is outside 1-65535/ },
+  // names
+  { name: "endpoint 10.10.0.300 (not a DNS name)", mutate: (i) => ({ ...i, apiserver: { endpoint: "https://10.10.0.300:6443" } }), field: "apiserver.endpoint", message: /all-numeric label/ },
+  { name: "endpoint on loopback", mutate: (i) => ({ ...i, apiserver: { endpoint: "https://127.0.0.1:6443" } }), field: "apiserver.endpoint", message: /loopback/ },
+  { name: "extra SAN 10.10.0.300", mutate: (i) => ({ ...i, apiserver: { extraSANs: ["10.10.0.300"] } }), field: "apiserver.extraSANs[0]", message: /all-numeric label/ },
+  { name: "extra SAN *.-bad-..internal", mutate: (i) => ({ ...i, apiserver: { extraSANs: ["*.-bad-..internal"] } }), field: "apiserver.extraSANs[0]", message: /after "\*\." label "-bad-"/ },
+  { name: "wildcard SAN over a top-level domain", mutate: (i) => ({ ...i, apiserver: { extraSANs: ["*.com"] } }), field: "apiserver.extraSANs[0]", message: /at least two labels/ },
+  { name: "cluster domain with a 64-character label", mutate: network({ clusterDomain: `${"a".repeat(64)}.local` }), field: "network.clusterDomain", message: /64-character label/ },
+  // versions and validity
+  { name: "Kubernetes patch release that never existed", mutate: (i) => ({ ...i, kubernetes: { version: "v1.17.18" } }), field: "kubernetes.version", message: /never released \(v1.17 ended at v1.17.17\)/ },
+  { name: "kubelet certificates outliving the CA", mutate: (i) => ({ ...i, certificates: { caValidityDays: 365, kubeletValidityDays: 3000, validityDays: 365 } }), field: "certificates.kubeletValidityDays", message: /would outlive the CA/ },
+  // hidden characters and encodings
+  { name: "tab inside the cluster name", mutate: (i) => ({ ...i, cluster: { name: "prod\tx" } }), field: "cluster.name", message: /contains a tab/ },
+  { name: "bidi override inside a host name", mutate: set(host0, "name", "node\u202e1"), field: "hosts[0].name", message: /U\+202E/ },
+  { name: "byte-order mark inside a key", bytes: (y) => Buffer.from(y.replace("hosts:", "\ufeffhosts:").replace("cluster:", "clu\ufeffster:"), "utf8"), field: "clu\\uFEFFster", message: /byte-order mark/ },
+  { name: "Latin-1 bytes", bytes: (y) => Buffer.concat([Buffer.from(y.replace("name: test", "name: t"), "utf8"), Buffer.from("# caf\xe9\n", "latin1")]), field: "(file)", message: /not valid UTF-8 \(byte 0xe9 at line \d+/ },
+  { name: "UTF-16 file", bytes: (y) => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(y, "utf16le")]), field: "(file)", message: /UTF-16 .*UTF-8 only/ },
+  { name: "YAML alias bomb", bytes: (y) => Buffer.from(`${y}x0: &a0 [v, v, v, v, v, v, v, v, v, v]\n${Array.from({ length: 8 }, (_, k) => `x${k + 1}: &a${k + 1} [${Array(10).fill(`*a${k}`).join(", ")}]`).join("\n")}\n`), field: "(yaml)", message: /aliases expand too far/ },
+  { name: "unknown YAML tag (!env)", bytes: (y) => Buffer.from(y.replace("name: test", "name: !env CLUSTER_NAME")), field: "(yaml line 2)", message: /tag !env is not supported/ },
+];
+
+describe("hostile and mistaken inventories", () => {
+  test(`at least 40 cases (${cases.length})`, () => assert.ok(cases.length >= 40));
+
+  for (const c of cases) {
+    test(`refused, nothing written: ${c.name}`, async () => {
+      const dir = tempDir("binkube-hostile-");
+      fs.mkdirSync(path.join(dir, "a"));
+      fs.mkdirSync(path.join(dir, "b"));
+      for (const f of ["a/pause.tar", "b/pause.tar", "-rf.tar"]) fs.writeFileSync(path.join(dir, f), "archive");
+      const file = path.join(dir, "cluster.yaml");
+      const yaml = stringify(baseInventory());
+      fs.writeFileSync(file, "mutate" in c ? stringify(c.mutate(baseInventory())) : c.bytes(yaml));
+      const before = fs.readdirSync(dir).sort();
+      const out = path.join(dir, "render-out");
+      await assert.rejects(
+        async () => {
+          const cluster = await openCluster(file, { create: true });
+          writeTree(cluster.plan, cluster.binaries, out);
+        },
+        (e: unknown) => {
+          assert.ok(e instanceof InventoryError, `expected InventoryError, got ${String(e)}`);
+          const hit = e.issues.find((i) => i.field === c.field && c.message.test(`${i.message} — ${i.fix}`));
+          assert.ok(hit, `no issue on ${c.field} matching ${c.message}; got:\n${e.message}`);
+          assert.ok(hit.fix.length > 5, "every issue carries a fix");
+          assert.match(e.message, new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: \\d+ problems?, nothing was written`), "the message names the file");
+          return true;
+        },
+      );
+      assert.deepEqual(fs.readdirSync(dir).sort(), before, "nothing was written beside the inventory (no pki/, admin.kubeconfig, .binkube/)");
+      assert.ok(!fs.existsSync(out), "no render tree");
+    });
+  }
+
+  test("a plain-http URL with a checksum is a warning, not an error", () => {
+    const raw = { ...baseInventory(), binaries: { urls: [{ url: "http://mirror.example.invalid/etcd", sha256: "a".repeat(64), name: "etcd" }] } };
+    const { warnings } = parseInventory(stringify(raw), "/x/cluster.yaml");
+    assert.deepEqual(warnings.map((w) => w.field), ["binaries.urls[0].url"]);
+    assert.match(warnings[0]!.message, /plain http: the checksum still guards the content/);
+  });
+
+  test("a link-local host address is a warning", () => {
+    const raw = baseInventory();
+    raw.hosts[0]!.address = "169.254.10.4";
+    const { warnings } = parseInventory(stringify(raw), "/x/cluster.yaml");
+    assert.deepEqual(warnings.map((w) => w.field), ["hosts[0].address"]);
+  });
+
+  test("a leading UTF-8 byte-order mark (as some editors save) is accepted", () => {
+    const { inventory } = parseInventory(`\ufeff${stringify(baseInventory())}`, "/x/cluster.yaml");
+    assert.equal(inventory.clusterName, "test");
+  });
+
+  test("anchors and aliases within the bound are fine", () => {
+    const text = `${stringify(baseInventory())}ssh: &s {port: 22}\n`.replace("ssh: &s {port: 22}", "ssh: &s\n  port: 22");
+    assert.equal(parseInventory(text, "/x/cluster.yaml").inventory.hosts[0]!.ssh.port, 22);
+  });
+
+  test("a private key readable by others is refused (as OpenSSH does)", () => {
+    const dir = tempDir("binkube-hostile-");
+    const key = path.join(dir, "id_test");
+    fs.writeFileSync(key, "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n", { mode: 0o644 });
+    fs.chmodSync(key, 0o644);
+    assert.throws(() => parseInventory(stringify({ ...baseInventory(), ssh: { privateKey: "id_test" } }), path.join(dir, "cluster.yaml")), (e: unknown) => {
+      assert.ok(e instanceof InventoryError);
+      assert.match(e.message, /ssh\.privateKey: .*id_test is readable by others \(mode 0644\) — fix: chmod 600/);
+      return true;
+    });
+    fs.chmodSync(key, 0o600);
+    assert.doesNotThrow(() => parseInventory(stringify({ ...baseInventory(), ssh: { privateKey: "id_test" } }), path.join(dir, "cluster.yaml")));
+  });
+});
