@@ -124,6 +124,7 @@ export const flagWord: Check = (v) => {
 export const fileName: Check = (v) => {
   if (v === "" || v === "." || v === "..") return "is not a file name";
   if (v.includes("/")) return "contains '/'";
+  if (v.includes("\\")) return "contains a backslash (sha256sum and the file sync cannot name it reliably)";
   if (v.startsWith("-")) return "starts with '-' (commands would read it as an option)";
   if (v.length > 255) return "is longer than 255 bytes";
   return undefined;
