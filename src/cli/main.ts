@@ -7,8 +7,8 @@ import { checkRows, formatTable } from "../pki/check";
 import { formatServed, remoteRows } from "../pki/remote-check";
 import { writeTree } from "../render/tree";
 import { reportCluster, say, synthCluster } from "./synth-report";
+import { ParsedArgs, parseArgs } from "./args";
 import { stepCommand } from "./step";
-import { labCommand } from "../../lab/cli";
 import { removeHost } from "../runner/remove";
 
 const USAGE = `usage: binkube <command> [options]
@@ -26,26 +26,6 @@ const USAGE = `usage: binkube <command> [options]
   lab up [--hosts N] | down | status   local test hosts (systemd-nspawn)
 
 The inventory is --config, else $BINKUBE_CONFIG, else ./cluster.yaml.`;
-
-export interface ParsedArgs {
-  positional: string[];
-  flags: Map<string, string | true>;
-}
-
-export function parseArgs(argv: string[]): ParsedArgs {
-  const positional: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a.startsWith("--")) {
-      const eq = a.indexOf("=");
-      if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-      else if (i + 1 < argv.length && !argv[i + 1]!.startsWith("--") && !["all", "verbose", "help", "remote"].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]!);
-      else flags.set(a.slice(2), true);
-    } else positional.push(a);
-  }
-  return { positional, flags };
-}
 
 function configFrom(args: ParsedArgs): string {
   const c = args.flags.get("config");
@@ -105,7 +85,8 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case "lab":
-      return labCommand(argv.slice(1));
+      // The lab (test hosts) is loaded only for its own commands: deploys never load it.
+      return (require("../../lab/cli") as typeof import("../../lab/cli")).labCommand(argv.slice(1));
     default:
       throw new UsageError(`unknown command "${cmd}"`);
   }

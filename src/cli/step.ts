@@ -2,7 +2,7 @@
 import { runStep } from "../runner/run-step";
 import { stepByName } from "../steps";
 import { STEP_NAMES } from "../steps/types";
-import type { ParsedArgs } from "./main";
+import type { ParsedArgs } from "./args";
 
 export async function stepCommand(stepName: string | undefined, args: ParsedArgs, configFile: string): Promise<number> {
   const host = args.flags.get("host");

@@ -1,23 +1,15 @@
-// What a step's run() gets: its instance, a connection to its host, file sync, and a lazily
-// opened connection to the first master for kubectl.
+// Builds a step's RunContext (steps/types.ts) for one instance: a connection to its host, file
+// sync, and a lazily opened connection to the first master for kubectl.
 import type { Cluster } from "../cluster";
-import { hostsWithRole, Host } from "../inventory/types";
-import { ExecOptions, ExecResult, FileToShip, RemoteHost, SyncResult } from "../remote";
+import { hostsWithRole } from "../inventory/types";
+import { FileToShip, RemoteHost } from "../remote";
 import type { StepInstance } from "../render/plan";
+import type { RunContext } from "../steps/types";
 import { sshTarget } from "./target";
 
-export interface RunContext {
-  cluster: Cluster;
-  inst: StepInstance;
-  host: Host;
+/** The runner's side of a context: the full connection (bytes sent) and closing it. */
+export interface OpenRunContext extends RunContext {
   remote: RemoteHost;
-  log: (line: string) => void;
-  /** Runs a command on the step's host; throws on a non-zero exit unless allowFail. */
-  sh(command: string, opts?: ExecOptions): Promise<ExecResult>;
-  /** Uploads the step's files (unchanged ones are skipped by sha256). */
-  sync(): Promise<SyncResult>;
-  /** Connection to the first master, where kubectl and admin.kubeconfig live. */
-  controlPlane(): Promise<RemoteHost>;
   close(): Promise<void>;
 }
 
@@ -30,15 +22,15 @@ export function filesToShip(cluster: Cluster, inst: StepInstance): FileToShip[] 
   });
 }
 
-export async function openRunContext(cluster: Cluster, inst: StepInstance, opts: { log: (line: string) => void; verbose: boolean }): Promise<RunContext> {
+export async function openRunContext(cluster: Cluster, inst: StepInstance, opts: { log: (line: string) => void; verbose: boolean }): Promise<OpenRunContext> {
   const connectOpts = { log: opts.log, verbose: opts.verbose };
   const remote = await RemoteHost.connect(sshTarget(inst.host), connectOpts);
   let control: Promise<RemoteHost> | undefined;
   const firstMaster = hostsWithRole(cluster.inv, "master")[0]!;
-  const rc: RunContext = {
-    cluster,
-    inst,
+  const rc: OpenRunContext = {
+    inv: cluster.inv,
     host: inst.host,
+    files: inst.files,
     remote,
     log: opts.log,
     sh: (command, o) => remote.exec(command, o),

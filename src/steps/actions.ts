@@ -1,9 +1,8 @@
 // Remote building blocks shared by steps: systemd units, kubectl on the first master, journal
 // tails for error messages.
-import type { RunContext } from "../runner/context";
-import { GateError, waitFor } from "../runner/wait";
-import type { RemoteHost } from "../remote";
+import { GateError, waitFor } from "../util/wait";
 import { K8S } from "./files";
+import type { RunContext, StepRemote } from "./types";
 
 /** daemon-reload, enable, and (re)start: restart when the step changed files, else start. */
 export async function applyUnit(rc: RunContext, unit: string, changed: boolean, opts: { noBlock?: boolean } = {}): Promise<string> {
@@ -57,7 +56,7 @@ export async function waitActive(rc: RunContext, unit: string, opts: { timeoutMs
 
 export const KUBECTL = `${K8S.bin}/kubectl --kubeconfig ${K8S.cfg}/admin.kubeconfig`;
 
-export async function kubectl(remote: RemoteHost, args: string, opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<string> {
+export async function kubectl(remote: StepRemote, args: string, opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<string> {
   const r = await remote.exec(`${KUBECTL} ${args}`, { allowFail: opts.allowFail, timeoutMs: opts.timeoutMs ?? 60_000 });
   return r.code === 0 ? r.stdout : "";
 }

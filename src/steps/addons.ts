@@ -2,15 +2,14 @@
 import { REQUIRED_CNI } from "../binaries/catalog";
 import { hostsWithRole } from "../inventory/types";
 import { K8S, templated } from "./files";
-import { StepDef } from "./types";
-import type { RunContext } from "../runner/context";
-import { waitFor } from "../runner/wait";
+import { StepDef, RunContext } from "./types";
+import { waitFor } from "../util/wait";
 import { KUBECTL, kubectl } from "./actions";
 
 async function runAddons(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   await rc.sh(`${KUBECTL} apply -f ${K8S.manifests}/kube-flannel.yaml -f ${K8S.manifests}/coredns.yaml`);
-  const nodes = hostsWithRole(rc.cluster.inv, "node").map((h) => h.name);
+  const nodes = hostsWithRole(rc.inv, "node").map((h) => h.name);
   await waitFor(
     `nodes Ready (${nodes.join(", ")})`,
     async () => {

@@ -7,9 +7,8 @@ import { certKubeconfig } from "../pki/kubeconfig";
 import { leaf } from "../pki/store";
 import { etcdClientURLs } from "./etcd";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
-import { StepDef } from "./types";
-import type { RunContext } from "../runner/context";
-import { waitFor } from "../runner/wait";
+import { StepDef, RunContext } from "./types";
+import { waitFor } from "../util/wait";
 import { applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
 
 async function runApiserver(rc: RunContext): Promise<string> {

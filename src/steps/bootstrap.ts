@@ -2,8 +2,7 @@
 // the apiserver reach kubelets. Applied once, from the first master.
 import { hostsWithRole } from "../inventory/types";
 import { K8S, templated } from "./files";
-import { StepDef } from "./types";
-import type { RunContext } from "../runner/context";
+import { StepDef, RunContext } from "./types";
 import { KUBECTL, kubectl } from "./actions";
 
 async function runBootstrap(rc: RunContext): Promise<string> {

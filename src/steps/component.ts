@@ -1,8 +1,8 @@
 // controller-manager and scheduler share a procedure: sync, (re)start, then wait until the
 // apiserver reports the component healthy (componentstatuses reads its local healthz port).
-import type { RunContext } from "../runner/context";
-import { waitFor } from "../runner/wait";
+import { waitFor } from "../util/wait";
 import { applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
+import type { RunContext } from "./types";
 
 export async function runComponent(rc: RunContext, unit: string, component: string): Promise<string> {
   const sync = await rc.sync();

@@ -4,7 +4,7 @@
 // places keep the newest SNAPSHOTS_KEPT. Snapshots hold every Secret: 0700 dirs, 0600 files.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { RunContext } from "../runner/context";
+import type { RunContext } from "./types";
 
 export const SNAPSHOT_DIR = "/var/lib/etcd-snapshots";
 export const SNAPSHOTS_KEPT = 3;
@@ -33,10 +33,10 @@ export async function snapshotMember(rc: RunContext, etcdctl: string): Promise<s
       `ls -1 ${SNAPSHOT_DIR}/snapshot-*.db | sort | head -n -${SNAPSHOTS_KEPT} | xargs -r rm -f`,
     { timeoutMs: 300_000 },
   );
-  const dir = localSnapshotDir(rc.cluster.inv.baseDir, rc.host.name);
+  const dir = localSnapshotDir(rc.inv.baseDir, rc.host.name);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const local = path.join(dir, name);
   const got = await rc.remote.fetchFile(remote, local, { timeoutMs: 600_000 });
   rotateLocal(dir, SNAPSHOTS_KEPT);
-  return `snapshot ${path.relative(rc.cluster.inv.baseDir, local)} (${(got.bytes / 1e6).toFixed(1)} MB, also ${remote})`;
+  return `snapshot ${path.relative(rc.inv.baseDir, local)} (${(got.bytes / 1e6).toFixed(1)} MB, also ${remote})`;
 }

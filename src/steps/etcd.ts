@@ -5,9 +5,8 @@ import { leaf } from "../pki/store";
 import { Host, Inventory, hostsWithRole } from "../inventory/types";
 import { BINARIES } from "../binaries/catalog";
 import { ETCD, binary, cert, secret, templated, unit } from "./files";
-import { StepDef } from "./types";
-import type { RunContext } from "../runner/context";
-import { waitFor } from "../runner/wait";
+import { StepDef, RunContext } from "./types";
+import { waitFor } from "../util/wait";
 import { applyUnit, waitActive } from "./actions";
 import { snapshotMember } from "./etcd-snapshot";
 import { shq } from "../remote/shell";
@@ -30,7 +29,7 @@ async function runEtcd(rc: RunContext): Promise<string> {
   const conf = `${ETCD.cfg}/etcd.conf`;
   const oldConf = wasActive ? (await rc.sh(`cat ${conf} 2>/dev/null || true`)).stdout : "";
   const sync = await rc.sync();
-  const newConf = rc.inst.files.find((f) => f.path === conf)?.content ?? "";
+  const newConf = rc.files.find((f) => f.path === conf)?.content ?? "";
   const restart = sync.changed.some((p) => p !== conf) || (sync.changed.includes(conf) && needsRestartFor(oldConf, newConf));
   const peersOnly = wasActive && sync.changed.length > 0 && !restart;
   let snapshot = "";
@@ -100,7 +99,7 @@ async function joinExistingCluster(rc: RunContext): Promise<string> {
   const probe = await rc.sh(`test -d /var/lib/etcd/default.etcd/member && echo data; test -f ${JOIN_DROPIN} && echo dropin; true`);
   if (probe.stdout.includes("data")) return "";
   if (probe.stdout.includes("dropin")) return ", joining the existing cluster";
-  const others = hostsWithRole(rc.cluster.inv, "etcd").filter((h) => h.name !== rc.host.name).map((h) => `https://${h.address}:2379`);
+  const others = hostsWithRole(rc.inv, "etcd").filter((h) => h.name !== rc.host.name).map((h) => `https://${h.address}:2379`);
   if (others.length === 0) return "";
   // A cluster exists only if it has quorum; during a first bring-up the others are still waiting.
   const health = await rc.sh(`${ETCDCTL} --endpoints=${shq(others.join(","))} --dial-timeout=3s --command-timeout=5s endpoint health 2>&1`, { allowFail: true, timeoutMs: 30_000 });
@@ -127,7 +126,7 @@ async function joinExistingCluster(rc: RunContext): Promise<string> {
 }
 
 async function runEtcdHealth(rc: RunContext): Promise<string> {
-  const endpoints = etcdClientURLs(rc.cluster.inv);
+  const endpoints = etcdClientURLs(rc.inv);
   const total = endpoints.split(",").length;
   await waitFor(
     `every etcd member healthy over mTLS`,

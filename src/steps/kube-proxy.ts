@@ -4,8 +4,7 @@ import { BINARIES } from "../binaries/catalog";
 import { hostsWithRole } from "../inventory/types";
 import { certKubeconfig } from "../pki/kubeconfig";
 import { K8S, binary, secret, templated, unit } from "./files";
-import { StepDef } from "./types";
-import type { RunContext } from "../runner/context";
+import { StepDef, RunContext } from "./types";
 import { applyUnit, waitActive } from "./actions";
 
 async function runKubeProxy(rc: RunContext): Promise<string> {

@@ -5,9 +5,8 @@ import { hostsWithRole } from "../inventory/types";
 import { bootstrapKubeconfig } from "../pki/kubeconfig";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { CGROUP_DRIVER } from "./runtime";
-import { StepDef } from "./types";
-import type { RunContext } from "../runner/context";
-import { waitFor } from "../runner/wait";
+import { StepDef, RunContext } from "./types";
+import { waitFor } from "../util/wait";
 import { applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
 import { shq } from "../remote/shell";
 

@@ -1,9 +1,8 @@
 // prepare: kernel modules and sysctls every host needs; preflight checks run here at deploy time.
 import { hasRole } from "../inventory/types";
-import type { RunContext } from "../runner/context";
-import { GateError } from "../runner/wait";
+import { GateError } from "../util/wait";
 import { ETCD, K8S, templated } from "./files";
-import { StepDef } from "./types";
+import { StepDef, RunContext } from "./types";
 
 /** Allowed clock difference: certificates are backdated 5 minutes. */
 const MAX_SKEW_S = 120;
@@ -24,7 +23,7 @@ async function preflight(rc: RunContext): Promise<string[]> {
   const problems: string[] = [];
   if (v("systemd") !== "yes") problems.push("systemd is not running as init (/run/systemd/system missing): binkube manages services with systemd");
   if (node && v("cgroupfs") === "cgroup2fs") problems.push("the host boots the unified cgroup v2 hierarchy; kubelet v1.17 needs cgroup v1: add systemd.unified_cgroup_hierarchy=0 to the kernel command line and reboot");
-  if (node && rc.cluster.inv.kubelet.failSwapOn && v("swap")) problems.push(`swap is on (${v("swap")}); kubelet v1.17 refuses to run with swap: swapoff -a and remove swap from /etc/fstab (or set kubelet.failSwapOn: false)`);
+  if (node && rc.inv.kubelet.failSwapOn && v("swap")) problems.push(`swap is on (${v("swap")}); kubelet v1.17 refuses to run with swap: swapoff -a and remove swap from /etc/fstab (or set kubelet.failSwapOn: false)`);
   if (node && v("iptables") !== "yes") problems.push("iptables is missing; docker and kube-proxy need it: apt-get install iptables");
   const skew = Number(v("now")) - before;
   if (Number.isFinite(skew) && Math.abs(skew) > MAX_SKEW_S) problems.push(`the clock is ${skew} s off this machine's; TLS certificates will be rejected: sync time (chrony/systemd-timesyncd)`);

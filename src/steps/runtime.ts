@@ -4,9 +4,8 @@ import * as path from "node:path";
 import { REQUIRED_DOCKER } from "../binaries/catalog";
 import { hostsWithRole } from "../inventory/types";
 import { binary, templated, unit } from "./files";
-import { StepDef } from "./types";
-import type { RunContext } from "../runner/context";
-import { waitFor } from "../runner/wait";
+import { StepDef, RunContext } from "./types";
+import { waitFor } from "../util/wait";
 import { applyUnit } from "./actions";
 import { shq } from "../remote/shell";
 
@@ -26,7 +25,7 @@ async function runRuntime(rc: RunContext): Promise<string> {
   if (driver !== CGROUP_DRIVER) throw new Error(`docker reports cgroup driver "${driver}", the kubelet is configured for "${CGROUP_DRIVER}": check /etc/docker/daemon.json and any dockerd flags`);
   // Load each archive whose content was not loaded yet (a marker holds the loaded sha256), so
   // a load that failed last time is retried even though the file itself is unchanged.
-  const archives = rc.inst.files.filter((f) => f.path.startsWith(`${IMAGES_DIR}/`)).map((f) => f.path);
+  const archives = rc.files.filter((f) => f.path.startsWith(`${IMAGES_DIR}/`)).map((f) => f.path);
   let count = 0;
   for (const a of archives) {
     const r = await rc.sh(loadArchiveCommand(a), { timeoutMs: 600_000 });

@@ -3,7 +3,7 @@
 import { BinaryIndex } from "../binaries/source";
 import { Host, Inventory } from "../inventory/types";
 import { Pki } from "../pki/store";
-import type { RunContext } from "../runner/context";
+import type { ExecOptions, ExecResult, FetchResult, SyncResult } from "../remote";
 
 export const STEP_NAMES = [
   "prepare",
@@ -44,6 +44,33 @@ export interface StepContext {
 export interface StepDep {
   step: StepName;
   on: "same-host" | "all" | "previous-host";
+}
+
+/** The commands a step sends to a host: the part of the SSH executor steps may use. */
+export interface StepRemote {
+  /** Runs a command; throws on a non-zero exit unless allowFail. */
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** Streams a host file home (checked against its sha256; no partial file on failure). */
+  fetchFile(remotePath: string, localPath: string, opts?: { timeoutMs?: number }): Promise<FetchResult>;
+}
+
+/**
+ * The narrow contract a step's run() gets: the inventory, its host, the files its instance
+ * ships, and remote handles. Nothing else of the cluster (PKI, plan, binaries) reaches a step.
+ */
+export interface RunContext {
+  inv: Inventory;
+  host: Host;
+  /** The files of this step's instance on this host, as the plan rendered them. */
+  files: PlannedFile[];
+  remote: StepRemote;
+  log: (line: string) => void;
+  /** remote.exec on the step's host. */
+  sh(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** Uploads the instance's files (unchanged ones are skipped by sha256). */
+  sync(): Promise<SyncResult>;
+  /** Connection to the first master, where kubectl and admin.kubeconfig live. */
+  controlPlane(): Promise<StepRemote>;
 }
 
 export interface StepDef {
