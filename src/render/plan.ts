@@ -28,9 +28,13 @@ export interface Plan {
   instances: StepInstance[];
 }
 
+/**
+ * Terraform resource id. Per-host: "etcd_lab1" (step and host with '-' as '_', so always an
+ * '_' inside); once-steps: the step name as it is ("etcd-health", "addons": never an '_'). The two
+ * forms cannot meet: an etcd host named "health" is etcd_health, the health gate etcd-health.
+ */
 export function resourceId(step: StepDef, host: Host): string {
-  const s = step.name.replace(/-/g, "_");
-  return step.scope === "once" ? s : `${s}_${host.name.replace(/-/g, "_")}`;
+  return step.scope === "once" ? step.name : `${step.name.replace(/-/g, "_")}_${host.name.replace(/-/g, "_")}`;
 }
 
 function fileHash(f: PlannedFile, binaries: BinaryIndex): string {
@@ -103,6 +107,11 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
       ids.set(host.name, id);
       instances.push({ step: step.name, host, id, files, triggers, hash, dependsOn });
     }
+  }
+  const ids = new Set<string>();
+  for (const inst of instances) {
+    if (ids.has(inst.id)) throw new Error(`two step instances would share the resource id ${inst.id}`);
+    ids.add(inst.id);
   }
   checkSharedPaths(instances);
   return { inv, instances };

@@ -39,16 +39,28 @@ describe("cluster stack", () => {
   const dir = tempDir();
   writeFakeBinaries(path.join(dir, "bin"));
 
+  test("an etcd host named health does not collide with the etcd-health gate", async () => {
+    const raw = baseInventory();
+    raw.hosts[1]!.name = "health";
+    const own = tempDir();
+    writeFakeBinaries(path.join(own, "bin"));
+    const s = await synth(own, raw);
+    assert.ok(s.resources["etcd_health"], "the etcd member on host health");
+    assert.match(s.resources["etcd_health"]!.provisioner[0]!["local-exec"].command, / step etcd --host health /);
+    assert.match(s.resources["etcd-health"]!.provisioner[0]!["local-exec"].command, / step etcd-health --host /);
+    assert.deepEqual((s.resources["etcd-health"]!.depends_on ?? []).map((d) => d.split(".")[1]).sort(), ["etcd_health", "etcd_k8s_master", "etcd_k8s_node2"]);
+  });
+
   test("one terraform_data per (step, host) with bring-up edges and a binkube step command", async () => {
     const s = await synth(dir, baseInventory());
     assert.equal(s.type, "terraform_data");
     const ids = Object.keys(s.resources).sort();
-    assert.deepEqual(ids.filter((i) => i.startsWith("etcd_")), ["etcd_health", "etcd_k8s_master", "etcd_k8s_node", "etcd_k8s_node2"]);
+    assert.deepEqual(ids.filter((i) => i.startsWith("etcd_")), ["etcd_k8s_master", "etcd_k8s_node", "etcd_k8s_node2"]);
     assert.deepEqual(ids.filter((i) => /^(bootstrap|addons)$/.test(i)), ["addons", "bootstrap"]);
     assert.equal(ids.length, 3 /*prepare*/ + 3 /*etcd*/ + 1 + 3 /*runtime*/ + 1 /*apiserver*/ + 1 + 1 + 1 + 3 /*kubelet*/ + 3 /*proxy*/ + 1);
     const deps = (id: string) => (s.resources[id]!.depends_on ?? []).map((d) => d.split(".")[1]).sort();
-    assert.deepEqual(deps("etcd_health"), ["etcd_k8s_master", "etcd_k8s_node", "etcd_k8s_node2"]);
-    assert.deepEqual(deps("apiserver_k8s_master"), ["etcd_health", "prepare_k8s_master"]);
+    assert.deepEqual(deps("etcd-health"), ["etcd_k8s_master", "etcd_k8s_node", "etcd_k8s_node2"]);
+    assert.deepEqual(deps("apiserver_k8s_master"), ["etcd-health", "prepare_k8s_master"]);
     assert.deepEqual(deps("kubelet_k8s_node"), ["bootstrap", "controller_manager_k8s_master", "runtime_k8s_node"]);
     assert.deepEqual(deps("kube_proxy_k8s_node2"), ["kubelet_k8s_node2"]);
     assert.deepEqual(deps("prepare_k8s_node"), []);
@@ -106,7 +118,7 @@ describe("cluster stack", () => {
       etcd_k8s_node2: ["terraform_data.prepare_k8s_node2"],
       etcd_k8s_master: ["terraform_data.etcd_k8s_node2", "terraform_data.prepare_k8s_master"],
       etcd_k8s_node: ["terraform_data.etcd_k8s_master", "terraform_data.etcd_k8s_node2"],
-      apiserver_k8s_master: ["terraform_data.etcd_health"],
+      apiserver_k8s_master: ["terraform_data.etcd-health"],
     };
     fs.mkdirSync(path.join(d, ".binkube"), { recursive: true });
     fs.writeFileSync(
