@@ -7,7 +7,8 @@ import { Host, Inventory, InventoryIssue } from "./inventory/types";
 import { readLedger, updateLedger } from "./inventory/ledger";
 import { certKubeconfig } from "./pki/kubeconfig";
 import { EnsureOptions, Pki, PkiChange, ensurePki, loadPki, writeFileAtomic } from "./pki/store";
-import { Plan, buildPlan } from "./render/plan";
+import { Plan, StepInstance, buildPlan, planInstance } from "./plan";
+import { StepDef } from "./steps/types";
 import { appliedResources, statePath } from "./state";
 
 export interface Cluster {
@@ -39,6 +40,23 @@ export async function openCluster(configFile: string, opts: { create: boolean; p
   // Synthesis orders rolling chains by what is already applied; step runs only look up files.
   const plan = buildPlan({ inv, pki, binaries }, { applied: opts.create ? appliedResources(statePath(inv)) : new Map() });
   return { inv, removed, warnings, pki, pkiChanges, binaries, plan };
+}
+
+/** What a step process loads: its own instance only, from the PKI and binaries as they are (nothing created). */
+export interface StepScope {
+  inv: Inventory;
+  binaries: BinaryIndex;
+  inst: Omit<StepInstance, "dependsOn">;
+}
+
+/**
+ * Opens one (step, host) instance for `binkube step`. Undefined when the step does not run on
+ * that host. Unlike openCluster it renders no other step and reads no state.
+ */
+export function openStepInstance(configFile: string, step: StepDef, hostName: string): { inv: Inventory; binaries: BinaryIndex; inst?: StepScope["inst"] } {
+  const { inventory: inv } = loadInventory(configFile);
+  const binaries = openBinaries(inv);
+  return { inv, binaries, inst: planInstance({ inv, pki: loadPki(inv), binaries }, step, hostName) };
 }
 
 export function adminKubeconfigPath(inv: Inventory): string {

@@ -44,7 +44,8 @@ export class ClusterStack extends TerraformStack {
       }),
     );
     for (const inst of plan.instances) {
-      const command = commandLine([...opts.binkube, "step", inst.step, "--host", inst.host.name, "--config", inv.file]);
+      // --hash: the step process renders its instance again and refuses to ship anything but what was planned here.
+      const command = commandLine([...opts.binkube, "step", inst.step, "--host", inst.host.name, "--config", inv.file, "--hash", inst.hash]);
       const afterRemovals = ["etcd", "etcd-health", "apiserver"].includes(inst.step) ? removals : [];
       const res = stepResource(this, inst.id, {
         engine: inv.engine,

@@ -4,8 +4,8 @@ import { execFileSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Cluster } from "../cluster";
-import { BinaryUrl } from "../inventory/types";
+import { BinaryUrl, Inventory } from "../inventory/types";
+import { BinaryIndex } from "./source";
 
 export class FetchError extends Error {}
 
@@ -31,7 +31,7 @@ async function download(u: BinaryUrl, dest: string, log: (l: string) => void): P
   fs.renameSync(tmp, dest);
 }
 
-export async function fetchBinaries(cluster: Cluster, names: string[], log: (l: string) => void): Promise<void> {
+export async function fetchBinaries(cluster: { inv: Inventory; binaries: BinaryIndex }, names: string[], log: (l: string) => void): Promise<void> {
   for (const name of names) {
     const info = cluster.binaries.get(name);
     if (!info.url || !info.localPath || fs.existsSync(info.localPath)) continue;

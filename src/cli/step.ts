@@ -14,7 +14,9 @@ export async function stepCommand(stepName: string | undefined, args: ParsedArgs
     process.stderr.write(`binkube step ${stepName}: --host NAME is required\n`);
     return 2;
   }
+  const hash = args.flags.get("hash");
   await runStep(configFile, stepName, host, {
+    expectHash: typeof hash === "string" ? hash : undefined,
     verbose: args.flags.get("verbose") === true,
     allowMissingBinaries: process.env.BINKUBE_ALLOW_MISSING_BINARIES === "1",
   });

@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BinaryIndex } from "../binaries/source";
-import { Plan } from "./plan";
+import { Plan } from "../plan";
 
 export interface TreeSummary {
   hosts: number;

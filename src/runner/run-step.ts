@@ -3,8 +3,7 @@
 // the host and carry the cause and the fix.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { openCluster } from "../cluster";
-import { findInstance } from "../render/plan";
+import { openStepInstance } from "../cluster";
 import { stepByName } from "../steps";
 import { fetchBinaries } from "../binaries/fetch";
 import { openRunContext } from "./context";
@@ -18,18 +17,22 @@ export interface StepOptions {
 
 export class StepFailure extends Error {}
 
-export async function runStep(configFile: string, stepName: string, hostName: string, opts: StepOptions): Promise<"ok" | "skipped"> {
+export async function runStep(configFile: string, stepName: string, hostName: string, opts: StepOptions & { expectHash?: string }): Promise<"ok" | "skipped"> {
   const out = opts.out ?? ((l: string) => process.stderr.write(`${l}\n`));
   const where = `step ${stepName} on ${hostName}`;
   const started = Date.now();
   const step = stepByName(stepName);
   if (!step) throw new StepFailure(`${where}: unknown step`);
-  const cluster = await openCluster(configFile, { create: false });
-  const inst = findInstance(cluster.plan, stepName, hostName);
+  const { inv, binaries, inst } = openStepInstance(configFile, step, hostName);
   if (!inst) {
-    const on = cluster.plan.instances.filter((i) => i.step === stepName).map((i) => i.host.name);
+    const on = step.hosts(inv).map((h) => h.name);
     throw new StepFailure(`${where}: this step does not run on ${hostName} (it runs on: ${on.join(", ") || "no host"}); re-run \`npx cdktf deploy\` so the plan matches the inventory`);
   }
+  // The resource carries the hash synth planned; shipping anything else would be a change Terraform never saw.
+  if (opts.expectHash && opts.expectHash !== inst.hash) {
+    throw new StepFailure(`${where}: drift: synth planned content ${opts.expectHash.slice(0, 12)}, this run would ship ${inst.hash.slice(0, 12)} (the inventory, pki/ or a binary changed since \`cdktf synth\`); nothing was changed on ${hostName}. Fix: re-run \`npx cdktf deploy\` so the plan and the hosts agree`);
+  }
+  const cluster = { inv, binaries, inst };
   const needed = [...new Set([...inst.files.filter((f) => f.binary !== undefined).map((f) => f.binary!), ...(step.usesBinaries ?? [])])];
   const missing = needed.filter((b) => !cluster.binaries.get(b).present);
   if (missing.length > 0) {
@@ -43,7 +46,7 @@ export async function runStep(configFile: string, stepName: string, hostName: st
   }
   await fetchBinaries(cluster, needed, (l) => out(`binkube: ${l}`));
 
-  const rc = await openRunContext(cluster, inst, { log: (l) => out(`binkube: ${l}`), verbose: opts.verbose }).catch((e: Error) => {
+  const rc = await openRunContext(cluster, { log: (l) => out(`binkube: ${l}`), verbose: opts.verbose }).catch((e: Error) => {
     throw new StepFailure(`${where}: cannot connect: ${e.message}`);
   });
   try {

@@ -67,7 +67,10 @@ describe("cluster stack", () => {
     // restarts roll: each etcd member waits for the previous one's health gate
     assert.deepEqual(deps("etcd_k8s_master"), ["prepare_k8s_master"]);
     assert.deepEqual(deps("etcd_k8s_node2"), ["etcd_k8s_node", "prepare_k8s_node2"]);
-    assert.match(s.resources.kubelet_k8s_node!.provisioner[0]!["local-exec"].command, /^\/usr\/bin\/node \/opt\/binkube\/bin\/binkube\.cjs step kubelet --host k8s-node --config \S+cluster\.yaml$/);
+    const kubeletCommand = s.resources.kubelet_k8s_node!.provisioner[0]!["local-exec"].command;
+    assert.match(kubeletCommand, /^\/usr\/bin\/node \/opt\/binkube\/bin\/binkube\.cjs step kubelet --host k8s-node --config \S+cluster\.yaml --hash [0-9a-f]{64}$/);
+    const plan = (await openCluster(path.join(dir, "cluster.yaml"), { create: false })).plan;
+    assert.equal(kubeletCommand.split(" ").pop(), plan.instances.find((i) => i.id === "kubelet_k8s_node")!.hash, "the command carries the instance's planned hash");
     assert.deepEqual((s.raw.terraform as { backend: unknown }).backend, { local: { path: path.join(dir, ".binkube", "terraform.tfstate") } });
   });
 

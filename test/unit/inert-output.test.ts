@@ -12,7 +12,7 @@ import { describe, test } from "node:test";
 import { Testing } from "cdktf";
 import { parseAllDocuments } from "yaml";
 import { Cluster, openCluster } from "../../src/cluster";
-import { StepInstance } from "../../src/render/plan";
+import { StepInstance } from "../../src/plan";
 import { loadArchiveCommand } from "../../src/steps/runtime";
 import { buildCheckScript, buildFinalizeScript, prepareFiles } from "../../src/remote/sync";
 import { ClusterStack } from "../../stacks/cluster-stack";
@@ -221,7 +221,7 @@ describe("hostile but valid values render inert", () => {
       execFileSync("sh", ["-c", command]);
       const argv = fs.readFileSync(rec, "utf8").split("\0").filter(Boolean);
       const inst = hostile.plan.instances.find((i) => i.id === id)!;
-      assert.deepEqual(argv, ["step", inst.step, "--host", inst.host.name, "--config", hostile.inv.file], id);
+      assert.deepEqual(argv, ["step", inst.step, "--host", inst.host.name, "--config", hostile.inv.file, "--hash", inst.hash], id);
     }
     const archiveKey = Object.keys(resources[hostile.plan.instances.find((i) => i.step === "runtime")!.id]!.triggers_replace).find((k) => k.includes("/images/"))!;
     assert.equal(asTerraformReads(archiveKey), `/opt/kubernetes/images/${HOSTILE_ARCHIVE}`);

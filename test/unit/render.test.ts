@@ -7,7 +7,7 @@ import { before, describe, test } from "node:test";
 import { parse } from "yaml";
 import { Cluster, openCluster } from "../../src/cluster";
 import { listTemplates, render, usedTemplates } from "../../src/render/engine";
-import { findInstance } from "../../src/render/plan";
+import { findInstance } from "../../src/plan";
 import { needsRestartFor } from "../../src/steps/etcd";
 import { writeTree } from "../../src/render/tree";
 import { tempDir, writeFakeBinaries } from "../helpers/fixtures";

@@ -2,10 +2,10 @@
 // content hash over them. Terraform triggers are these hashes, so a step re-runs when, and only
 // when, something it ships changes.
 import * as crypto from "node:crypto";
-import { BinaryIndex } from "../binaries/source";
-import { Host, Inventory } from "../inventory/types";
-import { STEPS } from "../steps";
-import { PlannedFile, StepContext, StepDef, StepName } from "../steps/types";
+import { BinaryIndex } from "./binaries/source";
+import { Host, Inventory } from "./inventory/types";
+import { STEPS } from "./steps";
+import { PlannedFile, StepContext, StepDef, StepName } from "./steps/types";
 
 /** Bump when a step's remote procedure changes in a way that must re-run it everywhere. */
 export const RECIPE_VERSION = "1";
@@ -77,8 +77,23 @@ export interface PlanOptions {
   applied?: ReadonlyMap<string, string[]>;
 }
 
+/** One instance's files, trigger map and hash: what its resource carries and its process ships. */
+function renderInstance(ctx: StepContext, step: StepDef, host: Host): Pick<StepInstance, "files" | "triggers" | "hash"> {
+  const files = step.files(ctx, host);
+  const seen = new Set<string>();
+  for (const f of files) {
+    if (seen.has(f.path)) throw new Error(`step ${step.name} on ${host.name} ships ${f.path} twice`);
+    seen.add(f.path);
+  }
+  const triggers: Record<string, string> = { recipe: RECIPE_VERSION };
+  for (const f of [...files].sort((a, b) => a.path.localeCompare(b.path))) triggers[f.path] = fileHash(f, ctx.binaries);
+  for (const [k, v] of Object.entries(step.triggers?.(ctx, host) ?? {})) triggers[`input:${k}`] = v;
+  const hash = crypto.createHash("sha256").update(JSON.stringify(triggers)).digest("hex");
+  return { files, triggers, hash };
+}
+
 export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
-  const { inv, binaries } = ctx;
+  const { inv } = ctx;
   const applied = opts.applied ?? new Map<string, string[]>();
   const instances: StepInstance[] = [];
   const idsByStep = new Map<StepName, Map<string, string>>(); // step → host name → id
@@ -86,16 +101,6 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
     const ids = new Map<string, string>();
     idsByStep.set(step.name, ids);
     for (const host of chainOrder(step, instanceHosts(step, inv), applied)) {
-      const files = step.files(ctx, host);
-      const seen = new Map<string, PlannedFile>();
-      for (const f of files) {
-        if (seen.has(f.path)) throw new Error(`step ${step.name} on ${host.name} ships ${f.path} twice`);
-        seen.set(f.path, f);
-      }
-      const triggers: Record<string, string> = { recipe: RECIPE_VERSION };
-      for (const f of [...files].sort((a, b) => a.path.localeCompare(b.path))) triggers[f.path] = fileHash(f, binaries);
-      for (const [k, v] of Object.entries(step.triggers?.(ctx, host) ?? {})) triggers[`input:${k}`] = v;
-      const hash = crypto.createHash("sha256").update(JSON.stringify(triggers)).digest("hex");
       const dependsOn = step.deps.flatMap((d) => {
         const depIds = idsByStep.get(d.step)!;
         if (d.on === "all") return [...depIds.values()];
@@ -105,7 +110,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
       });
       const id = resourceId(step, host);
       ids.set(host.name, id);
-      instances.push({ step: step.name, host, id, files, triggers, hash, dependsOn });
+      instances.push({ step: step.name, host, id, ...renderInstance(ctx, step, host), dependsOn });
     }
   }
   const ids = new Set<string>();
@@ -115,6 +120,16 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
   }
   checkSharedPaths(instances);
   return { inv, instances };
+}
+
+/**
+ * The instance of one step on one host, rendered alone (what a step process needs: no other
+ * step's files, no graph). Undefined when the step does not run on that host.
+ */
+export function planInstance(ctx: StepContext, step: StepDef, hostName: string): Omit<StepInstance, "dependsOn"> | undefined {
+  const host = instanceHosts(step, ctx.inv).find((h) => h.name === hostName);
+  if (!host) return undefined;
+  return { step: step.name, host, id: resourceId(step, host), ...renderInstance(ctx, step, host) };
 }
 
 /** Two steps on one host may ship the same path (ca.pem) only with identical content. */

@@ -1,0 +1,29 @@
+// `binkube step` loads only its own instance and refuses to ship content synth did not plan.
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { test } from "node:test";
+import { openCluster, openStepInstance } from "../../src/cluster";
+import { runStep } from "../../src/runner/run-step";
+import { stepByName } from "../../src/steps";
+import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+
+test("a step process renders its own instance exactly as synth planned it, and refuses drift before touching the host", async () => {
+  const dir = tempDir();
+  writeFakeBinaries(path.join(dir, "bin"));
+  const file = writeInventory(dir, baseInventory());
+  const { plan } = await openCluster(file, { create: true });
+  for (const planned of plan.instances) {
+    const { inst } = openStepInstance(file, stepByName(planned.step)!, planned.host.name);
+    assert.ok(inst, planned.id);
+    assert.equal(inst.hash, planned.hash, `${planned.id}: same hash alone as in the whole plan`);
+    assert.deepEqual(inst.triggers, planned.triggers);
+  }
+  assert.equal(openStepInstance(file, stepByName("apiserver")!, "k8s-node").inst, undefined, "apiserver does not run on a non-master");
+  const lines: string[] = [];
+  const opts = { verbose: false, allowMissingBinaries: false, out: (l: string) => lines.push(l) };
+  const kubelet = plan.instances.find((i) => i.id === "kubelet_k8s_node")!;
+  await assert.rejects(runStep(file, "kubelet", "k8s-node", { ...opts, expectHash: "0".repeat(64) }), /step kubelet on k8s-node: drift: synth planned content 000000000000, this run would ship [0-9a-f]{12} .*nothing was changed on k8s-node\. Fix: re-run `npx cdktf deploy`/);
+  // With the planned hash it gets past the check, to the connection (this inventory has no key).
+  await assert.rejects(runStep(file, "kubelet", "k8s-node", { ...opts, expectHash: kubelet.hash }), /cannot connect: host k8s-node: no ssh.privateKey/);
+  await assert.rejects(runStep(file, "apiserver", "k8s-node", opts), /this step does not run on k8s-node \(it runs on: k8s-master\)/);
+});
