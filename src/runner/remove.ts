@@ -6,7 +6,7 @@ import { forgetHost, readLedger, removalKeepsQuorum } from "../inventory/ledger"
 import { hasRole, hostsWithRole } from "../inventory/types";
 import { RemoteHost } from "../remote";
 import { KUBECTL } from "../steps/actions";
-import { ETCDCTL } from "../steps/etcd";
+import { ETCDCTL, changeMembership, parseMemberList } from "../steps/etcdctl";
 import { sshTarget } from "./target";
 import { shq } from "../remote/shell";
 
@@ -28,16 +28,19 @@ export async function removeHost(configFile: string, name: string, out: (line: s
       const etcdHost = hostsWithRole(inv, "etcd")[0]!;
       const etcd = etcdHost.name === master.name ? control : await RemoteHost.connect(sshTarget(etcdHost), { log: (l) => out(`binkube: ${l}`) });
       try {
-        const list = (await etcd.exec(`${ETCDCTL} --endpoints=https://127.0.0.1:2379 member list`)).stdout.trim().split("\n").filter(Boolean);
-        const member = list.find((l) => l.split(", ")[2] === name);
+        const list = parseMemberList((await etcd.exec(`${ETCDCTL} --endpoints=https://127.0.0.1:2379 member list`)).stdout);
+        const member = list.find((m) => m.name === name);
         if (member) {
-          const others = list.filter((l) => l !== member).map((l) => l.split(", ")[4]!);
+          const others = list.filter((m) => m !== member).map((m) => m.clientURLs);
           const health = others.length ? (await etcd.exec(`${ETCDCTL} --endpoints=${shq(others.join(","))} --command-timeout=5s endpoint health 2>&1`, { allowFail: true })).stdout : "";
           const healthy = (health.match(/is healthy/g) ?? []).length;
           if (!removalKeepsQuorum(list.length, healthy)) {
             throw new RemoveError(`${where}: refusing to remove etcd member ${name}: ${healthy} of the ${list.length - 1} remaining members are healthy, fewer than a quorum. Fix: bring the other members back first (or restore from a snapshot)`);
           }
-          await etcd.exec(`${ETCDCTL} --endpoints=https://127.0.0.1:2379 member remove ${shq(member.split(", ")[0]!)}`);
+          await changeMembership(() => etcd.exec(`${ETCDCTL} --endpoints=https://127.0.0.1:2379 member remove ${shq(member.id)}`, { allowFail: true, timeoutMs: 30_000 }), `etcd member remove ${name}`, {
+            log: (l) => out(`binkube: ${l}`),
+            fix: "check every etcd member: etcdctl endpoint health; a member removal waits until all are connected",
+          });
           out(`binkube: ${where}: etcd member removed (${list.length - 1} members, ${healthy} healthy)`);
         }
       } finally {

@@ -10,8 +10,8 @@ import { waitFor } from "../util/wait";
 import { applyUnit, waitActive } from "./actions";
 import { snapshotMember } from "./etcd-snapshot";
 import { shq } from "../remote/shell";
+import { ETCDCTL, changeMembership, parseEndpointStatus, parseMemberList } from "./etcdctl";
 
-const ETCDCTL = `ETCDCTL_API=3 ${ETCD.bin}/etcdctl --cacert=${ETCD.ssl}/ca.pem --cert=${ETCD.ssl}/healthcheck-client.pem --key=${ETCD.ssl}/healthcheck-client-key.pem`;
 
 /**
  * etcd reads ETCD_INITIAL_CLUSTER only when it bootstraps an empty data dir; a running member
@@ -77,15 +77,13 @@ async function runEtcd(rc: RunContext): Promise<string> {
  */
 async function handOffLeadership(rc: RunContext): Promise<string> {
   const local = "--endpoints=https://127.0.0.1:2379 --command-timeout=10s";
-  // simple output: "ENDPOINT, ID, VERSION, DB SIZE, IS LEADER, IS LEARNER, TERM, INDEX, APPLIED, ERRORS"
-  const status = (await rc.sh(`${ETCDCTL} ${local} endpoint status`)).stdout.trim().split(", ");
-  if (status[4] !== "true") return "";
-  // "ID, STATUS, NAME, PEER URLS, CLIENT URLS, IS LEARNER"
-  const peers = (await rc.sh(`${ETCDCTL} ${local} member list`)).stdout.trim().split("\n").map((l) => l.split(", "));
-  const to = peers.find((m) => m[0] !== status[1] && m[1] === "started" && m[5] !== "true");
+  const self = parseEndpointStatus((await rc.sh(`${ETCDCTL} ${local} endpoint status`)).stdout);
+  if (!self.isLeader) return "";
+  const peers = parseMemberList((await rc.sh(`${ETCDCTL} ${local} member list`)).stdout);
+  const to = peers.find((m) => m.id !== self.id && m.status === "started" && !m.isLearner);
   if (!to) return "";
-  await rc.sh(`${ETCDCTL} ${local} move-leader ${shq(to[0]!)}`);
-  return `, leadership handed to ${to[2]}`;
+  await rc.sh(`${ETCDCTL} ${local} move-leader ${shq(to.id)}`);
+  return `, leadership handed to ${to.name}`;
 }
 
 const JOIN_DROPIN = "/etc/systemd/system/etcd.service.d/10-binkube-join.conf";
@@ -110,17 +108,10 @@ async function joinExistingCluster(rc: RunContext): Promise<string> {
   if (list.stdout.includes(peer)) return "";
   // Drop-in first, then member add: a re-run after a failure in between still joins.
   await rc.sh(`mkdir -p /etc/systemd/system/etcd.service.d && printf '[Service]\\nEnvironmentFile=/opt/etcd/cfg/etcd-join.conf\\n' > ${JOIN_DROPIN} && echo 'ETCD_INITIAL_CLUSTER_STATE="existing"' > /opt/etcd/cfg/etcd-join.conf && systemctl daemon-reload`);
-  // etcd refuses a member add ("unhealthy cluster") until every member has been connected for a
-  // few seconds, e.g. right after the members were restarted: retry for a while.
-  await waitFor(
-    `etcd to accept ${rc.host.name} as a new member`,
-    async () => {
-      const r = await rc.sh(`${ETCDCTL} --endpoints=${shq(others.join(","))} --command-timeout=10s member add ${shq(rc.host.name)} --peer-urls=${shq(peer)} 2>&1`, { allowFail: true, timeoutMs: 30_000 });
-      if (r.code === 0) return true;
-      if (/unhealthy cluster/.test(r.stdout)) return "cluster not ready for a new member yet";
-      throw new Error(`member add failed: ${r.stdout.trim().split("\n").pop()}`);
-    },
-    { timeoutMs: 90_000, intervalMs: 3000, log: rc.log, fix: "check etcd-health: every existing member must be healthy before a member joins" },
+  await changeMembership(
+    () => rc.sh(`${ETCDCTL} --endpoints=${shq(others.join(","))} --command-timeout=10s member add ${shq(rc.host.name)} --peer-urls=${shq(peer)} 2>&1`, { allowFail: true, timeoutMs: 30_000 }),
+    `etcd member add ${rc.host.name}`,
+    { log: rc.log, fix: "check etcd-health: every existing member must be healthy before a member joins" },
   );
   return `, joined the existing cluster as member ${list.stdout.trim().split("\n").length + 1}`;
 }
@@ -140,7 +131,6 @@ async function runEtcdHealth(rc: RunContext): Promise<string> {
   return `${total}/${total} members healthy`;
 }
 
-export { ETCDCTL };
 
 export function etcdInitialCluster(inv: Inventory): string {
   return hostsWithRole(inv, "etcd")

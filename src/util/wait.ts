@@ -4,7 +4,8 @@ export class GateError extends Error {}
 
 /**
  * Calls `probe` until it returns true or the deadline passes. A string return is the current
- * state ("2/3 members healthy"), shown every ~10 s and in the timeout error.
+ * state ("2/3 members healthy"), shown every ~10 s and in the timeout error; any other error is
+ * retried as a state, a GateError ends the wait at once.
  */
 export async function waitFor(what: string, probe: () => Promise<true | string>, opts: { timeoutMs: number; intervalMs?: number; log: (line: string) => void; fix: string }): Promise<void> {
   const start = Date.now();
@@ -16,6 +17,8 @@ export async function waitFor(what: string, probe: () => Promise<true | string>,
       if (r === true) return;
       state = r;
     } catch (e) {
+      // A GateError from the probe is a verdict (the unit failed, etcd refused for good): stop now.
+      if (e instanceof GateError) throw e;
       state = (e as Error).message.split("\n")[0]!;
     }
     const now = Date.now();

@@ -1,0 +1,185 @@
+// The etcd step's decisions, against a scripted fake host (the lab e2e runs the same code on real
+// etcd): restart or not, snapshot first, leadership hand-off before a leader restarts, joining an
+// existing cluster with `member add` (retried while etcd says "unhealthy cluster").
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, test } from "node:test";
+import { stringify } from "yaml";
+import { parseInventory } from "../../src/inventory/load";
+import type { ExecOptions, ExecResult, SyncResult } from "../../src/remote";
+import { etcd } from "../../src/steps/etcd";
+import type { PlannedFile, RunContext } from "../../src/steps/types";
+import { baseInventory, tempDir } from "../helpers/fixtures";
+
+const CONF = "/opt/etcd/cfg/etcd.conf";
+const conf = (cluster: string, extra = "") => `ETCD_NAME="k8s-master"\nETCD_INITIAL_CLUSTER="${cluster}"\n${extra}`;
+
+type Rule = [RegExp, Partial<ExecResult> | ((cmd: string, n: number) => Partial<ExecResult>)];
+
+/** A host that answers each command by the first matching rule, records every command, and refuses unscripted ones. */
+function fakeHost(rules: Rule[], sync: Partial<SyncResult>, files: PlannedFile[]) {
+  const dir = tempDir("binkube-etcd-step-");
+  const inv = parseInventory(stringify(baseInventory()), path.join(dir, "cluster.yaml")).inventory;
+  const commands: string[] = [];
+  const counts = new Map<Rule, number>();
+  const exec = async (command: string, opts: ExecOptions = {}): Promise<ExecResult> => {
+    commands.push(command);
+    const rule = rules.find(([re]) => re.test(command));
+    if (!rule) throw new Error(`unscripted command: ${command}`);
+    const n = (counts.get(rule) ?? 0) + 1;
+    counts.set(rule, n);
+    const r = { code: 0, stdout: "", stderr: "", ...(typeof rule[1] === "function" ? rule[1](command, n) : rule[1]) };
+    if (r.code !== 0 && !opts.allowFail) throw new Error(`command failed with exit code ${r.code}: ${command}`);
+    return r;
+  };
+  const fetched: string[] = [];
+  const remote = {
+    exec,
+    fetchFile: async (remotePath: string, localPath: string) => {
+      fetched.push(remotePath);
+      fs.writeFileSync(localPath, "snapshot");
+      return { bytes: 8, sha256: "0".repeat(64) };
+    },
+  };
+  const rc: RunContext = {
+    inv,
+    host: inv.hosts[0]!,
+    files,
+    remote,
+    log: () => {},
+    sh: exec,
+    sync: async () => ({ changed: [], unchanged: [], bytesSent: 0, ...sync }),
+    controlPlane: async () => remote,
+  };
+  const index = (re: RegExp) => commands.findIndex((c) => re.test(c));
+  return { rc, commands, fetched, index };
+}
+
+const ACTIVE_UNIT: Rule = [/^systemctl show -p ActiveState -p NRestarts etcd$/, { stdout: "ActiveState=active\nNRestarts=0\n" }];
+const UNIT_OPS: Rule = [/^systemctl daemon-reload && systemctl enable --quiet etcd && systemctl (re)?start --no-block etcd$/, {}];
+const HEALTHY: Rule = [/--endpoints=https:\/\/127\.0\.0\.1:2379 --command-timeout=5s endpoint health/, { stdout: "https://127.0.0.1:2379 is healthy: successfully committed proposal" }];
+const MEMBERS = "8e9e05c52164694d, started, k8s-master, https://192.168.0.4:2380, https://192.168.0.4:2379, false\n91bc3c398fb3c146, started, k8s-node, https://192.168.0.5:2380, https://192.168.0.5:2379, false\nfd422379fda50e48, started, k8s-node2, https://192.168.0.6:2380, https://192.168.0.6:2379, true\n";
+
+describe("etcd step", () => {
+  test("a running leader with a new certificate: snapshot, hand leadership to a started voter, then restart and wait healthy", async () => {
+    const h = fakeHost(
+      [
+        [/^systemctl is-active etcd/, { stdout: "active\n" }],
+        [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }],
+        [/snapshot save \/var\/lib\/etcd-snapshots\/snapshot-\d{8}T\d{6}Z\.db/, {}],
+        [/endpoint status$/, { stdout: "https://127.0.0.1:2379, 8e9e05c52164694d, 3.4.23, 25 kB, true, false, 2, 10, 10, \n" }],
+        [/member list$/, { stdout: MEMBERS }],
+        [/move-leader 91bc3c398fb3c146$/, {}],
+        UNIT_OPS,
+        ACTIVE_UNIT,
+        HEALTHY,
+      ],
+      { changed: ["/opt/etcd/ssl/server.pem"], unchanged: [CONF] },
+      [{ path: CONF, mode: 0o644, content: conf("a") }],
+    );
+    const summary = await etcd.run(h.rc);
+    const snap = h.index(/snapshot save/);
+    const move = h.index(/move-leader/);
+    const restart = h.index(/systemctl restart --no-block etcd/);
+    assert.ok(snap >= 0 && move > snap && restart > move, `snapshot, then hand-off, then restart:\n${h.commands.join("\n")}`);
+    assert.ok(h.index(/endpoint health/) > restart, "health gate after the restart");
+    assert.equal(h.fetched.length, 1, "the snapshot is copied home");
+    assert.match(summary, /etcd restarted, leadership handed to k8s-node, member healthy, snapshot \.binkube\/etcd-snapshots\/k8s-master\/snapshot-/);
+    assert.equal(h.index(/move-leader fd422379fda50e48/), -1, "never to a learner");
+  });
+
+  test("a running follower: snapshot and restart, no hand-off", async () => {
+    const h = fakeHost(
+      [
+        [/^systemctl is-active etcd/, { stdout: "active\n" }],
+        [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }],
+        [/snapshot save/, {}],
+        [/endpoint status$/, { stdout: "https://127.0.0.1:2379, 8e9e05c52164694d, 3.4.23, 25 kB, false, false, 2, 10, 10, \n" }],
+        UNIT_OPS,
+        ACTIVE_UNIT,
+        HEALTHY,
+      ],
+      { changed: ["/opt/etcd/ssl/peer.pem"] },
+      [{ path: CONF, mode: 0o644, content: conf("a") }],
+    );
+    const summary = await etcd.run(h.rc);
+    assert.equal(h.index(/member list|move-leader/), -1);
+    assert.match(summary, /etcd restarted, member healthy, snapshot/);
+  });
+
+  test("a running member whose config changed only in ETCD_INITIAL_CLUSTER is not restarted (no snapshot either)", async () => {
+    const h = fakeHost(
+      [[/^systemctl is-active etcd/, { stdout: "active\n" }], [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }], UNIT_OPS, ACTIVE_UNIT],
+      { changed: [CONF] },
+      [{ path: CONF, mode: 0o644, content: conf("a,b") }],
+    );
+    const summary = await etcd.run(h.rc);
+    assert.equal(h.index(/systemctl restart/), -1, h.commands.join("\n"));
+    assert.ok(h.index(/systemctl start --no-block etcd/) >= 0);
+    assert.equal(h.index(/snapshot save|move-leader/), -1);
+    assert.match(summary, /only the bootstrap peer list changed/);
+  });
+
+  test("the same member with another setting changed is restarted", async () => {
+    const h = fakeHost(
+      [[/^systemctl is-active etcd/, { stdout: "active\n" }], [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }], [/snapshot save/, {}], [/endpoint status$/, { stdout: "x, 1, 3.4, 1, false, false\n" }], UNIT_OPS, ACTIVE_UNIT, HEALTHY],
+      { changed: [CONF] },
+      [{ path: CONF, mode: 0o644, content: conf("a", 'ETCD_LOGGER="zap"\n') }],
+    );
+    await etcd.run(h.rc);
+    assert.ok(h.index(/systemctl restart --no-block etcd/) >= 0, h.commands.join("\n"));
+  });
+
+  test("a new member beside a running cluster: drop-in first, then member add (retried on 'unhealthy cluster'), then start", async () => {
+    const h = fakeHost(
+      [
+        [/^systemctl is-active etcd/, { stdout: "inactive\n" }],
+        [/^test -d \/var\/lib\/etcd\/default\.etcd\/member/, { stdout: "" }],
+        [/--dial-timeout=3s --command-timeout=5s endpoint health/, { stdout: "https://192.168.0.5:2379 is healthy\nhttps://192.168.0.6:2379 is healthy\n" }],
+        [/--endpoints=https:\/\/192\.168\.0\.5:2379,https:\/\/192\.168\.0\.6:2379 --command-timeout=5s member list$/, { stdout: MEMBERS.split("\n").slice(1).join("\n") }],
+        [/^mkdir -p \/etc\/systemd\/system\/etcd\.service\.d && .*ETCD_INITIAL_CLUSTER_STATE="existing"/, {}],
+        [/member add k8s-master --peer-urls=https:\/\/192\.168\.0\.4:2380/, (_c, n) => (n === 1 ? { code: 1, stdout: "Error: etcdserver: unhealthy cluster" } : { stdout: "Member added" })],
+        UNIT_OPS,
+        ACTIVE_UNIT,
+      ],
+      { changed: [CONF, "/opt/etcd/bin/etcd"] },
+      [{ path: CONF, mode: 0o644, content: conf("a") }],
+    );
+    const summary = await etcd.run(h.rc);
+    const dropin = h.index(/etcd-join\.conf/);
+    const adds = h.commands.filter((c) => /member add/.test(c)).length;
+    assert.ok(dropin >= 0 && dropin < h.index(/member add/), "the drop-in is written before member add (a re-run after a failure still joins)");
+    assert.equal(adds, 2, "retried once after 'unhealthy cluster'");
+    assert.ok(h.index(/systemctl (re)?start --no-block etcd/) > h.index(/member add/));
+    assert.match(summary, /joined the existing cluster as member 3/);
+    assert.equal(h.index(/snapshot save|move-leader/), -1, "nothing to snapshot on a new member");
+  });
+
+  test("a member add that fails for another reason stops at once with that reason", async () => {
+    const h = fakeHost(
+      [
+        [/^systemctl is-active etcd/, { stdout: "inactive\n" }],
+        [/^test -d /, { stdout: "" }],
+        [/endpoint health/, { stdout: "https://192.168.0.5:2379 is healthy\n" }],
+        [/member list$/, { stdout: "" }],
+        [/^mkdir -p \/etc\/systemd/, {}],
+        [/member add/, { code: 1, stdout: "Error: etcdserver: Peer URLs already exists" }],
+      ],
+      { changed: [CONF] },
+      [{ path: CONF, mode: 0o644, content: conf("a") }],
+    );
+    await assert.rejects(etcd.run(h.rc), /etcd member add k8s-master failed: Error: etcdserver: Peer URLs already exists/);
+    assert.equal(h.commands.filter((c) => /member add/.test(c)).length, 1);
+  });
+
+  test("a first bring-up (no cluster answers yet) starts without member add or snapshot", async () => {
+    const h = fakeHost(
+      [[/^systemctl is-active etcd/, { stdout: "inactive\n" }], [/^test -d /, { stdout: "" }], [/endpoint health/, { code: 1, stdout: "context deadline exceeded" }], UNIT_OPS, ACTIVE_UNIT],
+      { changed: [CONF, "/opt/etcd/bin/etcd"] },
+      [{ path: CONF, mode: 0o644, content: conf("a") }],
+    );
+    await etcd.run(h.rc);
+    assert.equal(h.index(/member add|snapshot save|move-leader|member list/), -1, h.commands.join("\n"));
+  });
+});
