@@ -33,12 +33,11 @@ export async function openCluster(configFile: string, opts: { create: boolean; p
     removed = updateLedger(inv);
   } else {
     pki = loadPki(inv);
-    const names = new Set(inv.hosts.map((h) => h.name));
-    removed = Object.values(readLedger(inv)).filter((h) => !names.has(h.name));
+    removed = goneHosts(inv);
   }
   const binaries = openBinaries(inv);
-  // Synthesis orders rolling chains by what is already applied; step runs only look up files.
-  const plan = buildPlan({ inv, pki, binaries }, { applied: opts.create ? appliedResources(statePath(inv)) : new Map() });
+  // Synthesis orders rolling chains by what is already applied.
+  const plan = buildPlan({ inv, pki, binaries, gone: removed }, { applied: opts.create ? appliedResources(statePath(inv)) : new Map() });
   return { inv, removed, warnings, pki, pkiChanges, binaries, plan };
 }
 
@@ -56,7 +55,13 @@ export interface StepScope {
 export function openStepInstance(configFile: string, step: StepDef, hostName: string): { inv: Inventory; binaries: BinaryIndex; inst?: StepScope["inst"] } {
   const { inventory: inv } = loadInventory(configFile);
   const binaries = openBinaries(inv);
-  return { inv, binaries, inst: planInstance({ inv, pki: loadPki(inv), binaries }, step, hostName) };
+  return { inv, binaries, inst: planInstance({ inv, pki: loadPki(inv), binaries, gone: goneHosts(inv) }, step, hostName) };
+}
+
+/** Hosts in the ledger that left the inventory: the remove step's hosts. */
+function goneHosts(inv: Inventory): Host[] {
+  const names = new Set(inv.hosts.map((h) => h.name));
+  return Object.values(readLedger(inv)).filter((h) => !names.has(h.name));
 }
 
 export function adminKubeconfigPath(inv: Inventory): string {

@@ -42,8 +42,8 @@ function fileHash(f: PlannedFile, binaries: BinaryIndex): string {
   return `${f.mode.toString(8)}:${body}`;
 }
 
-export function instanceHosts(step: StepDef, inv: Inventory): Host[] {
-  const hosts = step.hosts(inv);
+export function instanceHosts(step: StepDef, inv: Inventory, gone: Host[]): Host[] {
+  const hosts = step.hosts(inv, gone);
   return step.scope === "once" ? hosts.slice(0, 1) : hosts;
 }
 
@@ -100,7 +100,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
   for (const step of STEPS) {
     const ids = new Map<string, string>();
     idsByStep.set(step.name, ids);
-    for (const host of chainOrder(step, instanceHosts(step, inv), applied)) {
+    for (const host of chainOrder(step, instanceHosts(step, inv, ctx.gone), applied)) {
       const dependsOn = step.deps.flatMap((d) => {
         const depIds = idsByStep.get(d.step)!;
         if (d.on === "all") return [...depIds.values()];
@@ -127,7 +127,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
  * step's files, no graph). Undefined when the step does not run on that host.
  */
 export function planInstance(ctx: StepContext, step: StepDef, hostName: string): Omit<StepInstance, "dependsOn"> | undefined {
-  const host = instanceHosts(step, ctx.inv).find((h) => h.name === hostName);
+  const host = instanceHosts(step, ctx.inv, ctx.gone).find((h) => h.name === hostName);
   if (!host) return undefined;
   return { step: step.name, host, id: resourceId(step, host), ...renderInstance(ctx, step, host) };
 }

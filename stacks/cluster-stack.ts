@@ -33,25 +33,16 @@ export class ClusterStack extends TerraformStack {
     new LocalBackend(this, { path: statePath(inv) });
     if (inv.engine === "null_resource") new NullProvider(this, "null");
     const byId = new Map<string, ITerraformDependable>();
-    // A host that left the inventory is drained / removed from etcd first; its own resources
-    // simply disappear from the configuration.
-    const removals = cluster.removed.map((h) =>
-      stepResource(this, `remove_${h.name.replace(/-/g, "_")}`, {
-        engine: inv.engine,
-        triggers: { host: h.name },
-        command: commandLine([...opts.binkube, "remove", "--host", h.name, "--config", inv.file]),
-        dependsOn: [],
-      }),
-    );
+    // The plan is the only source of resources (host removals included): one per instance,
+    // its edges the instance's declared dependencies.
     for (const inst of plan.instances) {
       // --hash: the step process renders its instance again and refuses to ship anything but what was planned here.
       const command = commandLine([...opts.binkube, "step", inst.step, "--host", inst.host.name, "--config", inv.file, "--hash", inst.hash]);
-      const afterRemovals = ["etcd", "etcd-health", "apiserver"].includes(inst.step) ? removals : [];
       const res = stepResource(this, inst.id, {
         engine: inv.engine,
         triggers: inst.triggers,
         command,
-        dependsOn: [...inst.dependsOn.map((d) => byId.get(d)!), ...afterRemovals],
+        dependsOn: inst.dependsOn.map((d) => byId.get(d)!),
       });
       byId.set(inst.id, res);
     }

@@ -9,7 +9,7 @@ import { writeTree } from "../render/tree";
 import { reportCluster, say, synthCluster } from "./synth-report";
 import { ParsedArgs, parseArgs } from "./args";
 import { stepCommand } from "./step";
-import { removeHost } from "../runner/remove";
+import { runStep } from "../runner/run-step";
 
 const USAGE = `usage: binkube <command> [options]
 
@@ -79,9 +79,10 @@ async function run(argv: string[]): Promise<number> {
     case "step":
       return stepCommand(sub, args, configFrom(args));
     case "remove": {
+      // What `step remove` does (the plan's remove instances run that); kept for operators' scripts.
       const host = args.flags.get("host");
       if (typeof host !== "string") throw new UsageError("remove needs --host NAME");
-      await removeHost(configFrom(args), host, (l) => process.stderr.write(`${l}\n`));
+      await runStep(configFrom(args), "remove", host, { verbose: args.flags.get("verbose") === true, allowMissingBinaries: false });
       return 0;
     }
     case "lab":

@@ -3,12 +3,13 @@
 import type { StepScope } from "../cluster";
 import { hostsWithRole } from "../inventory/types";
 import { FileToShip, RemoteHost } from "../remote";
-import type { RunContext } from "../steps/types";
+import type { Host } from "../inventory/types";
+import type { RunContext, StepRemote } from "../steps/types";
 import { sshTarget } from "./target";
 
-/** The runner's side of a context: the full connection (bytes sent) and closing it. */
+/** The runner's side of a context: bytes sent over every connection, and closing them. */
 export interface OpenRunContext extends RunContext {
-  remote: RemoteHost;
+  bytesSent(): number;
   close(): Promise<void>;
 }
 
@@ -21,29 +22,49 @@ export function filesToShip(scope: StepScope): FileToShip[] {
   });
 }
 
-export async function openRunContext(scope: StepScope, opts: { log: (line: string) => void; verbose: boolean }): Promise<OpenRunContext> {
+/**
+ * Connections are opened once per host and shared (the step's own host, the first master for
+ * kubectl, an etcd host). The step's own host is connected before run() unless the step is
+ * "lazy" (removal: one attempt, on first use, since the host may be gone).
+ */
+export async function openRunContext(scope: StepScope, opts: { log: (line: string) => void; verbose: boolean; connect?: "eager" | "lazy" }): Promise<OpenRunContext> {
   const { inv, inst } = scope;
-  const connectOpts = { log: opts.log, verbose: opts.verbose };
-  const remote = await RemoteHost.connect(sshTarget(inst.host), connectOpts);
-  let control: Promise<RemoteHost> | undefined;
+  const lazy = opts.connect === "lazy";
+  const connections = new Map<string, Promise<RemoteHost>>();
+  const connect = (host: Host, retries?: number): Promise<RemoteHost> => {
+    let c = connections.get(host.name);
+    if (!c) {
+      c = RemoteHost.connect(sshTarget(host), { log: opts.log, verbose: opts.verbose, ...(retries !== undefined ? { retries } : {}) });
+      connections.set(host.name, c);
+    }
+    return c;
+  };
+  const own = () => connect(inst.host, lazy ? 1 : undefined);
+  if (!lazy) await own();
+  const resolved = async () => (await Promise.all([...connections.values()].map((c) => c.catch(() => undefined)))).filter((r): r is RemoteHost => r !== undefined);
+  const remote: StepRemote = {
+    exec: async (command, o) => (await own()).exec(command, o),
+    fetchFile: async (remotePath, localPath, o) => (await own()).fetchFile(remotePath, localPath, o),
+  };
   const firstMaster = hostsWithRole(inv, "master")[0]!;
-  const rc: OpenRunContext = {
+  let sent = 0;
+  return {
     inv,
     host: inst.host,
     files: inst.files,
     remote,
     log: opts.log,
     sh: (command, o) => remote.exec(command, o),
-    sync: () => remote.sync(filesToShip(scope)),
-    controlPlane: () => {
-      if (firstMaster.name === inst.host.name) return Promise.resolve(remote);
-      control ??= RemoteHost.connect(sshTarget(firstMaster), connectOpts);
-      return control;
+    sync: async () => {
+      const r = await (await own()).sync(filesToShip(scope));
+      sent += r.bytesSent;
+      return r;
     },
+    controlPlane: () => connect(firstMaster),
+    onHost: (host) => connect(host),
+    bytesSent: () => sent,
     close: async () => {
-      await remote.close();
-      if (control) await (await control.catch(() => undefined))?.close();
+      for (const c of await resolved()) await c.close();
     },
   };
-  return rc;
 }

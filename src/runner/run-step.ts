@@ -25,7 +25,7 @@ export async function runStep(configFile: string, stepName: string, hostName: st
   if (!step) throw new StepFailure(`${where}: unknown step`);
   const { inv, binaries, inst } = openStepInstance(configFile, step, hostName);
   if (!inst) {
-    const on = step.hosts(inv).map((h) => h.name);
+    const on = step.hosts(inv, []).map((h) => h.name);
     throw new StepFailure(`${where}: this step does not run on ${hostName} (it runs on: ${on.join(", ") || "no host"}); re-run \`npx cdktf deploy\` so the plan matches the inventory`);
   }
   // The resource carries the hash synth planned; shipping anything else would be a change Terraform never saw.
@@ -46,15 +46,15 @@ export async function runStep(configFile: string, stepName: string, hostName: st
   }
   await fetchBinaries(cluster, needed, (l) => out(`binkube: ${l}`));
 
-  const rc = await openRunContext(cluster, { log: (l) => out(`binkube: ${l}`), verbose: opts.verbose }).catch((e: Error) => {
+  const rc = await openRunContext(cluster, { log: (l) => out(`binkube: ${l}`), verbose: opts.verbose, connect: step.connect }).catch((e: Error) => {
     throw new StepFailure(`${where}: cannot connect: ${e.message}`);
   });
   try {
     out(`binkube: ${where}: ${step.description}`);
     const summary = await step.run(rc);
     const secs = ((Date.now() - started) / 1000).toFixed(1);
-    out(`binkube: ✓ ${where}: ${summary} [${secs} s, ${(rc.remote.bytesSent / 1e6).toFixed(1)} MB sent]`);
-    record(cluster.inv.baseDir, `${stepName} ${hostName} ok ${secs}s ${rc.remote.bytesSent}B`);
+    out(`binkube: ✓ ${where}: ${summary} [${secs} s, ${(rc.bytesSent() / 1e6).toFixed(1)} MB sent]`);
+    record(cluster.inv.baseDir, `${stepName} ${hostName} ok ${secs}s ${rc.bytesSent()}B`);
     return "ok";
   } catch (e) {
     throw new StepFailure(`${where} failed: ${(e as Error).message}\nThe step can be re-run safely: files are replaced atomically and only changed ones are sent.`);

@@ -150,6 +150,9 @@ export const etcd: StepDef = {
   description: "etcd member: binaries, certificates, etcd.conf, unit",
   hosts: (inv) => hostsWithRole(inv, "etcd"),
   deps: [
+    // A removed host leaves (its member too) before the others roll for the new peer list;
+    // etcd-health and the apiservers follow through their own deps on etcd.
+    { step: "remove", on: "all" },
     { step: "prepare", on: "same-host" },
     { step: "etcd", on: "previous-host" },
   ],

@@ -7,11 +7,12 @@ import { etcd, etcdHealth } from "./etcd";
 import { kubeProxy } from "./kube-proxy";
 import { kubelet } from "./kubelet";
 import { prepare } from "./prepare";
+import { remove } from "./remove";
 import { runtime } from "./runtime";
 import { scheduler } from "./scheduler";
 import { StepDef, StepName } from "./types";
 
-export const STEPS: StepDef[] = [prepare, etcd, etcdHealth, runtime, apiserver, bootstrap, controllerManager, scheduler, kubelet, kubeProxy, addons];
+export const STEPS: StepDef[] = [remove, prepare, etcd, etcdHealth, runtime, apiserver, bootstrap, controllerManager, scheduler, kubelet, kubeProxy, addons];
 
 export function stepByName(name: string): StepDef | undefined {
   return STEPS.find((s) => s.name === (name as StepName));

@@ -6,6 +6,7 @@ import { Pki } from "../pki/store";
 import type { ExecOptions, ExecResult, FetchResult, SyncResult } from "../remote";
 
 export const STEP_NAMES = [
+  "remove",
   "prepare",
   "etcd",
   "etcd-health",
@@ -35,6 +36,8 @@ export interface StepContext {
   inv: Inventory;
   pki: Pki;
   binaries: BinaryIndex;
+  /** Hosts that left the inventory and still await removal (from the host ledger). */
+  gone: Host[];
 }
 
 /**
@@ -71,6 +74,8 @@ export interface RunContext {
   sync(): Promise<SyncResult>;
   /** Connection to the first master, where kubectl and admin.kubeconfig live. */
   controlPlane(): Promise<StepRemote>;
+  /** Connection to another host of the cluster (opened once, closed with the context). */
+  onHost(host: Host): Promise<StepRemote>;
 }
 
 export interface StepDef {
@@ -78,13 +83,19 @@ export interface StepDef {
   /** "host": one instance per matching host. "once": one instance, run on `hosts()[0]`. */
   scope: "host" | "once";
   description: string;
-  hosts(inv: Inventory): Host[];
+  hosts(inv: Inventory, gone: Host[]): Host[];
   deps: StepDep[];
   files(ctx: StepContext, host: Host): PlannedFile[];
   /** Binaries the step runs on its host without shipping them (another step on that host does). */
   usesBinaries?: string[];
   /** Inputs that are not files but must re-run the step when they change (never secrets). */
   triggers?(ctx: StepContext, host: Host): Record<string, string>;
+  /**
+   * "eager" (default): the runner connects to the step's host before run(), so an unreachable
+   * host fails fast. "lazy": run() reaches its host only through rc.sh/rc.remote, on first use,
+   * with one attempt (host removal: the host may be dead, which is often why it is removed).
+   */
+  connect?: "eager" | "lazy";
   /** The remote procedure, ending with the step's health gate. Returns a short summary. */
   run(rc: RunContext): Promise<string>;
 }

@@ -188,10 +188,16 @@ describe("cluster stack", () => {
     raw.hosts.pop(); // k8s-node2: etcd + node
     const after = await synth(d, raw);
     assert.ok(after.resources.remove_k8s_node2, "remove resource synthesized");
-    assert.match(after.resources.remove_k8s_node2!.provisioner[0]!["local-exec"].command, /binkube\.cjs remove --host k8s-node2 --config /);
+    assert.match(after.resources.remove_k8s_node2!.provisioner[0]!["local-exec"].command, /binkube\.cjs step remove --host k8s-node2 --config \S+ --hash [0-9a-f]{64}$/);
     assert.equal(after.resources.etcd_k8s_node2, undefined);
     assert.ok(after.resources.etcd_k8s_master!.depends_on!.includes("terraform_data.remove_k8s_node2"));
-    assert.ok(after.resources.apiserver_k8s_master!.depends_on!.includes("terraform_data.remove_k8s_node2"));
+    // everything that rolls for the smaller cluster waits for the removal, directly or through etcd
+    const upstream = (id: string, seen = new Set<string>()): Set<string> => {
+      for (const d of after.resources[id]!.depends_on ?? []) if (!seen.has(d.split(".")[1]!)) upstream(d.split(".")[1]!, seen.add(d.split(".")[1]!));
+      return seen;
+    };
+    for (const id of ["etcd-health", "apiserver_k8s_master", "kubelet_k8s_node", "addons"]) assert.ok(upstream(id).has("remove_k8s_node2"), `${id} waits for the removal`);
+    assert.deepEqual(after.resources.remove_k8s_node2!.depends_on ?? [], [], "the removal itself waits for nothing");
     // until `binkube remove` has run, every synth keeps the remove step
     assert.ok((await synth(d, raw)).resources.remove_k8s_node2);
   });

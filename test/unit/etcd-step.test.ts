@@ -51,6 +51,7 @@ function fakeHost(rules: Rule[], sync: Partial<SyncResult>, files: PlannedFile[]
     sh: exec,
     sync: async () => ({ changed: [], unchanged: [], bytesSent: 0, ...sync }),
     controlPlane: async () => remote,
+    onHost: async () => remote,
   };
   const index = (re: RegExp) => commands.findIndex((c) => re.test(c));
   return { rc, commands, fetched, index };
