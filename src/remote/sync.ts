@@ -1,5 +1,5 @@
 /**
- * The pure parts of RemoteHost.sync(): input validation, local hashing, and the two shell
+ * The pure parts of file sync (file-sync.ts runs them): input validation, local hashing, and the two shell
  * scripts (the one-round-trip check, and the finalize step that chmods/chowns/fsyncs the
  * uploaded temp files and renames them over the targets).
  */
