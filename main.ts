@@ -3,12 +3,14 @@ import * as path from "node:path";
 import { App } from "cdktf";
 import { ClusterStack, stackName } from "./stacks/cluster-stack";
 import { configPathFromEnv } from "./src/inventory/load";
-import { output, say, synthCluster } from "./src/cli/synth-report";
+import { synthCluster } from "./src/cli/synth-report";
+import { logger } from "./src/log";
 import { checkTerraformVersion } from "./stacks/terraform-version";
 
 async function main(): Promise<void> {
-  output.stream = process.stdout;
-  const cluster = await synthCluster(configPathFromEnv());
+  // stdout: cdktf shows an app's stderr as ERROR lines
+  const say = logger(process.stdout);
+  const cluster = await synthCluster(configPathFromEnv(), say);
   checkTerraformVersion(cluster.inv.engine, say);
   // cdktf's own validations spawn `terraform version` once per resource; checked once above.
   const app = new App({ skipValidation: true });

@@ -6,8 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { BinaryUrl, Inventory } from "../inventory/types";
 import { BinaryIndex } from "./source";
+import { BinkubeError } from "../errors";
 
-export class FetchError extends Error {}
 
 function digest(file: string, algo: "sha256" | "sha512"): string {
   return crypto.createHash(algo).update(fs.readFileSync(file)).digest("hex");
@@ -18,7 +18,7 @@ async function download(u: BinaryUrl, dest: string, log: (l: string) => void): P
   fs.mkdirSync(path.dirname(dest), { recursive: true });
   log(`downloading ${u.url}`);
   const res = await fetch(u.url);
-  if (!res.ok || !res.body) throw new FetchError(`GET ${u.url}: HTTP ${res.status}`);
+  if (!res.ok || !res.body) throw new BinkubeError(`GET ${u.url}: HTTP ${res.status}`);
   const tmp = `${dest}.part-${process.pid}`;
   fs.writeFileSync(tmp, Buffer.from(await res.arrayBuffer()));
   const algo = u.sha256 ? "sha256" : "sha512";
@@ -26,7 +26,7 @@ async function download(u: BinaryUrl, dest: string, log: (l: string) => void): P
   const got = digest(tmp, algo);
   if (got !== want) {
     fs.rmSync(tmp, { force: true });
-    throw new FetchError(`${u.url}: ${algo} is ${got}, the inventory says ${want}: refusing to use it (wrong file, or tampered with)`);
+    throw new BinkubeError(`${u.url}: ${algo} is ${got}, the inventory says ${want}: refusing to use it (wrong file, or tampered with)`);
   }
   fs.renameSync(tmp, dest);
 }
@@ -48,6 +48,6 @@ export async function fetchBinaries(cluster: { inv: Inventory; binaries: BinaryI
     fs.mkdirSync(outDir, { recursive: true });
     // "--": a member is never read as an option (the inventory also refuses option-like members).
     execFileSync("tar", ["-xf", archive, "-C", outDir, "--", ...Object.values(u.files)], { stdio: "pipe" });
-    if (!fs.existsSync(info.localPath)) throw new FetchError(`${u.url}: the archive has no ${u.files[name]}`);
+    if (!fs.existsSync(info.localPath)) throw new BinkubeError(`${u.url}: the archive has no ${u.files[name]}`);
   }
 }

@@ -6,7 +6,9 @@ import { openCluster } from "../cluster";
 import { checkRows, formatTable } from "../pki/check";
 import { formatServed, remoteRows } from "../pki/remote-check";
 import { writeTree } from "../render/tree";
-import { reportCluster, say, synthCluster } from "./synth-report";
+import { reportCluster, synthCluster } from "./synth-report";
+import { logger } from "../log";
+import { BinkubeError } from "../errors";
 import { ParsedArgs, parseArgs } from "./args";
 import { stepCommand } from "./step";
 import { runStep } from "../runner/run-step";
@@ -43,7 +45,7 @@ async function run(argv: string[]): Promise<number> {
     case "render": {
       const out = args.flags.get("out");
       if (typeof out !== "string") throw new UsageError("render needs --out DIR");
-      const cluster = await synthCluster(configFrom(args));
+      const cluster = await synthCluster(configFrom(args), say);
       const s = writeTree(cluster.plan, cluster.binaries, path.resolve(out));
       say(`render: wrote ${s.files} files for ${s.hosts} hosts to ${path.resolve(out)} (${s.binariesLinked} binaries linked${s.binariesMissing.length ? `, ${s.binariesMissing.length} not available locally` : ""})`);
       return 0;
@@ -73,7 +75,7 @@ async function run(argv: string[]): Promise<number> {
       throw new UsageError("certs needs check or renew");
     }
     case "synth-report": {
-      reportCluster(await openCluster(configFrom(args), { create: true }));
+      reportCluster(await openCluster(configFrom(args), { create: true }), say);
       return 0;
     }
     case "step":
@@ -97,14 +99,19 @@ function reportChanges(changes: { name: string; action: string; reason: string }
   for (const c of changes) say(`pki: ${c.action} ${c.name} (${c.reason})`);
 }
 
-export class UsageError extends Error {}
+const say = logger(process.stderr);
+
+export class UsageError extends BinkubeError {}
 
 run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: Error) => {
-    if (e instanceof UsageError) process.stderr.write(`binkube: ${e.message}\n\n${USAGE}\n`);
+    if (e instanceof UsageError) {
+      say(e.message);
+      process.stderr.write(`\n${USAGE}\n`);
+    }
     else if (e instanceof InventoryError) process.stderr.write(`${e.message}\n`);
-    else process.stderr.write(`binkube: ${e.message}\n`);
+    else say(e.message);
     process.exit(e instanceof UsageError ? 2 : 1);
   },
 );

@@ -5,22 +5,17 @@ import { formatIssues } from "../inventory/load";
 import { EXPIRY_WARNING_DAYS, checkRows } from "../pki/check";
 import { EnsureOptions } from "../pki/store";
 
-/** Progress and warnings; stdout while synthesizing under cdktf (which shows app stderr as ERROR). */
-export const output = { stream: process.stderr as NodeJS.WriteStream };
+import type { Log } from "../log";
 
-export function say(line: string): void {
-  output.stream.write(`binkube: ${line}\n`);
-}
-
-export async function synthCluster(configFile: string, pkiOpts?: EnsureOptions): Promise<Cluster> {
+export async function synthCluster(configFile: string, say: Log, pkiOpts?: EnsureOptions): Promise<Cluster> {
   const cluster = await openCluster(configFile, { create: true, pki: pkiOpts });
-  reportCluster(cluster);
+  reportCluster(cluster, say);
   return cluster;
 }
 
-export function reportCluster(cluster: Cluster): void {
+export function reportCluster(cluster: Cluster, say: Log): void {
   const { inv } = cluster;
-  if (cluster.warnings.length > 0) output.stream.write(formatIssues(inv.file, cluster.warnings, "warning") + "\n");
+  if (cluster.warnings.length > 0) say(formatIssues(inv.file, cluster.warnings, "warning"));
   for (const c of cluster.pkiChanges) say(`pki: ${c.action} ${c.name} (${c.reason})`);
   const missing = cluster.binaries.missing();
   if (missing.length > 0) {

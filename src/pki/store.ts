@@ -8,6 +8,7 @@ import forge from "node-forge";
 import { Inventory } from "../inventory/types";
 import { CAS, CaName, LeafSpec, leafSpecs } from "./catalog";
 import { Issued, certFacts, createCA, generateKeyPair, issueLeaf, keyMatchesCert, parseIssued, signedBy } from "./x509";
+import { BinkubeError } from "../errors";
 
 export interface Pki {
   dir: string;
@@ -32,7 +33,6 @@ export interface EnsureOptions {
   renewWithinDays?: number;
 }
 
-export class PkiError extends Error {}
 
 export function writeFileAtomic(file: string, content: string, mode: number): void {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -101,7 +101,7 @@ function lock(dir: string): () => void {
         fs.rmSync(lockDir, { recursive: true, force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new PkiError(`${lockDir} is held by process ${holder}: another binkube is writing the PKI; wait for it or remove the directory if that process is gone`);
+      if (Date.now() > deadline) throw new BinkubeError(`${lockDir} is held by process ${holder}: another binkube is writing the PKI; wait for it or remove the directory if that process is gone`);
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
     }
   }
@@ -128,7 +128,7 @@ export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promi
     const renew = new Set(opts.renew === "all" ? specs.map((s) => s.name) : opts.renew ?? []);
     for (const name of renew) {
       if (!specs.some((s) => s.name === name)) {
-        throw new PkiError(`unknown certificate "${name}": renewable certificates are ${specs.map((s) => s.name).join(", ")}`);
+        throw new BinkubeError(`unknown certificate "${name}": renewable certificates are ${specs.map((s) => s.name).join(", ")}`);
       }
     }
 
@@ -208,7 +208,7 @@ function ensureToken(dir: string, changes: PkiChange[]): string {
 /** Read-only load for the step runner: never creates or reissues anything. */
 export function loadPki(inv: Inventory): Pki {
   const dir = inv.pkiDir;
-  const fail = (what: string) => new PkiError(`${what} is missing in ${dir}: run \`npx cdktf synth\` (or \`binkube certs check\`) first so the PKI is created`);
+  const fail = (what: string) => new BinkubeError(`${what} is missing in ${dir}: run \`npx cdktf synth\` (or \`binkube certs check\`) first so the PKI is created`);
   const cas = {} as Record<CaName, Issued>;
   for (const spec of CAS) {
     const p = loadPair(dir, spec.name);
@@ -231,6 +231,6 @@ export function loadPki(inv: Inventory): Pki {
 
 export function leaf(pki: Pki, name: string): Issued {
   const l = pki.leaves.get(name);
-  if (!l) throw new PkiError(`certificate ${name} is not in the PKI`);
+  if (!l) throw new BinkubeError(`certificate ${name} is not in the PKI`);
   return l;
 }

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import Handlebars from "handlebars";
 import { dnsName, flagWord } from "../inventory/grammar";
 import { yamlScalar } from "./yaml-scalar";
+import { BinkubeError } from "../errors";
 
 export const TEMPLATES_DIR = path.resolve(__dirname, "..", "..", "templates");
 
@@ -17,14 +18,13 @@ const hb = Handlebars.create();
 const compiled = new Map<string, { tpl: Handlebars.TemplateDelegate; params: Map<string, string> }>();
 const used = new Set<string>();
 
-export class RenderError extends Error {}
 
 const HELPERS: Record<string, (v: unknown) => string> = {
   /** One word of a flags file or EnvironmentFile value: no whitespace, quotes, backslash or '$'. */
   word: (v) => {
     const text = scalar(v, "word");
     const bad = flagWord(text);
-    if (bad) throw new RenderError(`"${text}" ${bad}`);
+    if (bad) throw new BinkubeError(`"${text}" ${bad}`);
     return text;
   },
   /** A YAML (or JSON) scalar: plain when it reads back as the same string, else double-quoted. */
@@ -33,14 +33,14 @@ const HELPERS: Record<string, (v: unknown) => string> = {
   json: (v) => JSON.stringify(typeof v === "number" || typeof v === "boolean" ? v : scalar(v, "json")),
   /** A whole number (ports, counts, limits). */
   int: (v) => {
-    if (typeof v !== "number" || !Number.isInteger(v)) throw new RenderError(`${JSON.stringify(v)} is not a whole number`);
+    if (typeof v !== "number" || !Number.isInteger(v)) throw new BinkubeError(`${JSON.stringify(v)} is not a whole number`);
     return String(v);
   },
   /** A DNS name in a config language of its own (the Corefile). */
   dns: (v) => {
     const text = scalar(v, "dns");
     const bad = dnsName(text);
-    if (bad) throw new RenderError(`"${text}" is not a DNS name: it ${bad}`);
+    if (bad) throw new BinkubeError(`"${text}" is not a DNS name: it ${bad}`);
     return text;
   },
 };
@@ -49,11 +49,11 @@ let paramNames = new Map<string, string>();
 for (const [name, fn] of Object.entries(HELPERS)) {
   hb.registerHelper(name, (v: unknown, options: { loc?: hbs.AST.SourceLocation }) => {
     const at = `${options.loc?.start.line}:${options.loc?.start.column}`;
-    if (v === undefined || v === null) throw new RenderError(`value "${paramNames.get(at) ?? "?"}" (line ${options.loc?.start.line}) is missing`);
+    if (v === undefined || v === null) throw new BinkubeError(`value "${paramNames.get(at) ?? "?"}" (line ${options.loc?.start.line}) is missing`);
     try {
       return fn(v);
     } catch (e) {
-      throw new RenderError(`value "${paramNames.get(at) ?? "?"}" (line ${options.loc?.start.line}): ${(e as Error).message}`);
+      throw new BinkubeError(`value "${paramNames.get(at) ?? "?"}" (line ${options.loc?.start.line}): ${(e as Error).message}`);
     }
   });
 }
@@ -61,7 +61,7 @@ for (const [name, fn] of Object.entries(HELPERS)) {
 function scalar(v: unknown, helper: string): string {
   if (typeof v === "string") return v;
   if (typeof v === "number" || typeof v === "boolean") return String(v);
-  throw new RenderError(`{{${helper}}} got ${Array.isArray(v) ? "a list" : typeof v}, not a scalar`);
+  throw new BinkubeError(`{{${helper}}} got ${Array.isArray(v) ? "a list" : typeof v}, not a scalar`);
 }
 
 type Node = hbs.AST.Node & { body?: Node[]; program?: Node; inverse?: Node; path?: { original: string }; params?: { original?: string }[]; loc?: hbs.AST.SourceLocation };
@@ -96,13 +96,13 @@ function findHole(value: unknown, at: string): string | undefined {
 /** Renders templates/<name>.hbs with data; `name` is e.g. "etcd/etcd.conf". */
 export function render(name: string, data: Record<string, unknown>): string {
   const hole = findHole(data, "");
-  if (hole) throw new RenderError(`template ${name}: value "${hole}" is missing (undefined or null)`);
+  if (hole) throw new BinkubeError(`template ${name}: value "${hole}" is missing (undefined or null)`);
   let entry = compiled.get(name);
   if (!entry) {
     const file = path.join(TEMPLATES_DIR, `${name}.hbs`);
     const text = fs.readFileSync(file, "utf8");
     const found = prints(hb.parse(text) as Node);
-    if (found.raw.length > 0) throw new RenderError(`template ${name} prints values raw (${found.raw.join(", ")}): wrap each in a destination helper: ${Object.keys(HELPERS).join(", ")}`);
+    if (found.raw.length > 0) throw new BinkubeError(`template ${name} prints values raw (${found.raw.join(", ")}): wrap each in a destination helper: ${Object.keys(HELPERS).join(", ")}`);
     entry = { tpl: hb.compile(text, { noEscape: true, strict: true }), params: found.params };
     compiled.set(name, entry);
   }
@@ -111,7 +111,7 @@ export function render(name: string, data: Record<string, unknown>): string {
   try {
     return entry.tpl(data);
   } catch (e) {
-    throw new RenderError(`template ${name}: ${(e as Error).message}`);
+    throw new BinkubeError(`template ${name}: ${(e as Error).message}`);
   }
 }
 

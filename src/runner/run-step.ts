@@ -7,6 +7,7 @@ import { openStepInstance } from "../cluster";
 import { stepByName } from "../steps";
 import { fetchBinaries } from "../binaries/fetch";
 import { openRunContext } from "./context";
+import { BinkubeError } from "../errors";
 
 export interface StepOptions {
   verbose: boolean;
@@ -15,22 +16,21 @@ export interface StepOptions {
   out?: (line: string) => void;
 }
 
-export class StepFailure extends Error {}
 
 export async function runStep(configFile: string, stepName: string, hostName: string, opts: StepOptions & { expectHash?: string }): Promise<"ok" | "skipped"> {
   const out = opts.out ?? ((l: string) => process.stderr.write(`${l}\n`));
   const where = `step ${stepName} on ${hostName}`;
   const started = Date.now();
   const step = stepByName(stepName);
-  if (!step) throw new StepFailure(`${where}: unknown step`);
+  if (!step) throw new BinkubeError(`${where}: unknown step`);
   const { inv, binaries, inst } = openStepInstance(configFile, step, hostName);
   if (!inst) {
     const on = step.hosts(inv, []).map((h) => h.name);
-    throw new StepFailure(`${where}: this step does not run on ${hostName} (it runs on: ${on.join(", ") || "no host"}); re-run \`npx cdktf deploy\` so the plan matches the inventory`);
+    throw new BinkubeError(`${where}: this step does not run on ${hostName} (it runs on: ${on.join(", ") || "no host"}); re-run \`npx cdktf deploy\` so the plan matches the inventory`);
   }
   // The resource carries the hash synth planned; shipping anything else would be a change Terraform never saw.
   if (opts.expectHash && opts.expectHash !== inst.hash) {
-    throw new StepFailure(`${where}: drift: synth planned content ${opts.expectHash.slice(0, 12)}, this run would ship ${inst.hash.slice(0, 12)} (the inventory, pki/ or a binary changed since \`cdktf synth\`); nothing was changed on ${hostName}. Fix: re-run \`npx cdktf deploy\` so the plan and the hosts agree`);
+    throw new BinkubeError(`${where}: drift: synth planned content ${opts.expectHash.slice(0, 12)}, this run would ship ${inst.hash.slice(0, 12)} (the inventory, pki/ or a binary changed since \`cdktf synth\`); nothing was changed on ${hostName}. Fix: re-run \`npx cdktf deploy\` so the plan and the hosts agree`);
   }
   const cluster = { inv, binaries, inst };
   const needed = [...new Set([...inst.files.filter((f) => f.binary !== undefined).map((f) => f.binary!), ...(step.usesBinaries ?? [])])];
@@ -42,12 +42,12 @@ export async function runStep(configFile: string, stepName: string, hostName: st
       record(cluster.inv.baseDir, `${stepName} ${hostName} skipped`);
       return "skipped";
     }
-    throw new StepFailure(`${where}: ${why}. Fix: put them in binaries.dir or list them in binaries.urls, then re-run; nothing was changed on ${hostName}`);
+    throw new BinkubeError(`${where}: ${why}. Fix: put them in binaries.dir or list them in binaries.urls, then re-run; nothing was changed on ${hostName}`);
   }
   await fetchBinaries(cluster, needed, (l) => out(`binkube: ${l}`));
 
   const rc = await openRunContext(cluster, { log: (l) => out(`binkube: ${l}`), verbose: opts.verbose, connect: step.connect }).catch((e: Error) => {
-    throw new StepFailure(`${where}: cannot connect: ${e.message}`);
+    throw new BinkubeError(`${where}: cannot connect: ${e.message}`);
   });
   try {
     out(`binkube: ${where}: ${step.description}`);
@@ -57,7 +57,7 @@ export async function runStep(configFile: string, stepName: string, hostName: st
     record(cluster.inv.baseDir, `${stepName} ${hostName} ok ${secs}s ${rc.bytesSent()}B`);
     return "ok";
   } catch (e) {
-    throw new StepFailure(`${where} failed: ${(e as Error).message}\nThe step can be re-run safely: files are replaced atomically and only changed ones are sent.`);
+    throw new BinkubeError(`${where} failed: ${(e as Error).message}\nThe step can be re-run safely: files are replaced atomically and only changed ones are sent.`);
   } finally {
     await rc.close();
   }

@@ -1,13 +1,13 @@
 // Inventory host → SSH target for the remote executor.
 import { Host } from "../inventory/types";
 import { SshTarget } from "../remote";
+import { BinkubeError } from "../errors";
 
-export class TargetError extends Error {}
 
 export function sshTarget(host: Host): SshTarget {
   const s = host.ssh;
   if (!s.privateKey) {
-    throw new TargetError(`host ${host.name}: no ssh.privateKey set; binkube needs a key file to connect (set ssh.privateKey in the inventory)`);
+    throw new BinkubeError(`host ${host.name}: no ssh.privateKey set; binkube needs a key file to connect (set ssh.privateKey in the inventory)`);
   }
   return {
     host: host.name,

@@ -1,6 +1,9 @@
 // Polling with a deadline and progress lines, for health gates.
 
-export class GateError extends Error {}
+import { BinkubeError } from "../errors";
+
+/** A health gate said no (timed out, or a verdict such as a failed unit). */
+export class GateError extends BinkubeError {}
 
 /**
  * Calls `probe` until it returns true or the deadline passes. A string return is the current
