@@ -1,6 +1,7 @@
 // `binkube lab up|down|status`: argument parsing and output; the work is in ./lab.
 import { LabPreconditionError, labDown, labStatus, labUp } from "./lab";
 import { preflight } from "./preflight";
+import { formatTable } from "../src/util/table";
 
 const USAGE = `usage: binkube lab <command> [options]
 
@@ -82,13 +83,8 @@ export async function labCommand(argv: string[]): Promise<number> {
           process.stdout.write(`no lab in ${s.dir}\n`);
           return 1;
         }
-        const w = Math.max(4, ...s.hosts.map((h) => h.name.length));
-        process.stdout.write(`${"NAME".padEnd(w)}  ${"ADDRESS".padEnd(15)}  ${"RUNNING".padEnd(7)}  SSH\n`);
-        for (const h of s.hosts) {
-          process.stdout.write(
-            `${h.name.padEnd(w)}  ${h.address.padEnd(15)}  ${(h.running ? "yes" : "no").padEnd(7)}  ${h.sshOk ? "ok" : `no${h.running ? ` (${h.sshError.split("\n")[0]})` : ""}`}\n`,
-          );
-        }
+        const rows = s.hosts.map((h) => [h.name, h.address, h.running ? "yes" : "no", h.sshOk ? "ok" : `no${h.running ? ` (${h.sshError.split("\n")[0]})` : ""}`]);
+        process.stdout.write(`${formatTable(["NAME", "ADDRESS", "RUNNING", "SSH"], rows)}\n`);
         return s.hosts.length > 0 && s.hosts.every((h) => h.running && h.sshOk) ? 0 : 1;
       }
     }

@@ -148,20 +148,20 @@ export function nspawnArgs(h: LabHost): string[] {
 }
 
 /**
- * Starts the host: its own cgroups first, then systemd-nspawn detached (its pid is that of the
- * shell that moved itself into the cgroups and exec'd nspawn). Fills h.pid / h.cgroups.
- */
-/**
  * The kernel deletes a stopped host's veth (vb-MACHINE) asynchronously; a host started again
  * at once under the same name fails with "File exists". Wait briefly, then delete the leftover.
  */
 export async function releaseVeth(h: LabHost): Promise<void> {
   const link = `vb-${h.machine}`.slice(0, 15);
   const present = () => fs.existsSync(path.join("/sys/class/net", link));
-  for (let i = 0; i < 50 && present(); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 50 && present(); i++) await sleep(100);
   if (present()) spawnSync("ip", ["link", "del", link], { stdio: "ignore" });
 }
 
+/**
+ * Starts the host: its own cgroups first, then systemd-nspawn detached (its pid is that of the
+ * shell that moved itself into the cgroups and exec'd nspawn). Fills h.pid / h.cgroups.
+ */
 export function startHost(h: LabHost): void {
   const nspawn = which("systemd-nspawn");
   if (!nspawn) throw new Error("systemd-nspawn not found");

@@ -23,7 +23,7 @@ import { preflight } from "./preflight";
 import { allocateSlot, otherLiveLabs, releaseSlot, slotOf, withLabLock } from "./registry";
 import { ensureBaseRootfs, removeTree } from "./rootfs";
 import { LabHost, LabState, loadState, saveState, statePath } from "./state";
-import { Logger, elapsed, now, processAlive, runOk, stderrLogger } from "./util";
+import { Logger, elapsed, now, processAlive, runOk, sleep, stderrLogger } from "./util";
 
 export type { LabHost, LabState } from "./state";
 
@@ -273,7 +273,7 @@ export async function labDown(opts: LabDirOptions = {}): Promise<LabDownResult> 
       } catch {
         // gone
       }
-      for (let i = 0; i < 100 && processAlive(s.pid); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 100 && processAlive(s.pid); i++) await sleep(100);
       if (processAlive(s.pid)) process.kill(s.pid, "SIGKILL");
     }
     await removeTree(dir, path.join(dir, "hosts"));

@@ -2,6 +2,10 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { readFileOr } from "../src/util/fs";
+
+export { processAlive, procStartTime, readFileOr, writeFileAtomic } from "../src/util/fs";
+export { sleep } from "../src/util/sleep";
 
 export type Logger = (line: string) => void;
 
@@ -104,56 +108,6 @@ export function which(prog: string): string | undefined {
     }
   }
   return undefined;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Writes a file atomically (temp name in the same dir, then rename). */
-export function writeFileAtomic(file: string, content: string | Buffer, mode = 0o644): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, content, { mode });
-  fs.chmodSync(tmp, mode);
-  fs.renameSync(tmp, file);
-}
-
-export function readFileOr(file: string, fallback: string): string {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch {
-    return fallback;
-  }
-}
-
-/** The start time (clock ticks since boot) of a process, from /proc/PID/stat, or undefined if gone. */
-export function procStartTime(pid: number): number | undefined {
-  const stat = readFileOr(`/proc/${pid}/stat`, "");
-  if (!stat) return undefined;
-  // comm may contain spaces/parens: fields start after the last ')'.
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // rest[0] is field 3 (state); starttime is field 22.
-  const v = Number(rest[22 - 3]);
-  return Number.isFinite(v) ? v : undefined;
-}
-
-function procState(pid: number): string | undefined {
-  const stat = readFileOr(`/proc/${pid}/stat`, "");
-  if (!stat) return undefined;
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
-}
-
-/**
- * True when PID is alive, not a zombie, and (when given) has the same start time as recorded,
- * so a recycled PID is never mistaken for ours.
- */
-export function processAlive(pid: number | null | undefined, startTime?: number | null): boolean {
-  if (!pid || pid <= 0) return false;
-  const state = procState(pid);
-  if (state === undefined || state === "Z" || state === "X") return false;
-  if (startTime !== undefined && startTime !== null && procStartTime(pid) !== startTime) return false;
-  return true;
 }
 
 export function procCmdline(pid: number): string[] {

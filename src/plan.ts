@@ -1,7 +1,7 @@
 // The plan: every (step, host) instance in bring-up order with the exact files it ships and a
 // content hash over them. Terraform triggers are these hashes, so a step re-runs when, and only
 // when, something it ships changes.
-import * as crypto from "node:crypto";
+import { sha256 } from "./util/hash";
 import { BinaryIndex } from "./binaries/source";
 import { Host, Inventory } from "./inventory/types";
 import { STEPS } from "./steps";
@@ -38,7 +38,7 @@ export function resourceId(step: StepDef, host: Host): string {
 }
 
 function fileHash(f: PlannedFile, binaries: BinaryIndex): string {
-  const body = f.binary !== undefined ? `binary:${binaries.get(f.binary).hash}` : `sha256:${crypto.createHash("sha256").update(f.content ?? "").digest("hex")}`;
+  const body = f.binary !== undefined ? `binary:${binaries.get(f.binary).hash}` : `sha256:${sha256(f.content ?? "")}`;
   return `${f.mode.toString(8)}:${body}`;
 }
 
@@ -88,7 +88,7 @@ function renderInstance(ctx: StepContext, step: StepDef, host: Host): Pick<StepI
   const triggers: Record<string, string> = { recipe: RECIPE_VERSION };
   for (const f of [...files].sort((a, b) => a.path.localeCompare(b.path))) triggers[f.path] = fileHash(f, ctx.binaries);
   for (const [k, v] of Object.entries(step.triggers?.(ctx, host) ?? {})) triggers[`input:${k}`] = v;
-  const hash = crypto.createHash("sha256").update(JSON.stringify(triggers)).digest("hex");
+  const hash = sha256(JSON.stringify(triggers));
   return { files, triggers, hash };
 }
 

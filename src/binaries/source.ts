@@ -1,11 +1,13 @@
 // Resolves binary names to local files and content hashes. A directory source is hashed once
 // per (path, size, mtime) and cached, so synth stays fast with 100+ MB binaries. A URL source
 // is identified by its published checksum: nothing is downloaded at synth time.
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Inventory } from "../inventory/types";
-import { writeFileAtomic } from "../pki/store";
+import { writeFileAtomic } from "../util/fs";
+import { sha256, sha256File } from "../util/hash";
+
+export { sha256, sha256File };
 
 export interface BinaryInfo {
   name: string;
@@ -28,26 +30,6 @@ interface HashCacheEntry {
   size: number;
   mtimeMs: number;
   sha256: string;
-}
-
-export function sha256File(file: string): string {
-  const h = crypto.createHash("sha256");
-  const fd = fs.openSync(file, "r");
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest("hex");
-}
-
-export function sha256(text: string | Buffer): string {
-  return crypto.createHash("sha256").update(text).digest("hex");
 }
 
 export function openBinaries(inv: Inventory): BinaryIndex {

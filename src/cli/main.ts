@@ -3,7 +3,7 @@
 import * as path from "node:path";
 import { configPathFromEnv, InventoryError } from "../inventory/load";
 import { openCluster } from "../cluster";
-import { checkRows, formatTable } from "../pki/check";
+import { checkRows, formatCertTable } from "../pki/check";
 import { formatServed, remoteRows } from "../pki/remote-check";
 import { writeTree } from "../render/tree";
 import { reportCluster, synthCluster } from "./synth-report";
@@ -55,7 +55,7 @@ async function run(argv: string[]): Promise<number> {
         const cluster = await openCluster(configFrom(args), { create: true });
         reportChanges(cluster.pkiChanges);
         const rows = checkRows(cluster.inv, cluster.pki);
-        process.stdout.write(formatTable(rows) + "\n");
+        process.stdout.write(formatCertTable(rows) + "\n");
         let bad = rows.some((r) => r.status !== "ok");
         if (args.flags.get("remote") === true) {
           const served = await remoteRows(cluster.inv, cluster.pki);

@@ -3,7 +3,7 @@
 // the ledger until `binkube remove` has drained it; that is how removal knows what to undo.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { writeFileAtomic } from "../pki/store";
+import { writeFileAtomic } from "../util/fs";
 import { Host, Inventory } from "./types";
 
 export type Ledger = Record<string, Host>;

@@ -181,7 +181,7 @@ function readSsh(r: Reader, obj: Obj, p: string, baseDir: string, base?: SshSett
   const privateKey = keyText !== undefined ? expandPath(keyText, baseDir) : base?.privateKey;
   const knownHosts = khText !== undefined ? expandPath(khText, baseDir) : base?.knownHosts;
   if (keyText !== undefined) {
-    checkReadableFile(r, join(p, "privateKey"), privateKey!, "private key", "point privateKey at a readable key file (chmod 600), or remove it to use ssh-agent");
+    checkReadableFile(r, join(p, "privateKey"), privateKey!, "private key", "point privateKey at a readable key file (chmod 600); binkube connects with a key file, not ssh-agent");
     try {
       const head = fs.readFileSync(privateKey!, "utf8").slice(0, 80);
       if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(head)) r.error(join(p, "privateKey"), `${privateKey} does not look like a private key`, "use the private half of the key pair (not the .pub file)");

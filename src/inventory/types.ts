@@ -9,7 +9,7 @@ export type Engine = (typeof ENGINES)[number];
 export interface SshSettings {
   user: string;
   port: number;
-  /** Absolute path of the private key; undefined means "use ssh-agent". */
+  /** Absolute path of the private key. Required to deploy: binkube does not use ssh-agent (runner/target.ts refuses without one). */
   privateKey?: string;
   /** Absolute path of an OpenSSH known_hosts file. */
   knownHosts?: string;

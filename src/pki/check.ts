@@ -3,6 +3,7 @@ import { Inventory } from "../inventory/types";
 import { CAS, leafSpecs } from "./catalog";
 import { Pki, leafProblem } from "./store";
 import { certFacts } from "./x509";
+import { formatTable } from "../util/table";
 
 export interface CertRow {
   name: string;
@@ -42,10 +43,7 @@ export function checkRows(inv: Inventory, pki: Pki, now = new Date()): CertRow[]
   return rows;
 }
 
-export function formatTable(rows: CertRow[]): string {
+export function formatCertTable(rows: CertRow[]): string {
   const head = ["CERTIFICATE", "SUBJECT", "SANS", "ISSUER", "EXPIRES", "DAYS LEFT", "STATUS"];
-  const cells = rows.map((r) => [r.name, r.subject, r.sans, r.issuer, r.notAfter, String(r.daysLeft), r.status]);
-  const widths = head.map((h, i) => Math.min(60, Math.max(h.length, ...cells.map((c) => c[i]!.length))));
-  const fmt = (c: string[]) => c.map((v, i) => (v.length > widths[i]! ? v.slice(0, widths[i]! - 1) + "…" : v.padEnd(widths[i]!))).join("  ").trimEnd();
-  return [fmt(head), ...cells.map(fmt)].join("\n");
+  return formatTable(head, rows.map((r) => [r.name, r.subject, r.sans, r.issuer, r.notAfter, String(r.daysLeft), r.status]), 60);
 }

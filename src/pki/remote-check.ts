@@ -4,6 +4,7 @@ import * as tls from "node:tls";
 import { Inventory, hostsWithRole } from "../inventory/types";
 import { etcdPeerCert, etcdServerCert } from "./catalog";
 import { Pki } from "./store";
+import { formatTable } from "../util/table";
 
 export interface ServedRow {
   endpoint: string;
@@ -61,6 +62,5 @@ export async function remoteRows(inv: Inventory, pki: Pki): Promise<ServedRow[]>
 export function formatServed(rows: ServedRow[]): string {
   const head = ["ENDPOINT", "CERTIFICATE", "SERVED SERIAL", "STATUS"];
   const cells = rows.map((r) => [r.endpoint, r.cert, r.servedSerial.slice(0, 16) + (r.servedSerial.length > 16 ? "…" : ""), r.status + (r.detail ? ` (${r.detail})` : "")]);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  return [head, ...cells].map((c) => c.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  return formatTable(head, cells);
 }

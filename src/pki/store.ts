@@ -9,6 +9,7 @@ import { Inventory } from "../inventory/types";
 import { CAS, CaName, LeafSpec, leafSpecs } from "./catalog";
 import { Issued, certFacts, createCA, generateKeyPair, issueLeaf, keyMatchesCert, parseIssued, signedBy } from "./x509";
 import { BinkubeError } from "../errors";
+import { processAlive, writeFileAtomic } from "../util/fs";
 
 export interface Pki {
   dir: string;
@@ -33,14 +34,6 @@ export interface EnsureOptions {
   renewWithinDays?: number;
 }
 
-
-export function writeFileAtomic(file: string, content: string, mode: number): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString("hex")}`;
-  fs.writeFileSync(tmp, content, { mode });
-  fs.chmodSync(tmp, mode); // umask may have narrowed or (for 0644) not matter; make it exact
-  fs.renameSync(tmp, file);
-}
 
 function readIf(file: string): string | undefined {
   try {
@@ -104,15 +97,6 @@ function lock(dir: string): () => void {
       if (Date.now() > deadline) throw new BinkubeError(`${lockDir} is held by process ${holder}: another binkube is writing the PKI; wait for it or remove the directory if that process is gone`);
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -1,6 +1,7 @@
 // Polling with a deadline and progress lines, for health gates.
 
 import { BinkubeError } from "../errors";
+import { sleep } from "./sleep";
 
 /** A health gate said no (timed out, or a verdict such as a failed unit). */
 export class GateError extends BinkubeError {}
@@ -30,6 +31,6 @@ export async function waitFor(what: string, probe: () => Promise<true | string>,
       opts.log(`  … waiting for ${what}: ${state} (${Math.round((now - start) / 1000)} s)`);
       lastShown = now;
     }
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 1000));
+    await sleep(opts.intervalMs ?? 1000);
   }
 }
