@@ -1,5 +1,6 @@
-// Which certificates a cluster needs, derived from the inventory alone. Node hosts get no
-// per-host certificate: their kubelets obtain one through TLS bootstrap.
+// Which certificates a cluster needs, derived from the inventory alone. A node's kubelet client
+// certificate comes from TLS bootstrap; its serving certificate is issued here, so the apiserver
+// can verify the kubelet it talks to.
 import { Host, Inventory, hostsWithRole } from "../inventory/types";
 import { Subject, Usage } from "./x509";
 
@@ -71,6 +72,10 @@ export function etcdPeerCert(host: Host): string {
   return `etcd-peer-${host.name}`;
 }
 
+export function kubeletServerCert(host: Host): string {
+  return `kubelet-server-${host.name}`;
+}
+
 export function leafSpecs(inv: Inventory): LeafSpec[] {
   const specs: LeafSpec[] = [
     leaf("apiserver", "ca", "kube-apiserver", [], ["server"], apiserverSANs(inv), "kube-apiserver serving certificate"),
@@ -86,6 +91,9 @@ export function leafSpecs(inv: Inventory): LeafSpec[] {
   for (const h of hostsWithRole(inv, "etcd")) {
     specs.push(leaf(etcdServerCert(h), "etcd-ca", h.name, [], ["server", "client"], etcdMemberNames(h), `etcd member ${h.name}: client-facing serving certificate`));
     specs.push(leaf(etcdPeerCert(h), "etcd-ca", h.name, [], ["server", "client"], etcdMemberNames(h), `etcd member ${h.name}: peer certificate`));
+  }
+  for (const h of hostsWithRole(inv, "node")) {
+    specs.push(leaf(kubeletServerCert(h), "ca", `system:node:${h.name}`, ["system:nodes"], ["server"], [h.name, h.address], `kubelet on ${h.name}: serving certificate (logs, exec, metrics)`));
   }
   return specs;
 }

@@ -46,6 +46,7 @@ export function certKubeconfig(inv: Inventory, pki: Pki, certName: string, user:
   return kubeconfig(inv.clusterName, server, pki.cas.ca.certPem, user, { certPem: l.certPem, keyPem: l.keyPem });
 }
 
-export function bootstrapKubeconfig(inv: Inventory, pki: Pki): string {
-  return kubeconfig(inv.clusterName, apiserverURL(inv), pki.cas.ca.certPem, "kubelet-bootstrap", { token: pki.bootstrapToken });
+/** The kubelet's bootstrap kubeconfig with a bootstrap token ("<id>.<secret>", made per join). */
+export function bootstrapKubeconfig(inv: Inventory, caPem: string, token: string): string {
+  return kubeconfig(inv.clusterName, apiserverURL(inv), caPem, "kubelet-bootstrap", { token });
 }

@@ -1,7 +1,6 @@
 // The PKI on disk (pki/ beside the inventory): created on first use, then kept. A certificate is
 // reissued only when asked to, or when it is wrong for the current inventory; the reason is
 // always reported. Private keys are written 0600 through a temp file and rename.
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import forge from "node-forge";
@@ -16,8 +15,6 @@ export interface Pki {
   cas: Record<CaName, Issued>;
   leaves: Map<string, Issued>;
   serviceAccount: { privateKeyPem: string; publicKeyPem: string };
-  /** Static bootstrap token for the kubelet TLS bootstrap (token.csv). */
-  bootstrapToken: string;
 }
 
 export interface PkiChange {
@@ -151,9 +148,8 @@ export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promi
     );
 
     const serviceAccount = await ensureServiceAccountKey(dir, changes);
-    const bootstrapToken = ensureToken(dir, changes);
     changes.sort((a, b) => a.name.localeCompare(b.name));
-    return { pki: { dir, cas, leaves, serviceAccount, bootstrapToken }, changes };
+    return { pki: { dir, cas, leaves, serviceAccount }, changes };
   } finally {
     unlock();
   }
@@ -179,16 +175,6 @@ async function ensureServiceAccountKey(dir: string, changes: PkiChange[]): Promi
   return { privateKeyPem, publicKeyPem };
 }
 
-function ensureToken(dir: string, changes: PkiChange[]): string {
-  const file = path.join(dir, "bootstrap-token");
-  const existing = readIf(file)?.trim();
-  if (existing && /^[0-9a-f]{32}$/.test(existing)) return existing;
-  const token = crypto.randomBytes(16).toString("hex");
-  writeFileAtomic(file, `${token}\n`, 0o600);
-  changes.push({ name: "bootstrap-token", action: "created", reason: "kubelet TLS bootstrap token" });
-  return token;
-}
-
 /** Read-only load for the step runner: never creates or reissues anything. */
 export function loadPki(inv: Inventory): Pki {
   const dir = inv.pkiDir;
@@ -207,10 +193,8 @@ export function loadPki(inv: Inventory): Pki {
   }
   const privateKeyPem = readIf(path.join(dir, "sa.key"));
   const publicKeyPem = readIf(path.join(dir, "sa.pub"));
-  const token = readIf(path.join(dir, "bootstrap-token"))?.trim();
   if (!privateKeyPem || !publicKeyPem) throw fail("sa.key/sa.pub");
-  if (!token) throw fail("bootstrap-token");
-  return { dir, cas, leaves, serviceAccount: { privateKeyPem, publicKeyPem }, bootstrapToken: token };
+  return { dir, cas, leaves, serviceAccount: { privateKeyPem, publicKeyPem } };
 }
 
 export function leaf(pki: Pki, name: string): Issued {

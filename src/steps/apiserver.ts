@@ -8,11 +8,14 @@ import { leaf } from "../pki/store";
 import { etcdClientURLs } from "./etcd";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
+import { TLS_CIPHER_SUITES } from "./tls";
 import { waitFor } from "../util/wait";
 import { applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
 
 async function runApiserver(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
+  // The static token file of earlier versions (one shared, never-expiring bootstrap token) must not linger.
+  await rc.sh(`rm -f ${K8S.cfg}/token.csv`);
   const action = await applyUnit(rc, "kube-apiserver", sync.changed.length > 0);
   await waitActive(rc, "kube-apiserver", { timeoutMs: 60_000 });
   await gateWithJournal(rc, "kube-apiserver", () =>
@@ -28,7 +31,7 @@ async function runApiserver(rc: RunContext): Promise<string> {
 export const apiserver: StepDef = {
   name: "apiserver",
   scope: "host",
-  description: "kube-apiserver: binaries, certificates, token file, flags, unit",
+  description: "kube-apiserver: binaries, certificates, flags, unit",
   hosts: (inv) => hostsWithRole(inv, "master"),
   deps: [
     { step: "prepare", on: "same-host" },
@@ -51,7 +54,6 @@ export const apiserver: StepDef = {
       ...pair("apiserver-etcd-client"),
       ...pair("front-proxy-client"),
       cert(`${K8S.ssl}/sa.pub`, pki.serviceAccount.publicKeyPem),
-      templated(`${K8S.cfg}/token.csv`, "kube-apiserver/token.csv", { token: pki.bootstrapToken }, 0o600, true),
       templated(`${K8S.cfg}/audit-policy.yaml`, "kube-apiserver/audit-policy.yaml", {}),
       templated(`${K8S.cfg}/kube-apiserver.conf`, "kube-apiserver/kube-apiserver.conf", {
         etcdServers: etcdClientURLs(inv),
@@ -59,6 +61,7 @@ export const apiserver: StepDef = {
         apiserverPort: inv.network.apiserverPort,
         serviceCIDR: inv.network.serviceCIDR,
         nodePortRange: inv.network.nodePortRange,
+        cipherSuites: TLS_CIPHER_SUITES.join(","),
       }),
       unit("kube-apiserver", "kube-apiserver/kube-apiserver.service"),
       secret(`${K8S.cfg}/admin.kubeconfig`, certKubeconfig(inv, pki, "admin", "admin", `https://${host.address}:${inv.network.apiserverPort}`)),

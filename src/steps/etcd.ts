@@ -11,6 +11,7 @@ import { applyUnit, waitActive } from "./actions";
 import { snapshotMember } from "./etcd-snapshot";
 import { shq } from "../remote/shell";
 import { ETCDCTL, changeMembership, parseEndpointStatus, parseMemberList } from "./etcdctl";
+import { TLS_CIPHER_SUITES } from "./tls";
 
 
 /**
@@ -177,6 +178,7 @@ export const etcd: StepDef = {
         initialCluster: etcdInitialCluster(inv),
         clusterToken: `${inv.clusterName}-etcd`,
         initialClusterState: "new",
+        cipherSuites: TLS_CIPHER_SUITES.join(","),
       }),
       unit("etcd", "etcd/etcd.service"),
     ];

@@ -5,16 +5,39 @@ import { hostsWithRole } from "../inventory/types";
 import { bootstrapKubeconfig } from "../pki/kubeconfig";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { CGROUP_DRIVER } from "./runtime";
-import { StepDef, RunContext } from "./types";
+import { StepDef, RunContext, StepRemote } from "./types";
+import { TLS_CIPHER_SUITES } from "./tls";
+import { kubeletServerCert } from "../pki/catalog";
+import { leaf } from "../pki/store";
 import { waitFor } from "../util/wait";
-import { applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
+import { KUBECTL, applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
+import { bootstrapTokenSecret, newBootstrapToken } from "./bootstrap-token";
 import { shq } from "../remote/shell";
+
+const KUBELET_KUBECONFIG = `${K8S.cfg}/kubelet.kubeconfig`;
+const BOOTSTRAP_KUBECONFIG = `${K8S.cfg}/bootstrap.kubeconfig`;
+
+/**
+ * A node without a client certificate yet gets a bootstrap token of its own: a Secret on the
+ * control plane, and bootstrap.kubeconfig on the node, both over stdin. Returns the token's
+ * Secret name, to delete once the node is Ready; undefined for a node that already joined.
+ */
+async function issueBootstrapToken(rc: RunContext, control: StepRemote): Promise<string | undefined> {
+  const joined = (await rc.sh(`test -s ${KUBELET_KUBECONFIG} && echo joined || true`)).stdout.includes("joined");
+  if (joined) return undefined;
+  const t = newBootstrapToken();
+  await control.exec(`${KUBECTL} apply -f -`, { stdin: bootstrapTokenSecret(t, rc.host.name) });
+  const ca = rc.files.find((f) => f.path === `${K8S.ssl}/ca.pem`)!.content!;
+  await rc.sh(`umask 077 && cat > ${BOOTSTRAP_KUBECONFIG}.tmp && mv -f ${BOOTSTRAP_KUBECONFIG}.tmp ${BOOTSTRAP_KUBECONFIG}`, { stdin: bootstrapKubeconfig(rc.inv, ca, t.token) });
+  return t.secretName;
+}
 
 async function runKubelet(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
-  const action = await applyUnit(rc, "kubelet", sync.changed.length > 0);
-  await waitActive(rc, "kubelet", { timeoutMs: 90_000 });
   const control = await rc.controlPlane();
+  const token = await issueBootstrapToken(rc, control);
+  const action = await applyUnit(rc, "kubelet", sync.changed.length > 0 || token !== undefined);
+  await waitActive(rc, "kubelet", { timeoutMs: 90_000 });
   // TLS bootstrap: token → CSR → approved by the controller-manager → node object → Ready.
   await gateWithJournal(rc, "kubelet", () =>
     waitFor(
@@ -26,7 +49,9 @@ async function runKubelet(rc: RunContext): Promise<string> {
       { timeoutMs: 180_000, intervalMs: 2000, log: rc.log, fix: `check journalctl -u kubelet on ${rc.host.name} and kubectl get csr` },
     ),
   );
-  return `${sync.changed.length} files changed, ${action}, node Ready`;
+  // Used: gone at once (it would expire on its own; the controller-manager's tokencleaner deletes it then).
+  if (token) await control.exec(`${KUBECTL} -n kube-system delete secret ${shq(token)} --ignore-not-found`);
+  return `${sync.changed.length} files changed, ${action}, node Ready${token ? " (joined with a fresh bootstrap token, now deleted)" : ""}`;
 }
 
 export const kubelet: StepDef = {
@@ -42,13 +67,13 @@ export const kubelet: StepDef = {
   run: runKubelet,
   files: ({ inv, pki, binaries }, host) => {
     const cni = [...new Set([...REQUIRED_CNI, ...binaries.group("cni")])].sort();
+    const serving = leaf(pki, kubeletServerCert(host));
     const labels = Object.entries(host.labels).map(([k, v]) => `${k}=${v}`).join(",");
     return [
       ...BINARIES.kubelet.map((b) => binary(K8S.bin, b)),
       ...cni.map((n) => binary("/opt/cni/bin", n)),
       templated("/etc/cni/net.d/10-flannel.conflist", "cni/10-flannel.conflist", {}),
       cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),
-      secret(`${K8S.cfg}/bootstrap.kubeconfig`, bootstrapKubeconfig(inv, pki)),
       templated(`${K8S.cfg}/kubelet.conf`, "kubelet/kubelet.conf", {
         name: host.name,
         address: host.address,
@@ -61,7 +86,10 @@ export const kubelet: StepDef = {
         clusterDNS: inv.network.clusterDNS,
         clusterDomain: inv.network.clusterDomain,
         failSwapOn: inv.kubelet.failSwapOn,
+        cipherSuites: TLS_CIPHER_SUITES,
       }),
+      cert(`${K8S.ssl}/kubelet-server.pem`, serving.certPem),
+      secret(`${K8S.ssl}/kubelet-server-key.pem`, serving.keyPem),
       unit("kubelet", "kubelet/kubelet.service"),
     ];
   },

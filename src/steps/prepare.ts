@@ -43,9 +43,24 @@ async function runPrepare(rc: RunContext): Promise<string> {
     const [fwd, bridge] = r.stdout.trim().split("\n");
     if (fwd !== "1") throw new GateError("net.ipv4.ip_forward is not 1 after applying /etc/sysctl.d/99-kubernetes.conf: pods on different nodes cannot reach each other");
     if (bridge === "missing") rc.log(`  warning: ${rc.host.name}: br_netfilter is not loaded (no /proc/sys/net/bridge); kube-proxy needs it for pod-to-service traffic on the same bridge`);
+    // kubelet's protectKernelDefaults: name a wrong value here rather than as a kubelet crash loop.
+    const keys = Object.keys(KUBELET_KERNEL_DEFAULTS);
+    const got = (await rc.sh(keys.map((k) => `cat /proc/sys/${k.replace(/\./g, "/")} 2>/dev/null || echo missing`).join("; "))).stdout.trim().split("\n");
+    const wrong = keys.flatMap((k, i) => (got[i]?.trim() === KUBELET_KERNEL_DEFAULTS[k] ? [] : [`${k} = ${got[i]?.trim()} (kubelet needs ${KUBELET_KERNEL_DEFAULTS[k]})`]));
+    if (wrong.length > 0) throw new GateError(`kernel settings kubelet's protectKernelDefaults refuses: ${wrong.join(", ")}; /etc/sysctl.d/99-kubernetes.conf sets them, but the kernel did not take them. Fix: sysctl -w them (or find what resets them) and re-run`);
   }
   return `preflight ok, ${sync.changed.length} files changed`;
 }
+
+/** What kubelet v1.17 requires of the kernel (cm/container_manager_linux.go setupKernelTunables). */
+const KUBELET_KERNEL_DEFAULTS: Record<string, string> = {
+  "vm.overcommit_memory": "1",
+  "vm.panic_on_oom": "0",
+  "kernel.panic": "10",
+  "kernel.panic_on_oops": "1",
+  "kernel.keys.root_maxkeys": "1000000",
+  "kernel.keys.root_maxbytes": "25000000",
+};
 
 export const prepare: StepDef = {
   name: "prepare",

@@ -8,6 +8,7 @@ import { parse } from "yaml";
 import { Cluster, openCluster } from "../../src/cluster";
 import { listTemplates, render, usedTemplates } from "../../src/render/engine";
 import { findInstance } from "../../src/plan";
+import { bootstrapKubeconfig } from "../../src/pki/kubeconfig";
 import { needsRestartFor } from "../../src/steps/etcd";
 import { writeTree } from "../../src/render/tree";
 import { tempDir, writeFakeBinaries } from "../helpers/fixtures";
@@ -89,8 +90,11 @@ describe("rendered files", () => {
     assert.equal(cfg.authorization.mode, "Webhook");
     assert.deepEqual(cfg.clusterDNS, ["10.0.0.2"]);
     assert.equal(cfg.failSwapOn, true);
+    assert.equal(cfg.protectKernelDefaults, true);
+    assert.equal(cfg.tlsCertFile, "/opt/kubernetes/ssl/kubelet-server.pem");
+    assert.ok(cfg.tlsCipherSuites.length >= 3 && cfg.tlsCipherSuites.every((c: string) => /^TLS_ECDHE_(RSA|ECDSA)_WITH_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305)$/.test(c)));
     // kubelet v1.17 decodes this file strictly: an unknown field is fatal.
-    const v1beta1 = new Set(["kind", "apiVersion", "address", "port", "readOnlyPort", "healthzBindAddress", "healthzPort", "cgroupDriver", "clusterDNS", "clusterDomain", "failSwapOn", "rotateCertificates", "authentication", "authorization", "evictionHard", "maxOpenFiles", "maxPods"]);
+    const v1beta1 = new Set(["kind", "apiVersion", "address", "port", "readOnlyPort", "healthzBindAddress", "healthzPort", "cgroupDriver", "clusterDNS", "clusterDomain", "failSwapOn", "rotateCertificates", "tlsCertFile", "tlsPrivateKeyFile", "tlsCipherSuites", "protectKernelDefaults", "authentication", "authorization", "evictionHard", "maxOpenFiles", "maxPods"]);
     for (const k of Object.keys(cfg)) assert.ok(v1beta1.has(k), `unexpected kubelet config field ${k}`);
     const f = flags(file(guide, "kubelet", "k8s-node", "/opt/kubernetes/cfg/kubelet.conf"));
     assert.deepEqual(f.get("hostname-override"), ["k8s-node"]);
@@ -101,10 +105,15 @@ describe("rendered files", () => {
   });
 
   test("kubelet and kube-proxy kubeconfigs point at the external endpoint when there is one", () => {
-    const boot = parse(file(ha, "kubelet", "worker1", "/opt/kubernetes/cfg/bootstrap.kubeconfig"));
+    const boot = parse(bootstrapKubeconfig(ha.inv, ha.pki.cas.ca.certPem, "abcdef.0123456789abcdef"));
     assert.equal(boot.clusters[0].cluster.server, "https://10.10.0.100:6443");
     assert.equal(boot.users[0].name, "kubelet-bootstrap");
-    assert.equal(boot.users[0].user.token, ha.pki.bootstrapToken);
+    assert.equal(boot.users[0].user.token, "abcdef.0123456789abcdef");
+    // no static token is shipped: the kubelet step makes one per join, the apiserver reads them from Secrets
+    assert.equal(findInstance(ha.plan, "kubelet", "worker1")!.files.find((f) => f.path.endsWith("bootstrap.kubeconfig")), undefined);
+    const api = flags(file(ha, "apiserver", "cp1", "/opt/kubernetes/cfg/kube-apiserver.conf"));
+    assert.deepEqual(api.get("enable-bootstrap-token-auth"), ["true"]);
+    assert.equal(api.get("token-auth-file"), undefined);
     const proxy = parse(file(guide, "kube-proxy", "k8s-node", "/opt/kubernetes/cfg/kube-proxy.kubeconfig"));
     assert.equal(proxy.clusters[0].cluster.server, "https://192.168.0.4:6443");
   });
@@ -163,7 +172,10 @@ describe("rendered files", () => {
   test("a node-only host receives no CA key, SA key, token file, apiserver key or etcd key", () => {
     for (const host of ["worker1", "worker2", "worker3"]) {
       const paths = ha.plan.instances.filter((i) => i.host.name === host).flatMap((i) => i.files.filter((f) => f.secret).map((f) => f.path));
-      assert.deepEqual(paths.sort(), ["/opt/kubernetes/cfg/bootstrap.kubeconfig", "/opt/kubernetes/cfg/kube-proxy.kubeconfig"], host);
+      assert.deepEqual(paths.sort(), ["/opt/kubernetes/cfg/kube-proxy.kubeconfig", "/opt/kubernetes/ssl/kubelet-server-key.pem"], host);
+      // its own kubelet serving key only
+      const own = ha.plan.instances.find((i) => i.step === "kubelet" && i.host.name === host)!.files.find((f) => f.path.endsWith("kubelet-server-key.pem"))!.content!;
+      for (const other of ["worker1", "worker2", "worker3"].filter((h) => h !== host)) assert.notEqual(own, ha.plan.instances.find((i) => i.step === "kubelet" && i.host.name === other)!.files.find((f) => f.path.endsWith("kubelet-server-key.pem"))!.content);
       const all = ha.plan.instances.filter((i) => i.host.name === host).flatMap((i) => i.files.map((f) => f.content ?? ""));
       for (const ca of Object.values(ha.pki.cas)) assert.ok(!all.some((c) => c.includes(ca.keyPem.split("\n")[1]!)), `${host} has a CA key`);
       assert.ok(!all.some((c) => c.includes(ha.pki.serviceAccount.privateKeyPem.split("\n")[1]!)));
@@ -189,10 +201,10 @@ describe("rendered files", () => {
     assert.deepEqual(s.binariesMissing, []);
     const st = (p: string) => fs.statSync(path.join(out, p)).mode & 0o777;
     assert.equal(st("k8s-master/opt/kubernetes/ssl/ca-key.pem"), 0o600);
-    assert.equal(st("k8s-master/opt/kubernetes/cfg/token.csv"), 0o600);
+    assert.equal(st("k8s-master/opt/kubernetes/ssl/apiserver-key.pem"), 0o600);
     assert.equal(st("k8s-master/opt/kubernetes/ssl/ca.pem"), 0o644);
     assert.ok(fs.lstatSync(path.join(out, "k8s-node/opt/kubernetes/bin/kubelet")).isSymbolicLink());
     assert.ok(!fs.existsSync(path.join(out, "k8s-node/opt/kubernetes/ssl/ca-key.pem")));
-    assert.ok(!fs.existsSync(path.join(out, "k8s-node/opt/kubernetes/cfg/token.csv")));
+    assert.ok(!fs.existsSync(path.join(out, "k8s-node/opt/kubernetes/ssl/apiserver-key.pem")));
   });
 });
