@@ -4,7 +4,9 @@ import { etcdPeerCert, etcdServerCert } from "../pki/catalog";
 import { leaf } from "../pki/store";
 import { Host, Inventory, hostsWithRole } from "../inventory/types";
 import { BINARIES } from "../binaries/catalog";
-import { ETCD, binary, cert, secret, templated, unit } from "./files";
+import { ETCD, ETCD_USER, binary, cert, secret, templated, unit } from "./files";
+
+const ETCD_DATA = "/var/lib/etcd";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
 import { applyUnit, waitActive } from "./actions";
@@ -30,6 +32,9 @@ async function runEtcd(rc: RunContext): Promise<string> {
   const conf = `${ETCD.cfg}/etcd.conf`;
   const oldConf = wasActive ? (await rc.sh(`cat ${conf} 2>/dev/null || true`)).stdout : "";
   const sync = await rc.sync();
+  // The member's own keys and its data belong to the etcd user the unit runs as (a key the sync
+  // just replaced was created by root; a member of an earlier version ran as root).
+  await rc.sh(`chown ${ETCD_USER}:${ETCD_USER} ${ETCD.ssl}/server-key.pem ${ETCD.ssl}/peer-key.pem && chown -R ${ETCD_USER}:${ETCD_USER} ${ETCD_DATA} && chmod 0700 ${ETCD_DATA}`);
   const newConf = rc.files.find((f) => f.path === conf)?.content ?? "";
   const restart = sync.changed.some((p) => p !== conf) || (sync.changed.includes(conf) && needsRestartFor(oldConf, newConf));
   const peersOnly = wasActive && sync.changed.length > 0 && !restart;

@@ -57,6 +57,7 @@ function fakeHost(rules: Rule[], sync: Partial<SyncResult>, files: PlannedFile[]
   return { rc, commands, fetched, index };
 }
 
+const OWNERS: Rule = [/^chown etcd:etcd \/opt\/etcd\/ssl\/server-key\.pem \/opt\/etcd\/ssl\/peer-key\.pem && chown -R etcd:etcd \/var\/lib\/etcd && chmod 0700 \/var\/lib\/etcd$/, {}];
 const ACTIVE_UNIT: Rule = [/^systemctl show -p ActiveState -p NRestarts etcd$/, { stdout: "ActiveState=active\nNRestarts=0\n" }];
 const UNIT_OPS: Rule = [/^systemctl daemon-reload && systemctl enable --quiet etcd && systemctl (re)?start --no-block etcd$/, {}];
 const HEALTHY: Rule = [/--endpoints=https:\/\/127\.0\.0\.1:2379 --command-timeout=5s endpoint health/, { stdout: "https://127.0.0.1:2379 is healthy: successfully committed proposal" }];
@@ -72,7 +73,7 @@ describe("etcd step", () => {
         [/endpoint status$/, { stdout: "https://127.0.0.1:2379, 8e9e05c52164694d, 3.4.23, 25 kB, true, false, 2, 10, 10, \n" }],
         [/member list$/, { stdout: MEMBERS }],
         [/move-leader 91bc3c398fb3c146$/, {}],
-        UNIT_OPS,
+        OWNERS, UNIT_OPS,
         ACTIVE_UNIT,
         HEALTHY,
       ],
@@ -85,6 +86,7 @@ describe("etcd step", () => {
     const restart = h.index(/systemctl restart --no-block etcd/);
     assert.ok(snap >= 0 && move > snap && restart > move, `snapshot, then hand-off, then restart:\n${h.commands.join("\n")}`);
     assert.ok(h.index(/endpoint health/) > restart, "health gate after the restart");
+    assert.ok(h.index(/^chown etcd:etcd/) < restart, "keys and data belong to the etcd user before it (re)starts as that user");
     assert.equal(h.fetched.length, 1, "the snapshot is copied home");
     assert.match(summary, /etcd restarted, leadership handed to k8s-node, member healthy, snapshot \.binkube\/etcd-snapshots\/k8s-master\/snapshot-/);
     assert.equal(h.index(/move-leader fd422379fda50e48/), -1, "never to a learner");
@@ -97,7 +99,7 @@ describe("etcd step", () => {
         [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }],
         [/snapshot save/, {}],
         [/endpoint status$/, { stdout: "https://127.0.0.1:2379, 8e9e05c52164694d, 3.4.23, 25 kB, false, false, 2, 10, 10, \n" }],
-        UNIT_OPS,
+        OWNERS, UNIT_OPS,
         ACTIVE_UNIT,
         HEALTHY,
       ],
@@ -111,7 +113,7 @@ describe("etcd step", () => {
 
   test("a running member whose config changed only in ETCD_INITIAL_CLUSTER is not restarted (no snapshot either)", async () => {
     const h = fakeHost(
-      [[/^systemctl is-active etcd/, { stdout: "active\n" }], [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }], UNIT_OPS, ACTIVE_UNIT],
+      [[/^systemctl is-active etcd/, { stdout: "active\n" }], [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }], OWNERS, UNIT_OPS, ACTIVE_UNIT],
       { changed: [CONF] },
       [{ path: CONF, mode: 0o644, content: conf("a,b") }],
     );
@@ -124,7 +126,7 @@ describe("etcd step", () => {
 
   test("the same member with another setting changed is restarted", async () => {
     const h = fakeHost(
-      [[/^systemctl is-active etcd/, { stdout: "active\n" }], [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }], [/snapshot save/, {}], [/endpoint status$/, { stdout: "x, 1, 3.4, 1, false, false\n" }], UNIT_OPS, ACTIVE_UNIT, HEALTHY],
+      [[/^systemctl is-active etcd/, { stdout: "active\n" }], [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }], [/snapshot save/, {}], [/endpoint status$/, { stdout: "x, 1, 3.4, 1, false, false\n" }], OWNERS, UNIT_OPS, ACTIVE_UNIT, HEALTHY],
       { changed: [CONF] },
       [{ path: CONF, mode: 0o644, content: conf("a", 'ETCD_LOGGER="zap"\n') }],
     );
@@ -141,7 +143,7 @@ describe("etcd step", () => {
         [/--endpoints=https:\/\/192\.168\.0\.5:2379,https:\/\/192\.168\.0\.6:2379 --command-timeout=5s member list$/, { stdout: MEMBERS.split("\n").slice(1).join("\n") }],
         [/^mkdir -p \/etc\/systemd\/system\/etcd\.service\.d && .*ETCD_INITIAL_CLUSTER_STATE="existing"/, {}],
         [/member add k8s-master --peer-urls=https:\/\/192\.168\.0\.4:2380/, (_c, n) => (n === 1 ? { code: 1, stdout: "Error: etcdserver: unhealthy cluster" } : { stdout: "Member added" })],
-        UNIT_OPS,
+        OWNERS, UNIT_OPS,
         ACTIVE_UNIT,
       ],
       { changed: [CONF, "/opt/etcd/bin/etcd"] },
@@ -161,6 +163,7 @@ describe("etcd step", () => {
     const h = fakeHost(
       [
         [/^systemctl is-active etcd/, { stdout: "inactive\n" }],
+        OWNERS,
         [/^test -d /, { stdout: "" }],
         [/endpoint health/, { stdout: "https://192.168.0.5:2379 is healthy\n" }],
         [/member list$/, { stdout: "" }],
@@ -176,7 +179,7 @@ describe("etcd step", () => {
 
   test("a first bring-up (no cluster answers yet) starts without member add or snapshot", async () => {
     const h = fakeHost(
-      [[/^systemctl is-active etcd/, { stdout: "inactive\n" }], [/^test -d /, { stdout: "" }], [/endpoint health/, { code: 1, stdout: "context deadline exceeded" }], UNIT_OPS, ACTIVE_UNIT],
+      [[/^systemctl is-active etcd/, { stdout: "inactive\n" }], [/^test -d /, { stdout: "" }], [/endpoint health/, { code: 1, stdout: "context deadline exceeded" }], OWNERS, UNIT_OPS, ACTIVE_UNIT],
       { changed: [CONF, "/opt/etcd/bin/etcd"] },
       [{ path: CONF, mode: 0o644, content: conf("a") }],
     );
