@@ -1,7 +1,8 @@
 // binkube command line: render, certs, step, lab. Every failure prints what failed and the fix,
 // and exits non-zero.
 import * as path from "node:path";
-import { configPathFromEnv, InventoryError } from "../inventory/load";
+import { configPathFromEnv, InventoryError, loadInventory } from "../inventory/load";
+import { rotateEncryptionKey } from "../pki/encryption";
 import { openCluster } from "../cluster";
 import { checkRows, formatCertTable } from "../pki/check";
 import { formatServed, remoteRows } from "../pki/remote-check";
@@ -21,6 +22,8 @@ const USAGE = `usage: binkube <command> [options]
                                        --remote: compare what each endpoint serves with pki/
   certs renew NAME… | --all [--config FILE]
                                        reissue leaf certificates (then: npx cdktf deploy)
+  encryption rotate [--config FILE]    one phase of an encryption-at-rest key rotation (3 phases,
+                                       each followed by npx cdktf deploy; Secrets stay readable)
   step STEP --host NAME [--config FILE] [--verbose]
                                        run one bring-up step on one host (called by cdktf deploy)
   remove --host NAME [--config FILE]   drain / remove from etcd a host that left the inventory
@@ -48,6 +51,12 @@ async function run(argv: string[]): Promise<number> {
       const cluster = await synthCluster(configFrom(args), say);
       const s = writeTree(cluster.plan, cluster.binaries, path.resolve(out));
       say(`render: wrote ${s.files} files for ${s.hosts} hosts to ${path.resolve(out)} (${s.binariesLinked} binaries linked${s.binariesMissing.length ? `, ${s.binariesMissing.length} not available locally` : ""})`);
+      return 0;
+    }
+    case "encryption": {
+      if (sub !== "rotate") throw new UsageError(`encryption: unknown subcommand "${sub ?? ""}" (encryption rotate)`);
+      const { inventory } = loadInventory(configFrom(args));
+      say(`encryption: ${rotateEncryptionKey(inventory.pkiDir)}`);
       return 0;
     }
     case "certs": {

@@ -9,12 +9,15 @@ import { CAS, CaName, LeafSpec, leafSpecs } from "./catalog";
 import { Issued, certFacts, createCA, generateKeyPair, issueLeaf, keyMatchesCert, parseIssued, signedBy } from "./x509";
 import { BinkubeError } from "../errors";
 import { processAlive, writeFileAtomic } from "../util/fs";
+import { EncryptionKeys, ensureEncryptionKeys, readEncryptionKeys } from "./encryption";
 
 export interface Pki {
   dir: string;
   cas: Record<CaName, Issued>;
   leaves: Map<string, Issued>;
   serviceAccount: { privateKeyPem: string; publicKeyPem: string };
+  /** aescbc keys for Secrets at rest (pki/encryption.ts). */
+  encryption: EncryptionKeys;
 }
 
 export interface PkiChange {
@@ -148,8 +151,10 @@ export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promi
     );
 
     const serviceAccount = await ensureServiceAccountKey(dir, changes);
+    const encryption = ensureEncryptionKeys(dir, now);
+    if (encryption.created) changes.push({ name: "encryption-key", action: "created", reason: "Secrets encrypted at rest (aescbc)" });
     changes.sort((a, b) => a.name.localeCompare(b.name));
-    return { pki: { dir, cas, leaves, serviceAccount }, changes };
+    return { pki: { dir, cas, leaves, serviceAccount, encryption: encryption.keys }, changes };
   } finally {
     unlock();
   }
@@ -194,7 +199,9 @@ export function loadPki(inv: Inventory): Pki {
   const privateKeyPem = readIf(path.join(dir, "sa.key"));
   const publicKeyPem = readIf(path.join(dir, "sa.pub"));
   if (!privateKeyPem || !publicKeyPem) throw fail("sa.key/sa.pub");
-  return { dir, cas, leaves, serviceAccount: { privateKeyPem, publicKeyPem } };
+  const encryption = readEncryptionKeys(dir);
+  if (!encryption) throw fail("encryption-keys.json");
+  return { dir, cas, leaves, serviceAccount: { privateKeyPem, publicKeyPem }, encryption };
 }
 
 export function leaf(pki: Pki, name: string): Issued {

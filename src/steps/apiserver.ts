@@ -9,6 +9,7 @@ import { etcdClientURLs } from "./etcd";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
 import { TLS_CIPHER_SUITES } from "./tls";
+import { encryptionConfig } from "../pki/encryption";
 import { waitFor } from "../util/wait";
 import { applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
 
@@ -55,6 +56,7 @@ export const apiserver: StepDef = {
       ...pair("front-proxy-client"),
       cert(`${K8S.ssl}/sa.pub`, pki.serviceAccount.publicKeyPem),
       templated(`${K8S.cfg}/audit-policy.yaml`, "kube-apiserver/audit-policy.yaml", {}),
+      secret(`${K8S.cfg}/encryption-config.yaml`, encryptionConfig(pki.encryption)),
       templated(`${K8S.cfg}/kube-apiserver.conf`, "kube-apiserver/kube-apiserver.conf", {
         etcdServers: etcdClientURLs(inv),
         address: host.address,

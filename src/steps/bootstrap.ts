@@ -5,6 +5,7 @@ import { K8S, templated } from "./files";
 import { StepDef, RunContext } from "./types";
 import { KUBECTL, kubectl } from "./actions";
 import { GateError } from "../util/wait";
+import { keyNames, readApplied, readEncryptionKeys, recordApplied } from "../pki/encryption";
 
 async function runBootstrap(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
@@ -14,7 +15,32 @@ async function runBootstrap(rc: RunContext): Promise<string> {
   if (count !== 5) throw new GateError(`expected 5 RBAC bindings after apply, found ${count}`);
   const psps = (await kubectl(rc.remote, "get psp binkube-privileged binkube-restricted -o name")).trim().split("\n").filter(Boolean).length;
   if (psps !== 2) throw new GateError(`expected the 2 pod security policies after apply, found ${psps}: with PodSecurityPolicy admission on, no pod could start`);
-  return `${sync.changed.length} files changed, RBAC and pod security policies applied`;
+  const rewritten = await rewriteSecrets(rc);
+  return `${sync.changed.length} files changed, RBAC and pod security policies applied${rewritten}`;
+}
+
+/**
+ * After every apiserver runs with the current encryption keys (this step depends on all of them):
+ * when the writing key changed since the last run (or encryption was just turned on), rewrite
+ * every Secret so it is stored with that key, then record the key names as applied.
+ */
+async function rewriteSecrets(rc: RunContext): Promise<string> {
+  const keys = readEncryptionKeys(rc.inv.pkiDir);
+  if (!keys) throw new GateError(`${rc.inv.pkiDir}: no encryption keys: re-run \`npx cdktf deploy\` (synthesis creates them)`);
+  const names = keyNames(keys);
+  const applied = readApplied(rc.inv.pkiDir);
+  let note = "";
+  if (applied?.split(",")[0] !== keys.keys[0]!.name) {
+    // replace keeps each Secret's resourceVersion: one written meanwhile conflicts; a second pass takes it.
+    const rewrite = () => rc.sh(`${KUBECTL} get secrets --all-namespaces -o json | ${KUBECTL} replace -f - >/dev/null`, { allowFail: true, timeoutMs: 600_000 });
+    let r = await rewrite();
+    if (r.code !== 0) r = await rewrite();
+    if (r.code !== 0) throw new GateError(`rewriting Secrets with encryption key ${keys.keys[0]!.name} failed: ${r.stderr.trim().split("\n").pop()}`);
+    const count = (await kubectl(rc.remote, "get secrets --all-namespaces --no-headers")).trim().split("\n").filter(Boolean).length;
+    note = `, ${count} Secrets rewritten with ${keys.keys[0]!.name}`;
+  }
+  recordApplied(rc.inv.pkiDir, names);
+  return note;
 }
 
 export const APISERVER_KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client";
@@ -27,6 +53,8 @@ export const bootstrap: StepDef = {
   deps: [{ step: "apiserver", on: "all" }],
   run: runBootstrap,
   usesBinaries: ["kubectl", "kube-apiserver"],
+  // key names only: a new writing key re-runs this step, which rewrites every Secret with it
+  triggers: ({ pki }) => ({ "encryption-keys": keyNames(pki.encryption) }),
   files: () => [
     templated(`${K8S.manifests}/bootstrap-rbac.yaml`, "rbac/bootstrap-rbac.yaml", { apiserverKubeletClientUser: APISERVER_KUBELET_CLIENT_USER }),
     // Before any pod: PodSecurityPolicy admission (apiserver) refuses pods no policy allows.

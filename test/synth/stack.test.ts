@@ -168,6 +168,10 @@ describe("cluster stack", () => {
       assert.ok(!s.json.includes(body.slice(0, 40)) && !s.json.includes(b64.slice(20, 80)), "key material leaked into synth output");
     }
     assert.doesNotMatch(s.json, /"token"|bootstrap\.kubeconfig/, "no bootstrap token or its kubeconfig in synth output");
+    for (const k of cluster.pki.encryption.keys) {
+      assert.ok(!s.json.includes(k.secret) && !s.json.includes(Buffer.from(k.secret, "base64").toString("hex")), "encryption key leaked into synth output");
+      assert.ok(s.json.includes(k.name), "the key's name (not its secret) is a trigger");
+    }
   });
 
   test("engine null_resource: null provider and triggers", async () => {
