@@ -404,7 +404,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   if (caValidityDays < kubeletValidityDays) r.error("certificates.kubeletValidityDays", `kubelet certificates (${kubeletValidityDays} d) would outlive the CA that signs them (${caValidityDays} d)`, "make kubeletValidityDays at most caValidityDays");
 
   const api = r.section(raw, "apiserver", "");
-  r.known(api, ["extraSANs", "endpoint"], "apiserver");
+  r.known(api, ["extraSANs", "endpoint", "anonymousAuth"], "apiserver");
   const extraSANs = r.strList(api, "extraSANs", "apiserver");
   extraSANs.forEach((san, i) => {
     const bad = sanName(san);
@@ -476,7 +476,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     runtime,
     cni,
     certificates: { validityDays, caValidityDays, kubeletValidityDays },
-    apiserver: { extraSANs, endpoint },
+    apiserver: { extraSANs, endpoint, anonymousAuth: r.bool(api, "anonymousAuth", "apiserver", true) },
     engine,
     images: { ...images, preload },
     kubeProxy: { conntrackMaxPerCore },

@@ -83,6 +83,11 @@ export interface Inventory {
     extraSANs: string[];
     /** Optional load balancer / VIP in front of the masters, e.g. https://10.0.0.100:6443. */
     endpoint?: string;
+    /**
+     * Unauthenticated requests allowed (as system:anonymous, which RBAC lets read only /healthz,
+     * /version and the like): a load balancer's health check needs it in v1.17. docs/cis.md 1.2.1.
+     */
+    anonymousAuth: boolean;
   };
   engine: Engine;
   images: Images;

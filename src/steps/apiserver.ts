@@ -64,6 +64,7 @@ export const apiserver: StepDef = {
         serviceCIDR: inv.network.serviceCIDR,
         nodePortRange: inv.network.nodePortRange,
         cipherSuites: TLS_CIPHER_SUITES.join(","),
+        anonymousAuth: inv.apiserver.anonymousAuth,
       }),
       unit("kube-apiserver", "kube-apiserver/kube-apiserver.service"),
       secret(`${K8S.cfg}/admin.kubeconfig`, certKubeconfig(inv, pki, "admin", "admin", `https://${host.address}:${inv.network.apiserverPort}`)),

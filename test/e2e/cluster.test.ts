@@ -11,16 +11,14 @@ import type { LabState } from "../../lab/lab";
 import { plain, run } from "../helpers/proc";
 import { tempDir } from "../helpers/fixtures";
 import { labSkipReason } from "../helpers/e2e";
+import { CACHE, FIXTURES, ROOT, appendClusterSettings, clusterClients, clusterFixtures, waitUntil } from "../helpers/cluster";
 
-const ROOT = path.join(__dirname, "..", "..");
 
 interface KubeBenchReport {
   Controls: { node_type: string; total_pass: number; total_fail: number; total_warn: number; tests: { results: { test_number: string; test_desc: string; status: string; scored: boolean; audit: string }[] }[] }[];
 }
 /** cis-1.6 checks whose audits read kubeadm's paths (test/fixtures/kube-bench/README.md); the test runs them on binkube's files. */
 const KUBEADM_PATH_CHECKS = new Set(["1.1.11", "1.1.12", "1.1.13", "1.1.14", "1.1.19", "1.1.20", "1.1.21"]);
-const FIXTURES = path.join(ROOT, "test", "fixtures");
-const CACHE = process.env.BINKUBE_FIXTURE_CACHE ?? "/var/cache/binkube/fixtures";
 
 function why(): string | undefined {
   const lab = labSkipReason();
@@ -38,6 +36,8 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
   let env: NodeJS.ProcessEnv;
   let lab: LabState;
   const deploy = () => run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 1_500_000 });
+  const { kubectl, kubectlOk, etcdctl, pollApi } = clusterClients(dir, bin);
+  const waitFor = waitUntil;
   /** systemd InvocationID of every binkube-managed unit on a host: changes on any restart. */
   const invocations = async (host: string) => {
     const units = ["etcd", "docker", "kubelet", "kube-proxy", "kube-apiserver", "kube-controller-manager", "kube-scheduler"];
@@ -45,92 +45,17 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim();
   };
-  /** The test's own etcdctl with the healthcheck client certificate from pki/. */
-  const etcdctl = (args: string[], timeoutMs = 60_000) => {
-    const pki = path.join(dir, "pki");
-    return run(path.join(bin, "etcdctl"), [`--cacert=${pki}/etcd-ca.crt`, `--cert=${pki}/etcd-healthcheck-client.crt`, `--key=${pki}/etcd-healthcheck-client.key`, ...args], { env: { ...process.env, ETCDCTL_API: "3" }, timeoutMs });
-  };
   const etcdIds = async () => Promise.all(["lab1", "lab2"].map(async (h) => unitIds(await invocations(h)).etcd));
   const unitIds = (text: string): Record<string, string> => Object.fromEntries(text.split("\n").map((l) => l.split("=") as [string, string]));
-  /** GET /healthz of one apiserver with the admin client certificate: true when it answers "ok". */
-  const healthz = (ip: string): Promise<boolean> =>
-    new Promise((resolve) => {
-      const pki = path.join(dir, "pki");
-      const req = https.get(
-        { host: ip, port: 6443, path: "/healthz", ca: fs.readFileSync(path.join(pki, "ca.crt")), cert: fs.readFileSync(path.join(pki, "admin.crt")), key: fs.readFileSync(path.join(pki, "admin.key")), timeout: 2000 },
-        (res) => {
-          let body = "";
-          res.on("data", (c: Buffer) => (body += c.toString()));
-          res.on("end", () => resolve(res.statusCode === 200 && body === "ok"));
-          res.on("error", () => resolve(false));
-        },
-      );
-      req.on("timeout", () => req.destroy());
-      req.on("error", () => resolve(false));
-    });
-  /** Polls /healthz of every master until stopped; an outage is a poll at which none answers. */
-  const pollApi = (masters: string[]) => {
-    let polling = true;
-    const stats = { polls: 0, outages: 0, down: Object.fromEntries(masters.map((m) => [m, 0])) as Record<string, number> };
-    const loop = (async () => {
-      while (polling) {
-        const ok = await Promise.all(masters.map(healthz));
-        ok.forEach((up, i) => up || stats.down[masters[i]!]!++);
-        if (!ok.some(Boolean)) stats.outages++;
-        stats.polls++;
-        await new Promise((res) => setTimeout(res, 200));
-      }
-    })();
-    const describe = () => `${stats.outages} of ${stats.polls} polls had no master answering /healthz (down per master: ${Object.entries(stats.down).map(([m, n]) => `${m}=${n}`).join(" ")})`;
-    return { stop: async () => ((polling = false), await loop, { ...stats, describe: describe() }) };
-  };
-  const kubectl = async (...args: string[]) => {
-    const r = await run(path.join(bin, "kubectl"), ["--kubeconfig", path.join(dir, "admin.kubeconfig"), ...args], { timeoutMs: 120_000 });
-    return r;
-  };
-  const kubectlOk = async (...args: string[]) => {
-    const r = await kubectl(...args);
-    assert.equal(r.code, 0, `kubectl ${args.join(" ")}: ${r.stderr}`);
-    return r.stdout.trim();
-  };
-  const waitFor = async (what: string, probe: () => Promise<boolean>, timeoutMs = 180_000) => {
-    const end = Date.now() + timeoutMs;
-    while (!(await probe())) {
-      if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 2000));
-    }
-  };
 
   before(async () => {
-    for (const [script, out] of [
-      ["debian-binaries.sh", bin],
-      ["k8s-binaries.sh", bin],
-      ["flannel-cni.sh", bin],
-      ["images.sh", path.join(dir, "images")],
-    ] as const) {
-      const r = await run("bash", [path.join(FIXTURES, script), out], { timeoutMs: 1_200_000 });
-      assert.equal(r.code, 0, `${script}: ${r.stderr.slice(-2000)}`);
-    }
+    await clusterFixtures(bin, path.join(dir, "images"));
     lab = await labUp({ dir, hosts: 3, log: () => undefined });
     assert.equal(lab.hosts.length, 3);
-    appendSettings();
+    appendClusterSettings(dir);
     env = { ...process.env, BINKUBE_CONFIG: path.join(dir, "cluster.yaml"), CHECKPOINT_DISABLE: "1" };
   });
 
-  /** What this cluster needs beyond the lab's defaults (`lab up` keeps it when it adds hosts). */
-  function appendSettings(): void {
-    const images = fs.readdirSync(path.join(dir, "images")).filter((f) => f.endsWith(".tar")).map((f) => `images/${f}`);
-    fs.appendFileSync(
-      path.join(dir, "cluster.yaml"),
-      [
-        "images:",
-        `  preload: [${images.join(", ")}]`,
-        "kubeProxy:",
-        "  conntrackMaxPerCore: 0   # nf_conntrack_max is read-only inside lab containers",
-        "",
-      ].join("\n"),
-    );
-  }
 
   after(async () => {
     await labDown({ dir, log: () => undefined });
@@ -230,23 +155,45 @@ spec:
     assert.ok(stored.stdout.startsWith("k8s:enc:aescbc:v1:"), `${sa} stored unencrypted`);
   });
 
-  test("PodSecurityPolicy: a privileged pod outside kube-system is refused", async () => {
-    const pod = `apiVersion: v1
-kind: Pod
+  test("anonymous requests (apiserver.anonymousAuth default): /healthz and /version answer, everything else is 403", async () => {
+    const get = (p: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = https.get({ host: "10.250.213.11", port: 6443, path: p, ca: fs.readFileSync(path.join(dir, "pki", "ca.crt")), timeout: 5000 }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on("error", reject);
+      });
+    assert.equal(await get("/healthz"), 200, "a load balancer's health check");
+    assert.equal(await get("/version"), 200);
+    for (const p of ["/api/v1/namespaces/default/secrets", "/api/v1/nodes", "/apis/policy/v1beta1/podsecuritypolicies"]) assert.equal(await get(p), 403, p);
+  });
+
+  test("PodSecurityPolicy: a privileged pod outside kube-system is refused (made by a controller, as workloads are)", async () => {
+    // Not created by the admin: cluster-admin may use every policy. A Deployment's pods are created
+    // by the ReplicaSet controller and checked against what the pod's service account may use.
+    const deployment = `apiVersion: apps/v1
+kind: Deployment
 metadata: { name: e2e-privileged }
 spec:
-  hostNetwork: true
-  containers:
-  - name: c
-    image: busybox:1.31
-    imagePullPolicy: Never
-    command: ["sleep", "3600"]
-    securityContext: { privileged: true }
+  replicas: 1
+  selector: { matchLabels: { app: e2e-privileged } }
+  template:
+    metadata: { labels: { app: e2e-privileged } }
+    spec:
+      hostNetwork: true
+      containers:
+      - name: c
+        image: busybox:1.31
+        imagePullPolicy: Never
+        command: ["sleep", "3600"]
+        securityContext: { privileged: true }
 `;
-    fs.writeFileSync(path.join(dir, "privileged.yaml"), pod);
-    const r = await kubectl("apply", "-f", path.join(dir, "privileged.yaml"));
-    assert.notEqual(r.code, 0, "a privileged host-network pod was admitted in the default namespace");
-    assert.match(r.stderr, /unable to validate against any pod security policy|PodSecurityPolicy/);
+    fs.writeFileSync(path.join(dir, "privileged.yaml"), deployment);
+    await kubectlOk("apply", "-f", path.join(dir, "privileged.yaml"));
+    await waitFor("the ReplicaSet's FailedCreate event", async () => /unable to validate against any pod security policy/.test((await kubectl("get", "events", "--field-selector", "reason=FailedCreate", "-o", "jsonpath={.items[*].message}")).stdout), 60_000);
+    assert.equal(await kubectlOk("get", "pods", "-l", "app=e2e-privileged", "-o", "name"), "", "a privileged pod was admitted in the default namespace");
+    await kubectlOk("delete", "deployment", "e2e-privileged");
   });
 
   test("CIS Kubernetes Benchmark (kube-bench v0.6.2, cis-1.6): no automated FAIL on master, control plane, etcd and node targets", async () => {

@@ -184,6 +184,13 @@ describe("rendered files", () => {
     assert.equal(findInstance(ha.plan, "kubelet", "cp1"), undefined);
   });
 
+  test("apiserver.anonymousAuth: false adds --anonymous-auth=false; the default leaves anonymous requests to RBAC", () => {
+    const data = { etcdServers: "https://1.2.3.4:2379", address: "1.2.3.4", apiserverPort: 6443, serviceCIDR: "10.0.0.0/24", nodePortRange: "30000-32767", cipherSuites: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" };
+    assert.deepEqual(flags(render("kube-apiserver/kube-apiserver.conf", { ...data, anonymousAuth: false })).get("anonymous-auth"), ["false"]);
+    assert.equal(flags(render("kube-apiserver/kube-apiserver.conf", { ...data, anonymousAuth: true })).get("anonymous-auth"), undefined);
+    assert.equal(flags(file(guide, "apiserver", "k8s-master", "/opt/kubernetes/cfg/kube-apiserver.conf")).get("anonymous-auth"), undefined);
+  });
+
   test("handlebars: strict and validated — a missing value is an error, never an empty string", () => {
     assert.throws(() => render("etcd/etcd.conf", { name: "x" }), /"etcdVersion" not defined|missing/);
     assert.throws(() => render("kubelet/kubelet.conf", { name: "a", address: "1.2.3.4", pauseImage: "p", nodeLabels: undefined, extraArgs: {} }), /value "nodeLabels" is missing/);

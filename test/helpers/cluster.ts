@@ -1,0 +1,86 @@
+// What the full-cluster e2e suites share: the fixtures a cluster needs, kubectl/etcdctl with the
+// cluster's own credentials, and an API poller that counts moments without a serving apiserver.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as https from "node:https";
+import * as path from "node:path";
+import { run } from "./proc";
+
+export const ROOT = path.join(__dirname, "..", "..");
+export const FIXTURES = path.join(ROOT, "test", "fixtures");
+export const CACHE = process.env.BINKUBE_FIXTURE_CACHE ?? "/var/cache/binkube/fixtures";
+
+/** Builds (or copies from the cache) the binaries and image archives a cluster needs. */
+export async function clusterFixtures(bin: string, images: string): Promise<void> {
+  for (const [script, out] of [
+    ["debian-binaries.sh", bin],
+    ["k8s-binaries.sh", bin],
+    ["flannel-cni.sh", bin],
+    ["images.sh", images],
+  ] as const) {
+    const r = await run("bash", [path.join(FIXTURES, script), out], { timeoutMs: 1_200_000 });
+    assert.equal(r.code, 0, `${script}: ${r.stderr.slice(-2000)}`);
+  }
+}
+
+/** kubectl, etcdctl and /healthz with the credentials in DIR/pki and DIR/admin.kubeconfig. */
+export function clusterClients(dir: string, bin: string) {
+  const pki = path.join(dir, "pki");
+  const kubectl = (...args: string[]) => run(path.join(bin, "kubectl"), ["--kubeconfig", path.join(dir, "admin.kubeconfig"), ...args], { timeoutMs: 120_000 });
+  const kubectlOk = async (...args: string[]) => {
+    const r = await kubectl(...args);
+    assert.equal(r.code, 0, `kubectl ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const etcdctl = (args: string[], timeoutMs = 60_000) =>
+    run(path.join(bin, "etcdctl"), [`--cacert=${pki}/etcd-ca.crt`, `--cert=${pki}/etcd-healthcheck-client.crt`, `--key=${pki}/etcd-healthcheck-client.key`, ...args], { env: { ...process.env, ETCDCTL_API: "3" }, timeoutMs });
+  /** GET /healthz of one apiserver with the admin client certificate: true when it answers "ok". */
+  const healthz = (ip: string): Promise<boolean> =>
+    new Promise((resolve) => {
+      const req = https.get(
+        { host: ip, port: 6443, path: "/healthz", ca: fs.readFileSync(path.join(pki, "ca.crt")), cert: fs.readFileSync(path.join(pki, "admin.crt")), key: fs.readFileSync(path.join(pki, "admin.key")), timeout: 2000 },
+        (res) => {
+          let body = "";
+          res.on("data", (c: Buffer) => (body += c.toString()));
+          res.on("end", () => resolve(res.statusCode === 200 && body === "ok"));
+          res.on("error", () => resolve(false));
+        },
+      );
+      req.on("timeout", () => req.destroy());
+      req.on("error", () => resolve(false));
+    });
+  /** Polls /healthz of every master until stopped; an outage is a poll at which none answers. */
+  const pollApi = (masters: string[]) => {
+    let polling = true;
+    const stats = { polls: 0, outages: 0, down: Object.fromEntries(masters.map((m) => [m, 0])) as Record<string, number> };
+    const loop = (async () => {
+      while (polling) {
+        const ok = await Promise.all(masters.map(healthz));
+        ok.forEach((up, i) => up || stats.down[masters[i]!]!++);
+        if (!ok.some(Boolean)) stats.outages++;
+        stats.polls++;
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    })();
+    const describe = () => `${stats.outages} of ${stats.polls} polls had no master answering /healthz (down per master: ${Object.entries(stats.down).map(([m, n]) => `${m}=${n}`).join(" ")})`;
+    return { stop: async () => ((polling = false), await loop, { ...stats, describe: describe() }) };
+  };
+  return { kubectl, kubectlOk, etcdctl, healthz, pollApi };
+}
+
+export async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs = 180_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+/** What a lab cluster needs beyond the lab's defaults (`lab up` keeps it when it adds hosts). */
+export function appendClusterSettings(dir: string): void {
+  const images = fs.readdirSync(path.join(dir, "images")).filter((f) => f.endsWith(".tar")).map((f) => `images/${f}`);
+  fs.appendFileSync(
+    path.join(dir, "cluster.yaml"),
+    ["images:", `  preload: [${images.join(", ")}]`, "kubeProxy:", "  conntrackMaxPerCore: 0   # nf_conntrack_max is read-only inside lab containers", ""].join("\n"),
+  );
+}
