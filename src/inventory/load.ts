@@ -77,7 +77,7 @@ export function loadInventory(file: string): LoadResult {
 function decodeUtf8(bytes: Buffer, file: string): string {
   const fail = (message: string, fix: string) => new InventoryError(file, [{ field: "(file)", message, fix }]);
   const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || (bytes.length > 1 && (bytes[0] === 0 || bytes[1] === 0));
-  if (utf16) return failWith(fail("is UTF-16 (or UTF-32) encoded; binkube reads UTF-8 only", `convert it: iconv -f UTF-16 -t UTF-8 ${path.basename(file)} > cluster.utf8.yaml`));
+  if (utf16) throw fail("is UTF-16 (or UTF-32) encoded; binkube reads UTF-8 only", `convert it: iconv -f UTF-16 -t UTF-8 ${path.basename(file)} > cluster.utf8.yaml`);
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
@@ -87,25 +87,16 @@ function decodeUtf8(bytes: Buffer, file: string): string {
   }
 }
 
-function failWith(e: InventoryError): never {
-  throw e;
-}
-
+/** Offset of the first byte that does not start or continue a well-formed UTF-8 sequence. */
 function firstInvalidUtf8(bytes: Buffer): number {
-  const dec = new TextDecoder("utf-8", { fatal: true });
-  let lo = 0;
-  let hi = bytes.length;
-  // The longest valid prefix, found by bisection (decoding a prefix may also cut a good sequence, so step back 3).
-  while (lo < hi) {
-    const mid = Math.ceil((lo + hi) / 2);
-    try {
-      dec.decode(bytes.subarray(0, mid));
-      lo = mid;
-    } catch {
-      hi = mid - 1;
-    }
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i]!;
+    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (len === 0) return i;
+    for (let k = 1; k < len; k++) if (i + k >= bytes.length || (bytes[i + k]! & 0xc0) !== 0x80) return i;
+    i += len;
   }
-  return Math.min(bytes.length - 1, lo);
+  return bytes.length - 1;
 }
 
 export function parseInventory(text: string, file: string): LoadResult {
