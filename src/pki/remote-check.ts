@@ -2,7 +2,7 @@
 // pki/. Shows whether a renewal has been rolled out everywhere.
 import * as tls from "node:tls";
 import { Inventory, hostsWithRole } from "../inventory/types";
-import { etcdPeerCert, etcdServerCert } from "./catalog";
+import { etcdPeerCert, etcdServerCert, kubeletServerCert } from "./catalog";
 import { Pki } from "./store";
 import { formatTable } from "../util/table";
 
@@ -44,6 +44,9 @@ export async function remoteRows(inv: Inventory, pki: Pki): Promise<ServedRow[]>
   }
   for (const h of hostsWithRole(inv, "master")) {
     checks.push({ endpoint: `${h.name} kube-apiserver ${h.address}:${inv.network.apiserverPort}`, host: h.address, port: inv.network.apiserverPort, cert: "apiserver" });
+  }
+  for (const h of hostsWithRole(inv, "node")) {
+    checks.push({ endpoint: `${h.name} kubelet ${h.address}:10250`, host: h.address, port: 10250, cert: kubeletServerCert(h) });
   }
   return Promise.all(
     checks.map(async (c): Promise<ServedRow> => {
