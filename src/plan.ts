@@ -72,6 +72,25 @@ function chainOrder(step: StepDef, hosts: Host[], applied: ReadonlyMap<string, s
   return [...hosts.filter(isNew), ...order];
 }
 
+/**
+ * The same-step instances each instance waits for ("previous-host" deps), over hosts in chain
+ * order. Only what replaces a running service rolls: instances Terraform has not applied yet run
+ * in parallel (a first etcd bootstrap starts every member together, as etcd expects; a new
+ * master's control plane does not wait for the others), except for a step that joins an existing
+ * cluster one host at a time (etcd member add: `serialJoin`), and only while the cluster exists.
+ * Applied instances roll one by one after all new ones.
+ */
+function chainDeps(step: StepDef, ordered: Host[], applied: ReadonlyMap<string, string[]>): Map<string, string[]> {
+  const deps = new Map<string, string[]>();
+  const id = (h: Host) => resourceId(step, h);
+  const fresh = ordered.filter((h) => !applied.has(id(h)));
+  const old = ordered.filter((h) => applied.has(id(h)));
+  const serialNew = step.serialJoin === true && old.length > 0;
+  fresh.forEach((h, i) => deps.set(h.name, serialNew && i > 0 ? [id(fresh[i - 1]!)] : []));
+  old.forEach((h, i) => deps.set(h.name, i > 0 ? [id(old[i - 1]!)] : serialNew ? fresh.slice(-1).map(id) : fresh.map(id)));
+  return deps;
+}
+
 export interface PlanOptions {
   /** Resources in the Terraform state, with their recorded dependencies: they roll after new ones, in their recorded order. */
   applied?: ReadonlyMap<string, string[]>;
@@ -100,11 +119,13 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
   for (const step of STEPS) {
     const ids = new Map<string, string>();
     idsByStep.set(step.name, ids);
-    for (const host of chainOrder(step, instanceHosts(step, inv, ctx.gone), applied)) {
+    const ordered = chainOrder(step, instanceHosts(step, inv, ctx.gone), applied);
+    const chain = chainDeps(step, ordered, applied);
+    for (const host of ordered) {
       const dependsOn = step.deps.flatMap((d) => {
         const depIds = idsByStep.get(d.step)!;
         if (d.on === "all") return [...depIds.values()];
-        if (d.on === "previous-host") return [...depIds.values()].slice(-1);
+        if (d.on === "previous-host") return chain.get(host.name)!;
         const same = depIds.get(host.name);
         return same ? [same] : [];
       });

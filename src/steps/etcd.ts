@@ -162,6 +162,8 @@ export const etcd: StepDef = {
     { step: "prepare", on: "same-host" },
     { step: "etcd", on: "previous-host" },
   ],
+  // etcd admits one new member at a time (member add refuses while an added member has not started)
+  serialJoin: true,
   run: runEtcd,
   files: ({ inv, pki }, host: Host) => {
     const server = leaf(pki, etcdServerCert(host));

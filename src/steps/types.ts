@@ -91,6 +91,11 @@ export interface StepDef {
   /** Inputs that are not files but must re-run the step when they change (never secrets). */
   triggers?(ctx: StepContext, host: Host): Record<string, string>;
   /**
+   * New instances of a step that rolls ("previous-host") run in parallel, unless the step joins
+   * an existing cluster one host at a time: then, while instances of it already run, new ones chain too.
+   */
+  serialJoin?: boolean;
+  /**
    * "eager" (default): the runner connects to the step's host before run(), so an unreachable
    * host fails fast. "lazy": run() reaches its host only through rc.sh/rc.remote, on first use,
    * with one attempt (host removal: the host may be dead, which is often why it is removed).

@@ -64,9 +64,9 @@ describe("cluster stack", () => {
     assert.deepEqual(deps("kubelet_k8s_node"), ["bootstrap", "controller_manager_k8s_master", "runtime_k8s_node"]);
     assert.deepEqual(deps("kube_proxy_k8s_node2"), ["kubelet_k8s_node2"]);
     assert.deepEqual(deps("prepare_k8s_node"), []);
-    // restarts roll: each etcd member waits for the previous one's health gate
+    // a first bootstrap starts every etcd member together (nothing runs yet, so nothing rolls)
     assert.deepEqual(deps("etcd_k8s_master"), ["prepare_k8s_master"]);
-    assert.deepEqual(deps("etcd_k8s_node2"), ["etcd_k8s_node", "prepare_k8s_node2"]);
+    assert.deepEqual(deps("etcd_k8s_node2"), ["prepare_k8s_node2"]);
     const kubeletCommand = s.resources.kubelet_k8s_node!.provisioner[0]!["local-exec"].command;
     assert.match(kubeletCommand, /^\/usr\/bin\/node \/opt\/binkube\/bin\/binkube\.cjs step kubelet --host k8s-node --config \S+cluster\.yaml --hash [0-9a-f]{64}$/);
     const plan = (await openCluster(path.join(dir, "cluster.yaml"), { create: false })).plan;
@@ -146,10 +146,43 @@ describe("cluster stack", () => {
     // apiserver chain: the new master first
     assert.deepEqual(deps("apiserver_k8s_new"), []);
     assert.deepEqual(deps("apiserver_k8s_master"), ["apiserver_k8s_new"]);
-    // without state, inventory order
+    // without state (a first deploy) nothing rolls: every instance of a step starts at once
     fs.rmSync(path.join(d, ".binkube", "terraform.tfstate"));
     const fresh = await synth(d, raw);
-    assert.deepEqual((fresh.resources.apiserver_k8s_new!.depends_on ?? []).map((x) => x.split(".")[1]).filter((x) => x!.startsWith("apiserver")), ["apiserver_k8s_master"]);
+    const same = (id: string, prefix: string) => (fresh.resources[id]!.depends_on ?? []).map((x) => x.split(".")[1]).filter((x) => x!.startsWith(prefix));
+    for (const h of ["k8s_master", "k8s_new"]) assert.deepEqual(same(`apiserver_${h}`, "apiserver"), [], `apiserver_${h}`);
+    for (const h of ["k8s_master", "k8s_node", "k8s_node2", "k8s_new"]) assert.deepEqual(same(`etcd_${h}`, "etcd_"), [], `etcd_${h}`);
+    // with all applied (a redeploy that restarts them), each rolls behind the previous one's gate
+    fs.writeFileSync(
+      path.join(d, ".binkube", "terraform.tfstate"),
+      JSON.stringify({ version: 4, resources: ["etcd_k8s_master", "etcd_k8s_node", "etcd_k8s_node2", "etcd_k8s_new", "apiserver_k8s_master", "apiserver_k8s_new"].map((name) => ({ mode: "managed", type: "terraform_data", name, instances: [{ attributes: {}, dependencies: [] }] })) }),
+    );
+    const rolled = await synth(d, raw);
+    const chained = (id: string, prefix: string) => (rolled.resources[id]!.depends_on ?? []).map((x) => x.split(".")[1]).filter((x) => x!.startsWith(prefix));
+    assert.deepEqual(chained("etcd_k8s_master", "etcd_"), []);
+    assert.deepEqual(chained("etcd_k8s_node", "etcd_"), ["etcd_k8s_master"]);
+    assert.deepEqual(chained("etcd_k8s_node2", "etcd_"), ["etcd_k8s_node"]);
+    assert.deepEqual(chained("apiserver_k8s_new", "apiserver"), ["apiserver_k8s_master"]);
+  });
+
+  test("new etcd members beside a running cluster join one at a time; new masters do not wait for each other", async () => {
+    const d = tempDir();
+    writeFakeBinaries(path.join(d, "bin"));
+    const raw = baseInventory();
+    raw.hosts.push({ name: "k8s-e4", address: "192.168.0.10", roles: ["etcd", "master"] }, { name: "k8s-e5", address: "192.168.0.11", roles: ["etcd", "master"] });
+    fs.mkdirSync(path.join(d, ".binkube"), { recursive: true });
+    fs.writeFileSync(
+      path.join(d, ".binkube", "terraform.tfstate"),
+      JSON.stringify({ version: 4, resources: ["etcd_k8s_master", "etcd_k8s_node", "etcd_k8s_node2", "apiserver_k8s_master"].map((name) => ({ mode: "managed", type: "terraform_data", name, instances: [{ attributes: {}, dependencies: [] }] })) }),
+    );
+    const s = await synth(d, raw);
+    const same = (id: string, prefix: string) => (s.resources[id]!.depends_on ?? []).map((x) => x.split(".")[1]).filter((x) => x!.startsWith(prefix)).sort();
+    assert.deepEqual(same("etcd_k8s_e4", "etcd_"), []);
+    assert.deepEqual(same("etcd_k8s_e5", "etcd_"), ["etcd_k8s_e4"], "member add one at a time");
+    assert.deepEqual(same("etcd_k8s_master", "etcd_"), ["etcd_k8s_e5"], "the running members roll after the last new one");
+    assert.deepEqual(same("apiserver_k8s_e4", "apiserver"), []);
+    assert.deepEqual(same("apiserver_k8s_e5", "apiserver"), [], "new masters start together");
+    assert.deepEqual(same("apiserver_k8s_master", "apiserver"), ["apiserver_k8s_e4", "apiserver_k8s_e5"], "the old master restarts for its SANs after every new one serves");
   });
 
   test("the synthesized configuration holds no private key material or token", async () => {
