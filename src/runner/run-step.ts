@@ -8,17 +8,19 @@ import { stepByName } from "../steps";
 import { fetchBinaries } from "../binaries/fetch";
 import { openRunContext } from "./context";
 import { BinkubeError } from "../errors";
+import { Log, logger } from "../log";
 
 export interface StepOptions {
   verbose: boolean;
   /** Report a step whose binaries are missing as skipped instead of failing (lab without k8s binaries). */
   allowMissingBinaries: boolean;
-  out?: (line: string) => void;
+  /** Where result lines go (default: the binkube logger on stderr). */
+  out?: Log;
 }
 
 
 export async function runStep(configFile: string, stepName: string, hostName: string, opts: StepOptions & { expectHash?: string }): Promise<"ok" | "skipped"> {
-  const out = opts.out ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const out: Log = opts.out ?? logger(process.stderr);
   const where = `step ${stepName} on ${hostName}`;
   const started = Date.now();
   const step = stepByName(stepName);
@@ -38,22 +40,22 @@ export async function runStep(configFile: string, stepName: string, hostName: st
   if (missing.length > 0) {
     const why = `binaries not available: ${missing.join(", ")} (${cluster.inv.binaries.dir ? `not in ${cluster.inv.binaries.dir}` : "not in binaries.urls"})`;
     if (opts.allowMissingBinaries) {
-      out(`binkube: SKIP ${where}: ${why}; nothing was changed on ${hostName}`);
+      out(`SKIP ${where}: ${why}; nothing was changed on ${hostName}`);
       record(cluster.inv.baseDir, `${stepName} ${hostName} skipped`);
       return "skipped";
     }
     throw new BinkubeError(`${where}: ${why}. Fix: put them in binaries.dir or list them in binaries.urls, then re-run; nothing was changed on ${hostName}`);
   }
-  await fetchBinaries(cluster, needed, (l) => out(`binkube: ${l}`));
+  await fetchBinaries(cluster, needed, out);
 
-  const rc = await openRunContext(cluster, { log: (l) => out(`binkube: ${l}`), verbose: opts.verbose, connect: step.connect }).catch((e: Error) => {
+  const rc = await openRunContext(cluster, { log: out, verbose: opts.verbose, connect: step.connect }).catch((e: Error) => {
     throw new BinkubeError(`${where}: cannot connect: ${e.message}`);
   });
   try {
-    out(`binkube: ${where}: ${step.description}`);
+    out(`${where}: ${step.description}`);
     const summary = await step.run(rc);
     const secs = ((Date.now() - started) / 1000).toFixed(1);
-    out(`binkube: ✓ ${where}: ${summary} [${secs} s, ${(rc.bytesSent() / 1e6).toFixed(1)} MB sent]`);
+    out(`✓ ${where}: ${summary} [${secs} s, ${(rc.bytesSent() / 1e6).toFixed(1)} MB sent]`);
     record(cluster.inv.baseDir, `${stepName} ${hostName} ok ${secs}s ${rc.bytesSent()}B`);
     return "ok";
   } catch (e) {
