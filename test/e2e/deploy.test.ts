@@ -87,7 +87,7 @@ describe("deploy to lab hosts", { skip }, () => {
       assert.match(out, /✓ step apiserver on lab1: .*\/healthz ok/);
       assert.match(out, /✓ step controller-manager on lab1: .*healthy/);
       assert.match(out, /✓ step scheduler on lab1: .*healthy/);
-      assert.match(out, /✓ step bootstrap on lab1: .*RBAC applied/);
+      assert.match(out, /✓ step bootstrap on lab1: .*RBAC and pod security policies applied/);
     } else {
       assert.match(out, /SKIP step apiserver on lab1: binaries not available: kube-apiserver/);
     }
