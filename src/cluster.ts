@@ -14,8 +14,6 @@ import { appliedResources, statePath } from "./state";
 
 export interface Cluster {
   inv: Inventory;
-  /** Hosts that left the inventory and still await `binkube remove` (drain, member removal). */
-  removed: Host[];
   warnings: InventoryIssue[];
   pki: Pki;
   pkiChanges: PkiChange[];
@@ -39,7 +37,7 @@ export async function openCluster(configFile: string, opts: { create: boolean; p
   const binaries = openBinaries(inv);
   // Synthesis orders rolling chains by what is already applied.
   const plan = buildPlan({ inv, pki, binaries, gone: removed }, { applied: opts.create ? appliedResources(statePath(inv)) : new Map() });
-  return { inv, removed, warnings, pki, pkiChanges, binaries, plan };
+  return { inv, warnings, pki, pkiChanges, binaries, plan };
 }
 
 /** What a step process loads: its own instance only, from the PKI and binaries as they are (nothing created). */

@@ -38,6 +38,18 @@ async function runKubelet(rc: RunContext): Promise<string> {
   const token = await issueBootstrapToken(rc, control);
   const action = await applyUnit(rc, "kubelet", sync.changed.length > 0 || token !== undefined);
   await waitActive(rc, "kubelet", { timeoutMs: 90_000 });
+  // A restarted kubelet serves again (logs, exec, metrics on :10250, with its new certificate) a
+  // few seconds after its unit is active; its node may still read Ready from before the restart.
+  await gateWithJournal(rc, "kubelet", () =>
+    waitFor(
+      `kubelet on ${rc.host.name} listening on :10250`,
+      async () => {
+        const r = await rc.sh(`command -v ss >/dev/null || { echo no-ss; exit 0; }; ss -Hltn 'sport = :10250' | grep -q . && echo listening || true`, { timeoutMs: 15_000 });
+        return /listening|no-ss/.test(r.stdout) ? true : "not listening on :10250 yet";
+      },
+      { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: `check journalctl -u kubelet on ${rc.host.name}` },
+    ),
+  );
   // TLS bootstrap: token → CSR → approved by the controller-manager → node object → Ready.
   await gateWithJournal(rc, "kubelet", () =>
     waitFor(

@@ -381,7 +381,7 @@ spec:
           const r = await kubectl("--server", server, "get", "secret", "e2e-rotate", "-o", "jsonpath={.data.k}", "--request-timeout=5s");
           reads++;
           // an apiserver restarting in its roll is not a failed read; one that answers without the value is
-          if (r.code !== 0 && /connection refused|Unable to connect|EOF|Timeout|timed out|handshake|ServiceUnavailable|currently unable/i.test(r.stderr)) unavailable++;
+          if (r.code !== 0 && /connection refused|was refused|Unable to connect|EOF|Timeout|timed out|handshake|ServiceUnavailable|currently unable/i.test(r.stderr)) unavailable++;
           else if (r.code !== 0 || Buffer.from(r.stdout.trim(), "base64").toString() !== "survives-rotation") {
             failures++;
             failed.push(r.stderr.trim().split("\n").pop() ?? "");

@@ -210,13 +210,22 @@ describe("deploy to lab hosts", { skip }, () => {
     assert.equal(shaped.code, 0, shaped.stderr);
     let r: Awaited<ReturnType<typeof step>>;
     try {
-      // inside lab2: as soon as a temp file of the upload appears, kill every root ssh session
-      await sshOk("lab2", "rm -f /run/binkube-e2e-cut && systemd-run --quiet --unit=binkube-e2e-cutter sh -c 'for i in $(seq 6000); do ls /opt/etcd/bin/.etcd.binkube-tmp* >/dev/null 2>&1 && { touch /run/binkube-e2e-cut; pkill -f \"sshd: root@notty\"; exit 0; }; sleep 0.01; done'");
+      // inside lab2: once 100 MB of the upload have landed in its temp file (so the cut falls in
+      // the middle of this very transfer, whatever the timing), answer every packet to port 22
+      // with a TCP reset for 2 s: the step's connection dies at that byte, deterministically.
+      // (Killing the sshd session processes instead raced: four CI runs saw the upload finish.)
+      const cut = "iptables -I INPUT -p tcp --dport 22 -j REJECT --reject-with tcp-reset";
+      await sshOk(
+        "lab2",
+        `rm -f /run/binkube-e2e-cut && systemd-run --quiet --unit=binkube-e2e-cutter sh -c 'for i in $(seq 6000); do s=$(stat -c %s /opt/etcd/bin/.etcd.binkube-tmp* 2>/dev/null | head -n1); if [ "\${s:-0}" -ge 104857600 ]; then ${cut} && touch /run/binkube-e2e-cut; sleep 2; ${cut.replace("-I INPUT", "-D INPUT")}; exit 0; fi; sleep 0.01; done'`,
+      );
       assert.equal(await sshOk("lab2", "systemctl is-active binkube-e2e-cutter"), "active", "the cutter runs before the step starts");
       r = await step("etcd", "lab2");
     } finally {
       await run("tc", ["qdisc", "del", "dev", veth, "root"]);
     }
+    // port 22 answers with resets until the cutter has lifted its rule (2 s after the cut)
+    for (let i = 0; i < 30 && (await run("ssh", [...sshArgs(lab, "lab2"), "systemctl is-active binkube-e2e-cutter"])).stdout.trim() !== "inactive"; i++) await new Promise((res) => setTimeout(res, 500));
     const fired = await sshOk("lab2", "test -f /run/binkube-e2e-cut && echo fired || echo 'did not fire'");
     assert.notEqual(r.code, 0, `the step must fail when its connection is cut (cutter ${fired}; step stderr: ${r.stderr.slice(-500)})`);
     assert.match(r.stderr, /step etcd on lab2/);
