@@ -323,7 +323,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     for (const [k, v] of Object.entries(labels)) {
       const lp = join(`${p}.labels`, k);
       if (fits(r, lp, k, labelKey, "a label key is [prefix/]name: a DNS subdomain, '/', and 1-63 letters, digits, '-', '_', '.'")) {
-        fits(r, lp, k, kubeletLabel, "drop it: binkube labels node roles itself; set other reserved labels with kubectl label");
+        fits(r, lp, k, kubeletLabel, "drop it; node roles and other reserved labels are set through the API (kubectl label node …), not by the kubelet");
       }
       fits(r, lp, v, labelValue, "a label value is at most 63 letters, digits and inner '-', '_', '.' (no spaces)");
     }
