@@ -1,9 +1,8 @@
 // Builds a step's RunContext (steps/types.ts) for one instance: a connection to its host, file
 // sync, and a lazily opened connection to the first master for kubectl.
 import type { StepScope } from "../cluster";
-import { hostsWithRole } from "../inventory/types";
+import { Host, hostsWithRole } from "../inventory/types";
 import { FileToShip, RemoteHost } from "../remote";
-import type { Host } from "../inventory/types";
 import type { RunContext, StepRemote } from "../steps/types";
 import { sshTarget } from "./target";
 

@@ -5,8 +5,6 @@ import { leaf } from "../pki/store";
 import { Host, Inventory, hostsWithRole } from "../inventory/types";
 import { BINARIES } from "../binaries/catalog";
 import { ETCD, ETCD_USER, binary, cert, secret, templated, unit } from "./files";
-
-const ETCD_DATA = "/var/lib/etcd";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
 import { applyUnit, waitActive } from "./actions";
@@ -34,7 +32,7 @@ async function runEtcd(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   // The member's own keys and its data belong to the etcd user the unit runs as (a key the sync
   // just replaced was created by root; a member of an earlier version ran as root).
-  await rc.sh(`chown ${ETCD_USER}:${ETCD_USER} ${ETCD.ssl}/server-key.pem ${ETCD.ssl}/peer-key.pem && chown -R ${ETCD_USER}:${ETCD_USER} ${ETCD_DATA} && chmod 0700 ${ETCD_DATA}`);
+  await rc.sh(`chown ${ETCD_USER}:${ETCD_USER} ${ETCD.ssl}/server-key.pem ${ETCD.ssl}/peer-key.pem && chown -R ${ETCD_USER}:${ETCD_USER} ${ETCD.data} && chmod 0700 ${ETCD.data}`);
   const newConf = rc.files.find((f) => f.path === conf)?.content ?? "";
   const restart = sync.changed.some((p) => p !== conf) || (sync.changed.includes(conf) && needsRestartFor(oldConf, newConf));
   const peersOnly = wasActive && sync.changed.length > 0 && !restart;

@@ -4,7 +4,7 @@ import { PlannedFile } from "./types";
 
 export const SYSTEMD_DIR = "/usr/lib/systemd/system";
 export const K8S = { bin: "/opt/kubernetes/bin", cfg: "/opt/kubernetes/cfg", ssl: "/opt/kubernetes/ssl", manifests: "/opt/kubernetes/manifests" };
-export const ETCD = { bin: "/opt/etcd/bin", cfg: "/opt/etcd/cfg", ssl: "/opt/etcd/ssl" };
+export const ETCD = { bin: "/opt/etcd/bin", cfg: "/opt/etcd/cfg", ssl: "/opt/etcd/ssl", data: "/var/lib/etcd" };
 /** The system user etcd runs as (the unit's User=). */
 export const ETCD_USER = "etcd";
 /** The lab caps LimitNOFILE at 20000; real hosts take the guide's 65536. */
