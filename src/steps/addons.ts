@@ -3,8 +3,42 @@ import { REQUIRED_CNI } from "../binaries/catalog";
 import { hostsWithRole } from "../inventory/types";
 import { K8S, templated } from "./files";
 import { StepDef, RunContext } from "./types";
-import { waitFor } from "../util/wait";
+import { GateError, waitFor } from "../util/wait";
+import { podReadiness, type PodReadiness } from "./pod-status";
 import { KUBECTL, kubectl } from "./actions";
+
+/** Waits for a ready pod of SELECTOR (kube-system) on every node; a timeout names each stuck pod, why, and its last log lines. */
+async function waitForPods(rc: RunContext, selector: string, nodes: string[], fix: string): Promise<void> {
+  let last: PodReadiness | undefined;
+  const missing = () => nodes.filter((n) => !last?.ready.has(n));
+  try {
+    await waitFor(
+      `${selector} pods ready on ${nodes.length} nodes`,
+      async () => {
+        const json = await kubectl(rc.remote, `-n kube-system get pods -l ${selector} -o json`, { allowFail: true });
+        if (json === "") return "the API did not answer";
+        last = podReadiness(json);
+        const waiting = missing();
+        if (waiting.length === 0) return true;
+        const stuck = last.notReady.filter((p) => waiting.includes(p.node)).map((p) => p.line);
+        const absent = waiting.filter((n) => !last!.notReady.some((p) => p.node === n));
+        return `${nodes.length - waiting.length}/${nodes.length} ready; ${[...stuck, ...absent.map((n) => `${n}: no pod yet`)].join(" | ")}`;
+      },
+      { timeoutMs: 300_000, intervalMs: 3000, log: rc.log, fix },
+    );
+  } catch (e) {
+    const logs = await Promise.all(
+      (last?.notReady ?? []).filter((p) => missing().includes(p.node)).slice(0, 3).map(async (p) => {
+        const events = await kubectl(rc.remote, `-n kube-system get events --field-selector involvedObject.name=${p.pod} -o custom-columns=REASON:.reason,MESSAGE:.message --no-headers`, { allowFail: true });
+        const log = await kubectl(rc.remote, `-n kube-system logs ${p.pod} --all-containers --tail 10`, { allowFail: true });
+        return `${p.line}\n  events:\n${indent(events.split("\n").slice(-8).join("\n"))}\n  last log lines:\n${indent(log)}`;
+      }),
+    );
+    throw new GateError(`${(e as Error).message}${logs.length ? `\n${logs.join("\n")}` : ""}`);
+  }
+}
+
+const indent = (text: string) => text.trim().replace(/^/gm, "    ") || "    (none)";
 
 async function runAddons(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
@@ -21,14 +55,7 @@ async function runAddons(rc: RunContext): Promise<string> {
   );
   // Nodes turn Ready as soon as the CNI config exists; flannel running on every node is what
   // makes pod traffic cross hosts.
-  await waitFor(
-    `flannel running on ${nodes.length} nodes`,
-    async () => {
-      const ready = Number(await kubectl(rc.remote, "-n kube-system get ds kube-flannel-ds-amd64 -o jsonpath={.status.numberReady}", { allowFail: true }));
-      return ready === nodes.length ? true : `${ready}/${nodes.length} flannel pods ready`;
-    },
-    { timeoutMs: 300_000, intervalMs: 3000, log: rc.log, fix: "check kubectl -n kube-system logs -l app=flannel; the flannel image must be pullable or preloaded (images.preload)" },
-  );
+  await waitForPods(rc, "app=flannel", nodes, "check kubectl -n kube-system logs -l app=flannel; the flannel image must be pullable or preloaded (images.preload)");
   await waitFor(
     "CoreDNS available",
     async () => (Number(await kubectl(rc.remote, "-n kube-system get deploy coredns -o jsonpath={.status.availableReplicas}", { allowFail: true })) >= 1 ? true : "no replica available"),

@@ -5,13 +5,13 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, before, beforeEach, describe, test } from "node:test";
 import { labDown, labUp, sshArgs } from "../../lab/lab";
 import type { LabState } from "../../lab/lab";
 import { plain, run } from "../helpers/proc";
 import { tempDir } from "../helpers/fixtures";
 import { labSkipReason } from "../helpers/e2e";
-import { CACHE, FIXTURES, ROOT, appendClusterSettings, clusterClients, clusterFixtures, waitUntil } from "../helpers/cluster";
+import { CACHE, FIXTURES, ROOT, appendClusterSettings, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
 
 
 interface KubeBenchReport {
@@ -57,6 +57,13 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
   });
 
 
+  // Every later test needs the first deploy's cluster: when it failed, they fail at once with the
+  // reason instead of each waiting out its own timeouts (a red CI run stays within CI's time).
+  let broken: string | undefined;
+  beforeEach(() => {
+    if (broken) throw new Error(`not run: ${broken}`);
+  });
+
   after(async () => {
     await labDown({ dir, log: () => undefined });
   });
@@ -65,6 +72,10 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
     const r = await deploy();
     const out = plain(r.stdout + r.stderr);
     fs.writeFileSync(path.join(dir, "deploy.log"), out);
+    if (r.code !== 0) {
+      const diagnostics = await writeDiagnostics(dir, kubectl, Object.fromEntries(lab.hosts.map((h) => [h.name, sshArgs(lab, h.name)])));
+      broken = `the first cdktf deploy failed (log: ${dir}/deploy.log, diagnostics: ${diagnostics})`;
+    }
     assert.equal(r.code, 0, `deploy failed (log: ${dir}/deploy.log):\n${out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-40).join("\n")}`);
     assert.doesNotMatch(out, /SKIP step/);
     assert.match(out, /✓ step addons on lab1: .*3 nodes Ready/);

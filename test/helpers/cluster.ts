@@ -84,3 +84,31 @@ export function appendClusterSettings(dir: string): void {
     ["images:", `  preload: [${images.join(", ")}]`, "kubeProxy:", "  conntrackMaxPerCore: 0   # nf_conntrack_max is read-only inside lab containers", ""].join("\n"),
   );
 }
+
+/**
+ * Writes DIR/diagnostics.txt when a cluster test fails: nodes, pods and their events from the API,
+ * and per host the failed units and the kubelet/docker/flannel journals. CI runs leave only
+ * artefacts behind; this is what the next reader needs to tell a product defect from a lab one.
+ */
+export async function writeDiagnostics(dir: string, kubectl: (...args: string[]) => Promise<{ stdout: string; stderr: string }>, hostSsh: Record<string, string[]>): Promise<string> {
+  const file = path.join(dir, "diagnostics.txt");
+  const sections: string[] = [];
+  const add = (title: string, text: string) => sections.push(`=== ${title}\n${text.trim()}\n`);
+  for (const args of [["get", "nodes", "-o", "wide"], ["get", "pods", "-A", "-o", "wide"], ["-n", "kube-system", "describe", "pods"], ["get", "events", "-A", "--sort-by=.lastTimestamp"]]) {
+    const r = await kubectl(...args).catch((e: Error) => ({ stdout: "", stderr: e.message }));
+    add(`kubectl ${args.join(" ")}`, r.stdout + r.stderr);
+  }
+  for (const [host, ssh] of Object.entries(hostSsh)) {
+    const script = [
+      "systemctl --failed --no-legend",
+      "docker ps -a --format '{{.Names}} {{.Status}}' 2>&1 | head -30",
+      "ip -br addr; ip route",
+      "for u in kubelet docker kube-proxy; do echo \"--- journalctl -u $u\"; journalctl -u $u -n 80 --no-pager -o short-precise; done",
+      "for c in $(docker ps -aq --filter name=flannel 2>/dev/null); do echo \"--- docker logs $c\"; docker logs --tail 40 $c 2>&1; done",
+    ].join("; echo; ");
+    const r = await run("ssh", [...ssh, script], { timeoutMs: 60_000 });
+    add(`host ${host}`, r.stdout + r.stderr);
+  }
+  fs.writeFileSync(file, sections.join("\n"));
+  return file;
+}
