@@ -5,6 +5,22 @@ import { Document, isMap, isSeq, parseDocument, YAMLMap, YAMLSeq } from "yaml";
 import type { LabHost, LabState } from "./state";
 import { writeFileAtomic } from "./util";
 
+/**
+ * What lab hosts need because they are containers on one machine, not VMs:
+ * - their disks are the machine's disk, which builds and caches fill: kubelet's default
+ *   thresholds (evict below 15% free imagefs, image GC above 85% used) would delete the
+ *   preloaded images of a registry-free cluster (a CI run lost flannel's that way), so the
+ *   thresholds are absolute sizes and image GC is off.
+ * (nf_conntrack_max, read-only in a container, is set by what adds kube-proxy to a lab cluster.)
+ */
+export const LAB_HOST_SETTINGS = [
+  "kubelet:",
+  "  extraArgs:",
+  "    eviction-hard: memory.available<100Mi,nodefs.available<2Gi,imagefs.available<2Gi,nodefs.inodesFree<5%",
+  '    image-gc-high-threshold: "100"',
+  '    image-gc-low-threshold: "99"',
+];
+
 /** The inventory for the lab's hosts; paths in it are relative to the inventory's directory. */
 export function renderInventory(st: LabState): string {
   const lines = [
@@ -21,7 +37,7 @@ export function renderInventory(st: LabState): string {
   for (const h of st.hosts) {
     lines.push(`  - name: ${h.name}`, `    address: ${h.address}`, `    roles: [${h.roles.join(", ")}]`);
   }
-  lines.push("binaries:", "  dir: bin", "");
+  lines.push("binaries:", "  dir: bin", ...LAB_HOST_SETTINGS, "");
   return lines.join("\n");
 }
 

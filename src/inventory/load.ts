@@ -432,7 +432,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   });
 
   const kl = r.section(raw, "kubelet", "");
-  r.known(kl, ["extraArgs", "failSwapOn"], "kubelet");
+  r.known(kl, ["extraArgs", "failSwapOn", "taintMasters"], "kubelet");
   const extraArgs = r.strMap(kl, "extraArgs", "kubelet");
   for (const [k, v] of Object.entries(extraArgs)) {
     const field = join("kubelet.extraArgs", k);
@@ -440,6 +440,10 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     else if (MANAGED_KUBELET_FLAGS.includes(k)) r.error(field, `--${k} is set by binkube`, k === "node-labels" ? "use hosts[].labels" : k === "pod-infra-container-image" ? "use images.pause" : "remove it (binkube derives it from the inventory)");
     else fits(r, field, v, flagWord, "a kubelet flag value is one word: no spaces, quotes, backslashes or '$'");
   }
+
+  const taintMasters = r.bool(kl, "taintMasters", "kubelet", false);
+  if (taintMasters && hosts.length > 0 && hosts.filter((h) => h.roles.includes("node")).every((h) => h.roles.includes("master")))
+    r.error("kubelet.taintMasters", "every node is a master: with the masters tainted NoSchedule, CoreDNS and every workload would have nowhere to run", "add a host with the node role only, or set taintMasters: false");
 
   const kp = r.section(raw, "kubeProxy", "");
   r.known(kp, ["conntrackMaxPerCore"], "kubeProxy");
@@ -471,6 +475,6 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     engine,
     images: { ...images, preload },
     kubeProxy: { conntrackMaxPerCore },
-    kubelet: { extraArgs, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true) },
+    kubelet: { extraArgs, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true), taintMasters },
   };
 }

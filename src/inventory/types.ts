@@ -99,6 +99,8 @@ export interface Inventory {
     /** Extra kubelet flags for unusual hosts (documented in docs/inventory.md). */
     extraArgs: Record<string, string>;
     failSwapOn: boolean;
+    /** Taint masters that are also nodes NoSchedule (node-role.kubernetes.io/master), as kubeadm does. */
+    taintMasters: boolean;
   };
 }
 

@@ -32,6 +32,33 @@ async function issueBootstrapToken(rc: RunContext, control: StepRemote): Promise
   return t.secretName;
 }
 
+/** The node's role, as kubeadm shows it in `kubectl get nodes`, and the master taint when the inventory asks for it. */
+export function nodeRole(rc: Pick<RunContext, "host" | "inv">): { role: "master" | "node"; taint: boolean } {
+  const master = rc.host.roles.includes("master");
+  return { role: master ? "master" : "node", taint: master && rc.inv.kubelet.taintMasters };
+}
+
+const ROLE_LABEL = "node-role.kubernetes.io/";
+const MASTER_TAINT = "node-role.kubernetes.io/master";
+
+/**
+ * Labels and taints go through the API: kubelet v1.17 may not set node-role labels on itself
+ * (NodeRestriction). binkube owns the two role labels and the master NoSchedule taint; changes
+ * touch only what differs, so a re-run with nothing new writes nothing.
+ */
+async function applyNodeRole(rc: RunContext, control: StepRemote): Promise<string> {
+  const { role, taint } = nodeRole(rc);
+  const node = JSON.parse(await kubectl(control, `get node ${shq(rc.host.name)} -o json`)) as { metadata: { labels?: Record<string, string> }; spec: { taints?: { key: string; effect: string }[] } };
+  const labels = node.metadata.labels ?? {};
+  const other = role === "master" ? "node" : "master";
+  const edits = [...(labels[ROLE_LABEL + role] === undefined ? [`${ROLE_LABEL}${role}=`] : []), ...(labels[ROLE_LABEL + other] !== undefined ? [`${ROLE_LABEL}${other}-`] : [])];
+  if (edits.length > 0) await control.exec(`${KUBECTL} label node ${shq(rc.host.name)} --overwrite ${edits.join(" ")}`);
+  const tainted = (node.spec.taints ?? []).some((t) => t.key === MASTER_TAINT && t.effect === "NoSchedule");
+  if (taint && !tainted) await control.exec(`${KUBECTL} taint node ${shq(rc.host.name)} --overwrite ${MASTER_TAINT}=:NoSchedule`);
+  if (!taint && tainted) await control.exec(`${KUBECTL} taint node ${shq(rc.host.name)} ${MASTER_TAINT}:NoSchedule-`);
+  return `role ${role}${taint ? ", tainted NoSchedule" : ""}`;
+}
+
 async function runKubelet(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   const control = await rc.controlPlane();
@@ -61,9 +88,10 @@ async function runKubelet(rc: RunContext): Promise<string> {
       { timeoutMs: 180_000, intervalMs: 2000, log: rc.log, fix: `check journalctl -u kubelet on ${rc.host.name} and kubectl get csr` },
     ),
   );
+  const role = await applyNodeRole(rc, control);
   // Used: gone at once (it would expire on its own; the controller-manager's tokencleaner deletes it then).
   if (token) await control.exec(`${KUBECTL} -n kube-system delete secret ${shq(token)} --ignore-not-found`);
-  return `${sync.changed.length} files changed, ${action}, node Ready${token ? " (joined with a fresh bootstrap token, now deleted)" : ""}`;
+  return `${sync.changed.length} files changed, ${action}, node Ready, ${role}${token ? " (joined with a fresh bootstrap token, now deleted)" : ""}`;
 }
 
 export const kubelet: StepDef = {
@@ -77,6 +105,8 @@ export const kubelet: StepDef = {
     { step: "controller-manager", on: "all" },
   ],
   run: runKubelet,
+  // The role and taint are set through the API, not shipped: a change re-runs the step (no restart: no file changed).
+  triggers: ({ inv }, host) => ({ role: nodeRole({ inv, host }).role, taint: String(nodeRole({ inv, host }).taint) }),
   files: ({ inv, pki, binaries }, host) => {
     const cni = [...new Set([...REQUIRED_CNI, ...binaries.group("cni")])].sort();
     const serving = leaf(pki, kubeletServerCert(host));

@@ -13,7 +13,28 @@ const PROBE = [
   "echo swap=$(swapon --noheadings --show=NAME 2>/dev/null | tr '\\n' ' ')",
   "echo now=$(date +%s)",
   "echo iptables=$(command -v iptables >/dev/null && echo yes || echo no)",
+  // docker's images and kubelet's pods live under /var/lib: total and available 1K blocks.
+  "echo disk=$(df -Pk /var/lib 2>/dev/null | awk 'NR==2 {print $2, $4}')",
 ].join("; ");
+
+/** kubelet v1.17 defaults: evict below 15% free imagefs, delete unused images above 85% used. */
+const KUBELET_MIN_FREE_PERCENT = 15;
+
+/**
+ * Below kubelet's default thresholds a node evicts its pods and deletes unused images, preloaded
+ * ones included, right after it starts. Unless the operator chose thresholds (kubelet.extraArgs),
+ * refuse now with the numbers rather than fail later as pods that cannot find their image.
+ */
+export function diskProblem(rc: Pick<RunContext, "inv">, df: string): string | undefined {
+  const args = rc.inv.kubelet.extraArgs;
+  if (args["eviction-hard"] !== undefined || args["image-gc-high-threshold"] !== undefined) return undefined;
+  const [total, avail] = df.split(" ").map(Number) as [number, number];
+  if (!(total > 0) || !Number.isFinite(avail)) return undefined;
+  const free = (100 * avail) / total;
+  if (free >= KUBELET_MIN_FREE_PERCENT) return undefined;
+  const gib = (k: number) => (k / 1024 / 1024).toFixed(1);
+  return `/var/lib has ${free.toFixed(1)}% free (${gib(avail)} of ${gib(total)} GiB); kubelet's defaults evict pods below ${KUBELET_MIN_FREE_PERCENT}% free and delete unused images (preloaded ones too) above ${100 - KUBELET_MIN_FREE_PERCENT}% used: free space, or choose thresholds in kubelet.extraArgs (eviction-hard, image-gc-high-threshold)`;
+}
 
 async function preflight(rc: RunContext): Promise<string[]> {
   const node = hasRole(rc.host, "node");
@@ -25,6 +46,8 @@ async function preflight(rc: RunContext): Promise<string[]> {
   if (node && v("cgroupfs") === "cgroup2fs") problems.push("the host boots the unified cgroup v2 hierarchy; kubelet v1.17 needs cgroup v1: add systemd.unified_cgroup_hierarchy=0 to the kernel command line and reboot");
   if (node && rc.inv.kubelet.failSwapOn && v("swap")) problems.push(`swap is on (${v("swap")}); kubelet v1.17 refuses to run with swap: swapoff -a and remove swap from /etc/fstab (or set kubelet.failSwapOn: false)`);
   if (node && v("iptables") !== "yes") problems.push("iptables is missing; docker and kube-proxy need it: apt-get install iptables");
+  const disk = node ? diskProblem(rc, v("disk")) : undefined;
+  if (disk) problems.push(disk);
   const skew = Number(v("now")) - before;
   if (Number.isFinite(skew) && Math.abs(skew) > MAX_SKEW_S) problems.push(`the clock is ${skew} s off this machine's; TLS certificates will be rejected: sync time (chrony/systemd-timesyncd)`);
   return problems;

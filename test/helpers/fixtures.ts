@@ -4,8 +4,20 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { stringify } from "yaml";
 
+const made: string[] = [];
+// A passing test file leaves nothing behind; a failing one keeps its dirs (logs, diagnostics) for
+// the reader. Left to pile up, e2e dirs (1.5 GB each) filled a CI machine's disk until the lab's
+// kubelets evicted their own preloaded images.
+process.on("exit", (code) => {
+  if (code !== 0 || (process.exitCode ?? 0) !== 0) return;
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh directory under the OS temp dir, removed when the test file's process exits green. */
 export function tempDir(prefix = "binkube-test-"): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 export type RawInventory = Record<string, unknown> & { hosts: Record<string, unknown>[] };

@@ -50,6 +50,7 @@ const cases: { name: string; mutate: Mutate; field: string; message: RegExp }[] 
   { name: "checksum of the wrong length", mutate: (i) => ({ ...i, binaries: { urls: [{ url: "https://example.invalid/etcd", name: "etcd", sha256: "abc" }] } }), field: "binaries.urls[0].sha256", message: /64 hex digits/ },
   { name: "unsupported runtime", mutate: (i) => ({ ...i, runtime: "dockerd" }), field: "runtime", message: /did you mean "docker"/ },
   { name: "unsupported CNI", mutate: (i) => ({ ...i, cni: "calico" }), field: "cni", message: /not supported/ },
+  { name: "masters tainted with no node-only host", mutate: (i) => ({ ...i, kubelet: { taintMasters: true }, hosts: i.hosts.map((h) => ({ ...h, roles: ["etcd", "master", "node"] })) }), field: "kubelet.taintMasters", message: /every node is a master: .*nowhere to run/ },
   { name: "unknown engine", mutate: (i) => ({ ...i, engine: "null-resource" }), field: "engine", message: /did you mean "null_resource"/ },
   { name: "non-positive validity", mutate: (i) => ({ ...i, certificates: { validityDays: 0 } }), field: "certificates.validityDays", message: /whole number from 1/ },
   { name: "CA shorter-lived than leaves", mutate: (i) => ({ ...i, certificates: { validityDays: 3000, caValidityDays: 1000 } }), field: "certificates.caValidityDays", message: /expire before/ },
