@@ -90,8 +90,11 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
   });
 
   test("every node joined by TLS bootstrap with automatically approved CSRs, and is Ready", async () => {
-    const nodes = JSON.parse(await kubectlOk("get", "nodes", "-o", "json")) as { items: { metadata: { name: string }; status: { conditions: { type: string; status: string }[]; nodeInfo: { kubeletVersion: string } } }[] };
+    const nodes = JSON.parse(await kubectlOk("get", "nodes", "-o", "json")) as { items: { metadata: { name: string; labels: Record<string, string> }; spec: { taints?: { key: string }[] }; status: { conditions: { type: string; status: string }[]; nodeInfo: { kubeletVersion: string } } }[] };
     assert.deepEqual(nodes.items.map((n) => n.metadata.name).sort(), ["lab1", "lab2", "lab3"]);
+    // ROLES as kubeadm clusters show them: lab1 is the master (also a node), lab2/lab3 nodes only; no taint (taintMasters is off).
+    const roles = nodes.items.map((n) => [n.metadata.name, Object.keys(n.metadata.labels).filter((k) => k.startsWith("node-role.kubernetes.io/")).join(","), (n.spec.taints ?? []).map((t) => t.key).join(",")]).sort();
+    assert.deepEqual(roles, [["lab1", "node-role.kubernetes.io/master", ""], ["lab2", "node-role.kubernetes.io/node", ""], ["lab3", "node-role.kubernetes.io/node", ""]]);
     for (const n of nodes.items) {
       assert.equal(n.status.nodeInfo.kubeletVersion, "v1.17.17");
       assert.ok(n.status.conditions.some((c) => c.type === "Ready" && c.status === "True"), `${n.metadata.name} not Ready`);
