@@ -25,8 +25,14 @@ function why(): string | undefined {
 
 const skip = why();
 
-describe("deploy to lab hosts", { skip }, () => {
+/**
+ * The suite, with Terraform or OpenTofu as the engine cdktf drives (TERRAFORM_BINARY_NAME). The
+ * fault tests exercise binkube's own SSH path, which no engine touches: they run once, with Terraform.
+ */
+function deploySuite(engine: "terraform" | "tofu"): void {
+describe(`deploy to lab hosts (${engine === "tofu" ? "OpenTofu" : "Terraform"})`, { skip }, () => {
   const dir = tempDir("binkube-e2e-");
+  let engineBin = "terraform";
   let lab: LabState;
   let env: NodeJS.ProcessEnv;
   let withK8s = false;
@@ -46,6 +52,8 @@ describe("deploy to lab hosts", { skip }, () => {
     return n;
   };
   const deploy = () => run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 900_000 });
+  /** The synthesized stack of this suite's inventory (cdktf.out is shared by every inventory). */
+  const stackDirOf = () => fs.readdirSync(path.join(ROOT, "cdktf.out", "stacks")).map((s) => path.join(ROOT, "cdktf.out", "stacks", s)).find((d) => fs.readFileSync(path.join(d, "cdk.tf.json"), "utf8").includes(dir))!;
   const step = (s: string, host: string) => run(process.execPath, [BIN, "step", s, "--host", host, "--config", config()], { env, timeoutMs: 300_000 });
 
   before(async () => {
@@ -60,10 +68,15 @@ describe("deploy to lab hosts", { skip }, () => {
       const r = await run("bash", [k8s, fixtures], { env: { ...process.env, BINKUBE_K8S_DOWNLOAD: "0" }, timeoutMs: 120_000 });
       haveK8s = r.code === 0 && fs.existsSync(path.join(fixtures, "kube-apiserver"));
     }
+    if (engine === "tofu") {
+      const t = await run("bash", [path.join(ROOT, "test", "fixtures", "tofu.sh"), path.join(dir, "tofu-bin")], { timeoutMs: 900_000 });
+      assert.equal(t.code, 0, `OpenTofu fixture: ${t.stderr.slice(-2000)}`);
+      engineBin = path.join(dir, "tofu-bin", "tofu");
+    }
     lab = await labUp({ dir, hosts: 3, log: () => undefined });
     // Steps whose binaries the fixtures lack (the flannel CNI plugin, and Kubernetes itself
     // when its fixture is not cached) must report SKIP with the reason, never pass silently.
-    env = { ...process.env, BINKUBE_CONFIG: config(), CHECKPOINT_DISABLE: "1", BINKUBE_ALLOW_MISSING_BINARIES: "1" };
+    env = { ...process.env, BINKUBE_CONFIG: config(), CHECKPOINT_DISABLE: "1", BINKUBE_ALLOW_MISSING_BINARIES: "1", TERRAFORM_BINARY_NAME: engineBin };
     withK8s = haveK8s;
   });
 
@@ -76,7 +89,11 @@ describe("deploy to lab hosts", { skip }, () => {
     const out = plain(r.stdout + r.stderr);
     fs.writeFileSync(path.join(dir, "deploy1.log"), out);
     assert.equal(r.code, 0, `deploy failed:\n${out.split("\n").filter((l) => /binkube|Error/.test(l)).slice(-30).join("\n")}`);
-    console.log(`# first deploy of 3 lab hosts: ${(r.ms / 1000).toFixed(1)} s`);
+    console.log(`# first deploy of 3 lab hosts (${engine}): ${(r.ms / 1000).toFixed(1)} s`);
+    // the state says which engine wrote it (OpenTofu 1.10.10 records its own version, Terraform 1.11 its own)
+    const state = JSON.parse(fs.readFileSync(path.join(dir, ".binkube", "terraform.tfstate"), "utf8")) as { terraform_version: string };
+    assert.equal(state.terraform_version, /v(\d+\.\d+\.\d+)/.exec(execFileSync(engineBin, ["version"], { encoding: "utf8", env: { ...process.env, TF_CLI_CONFIG_FILE: "" } }))![1]);
+    if (engine === "tofu") assert.match(execFileSync(engineBin, ["version"], { encoding: "utf8" }), /^OpenTofu v1\.10\.10/);
     for (const h of ["lab1", "lab2", "lab3"]) {
       assert.match(out, new RegExp(`✓ step etcd on ${h}`));
       assert.match(out, new RegExp(`✓ step runtime on ${h}: .*cgroup driver cgroupfs`));
@@ -130,12 +147,12 @@ describe("deploy to lab hosts", { skip }, () => {
     // our own probe above opened 3 sessions; the deploy must add none
     assert.equal(await acceptedSessions(), sessions + lab.hosts.length, "the no-op deploy opened an SSH session");
     // against a bare `terraform plan` of the same synthesized stack
-    const stackDir = fs.readdirSync(path.join(ROOT, "cdktf.out", "stacks")).map((s) => path.join(ROOT, "cdktf.out", "stacks", s)).find((d) => fs.readFileSync(path.join(d, "cdk.tf.json"), "utf8").includes(dir));
+    const stackDir = stackDirOf();
     if (stackDir) {
-      const plan = await run("terraform", ["plan", "-input=false", "-lock=false"], { cwd: stackDir, env, timeoutMs: 300_000 });
+      const plan = await run(engineBin, ["plan", "-input=false", "-lock=false"], { cwd: stackDir, env, timeoutMs: 300_000 });
       assert.equal(plan.code, 0, plan.stderr);
       assert.match(plain(plan.stdout), /No changes/);
-      console.log(`# no-op redeploy: ${(r.ms / 1000).toFixed(1)} s; bare terraform plan of the same stack: ${(plan.ms / 1000).toFixed(1)} s (ratio ${(r.ms / plan.ms).toFixed(1)}x)`);
+      console.log(`# no-op redeploy (${engine}): ${(r.ms / 1000).toFixed(1)} s; bare ${engine} plan of the same stack: ${(plan.ms / 1000).toFixed(1)} s (ratio ${(r.ms / plan.ms).toFixed(1)}x)`);
     }
   });
 
@@ -160,6 +177,8 @@ describe("deploy to lab hosts", { skip }, () => {
       assert.deepEqual(steps, ["kube-proxy lab1 skipped", "kube-proxy lab2 skipped", "kube-proxy lab3 skipped"].map((s) => s.split(" ").slice(0, 2).join(" ")));
     }
   });
+
+  if (engine !== "terraform") return;
 
   test("fault: a command failing mid-step names host, step and command; a re-run converges", async () => {
     await sshOk("lab2", "rm -rf /opt/cni/bin && touch /opt/cni/bin");
@@ -238,4 +257,7 @@ describe("deploy to lab hosts", { skip }, () => {
     assert.equal(await sshOk("lab2", "systemctl is-active etcd"), "active");
   });
 });
+}
 
+deploySuite("terraform");
+deploySuite("tofu");
