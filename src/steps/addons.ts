@@ -6,6 +6,7 @@ import { StepDef, RunContext } from "./types";
 import { GateError, waitFor } from "../util/wait";
 import { podReadiness, type PodReadiness } from "./pod-status";
 import { KUBECTL, kubectl } from "./actions";
+import { flannelCniConfig } from "./kubelet";
 
 /** Waits for a ready pod of SELECTOR (kube-system) on every node; a timeout names each stuck pod, why, and its last log lines. */
 async function waitForPods(rc: RunContext, selector: string, nodes: string[], fix: string): Promise<void> {
@@ -82,6 +83,7 @@ export const addons: StepDef = {
       podCIDR: inv.network.podCIDR,
       flannelBackend: inv.network.flannelBackend,
       flannelImage: inv.images.flannel,
+      cniConf: flannelCniConfig().content,
     }),
     templated(`${K8S.manifests}/coredns.yaml`, "addons/coredns.yaml", {
       clusterDomain: inv.network.clusterDomain,

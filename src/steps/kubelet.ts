@@ -15,6 +15,13 @@ import { bootstrapTokenSecret, newBootstrapToken } from "./bootstrap-token";
 import { shq } from "../remote/shell";
 
 const KUBELET_KUBECONFIG = `${K8S.cfg}/kubelet.kubeconfig`;
+
+/**
+ * The CNI config, byte for byte the one flannel's install-cni container copies over it (addons
+ * embeds this same text): with two owners writing different bytes, every kubelet re-run saw
+ * drift and restarted the kubelet. The kubelet step ships it so a node is Ready before flannel.
+ */
+export const flannelCniConfig = () => templated("/etc/cni/net.d/10-flannel.conflist", "cni/10-flannel.conflist", {});
 const BOOTSTRAP_KUBECONFIG = `${K8S.cfg}/bootstrap.kubeconfig`;
 
 /**
@@ -114,7 +121,7 @@ export const kubelet: StepDef = {
     return [
       ...BINARIES.kubelet.map((b) => binary(K8S.bin, b)),
       ...cni.map((n) => binary("/opt/cni/bin", n)),
-      templated("/etc/cni/net.d/10-flannel.conflist", "cni/10-flannel.conflist", {}),
+      flannelCniConfig(),
       cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),
       templated(`${K8S.cfg}/kubelet.conf`, "kubelet/kubelet.conf", {
         name: host.name,

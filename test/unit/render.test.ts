@@ -46,6 +46,12 @@ describe("rendered files", () => {
     ha = await openCluster(copyExample("ha-three-masters.yaml"), { create: true });
   });
 
+  test("flannel's install-cni copies the very bytes the kubelet step ships to /etc/cni/net.d (one content, no drift)", () => {
+    const manifest = file(guide, "addons", "k8s-master", "/opt/kubernetes/manifests/kube-flannel.yaml");
+    const cm = manifest.split(/^---$/m).map((d) => parse(d) as { kind?: string; data?: Record<string, string> }).find((d) => d?.kind === "ConfigMap")!;
+    for (const node of ["k8s-master", "k8s-node"]) assert.equal(cm.data!["cni-conf.json"], file(guide, "kubelet", node, "/etc/cni/net.d/10-flannel.conflist"));
+  });
+
   test("apiserver: every etcd member once, no insecure port, dedicated client certs and SA key", () => {
     const f = flags(file(guide, "apiserver", "k8s-master", "/opt/kubernetes/cfg/kube-apiserver.conf"));
     assert.deepEqual(f.get("etcd-servers"), ["https://192.168.0.4:2379,https://192.168.0.5:2379"]);
