@@ -59,17 +59,24 @@ function chainOrder(step: StepDef, hosts: Host[], applied: ReadonlyMap<string, s
   if (!step.deps.some((d) => d.on === "previous-host" && d.step === step.name)) return hosts;
   const isNew = (h: Host) => !applied.has(resourceId(step, h));
   const old = hosts.filter((h) => !isNew(h));
-  // Kahn's algorithm over the recorded same-step edges, taking the earliest ready host in
-  // inventory order each time. Edges recorded by different applies agree (each apply follows
-  // the order recorded before it), so there is no cycle (were there one, the first waiting host would go next).
-  const before = new Map(old.map((h) => [h.name, new Set(applied.get(resourceId(step, h))!)]));
+  const recorded = new Map(old.map((h) => [h.name, new Set(applied.get(resourceId(step, h))!)]));
+  return [...hosts.filter(isNew), ...recordedOrder(old, (h, o) => recorded.get(h.name)!.has(resourceId(step, o)))];
+}
+
+/**
+ * Hosts in the order an earlier apply recorded (`after(h, o)`: h was recorded to wait for o).
+ * Kahn's algorithm, taking the earliest ready host in inventory order each time. Edges recorded
+ * by different applies agree (each apply follows the order recorded before it), so there is no
+ * cycle (were there one, the first waiting host would go next).
+ */
+function recordedOrder(hosts: Host[], after: (h: Host, o: Host) => boolean): Host[] {
   const order: Host[] = [];
-  const waiting = [...old];
+  const waiting = [...hosts];
   while (waiting.length > 0) {
-    const idx = Math.max(0, waiting.findIndex((h) => !waiting.some((o) => o !== h && before.get(h.name)!.has(resourceId(step, o)))));
+    const idx = Math.max(0, waiting.findIndex((h) => !waiting.some((o) => o !== h && after(h, o))));
     order.push(...waiting.splice(idx, 1));
   }
-  return [...hosts.filter(isNew), ...order];
+  return order;
 }
 
 /**
@@ -88,6 +95,49 @@ function chainDeps(step: StepDef, ordered: Host[], applied: ReadonlyMap<string, 
   const serialNew = step.serialJoin === true && old.length > 0;
   fresh.forEach((h, i) => deps.set(h.name, serialNew && i > 0 ? [id(fresh[i - 1]!)] : []));
   old.forEach((h, i) => deps.set(h.name, i > 0 ? [id(old[i - 1]!)] : serialNew ? fresh.slice(-1).map(id) : fresh.map(id)));
+  return deps;
+}
+
+/** Steps an upgrade finishes everywhere before any node restarts: a kubelet is never newer than an apiserver. */
+const CONTROL_PLANE: readonly StepName[] = ["apiserver", "controller-manager", "scheduler", "bootstrap"];
+
+/** rolling.maxUnavailable as a batch size over `nodes` nodes (a percentage rounds down, at least 1). */
+export function batchSize(maxUnavailable: number | `${number}%`, nodes: number): number {
+  if (typeof maxUnavailable === "number") return maxUnavailable;
+  return Math.max(1, Math.floor((nodes * Number(maxUnavailable.slice(0, -1))) / 100));
+}
+
+/**
+ * What each node's node-roll instances (docker, kubelet, kube-proxy: steps with `nodeRoll`) wait
+ * for, by host name. Nodes where none of them was applied yet join in parallel, as on a first
+ * deploy. The others restart in batches of rolling.maxUnavailable, in the order recorded before:
+ * the first batch after the new nodes and the whole control plane (the version-skew order of an
+ * upgrade), each next batch after every node-roll instance of the batch before (so a node's
+ * docker, kubelet and kube-proxy all finish, gates included, before the next batch starts, and a
+ * bad change stops at the first batch).
+ */
+function nodeRollDeps(ctx: StepContext, applied: ReadonlyMap<string, string[]>): Map<string, string[]> {
+  const steps = STEPS.filter((s) => s.nodeRoll === true);
+  const idsOn = new Map<string, string[]>();
+  const nodes: Host[] = [];
+  for (const s of steps) {
+    for (const h of instanceHosts(s, ctx.inv, ctx.gone)) {
+      if (!idsOn.has(h.name)) (idsOn.set(h.name, []), nodes.push(h));
+      idsOn.get(h.name)!.push(resourceId(s, h));
+    }
+  }
+  const isOld = (h: Host) => idsOn.get(h.name)!.some((id) => applied.has(id));
+  const fresh = nodes.filter((h) => !isOld(h));
+  const recorded = (h: Host) => new Set(idsOn.get(h.name)!.flatMap((id) => applied.get(id) ?? []));
+  const old = recordedOrder(nodes.filter(isOld), (h, o) => idsOn.get(o.name)!.some((id) => recorded(h).has(id)));
+  const controlPlane = STEPS.filter((s) => CONTROL_PLANE.includes(s.name)).flatMap((s) => instanceHosts(s, ctx.inv, ctx.gone).map((h) => resourceId(s, h)));
+  const size = batchSize(ctx.inv.rolling.maxUnavailable, old.length);
+  const deps = new Map<string, string[]>(fresh.map((h) => [h.name, []]));
+  old.forEach((h, i) => {
+    const batch = Math.floor(i / size);
+    const before = batch === 0 ? [...fresh.flatMap((f) => idsOn.get(f.name)!), ...controlPlane] : old.slice((batch - 1) * size, batch * size).flatMap((p) => idsOn.get(p.name)!);
+    deps.set(h.name, before);
+  });
   return deps;
 }
 
@@ -116,6 +166,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
   const applied = opts.applied ?? new Map<string, string[]>();
   const instances: StepInstance[] = [];
   const idsByStep = new Map<StepName, Map<string, string>>(); // step → host name → id
+  const rollDeps = nodeRollDeps(ctx, applied);
   for (const step of STEPS) {
     const ids = new Map<string, string>();
     idsByStep.set(step.name, ids);
@@ -129,6 +180,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
         const same = depIds.get(host.name);
         return same ? [same] : [];
       });
+      if (step.nodeRoll) dependsOn.push(...(rollDeps.get(host.name) ?? []).filter((d) => !dependsOn.includes(d)));
       const id = resourceId(step, host);
       ids.set(host.name, id);
       instances.push({ step: step.name, host, id, ...renderInstance(ctx, step, host), dependsOn });
@@ -140,7 +192,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
     ids.add(inst.id);
   }
   checkSharedPaths(instances);
-  return { inv, instances };
+  return { inv, instances: dependencyOrder(instances) };
 }
 
 /**
@@ -151,6 +203,32 @@ export function planInstance(ctx: StepContext, step: StepDef, hostName: string):
   const host = instanceHosts(step, ctx.inv, ctx.gone).find((h) => h.name === hostName);
   if (!host) return undefined;
   return { step: step.name, host, id: resourceId(step, host), ...renderInstance(ctx, step, host) };
+}
+
+/**
+ * Instances with every one after what it depends on (the stack creates resources in this order),
+ * otherwise in bring-up order. Node-roll edges point from an early step (docker on one node) to
+ * later ones (kube-proxy on the node before), so step order alone is not enough.
+ */
+function dependencyOrder(instances: StepInstance[]): StepInstance[] {
+  const byId = new Map(instances.map((i) => [i.id, i]));
+  const state = new Map<string, "visiting" | "done">();
+  const out: StepInstance[] = [];
+  // Depth first in bring-up order: an instance's dependencies are pulled in just before it.
+  const visit = (i: StepInstance, path: string[]) => {
+    if (state.get(i.id) === "done") return;
+    if (state.get(i.id) === "visiting") throw new Error(`plan: a dependency cycle: ${[...path, i.id].join(" → ")}`);
+    state.set(i.id, "visiting");
+    for (const d of i.dependsOn) {
+      const dep = byId.get(d);
+      if (!dep) throw new Error(`plan: ${i.id} depends on ${d}, which the plan does not have`);
+      visit(dep, [...path, i.id]);
+    }
+    state.set(i.id, "done");
+    out.push(i);
+  };
+  for (const i of instances) visit(i, []);
+  return out;
 }
 
 /** Two steps on one host may ship the same path (ca.pem) only with identical content. */

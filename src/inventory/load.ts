@@ -42,7 +42,7 @@ export function formatIssues(file: string, issues: InventoryIssue[], kind = "err
   return [head, ...lines].join("\n");
 }
 
-const TOP = ["cluster", "kubernetes", "etcd", "ssh", "hosts", "network", "binaries", "runtime", "cni", "certificates", "apiserver", "engine", "images", "kubelet", "kubeProxy"] as const;
+const TOP = ["cluster", "kubernetes", "etcd", "ssh", "hosts", "network", "binaries", "runtime", "cni", "certificates", "apiserver", "engine", "images", "kubelet", "kubeProxy", "rolling"] as const;
 const SSH_FIELDS = ["user", "port", "privateKey", "knownHosts", "hostKeyFingerprints", "sudo", "bastion"] as const;
 /** The last v1.17 patch release (v1.17.17, 2021-01-13): a later "v1.17.N" was never published. */
 const LAST_1_17_PATCH = 17;
@@ -386,6 +386,10 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   const cni = r.oneOf(raw, "cni", "", ["flannel"] as const, "flannel");
   const engine = r.oneOf(raw, "engine", "", ENGINES, "terraform_data");
 
+  const rolling = r.section(raw, "rolling", "");
+  r.known(rolling, ["maxUnavailable"], "rolling");
+  const maxUnavailable = readMaxUnavailable(r, rolling);
+
   const certs = r.section(raw, "certificates", "");
   r.known(certs, ["validityDays", "caValidityDays", "kubeletValidityDays"], "certificates");
   const validityDays = r.int(certs, "validityDays", "certificates", 365, 1, 3650);
@@ -475,6 +479,17 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     engine,
     images: { ...images, preload },
     kubeProxy: { conntrackMaxPerCore },
+    rolling: { maxUnavailable },
     kubelet: { extraArgs, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true), taintMasters },
   };
+}
+
+/** rolling.maxUnavailable: a count (>= 1) or a percentage of the nodes ("25%", 1-100). */
+function readMaxUnavailable(r: Reader, rolling: Obj): number | `${number}%` {
+  const v = rolling.maxUnavailable;
+  if (v === undefined || v === null) return 1;
+  if (typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 10_000) return v;
+  if (typeof v === "string" && /^(100|[1-9][0-9]?)%$/.test(v)) return v as `${number}%`;
+  r.error("rolling.maxUnavailable", `must be a whole number of nodes (1 or more) or a percentage such as "25%", got ${JSON.stringify(v)}`, "set 1 (the default: one node at a time) or a percentage of the nodes");
+  return 1;
 }

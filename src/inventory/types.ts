@@ -90,6 +90,11 @@ export interface Inventory {
     anonymousAuth: boolean;
   };
   engine: Engine;
+  /**
+   * How changes that restart node services (docker, kubelet, kube-proxy) roll: at most this many
+   * nodes at a time, each batch behind its health gates. A count, or a percentage of the nodes.
+   */
+  rolling: { maxUnavailable: number | `${number}%` };
   images: Images;
   kubeProxy: {
     /** conntrack table size per core; 0 leaves nf_conntrack_max alone (hosts where it is read-only, e.g. containers). */

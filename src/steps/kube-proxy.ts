@@ -21,6 +21,7 @@ export const kubeProxy: StepDef = {
   hosts: (inv) => hostsWithRole(inv, "node"),
   deps: [{ step: "kubelet", on: "same-host" }],
   run: runKubeProxy,
+  nodeRoll: true,
   files: ({ inv, pki }, host) => [
     ...BINARIES.kubeProxy.map((b) => binary(K8S.bin, b)),
     secret(`${K8S.cfg}/kube-proxy.kubeconfig`, certKubeconfig(inv, pki, "kube-proxy", "system:kube-proxy")),

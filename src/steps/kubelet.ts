@@ -112,6 +112,7 @@ export const kubelet: StepDef = {
     { step: "controller-manager", on: "all" },
   ],
   run: runKubelet,
+  nodeRoll: true,
   // The role and taint are set through the API, not shipped: a change re-runs the step (no restart: no file changed).
   triggers: ({ inv }, host) => ({ role: nodeRole({ inv, host }).role, taint: String(nodeRole({ inv, host }).taint) }),
   files: ({ inv, pki, binaries }, host) => {

@@ -53,6 +53,7 @@ export const runtime: StepDef = {
   hosts: (inv) => hostsWithRole(inv, "node"),
   deps: [{ step: "prepare", on: "same-host" }],
   run: runRuntime,
+  nodeRoll: true,
   files: ({ inv, binaries }) => {
     const names = [...new Set([...REQUIRED_DOCKER, ...binaries.group("docker")])].sort();
     return [

@@ -96,6 +96,11 @@ export interface StepDef {
    */
   serialJoin?: boolean;
   /**
+   * Restarts what runs on a node (docker, kubelet, kube-proxy). Where these steps ran before,
+   * changes roll rolling.maxUnavailable nodes at a time, after the control plane (plan.ts).
+   */
+  nodeRoll?: boolean;
+  /**
    * "eager" (default): the runner connects to the step's host before run(), so an unreachable
    * host fails fast. "lazy": run() reaches its host only through rc.sh/rc.remote, on first use,
    * with one attempt (host removal: the host may be dead, which is often why it is removed).

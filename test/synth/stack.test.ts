@@ -165,6 +165,40 @@ describe("cluster stack", () => {
     assert.deepEqual(chained("apiserver_k8s_new", "apiserver"), ["apiserver_k8s_master"]);
   });
 
+  test("node changes roll rolling.maxUnavailable nodes at a time after the control plane; new nodes join at once", async () => {
+    const d = tempDir();
+    writeFakeBinaries(path.join(d, "bin"));
+    const raw = baseInventory();
+    for (const n of [3, 4, 5]) raw.hosts.push({ name: `k8s-node${n}`, address: `192.168.0.${10 + n}`, roles: ["node"] });
+    const NODE_STEPS = ["runtime", "kubelet", "kube_proxy"];
+    const nodes = ["k8s_master", "k8s_node", "k8s_node2", "k8s_node3", "k8s_node4", "k8s_node5"];
+    const state = (names: string[]) => {
+      fs.mkdirSync(path.join(d, ".binkube"), { recursive: true });
+      const resources = names.flatMap((h) => NODE_STEPS.map((s) => `${s}_${h}`)).map((name) => ({ mode: "managed", type: "terraform_data", name, instances: [{ attributes: {}, dependencies: [] }] }));
+      fs.writeFileSync(path.join(d, ".binkube", "terraform.tfstate"), JSON.stringify({ version: 4, resources }));
+    };
+    /** The other nodes a node's instance waits for, through node-roll edges. */
+    const waitsFor = (out: Awaited<ReturnType<typeof synth>>, id: string) =>
+      [...new Set((out.resources[id]!.depends_on ?? []).map((x) => x.split(".")[1]!).filter((x) => NODE_STEPS.some((s) => x.startsWith(`${s}_`)) && !x.endsWith(id.slice(id.indexOf("_k8s"))) ))].sort();
+    // a first deploy: nothing waits for another node
+    const first = await synth(d, raw);
+    for (const h of nodes) for (const st of NODE_STEPS) assert.deepEqual(waitsFor(first, `${st}_${h}`), [], `${st}_${h}`);
+    // four nodes ran before, two are new: the new ones join at once; the old roll one by one after them
+    state(nodes.slice(0, 4));
+    const one = await synth(d, raw);
+    const all = (h: string) => NODE_STEPS.map((st) => `${st}_${h}`).sort();
+    assert.deepEqual(waitsFor(one, "kubelet_k8s_node4"), []);
+    assert.deepEqual(waitsFor(one, "runtime_k8s_master"), [...all("k8s_node4"), ...all("k8s_node5")].sort());
+    assert.ok(one.resources.runtime_k8s_master!.depends_on!.includes("terraform_data.apiserver_k8s_master"), "the first batch waits for the control plane");
+    assert.deepEqual(waitsFor(one, "runtime_k8s_node"), all("k8s_master"));
+    assert.deepEqual(waitsFor(one, "kube_proxy_k8s_node3"), all("k8s_node2"));
+    // 50% of 6 nodes: batches of 3, each waiting for every node of the batch before
+    state(nodes);
+    const half = await synth(d, { ...raw, rolling: { maxUnavailable: "50%" } });
+    for (const h of nodes.slice(0, 3)) assert.deepEqual(waitsFor(half, `kubelet_${h}`), [], h);
+    for (const h of nodes.slice(3)) assert.deepEqual(waitsFor(half, `kubelet_${h}`), nodes.slice(0, 3).flatMap(all).sort(), h);
+  });
+
   test("new etcd members beside a running cluster join one at a time; new masters do not wait for each other", async () => {
     const d = tempDir();
     writeFakeBinaries(path.join(d, "bin"));
