@@ -13,7 +13,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
     if (a.startsWith("--")) {
       const eq = a.indexOf("=");
       if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-      else if (i + 1 < argv.length && !argv[i + 1]!.startsWith("--") && !["all", "verbose", "help", "remote"].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]!);
+      else if (i + 1 < argv.length && !argv[i + 1]!.startsWith("--") && !["all", "verbose", "help", "remote", "yes"].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]!);
       else flags.set(a.slice(2), true);
     } else positional.push(a);
   }

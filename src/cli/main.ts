@@ -13,6 +13,7 @@ import { BinkubeError } from "../errors";
 import { ParsedArgs, parseArgs } from "./args";
 import { stepCommand } from "./step";
 import { runStep } from "../runner/run-step";
+import { describeRestore, restorePlan, runRestore } from "../etcd-restore";
 
 const USAGE = `usage: binkube <command> [options]
 
@@ -28,6 +29,10 @@ const USAGE = `usage: binkube <command> [options]
                                        run one bring-up step on one host (called by cdktf deploy)
   remove --host NAME [--config FILE]   drain / remove from etcd a host that left the inventory
                                        (called by cdktf deploy)
+  etcd restore --snapshot FILE [--yes] [--config FILE]
+                                       rebuild etcd on every member from FILE (e.g. one of
+                                       .binkube/etcd-snapshots/<host>/), then restart the control
+                                       plane; without --yes it only says what it would do
   lab up [--hosts N] | down | status   local test hosts (systemd-nspawn)
 
 The inventory is --config, else $BINKUBE_CONFIG, else ./cluster.yaml.`;
@@ -82,6 +87,20 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       }
       throw new UsageError("certs needs check or renew");
+    }
+    case "etcd": {
+      if (sub !== "restore") throw new UsageError(`etcd: unknown subcommand "${sub ?? ""}" (etcd restore --snapshot FILE)`);
+      const snapshot = args.flags.get("snapshot");
+      if (typeof snapshot !== "string") throw new UsageError("etcd restore needs --snapshot FILE");
+      const { inventory } = loadInventory(configFrom(args));
+      const plan = restorePlan(inventory, snapshot);
+      for (const line of describeRestore(plan)) say(line);
+      if (args.flags.get("yes") !== true) {
+        say("etcd restore: nothing done. Re-run with --yes to restore (the cluster's state goes back to the snapshot)");
+        return 1;
+      }
+      say(await runRestore(inventory, plan, say));
+      return 0;
     }
     case "synth-report": {
       reportCluster(await openCluster(configFrom(args), { create: true }), say);

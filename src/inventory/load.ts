@@ -387,8 +387,9 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   const engine = r.oneOf(raw, "engine", "", ENGINES, "terraform_data");
 
   const rolling = r.section(raw, "rolling", "");
-  r.known(rolling, ["maxUnavailable"], "rolling");
+  r.known(rolling, ["maxUnavailable", "drainTimeoutSeconds"], "rolling");
   const maxUnavailable = readMaxUnavailable(r, rolling);
+  const drainTimeoutSeconds = r.int(rolling, "drainTimeoutSeconds", "rolling", 300, 10, 3600);
 
   const certs = r.section(raw, "certificates", "");
   r.known(certs, ["validityDays", "caValidityDays", "kubeletValidityDays"], "certificates");
@@ -479,7 +480,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     engine,
     images: { ...images, preload },
     kubeProxy: { conntrackMaxPerCore },
-    rolling: { maxUnavailable },
+    rolling: { maxUnavailable, drainTimeoutSeconds },
     kubelet: { extraArgs, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true), taintMasters },
   };
 }

@@ -94,7 +94,11 @@ export interface Inventory {
    * How changes that restart node services (docker, kubelet, kube-proxy) roll: at most this many
    * nodes at a time, each batch behind its health gates. A count, or a percentage of the nodes.
    */
-  rolling: { maxUnavailable: number | `${number}%` };
+  rolling: {
+    maxUnavailable: number | `${number}%`;
+    /** How long a node's drain (before a docker upgrade) may take before the roll stops there. */
+    drainTimeoutSeconds: number;
+  };
   images: Images;
   kubeProxy: {
     /** conntrack table size per core; 0 leaves nf_conntrack_max alone (hosts where it is read-only, e.g. containers). */

@@ -60,3 +60,19 @@ export async function kubectl(remote: StepRemote, args: string, opts: { allowFai
   const r = await remote.exec(`${KUBECTL} ${args}`, { allowFail: opts.allowFail, timeoutMs: opts.timeoutMs ?? 60_000 });
   return r.code === 0 ? r.stdout : "";
 }
+
+/**
+ * The Kubernetes binary the step just shipped is the release the inventory names: an upgrade
+ * whose binaries are another release stops here, before its unit restarts (the old process keeps
+ * running). `kubernetes.version` is what the upgrade order and this check go by.
+ */
+export async function checkReleaseVersion(rc: RunContext, binaryName: string): Promise<void> {
+  const bin = `${K8S.bin}/${binaryName}`;
+  const r = await rc.sh(`${bin} --version 2>&1 | head -n1`, { allowFail: true });
+  const got = /v\d+\.\d+\.\d+\S*/.exec(r.stdout)?.[0];
+  if (got === rc.inv.kubernetesVersion) return;
+  throw new GateError(
+    `${bin} on ${rc.host.name} is ${got ?? `unreadable (${r.stdout.trim().slice(0, 120)})`}, but kubernetes.version says ${rc.inv.kubernetesVersion}; ${binaryName} was not restarted. ` +
+      `Fix: point binaries at the ${rc.inv.kubernetesVersion} release, or set kubernetes.version to the release the binaries are, and re-run`,
+  );
+}

@@ -11,12 +11,13 @@ import { StepDef, RunContext } from "./types";
 import { TLS_CIPHER_SUITES } from "./tls";
 import { encryptionConfig } from "../pki/encryption";
 import { waitFor } from "../util/wait";
-import { applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
+import { applyUnit, checkReleaseVersion, gateWithJournal, kubectl, waitActive } from "./actions";
 
 async function runApiserver(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   // The static token file of earlier versions (one shared, never-expiring bootstrap token) must not linger.
   await rc.sh(`rm -f ${K8S.cfg}/token.csv`);
+  await checkReleaseVersion(rc, "kube-apiserver");
   const action = await applyUnit(rc, "kube-apiserver", sync.changed.length > 0);
   await waitActive(rc, "kube-apiserver", { timeoutMs: 60_000 });
   await gateWithJournal(rc, "kube-apiserver", () =>

@@ -1,11 +1,12 @@
 // controller-manager and scheduler share a procedure: sync, (re)start, then wait until the
 // apiserver reports the component healthy (componentstatuses reads its local healthz port).
 import { waitFor } from "../util/wait";
-import { applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
+import { applyUnit, checkReleaseVersion, gateWithJournal, kubectl, waitActive } from "./actions";
 import type { RunContext } from "./types";
 
 export async function runComponent(rc: RunContext, unit: string, component: string): Promise<string> {
   const sync = await rc.sync();
+  await checkReleaseVersion(rc, unit);
   const action = await applyUnit(rc, unit, sync.changed.length > 0);
   await waitActive(rc, unit);
   await gateWithJournal(rc, unit, () =>

@@ -14,7 +14,8 @@ export const controllerManager: StepDef = {
   description: "kube-controller-manager: kubeconfig, signing keys, flags, unit",
   hosts: (inv) => hostsWithRole(inv, "master"),
   deps: [
-    { step: "apiserver", on: "same-host" },
+    // After every apiserver (an upgrade's version-skew order: apiservers first, then the rest of the control plane).
+    { step: "apiserver", on: "all" },
     { step: "controller-manager", on: "previous-host" },
   ],
   run: (rc) => runComponent(rc, "kube-controller-manager", "controller-manager"),

@@ -5,10 +5,11 @@ import { hostsWithRole } from "../inventory/types";
 import { certKubeconfig } from "../pki/kubeconfig";
 import { K8S, binary, secret, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
-import { applyUnit, waitActive } from "./actions";
+import { applyUnit, checkReleaseVersion, waitActive } from "./actions";
 
 async function runKubeProxy(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
+  await checkReleaseVersion(rc, "kube-proxy");
   const action = await applyUnit(rc, "kube-proxy", sync.changed.length > 0);
   await waitActive(rc, "kube-proxy");
   return `${sync.changed.length} files changed, ${action}`;

@@ -10,7 +10,7 @@ import { TLS_CIPHER_SUITES } from "./tls";
 import { kubeletServerCert } from "../pki/catalog";
 import { leaf } from "../pki/store";
 import { waitFor } from "../util/wait";
-import { KUBECTL, applyUnit, gateWithJournal, kubectl, waitActive } from "./actions";
+import { KUBECTL, applyUnit, checkReleaseVersion, gateWithJournal, kubectl, waitActive } from "./actions";
 import { bootstrapTokenSecret, newBootstrapToken } from "./bootstrap-token";
 import { shq } from "../remote/shell";
 
@@ -68,6 +68,7 @@ async function applyNodeRole(rc: RunContext, control: StepRemote): Promise<strin
 
 async function runKubelet(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
+  await checkReleaseVersion(rc, "kubelet");
   const control = await rc.controlPlane();
   const token = await issueBootstrapToken(rc, control);
   const action = await applyUnit(rc, "kubelet", sync.changed.length > 0 || token !== undefined);

@@ -7,11 +7,36 @@ import { binary, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
 import { applyUnit } from "./actions";
+import { clearPending, cordonAndDrain, hasJoined, readPending, uncordonWhenReady, writePending } from "./drain";
+import type { StepRemote } from "./types";
 import { shq } from "../remote/shell";
+
+/**
+ * docker restarts for a changed binary, daemon.json or unit; a new image archive is only loaded.
+ * Its containers survive a restart of the same daemon (live-restore), not a new binary or
+ * daemon.json (storage driver, runtimes): then a node that runs pods is drained first.
+ */
+function restartNeeds(changed: string[]): { restart: boolean; drain: boolean } {
+  const relevant = changed.filter((p) => !p.startsWith(`${IMAGES_DIR}/`));
+  return { restart: relevant.length > 0, drain: relevant.some((p) => p.startsWith(`${DOCKER_BIN}/`) || p === DAEMON_JSON) };
+}
 
 async function runRuntime(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
-  const action = await applyUnit(rc, "docker", sync.changed.length > 0);
+  const pending = await readPending(rc, "docker");
+  const needs = restartNeeds(sync.changed);
+  const drain = (needs.drain || pending?.cordonedByBinkube === true) && (await hasJoined(rc));
+  let cordoned = pending?.cordonedByBinkube ?? false;
+  let control: StepRemote | undefined;
+  if (needs.restart || pending) {
+    await writePending(rc, { unit: "docker", cordonedByBinkube: cordoned });
+    if (drain) {
+      control = await rc.controlPlane();
+      cordoned = (await cordonAndDrain(rc, control, "the docker restart")) || cordoned;
+      await writePending(rc, { unit: "docker", cordonedByBinkube: cordoned });
+    }
+  }
+  const action = await applyUnit(rc, "docker", needs.restart || pending !== undefined);
   let driver = "";
   await waitFor(
     `docker on ${rc.host.name} to answer`,
@@ -32,7 +57,13 @@ async function runRuntime(rc: RunContext): Promise<string> {
     if (r.stdout.includes("loaded")) count++;
   }
   const loaded = count > 0 ? `, ${count} image archives loaded` : "";
-  return `${sync.changed.length} files changed, ${action}, cgroup driver ${driver}${loaded}`;
+  await clearPending(rc, "docker");
+  let drained = "";
+  if (cordoned) {
+    await uncordonWhenReady(rc, control ?? (await rc.controlPlane()));
+    drained = ", drained first and uncordoned when Ready";
+  }
+  return `${sync.changed.length} files changed, ${action}${drained}, cgroup driver ${driver}${loaded}`;
 }
 
 /** `docker load` of one archive unless its marker says this content was loaded already. */
@@ -43,6 +74,8 @@ export function loadArchiveCommand(archive: string): string {
 }
 
 export const CGROUP_DRIVER = "cgroupfs";
+const DOCKER_BIN = "/usr/bin";
+const DAEMON_JSON = "/etc/docker/daemon.json";
 /** Image archives (docker save) preloaded before kubelet starts: air-gapped nodes need no registry. */
 export const IMAGES_DIR = "/opt/kubernetes/images";
 
@@ -57,8 +90,8 @@ export const runtime: StepDef = {
   files: ({ inv, binaries }) => {
     const names = [...new Set([...REQUIRED_DOCKER, ...binaries.group("docker")])].sort();
     return [
-      ...names.map((n) => binary("/usr/bin", n)),
-      templated("/etc/docker/daemon.json", "docker/daemon.json", { execOpt: `native.cgroupdriver=${CGROUP_DRIVER}` }),
+      ...names.map((n) => binary(DOCKER_BIN, n)),
+      templated(DAEMON_JSON, "docker/daemon.json", { execOpt: `native.cgroupdriver=${CGROUP_DRIVER}` }),
       ...inv.images.preload.map((archive) => ({ path: `${IMAGES_DIR}/${path.basename(archive)}`, mode: 0o644, binary: archive })),
       unit("docker", "docker/docker.service"),
     ];

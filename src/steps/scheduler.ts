@@ -12,7 +12,8 @@ export const scheduler: StepDef = {
   description: "kube-scheduler: kubeconfig, flags, unit",
   hosts: (inv) => hostsWithRole(inv, "master"),
   deps: [
-    { step: "apiserver", on: "same-host" },
+    // After every apiserver (an upgrade's version-skew order: apiservers first, then the rest of the control plane).
+    { step: "apiserver", on: "all" },
     { step: "scheduler", on: "previous-host" },
   ],
   run: (rc) => runComponent(rc, "kube-scheduler", "scheduler"),

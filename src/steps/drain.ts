@@ -1,0 +1,74 @@
+// Cordon and drain a node before its containers would die (a docker upgrade), uncordon it once it
+// is Ready again. The intent survives a failed run in a marker on the node, so a re-run after a
+// blocked drain drains again and restarts what the first run did not, instead of seeing no
+// changed file and leaving the old daemon running.
+import { shq } from "../remote/shell";
+import { GateError, waitFor } from "../util/wait";
+import { KUBECTL, kubectl } from "./actions";
+import { K8S } from "./files";
+import type { RunContext, StepRemote } from "./types";
+
+const PENDING_DIR = "/var/lib/binkube";
+
+/** What a pending restart of UNIT still owes: the restart itself, and the uncordon if binkube cordoned. */
+export interface PendingRestart {
+  unit: string;
+  /** binkube cordoned the node for it (an operator's cordon is left alone). */
+  cordonedByBinkube: boolean;
+}
+
+const markerPath = (unit: string) => `${PENDING_DIR}/${unit}.restart-pending`;
+
+export async function readPending(rc: RunContext, unit: string): Promise<PendingRestart | undefined> {
+  const r = await rc.sh(`cat ${shq(markerPath(unit))} 2>/dev/null || true`);
+  const text = r.stdout.trim();
+  if (!text) return undefined;
+  return { unit, cordonedByBinkube: text.includes("cordoned-by-binkube") };
+}
+
+export async function writePending(rc: RunContext, p: PendingRestart): Promise<void> {
+  await rc.sh(`mkdir -p -m 0700 ${PENDING_DIR} && echo ${shq(`restart${p.cordonedByBinkube ? " cordoned-by-binkube" : ""}`)} > ${shq(markerPath(p.unit))}`);
+}
+
+export async function clearPending(rc: RunContext, unit: string): Promise<void> {
+  await rc.sh(`rm -f ${shq(markerPath(unit))}`);
+}
+
+/** The node joined the cluster before (its kubelet holds a client certificate): it may run pods. */
+export async function hasJoined(rc: RunContext): Promise<boolean> {
+  return (await rc.sh(`test -s ${K8S.cfg}/kubelet.kubeconfig && echo joined || true`)).stdout.includes("joined");
+}
+
+/**
+ * Cordons the node (unless it already is) and evicts its pods (DaemonSets stay; emptyDir data
+ * goes, as with any drain). Returns whether binkube did the cordoning. A drain that cannot
+ * finish (a PodDisruptionBudget, a pod without a controller) fails with kubectl's reason and
+ * leaves the node cordoned: the roll stops here.
+ */
+export async function cordonAndDrain(rc: RunContext, control: StepRemote, why: string): Promise<boolean> {
+  const node = shq(rc.host.name);
+  const unschedulable = (await kubectl(control, `get node ${node} -o jsonpath={.spec.unschedulable}`)).trim() === "true";
+  if (!unschedulable) await control.exec(`${KUBECTL} cordon ${node}`);
+  const timeout = rc.inv.rolling.drainTimeoutSeconds;
+  rc.log(`  draining ${rc.host.name} before ${why} (up to ${timeout} s)`);
+  const r = await control.exec(`${KUBECTL} drain ${node} --ignore-daemonsets --delete-local-data --timeout=${timeout}s 2>&1`, { allowFail: true, timeoutMs: (timeout + 60) * 1000 });
+  if (r.code !== 0) {
+    const reason = r.stdout.trim().split("\n").filter((l) => /error|cannot|disruption budget/i.test(l)).slice(-3).join("\n    ") || r.stdout.trim().split("\n").slice(-3).join("\n    ");
+    throw new GateError(
+      `drain of ${rc.host.name} did not finish within ${timeout} s, so ${why} did not happen; ${rc.host.name} stays cordoned and the roll stops here. kubectl drain said:\n    ${reason}\n` +
+        `Fix what blocks the eviction (a PodDisruptionBudget that allows no disruption, a pod without a controller), then re-run cdktf deploy: it drains again and carries on`,
+    );
+  }
+  return !unschedulable;
+}
+
+/** Waits until the node is Ready again, then uncordons it. */
+export async function uncordonWhenReady(rc: RunContext, control: StepRemote): Promise<void> {
+  const node = shq(rc.host.name);
+  await waitFor(
+    `node ${rc.host.name} Ready again`,
+    async () => ((await kubectl(control, `get node ${node} -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`, { allowFail: true })).trim() === "True" ? true : "not Ready"),
+    { timeoutMs: 180_000, intervalMs: 2000, log: rc.log, fix: `check journalctl -u kubelet -u docker on ${rc.host.name}; it stays cordoned until it is Ready (kubectl uncordon ${rc.host.name} by hand)` },
+  );
+  await control.exec(`${KUBECTL} uncordon ${node}`);
+}
