@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { openStepInstance } from "../cluster";
 import { stepByName } from "../steps";
 import { fetchBinaries } from "../binaries/fetch";
+import { checkReleaseLocally } from "../binaries/release";
 import { openRunContext } from "./context";
 import { BinkubeError } from "../errors";
 import { Log, logger } from "../log";
@@ -47,6 +48,7 @@ export async function runStep(configFile: string, stepName: string, hostName: st
     throw new BinkubeError(`${where}: ${why}. Fix: put them in binaries.dir or list them in binaries.urls, then re-run; nothing was changed on ${hostName}`);
   }
   await fetchBinaries(cluster, needed, out);
+  checkReleaseLocally(cluster.binaries, needed, cluster.inv.kubernetesVersion, where);
 
   const rc = await openRunContext(cluster, { log: out, verbose: opts.verbose, connect: step.connect }).catch((e: Error) => {
     throw new BinkubeError(`${where}: cannot connect: ${e.message}`);

@@ -62,9 +62,9 @@ export async function kubectl(remote: StepRemote, args: string, opts: { allowFai
 }
 
 /**
- * The Kubernetes binary the step just shipped is the release the inventory names: an upgrade
- * whose binaries are another release stops here, before its unit restarts (the old process keeps
- * running). `kubernetes.version` is what the upgrade order and this check go by.
+ * The Kubernetes binary the step just shipped is the release the inventory names, checked on the
+ * host before its unit restarts (the old process keeps running). The runner checks the same
+ * before connecting when the operator's machine can run the binaries (binaries/release.ts).
  */
 export async function checkReleaseVersion(rc: RunContext, binaryName: string): Promise<void> {
   const bin = `${K8S.bin}/${binaryName}`;

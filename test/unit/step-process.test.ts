@@ -1,5 +1,6 @@
 // `binkube step` loads only its own instance and refuses to ship content synth did not plan.
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import { openCluster, openStepInstance } from "../../src/cluster";
@@ -26,4 +27,18 @@ test("a step process renders its own instance exactly as synth planned it, and r
   // With the planned hash it gets past the check, to the connection (this inventory has no key).
   await assert.rejects(runStep(file, "kubelet", "k8s-node", { ...opts, expectHash: kubelet.hash }), /cannot connect: host k8s-node: no ssh.privateKey/);
   await assert.rejects(runStep(file, "apiserver", "k8s-node", opts), /this step does not run on k8s-node \(it runs on: k8s-master\)/);
+});
+
+test("binaries that are not kubernetes.version are refused before the step connects, naming binary, version and fix", async (t) => {
+  if (process.platform !== "linux" || process.arch !== "x64") return t.skip("the local check runs where the linux-amd64 binaries run");
+  const dir = tempDir();
+  writeFakeBinaries(path.join(dir, "bin"));
+  fs.writeFileSync(path.join(dir, "bin", "kubelet"), "#!/bin/sh\necho Kubernetes v1.17.12\n", { mode: 0o755 });
+  const file = writeInventory(dir, baseInventory());
+  await openCluster(file, { create: true });
+  const opts = { verbose: false, allowMissingBinaries: false, out: () => undefined };
+  // refused before the connection (this inventory has no key, so a connection attempt would say so)
+  await assert.rejects(runStep(file, "kubelet", "k8s-node", opts), /step kubelet on k8s-node: kubelet \(.*\/bin\/kubelet\) is v1\.17\.12, but kubernetes\.version says v1\.17\.17; nothing was changed\. Fix: point binaries at the v1\.17\.17 release/);
+  // kube-proxy is v1.17.17: past the check, to the connection
+  await assert.rejects(runStep(file, "kube-proxy", "k8s-node", opts), /cannot connect: host k8s-node: no ssh.privateKey/);
 });
