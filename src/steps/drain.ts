@@ -13,7 +13,9 @@ const PENDING_DIR = "/var/lib/binkube";
 /** What a pending restart of UNIT still owes: the restart itself, and the uncordon if binkube cordoned. */
 export interface PendingRestart {
   unit: string;
-  /** binkube cordoned the node for it (an operator's cordon is left alone). */
+  /** The node is drained before the restart. */
+  drain: boolean;
+  /** binkube cordons the node for it, and uncordons it after (an operator's cordon is left alone). */
   cordonedByBinkube: boolean;
 }
 
@@ -23,11 +25,12 @@ export async function readPending(rc: RunContext, unit: string): Promise<Pending
   const r = await rc.sh(`cat ${shq(markerPath(unit))} 2>/dev/null || true`);
   const text = r.stdout.trim();
   if (!text) return undefined;
-  return { unit, cordonedByBinkube: text.includes("cordoned-by-binkube") };
+  return { unit, drain: /\bdrain\b/.test(text), cordonedByBinkube: text.includes("cordoned-by-binkube") };
 }
 
 export async function writePending(rc: RunContext, p: PendingRestart): Promise<void> {
-  await rc.sh(`mkdir -p -m 0700 ${PENDING_DIR} && echo ${shq(`restart${p.cordonedByBinkube ? " cordoned-by-binkube" : ""}`)} > ${shq(markerPath(p.unit))}`);
+  const words = ["restart", ...(p.drain ? ["drain"] : []), ...(p.cordonedByBinkube ? ["cordoned-by-binkube"] : [])].join(" ");
+  await rc.sh(`mkdir -p -m 0700 ${PENDING_DIR} && echo ${shq(words)} > ${shq(markerPath(p.unit))}`);
 }
 
 export async function clearPending(rc: RunContext, unit: string): Promise<void> {
@@ -39,27 +42,29 @@ export async function hasJoined(rc: RunContext): Promise<boolean> {
   return (await rc.sh(`test -s ${K8S.cfg}/kubelet.kubeconfig && echo joined || true`)).stdout.includes("joined");
 }
 
+export async function isCordoned(control: StepRemote, node: string): Promise<boolean> {
+  return (await kubectl(control, `get node ${shq(node)} -o jsonpath={.spec.unschedulable}`)).trim() === "true";
+}
+
 /**
- * Cordons the node (unless it already is) and evicts its pods (DaemonSets stay; emptyDir data
- * goes, as with any drain). Returns whether binkube did the cordoning. A drain that cannot
- * finish (a PodDisruptionBudget, a pod without a controller) fails with kubectl's reason and
- * leaves the node cordoned: the roll stops here.
+ * Cordons the node and evicts its pods (DaemonSets stay; emptyDir data goes, as with any drain).
+ * A drain that cannot finish (a PodDisruptionBudget, a pod without a controller) fails with
+ * kubectl's reason and leaves the node cordoned: the roll stops here.
  */
-export async function cordonAndDrain(rc: RunContext, control: StepRemote, why: string): Promise<boolean> {
+export async function cordonAndDrain(rc: RunContext, control: StepRemote, why: string): Promise<void> {
   const node = shq(rc.host.name);
-  const unschedulable = (await kubectl(control, `get node ${node} -o jsonpath={.spec.unschedulable}`)).trim() === "true";
-  if (!unschedulable) await control.exec(`${KUBECTL} cordon ${node}`);
+  await control.exec(`${KUBECTL} cordon ${node}`);
   const timeout = rc.inv.rolling.drainTimeoutSeconds;
   rc.log(`  draining ${rc.host.name} before ${why} (up to ${timeout} s)`);
   const r = await control.exec(`${KUBECTL} drain ${node} --ignore-daemonsets --delete-local-data --timeout=${timeout}s 2>&1`, { allowFail: true, timeoutMs: (timeout + 60) * 1000 });
   if (r.code !== 0) {
-    const reason = r.stdout.trim().split("\n").filter((l) => /error|cannot|disruption budget/i.test(l)).slice(-3).join("\n    ") || r.stdout.trim().split("\n").slice(-3).join("\n    ");
+    const lines = r.stdout.trim().split("\n");
+    const reason = [...new Set(lines.filter((l) => /error|cannot|disruption budget/i.test(l)).map((l) => l.replace(/pod "[^"]+"/, "pod"))) ].slice(-3).join("\n    ") || lines.slice(-3).join("\n    ");
     throw new GateError(
       `drain of ${rc.host.name} did not finish within ${timeout} s, so ${why} did not happen; ${rc.host.name} stays cordoned and the roll stops here. kubectl drain said:\n    ${reason}\n` +
         `Fix what blocks the eviction (a PodDisruptionBudget that allows no disruption, a pod without a controller), then re-run cdktf deploy: it drains again and carries on`,
     );
   }
-  return !unschedulable;
 }
 
 /** Waits until the node is Ready again, then uncordons it. */

@@ -7,7 +7,7 @@ import { binary, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
 import { applyUnit } from "./actions";
-import { clearPending, cordonAndDrain, hasJoined, readPending, uncordonWhenReady, writePending } from "./drain";
+import { PendingRestart, clearPending, cordonAndDrain, hasJoined, isCordoned, readPending, uncordonWhenReady, writePending } from "./drain";
 import type { StepRemote } from "./types";
 import { shq } from "../remote/shell";
 
@@ -25,18 +25,22 @@ async function runRuntime(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   const pending = await readPending(rc, "docker");
   const needs = restartNeeds(sync.changed);
-  const drain = (needs.drain || pending?.cordonedByBinkube === true) && (await hasJoined(rc));
-  let cordoned = pending?.cordonedByBinkube ?? false;
+  const restart = needs.restart || pending !== undefined;
+  // The intent goes to the node before anything happens to it: a run that stops at the drain
+  // leaves it there, and the next run drains, restarts and uncordons although no file changes then.
+  let intent: PendingRestart | undefined = pending;
   let control: StepRemote | undefined;
-  if (needs.restart || pending) {
-    await writePending(rc, { unit: "docker", cordonedByBinkube: cordoned });
-    if (drain) {
-      control = await rc.controlPlane();
-      cordoned = (await cordonAndDrain(rc, control, "the docker restart")) || cordoned;
-      await writePending(rc, { unit: "docker", cordonedByBinkube: cordoned });
-    }
+  if (restart && !intent) {
+    const drain = needs.drain && (await hasJoined(rc));
+    control = drain ? await rc.controlPlane() : undefined;
+    intent = { unit: "docker", drain, cordonedByBinkube: drain && !(await isCordoned(control!, rc.host.name)) };
+    await writePending(rc, intent);
   }
-  const action = await applyUnit(rc, "docker", needs.restart || pending !== undefined);
+  if (intent?.drain) {
+    control ??= await rc.controlPlane();
+    await cordonAndDrain(rc, control, "the docker restart");
+  }
+  const action = await applyUnit(rc, "docker", restart);
   let driver = "";
   await waitFor(
     `docker on ${rc.host.name} to answer`,
@@ -57,12 +61,12 @@ async function runRuntime(rc: RunContext): Promise<string> {
     if (r.stdout.includes("loaded")) count++;
   }
   const loaded = count > 0 ? `, ${count} image archives loaded` : "";
-  await clearPending(rc, "docker");
   let drained = "";
-  if (cordoned) {
+  if (intent?.cordonedByBinkube) {
     await uncordonWhenReady(rc, control ?? (await rc.controlPlane()));
     drained = ", drained first and uncordoned when Ready";
-  }
+  } else if (intent?.drain) drained = ", drained first (left cordoned: it was cordoned before)";
+  await clearPending(rc, "docker");
   return `${sync.changed.length} files changed, ${action}${drained}, cgroup driver ${driver}${loaded}`;
 }
 
