@@ -5,8 +5,11 @@ import { formatTable } from "../src/util/table";
 
 const USAGE = `usage: binkube lab <command> [options]
 
-  up [--hosts N] [--dir DIR]   start N local test hosts (default 3; systemd-nspawn, root only)
-                               and write DIR/cluster.yaml, DIR/known_hosts, DIR/lab.json
+  up [--hosts N] [--dir DIR] [--operator root|sudo]
+                               start N local test hosts (default 3; systemd-nspawn; needs root)
+                               and write DIR/cluster.yaml, DIR/known_hosts, DIR/lab.json;
+                               --operator sudo: binkube deploys as ubuntu with passwordless sudo,
+                               whose key root does not accept (as on cloud images)
   down [--dir DIR]             stop the hosts and remove their files (and the network when no
                                lab is left)
   status [--dir DIR]           one line per host: name, address, running?, ssh ok?
@@ -19,6 +22,7 @@ interface Parsed {
   cmd: string;
   dir?: string;
   hosts?: number;
+  operator?: "root" | "sudo";
 }
 
 function parse(argv: string[]): Parsed | string {
@@ -41,6 +45,10 @@ function parse(argv: string[]): Parsed | string {
       const v = value();
       if (!v || !/^\d+$/.test(v)) return `--hosts needs a whole number (got '${v ?? ""}')`;
       out.hosts = Number(v);
+    } else if (flag === "--operator" && cmd === "up") {
+      const v = value();
+      if (v !== "root" && v !== "sudo") return `--operator is root or sudo (got '${v ?? ""}')`;
+      out.operator = v;
     } else {
       return `unknown option '${a}' for 'lab ${cmd}'`;
     }
@@ -68,7 +76,7 @@ export async function labCommand(argv: string[]): Promise<number> {
         return r.ok ? 0 : 1;
       }
       case "up": {
-        const st = await labUp({ dir: p.dir, hosts: p.hosts });
+        const st = await labUp({ dir: p.dir, hosts: p.hosts, operator: p.operator });
         for (const h of st.hosts) process.stdout.write(`${h.name}\t${h.address}\t[${h.roles.join(", ")}]\n`);
         process.stdout.write(`inventory: ${st.inventory}\n`);
         return 0;

@@ -13,11 +13,11 @@ export const BASE_PACKAGES: readonly string[] = [
   "systemd", "systemd-sysv", "openssh-server", "dbus", "iproute2", "iputils-ping", "procps",
   "ca-certificates", "netbase",
   "iptables", "kmod", "conntrack", "socat", "ethtool", "ebtables", "ipset", "curl",
-  "xz-utils", "less",
+  "xz-utils", "less", "sudo",
 ];
 
 /** Bump when the base customization changes so an old cache is rebuilt. */
-export const BASE_REVISION = 2;
+export const BASE_REVISION = 3;
 
 /**
  * Lab-only runc wrapper (drops CAP_SYS_RESOURCE, clamps a negative oomScoreAdj; see the file),

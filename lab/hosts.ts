@@ -67,7 +67,7 @@ export function hostsFile(st: LabState): string {
  * Gives a fresh rootfs its identity: hostname, /etc/hosts, ssh host keys, machine-id, network,
  * authorized_keys. Skipped for a rootfs that already has one (a host being restarted keeps it).
  */
-export async function personalize(st: LabState, h: LabHost, publicKey: string): Promise<void> {
+export async function personalize(st: LabState, h: LabHost, publicKey: string, operatorKey?: string): Promise<void> {
   const r = (rel: string): string => path.join(h.rootfs, rel);
   if (fs.existsSync(r(MARKER))) return;
   writeFileAtomic(r("etc/hostname"), `${h.name}\n`);
@@ -92,6 +92,7 @@ export async function personalize(st: LabState, h: LabHost, publicKey: string): 
   fs.mkdirSync(r("root/.ssh"), { recursive: true, mode: 0o700 });
   fs.chmodSync(r("root/.ssh"), 0o700);
   writeFileAtomic(r("root/.ssh/authorized_keys"), publicKey.trim() + "\n", 0o600);
+  if (st.operator && operatorKey) await addOperator(h.rootfs, st.operator.user, operatorKey);
   // Fresh host keys, made with this machine's ssh-keygen straight into the rootfs.
   for (const f of fs.readdirSync(r("etc/ssh"))) if (f.startsWith("ssh_host_")) fs.rmSync(r(`etc/ssh/${f}`));
   await Promise.all(
@@ -107,6 +108,21 @@ export async function personalize(st: LabState, h: LabHost, publicKey: string): 
     r(MARKER),
     JSON.stringify({ name: h.name, address: h.address, lab: st.dir, createdAt: new Date().toISOString() }, null, 2) + "\n",
   );
+}
+
+/**
+ * A cloud-image style operator account: its own key, passwordless sudo, no password. root does
+ * not accept that key (only the lab's own), so a deploy with it can only work through sudo.
+ */
+async function addOperator(rootfs: string, user: string, publicKey: string): Promise<void> {
+  await runOk("useradd", ["--root", rootfs, "--create-home", "--shell", "/bin/bash", "--user-group", user]);
+  const passwd = fs.readFileSync(path.join(rootfs, "etc", "passwd"), "utf8").split("\n").find((l) => l.startsWith(`${user}:`))!.split(":");
+  const [uid, gid] = [Number(passwd[2]), Number(passwd[3])];
+  const ssh = path.join(rootfs, "home", user, ".ssh");
+  fs.mkdirSync(ssh, { recursive: true, mode: 0o700 });
+  writeFileAtomic(path.join(ssh, "authorized_keys"), publicKey.trim() + "\n", 0o600);
+  for (const p of [ssh, path.join(ssh, "authorized_keys")]) fs.chownSync(p, uid, gid);
+  writeFileAtomic(path.join(rootfs, "etc", "sudoers.d", `binkube-lab-${user}`), `${user} ALL=(ALL) NOPASSWD:ALL\n`, 0o440);
 }
 
 /** Rewrites /etc/hosts on a host (used when hosts are added or removed). */

@@ -28,9 +28,10 @@ export function renderInventory(st: LabState): string {
     "cluster:",
     "  name: lab",
     "ssh:",
-    "  user: root",
+    `  user: ${st.operator?.user ?? "root"}`,
+    ...(st.operator ? ["  sudo: true"] : []),
     "  port: 22",
-    `  privateKey: ${path.relative(st.dir, st.privateKey)}`,
+    `  privateKey: ${path.relative(st.dir, st.operator?.privateKey ?? st.privateKey)}`,
     `  knownHosts: ${path.relative(st.dir, st.knownHosts)}`,
     "hosts:",
   ];
@@ -56,7 +57,11 @@ export function mergeInventory(existing: string, st: LabState): string {
   if (doc.errors.length > 0 || !isMap(doc.contents)) {
     throw new Error(`cannot update ${st.inventory}: ${doc.errors[0]?.message.split("\n")[0] ?? "not a YAML mapping"}. Fix it, or delete it to get a fresh lab inventory`);
   }
-  doc.setIn(["ssh", "privateKey"], path.relative(st.dir, st.privateKey));
+  doc.setIn(["ssh", "privateKey"], path.relative(st.dir, st.operator?.privateKey ?? st.privateKey));
+  if (st.operator) {
+    doc.setIn(["ssh", "user"], st.operator.user);
+    doc.setIn(["ssh", "sudo"], true);
+  }
   doc.setIn(["ssh", "knownHosts"], path.relative(st.dir, st.knownHosts));
   const old = doc.get("hosts");
   const byName = new Map<string, YAMLMap>();

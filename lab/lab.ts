@@ -42,6 +42,11 @@ export interface LabUpOptions {
   hosts?: number;
   /** Progress lines (default: stderr). */
   log?: Logger;
+  /**
+   * "root" (default): binkube logs in as root. "sudo": as `ubuntu` with passwordless sudo, whose
+   * key root does not accept (the inventory gets user ubuntu, sudo: true). Fixed when a lab is made.
+   */
+  operator?: "root" | "sudo";
 }
 
 export interface LabDirOptions {
@@ -101,8 +106,8 @@ function newHost(dir: string, slot: number, index: number): LabHost {
   };
 }
 
-async function ensureLabKey(dir: string): Promise<{ priv: string; pub: string }> {
-  const priv = path.join(dir, "id_ed25519");
+async function ensureLabKey(dir: string, file = "id_ed25519"): Promise<{ priv: string; pub: string }> {
+  const priv = path.join(dir, file);
   const pub = `${priv}.pub`;
   if (!fs.existsSync(priv) || !fs.existsSync(pub)) {
     fs.rmSync(priv, { force: true });
@@ -143,7 +148,11 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
       mayReplace: () => otherLiveLabs(dir).length === 0 && !(existing && existing.hosts.length > 0),
     });
     await ensureNetwork(log);
+    const mode = existing ? (existing.operator ? "sudo" : "root") : (opts.operator ?? "root");
+    if (opts.operator && opts.operator !== mode) throw new Error(`${dir}: this lab deploys as ${mode === "sudo" ? "a sudo user" : "root"}; run 'binkube lab down --dir ${dir}' to make one with --operator ${opts.operator}`);
+    // binkube's key (the inventory's); in sudo mode root has a key of its own, the lab's
     const key = await ensureLabKey(dir);
+    const admin = mode === "sudo" ? await ensureLabKey(dir, "admin_ed25519") : key;
 
     const st: LabState = existing ?? {
       version: 1,
@@ -153,7 +162,8 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
       gateway: GATEWAY,
       subnet: SUBNET,
       baseRootfs: base,
-      privateKey: key.priv,
+      privateKey: admin.priv,
+      ...(mode === "sudo" ? { operator: { user: "ubuntu", privateKey: key.priv } } : {}),
       knownHosts: path.join(dir, "known_hosts"),
       inventory: path.join(dir, "cluster.yaml"),
       hosts: [],
@@ -204,7 +214,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
         toStart.map(async (h) => {
           fs.mkdirSync(h.hostDir, { recursive: true });
           await ensureRootfs(st, h, log);
-          await personalize(st, h, key.pub);
+          await personalize(st, h, admin.pub, mode === "sudo" ? key.pub : undefined);
         }),
       );
       log(`prepared ${toStart.map((h) => h.name).join(", ")} (${toStart[0].rootfsMode}) in ${elapsed(tPrep)}`);

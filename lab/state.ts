@@ -35,7 +35,13 @@ export interface LabState {
   gateway: string;
   subnet: string;
   baseRootfs: string;
+  /** Root's key: the lab's own access to its hosts (tests' probes, `lab status`). */
   privateKey: string;
+  /**
+   * Set when binkube deploys as a non-root user with passwordless sudo (`lab up --operator sudo`,
+   * as on cloud images): the inventory's user and key. That key is not authorized for root.
+   */
+  operator?: { user: string; privateKey: string };
   knownHosts: string;
   inventory: string;
   hosts: LabHost[];

@@ -50,7 +50,9 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
 
   before(async () => {
     await clusterFixtures(bin, path.join(dir, "images"));
-    lab = await labUp({ dir, hosts: 3, log: () => undefined });
+    // The operator path of cloud images: binkube logs in as ubuntu and works through sudo; its key
+    // is not authorized for root (the test's own probes use the lab's root key).
+    lab = await labUp({ dir, hosts: 3, log: () => undefined, operator: "sudo" });
     assert.equal(lab.hosts.length, 3);
     appendClusterSettings(dir);
     env = { ...process.env, BINKUBE_CONFIG: path.join(dir, "cluster.yaml"), CHECKPOINT_DISABLE: "1" };
@@ -79,6 +81,11 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
     assert.equal(r.code, 0, `deploy failed (log: ${dir}/deploy.log):\n${out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-40).join("\n")}`);
     assert.doesNotMatch(out, /SKIP step/);
     assert.match(out, /✓ step addons on lab1: .*3 nodes Ready/);
+    // ...deployed as ubuntu through sudo: root does not accept binkube's key
+    const asRoot = await run("ssh", ["-i", path.join(dir, "id_ed25519"), "-o", "BatchMode=yes", "-o", `UserKnownHostsFile=${path.join(dir, "known_hosts")}`, "-o", "StrictHostKeyChecking=yes", "root@10.250.213.11", "true"]);
+    assert.notEqual(asRoot.code, 0, "binkube's key logs in as root: the deploy did not have to use sudo");
+    assert.match(asRoot.stderr, /Permission denied/);
+    assert.match(fs.readFileSync(path.join(dir, "cluster.yaml"), "utf8"), /user: ubuntu\n  sudo: true/);
     console.log(`# full deploy of 3 lab hosts: ${(r.ms / 1000).toFixed(1)} s`);
   });
 
@@ -265,7 +272,7 @@ spec:
   test("adding a node creates only its resources, restarts nothing on existing hosts, and it joins Ready", async () => {
     const before = await Promise.all(["lab1", "lab2", "lab3"].map(invocations));
     // lab up keeps the settings added to cluster.yaml and appends lab4 with the default roles
-    lab = await labUp({ dir, hosts: 4, log: () => undefined });
+    lab = await labUp({ dir, hosts: 4, log: () => undefined, operator: "sudo" });
     const inventory = fs.readFileSync(path.join(dir, "cluster.yaml"), "utf8");
     assert.match(inventory, /conntrackMaxPerCore: 0/);
     assert.match(inventory, /- name: lab4\n    address: 10\.250\.213\.14\n    roles: \[node\]\n/);

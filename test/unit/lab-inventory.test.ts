@@ -33,3 +33,12 @@ test("lab inventory: a re-run keeps added sections, comments and edited roles; a
   // a broken file is reported, not overwritten
   assert.throws(() => mergeInventory("hosts: [\n", lab(2)), /cannot update \/srv\/lab\/cluster\.yaml: .*delete it to get a fresh lab inventory/);
 });
+
+test("a sudo-operator lab: the inventory deploys as ubuntu with sudo and binkube's key, never root's", () => {
+  const st = { ...lab(3), privateKey: "/srv/lab/admin_ed25519", operator: { user: "ubuntu", privateKey: "/srv/lab/id_ed25519" } } as LabState;
+  const inv = parse(renderInventory(st)) as { ssh: Record<string, unknown> };
+  assert.deepEqual(inv.ssh, { user: "ubuntu", sudo: true, port: 22, privateKey: "id_ed25519", knownHosts: "known_hosts" });
+  // an inventory written for root is switched over by the merge
+  const merged = parse(mergeInventory(renderInventory(lab(3)), st)) as typeof inv;
+  assert.deepEqual(merged.ssh, { user: "ubuntu", port: 22, privateKey: "id_ed25519", knownHosts: "known_hosts", sudo: true });
+});
