@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages binkube's tests need: openssl (PKI checks), OpenSSH (real sshd/ssh for the
-# executor and the lab), systemd-nspawn + debootstrap + iproute2 (lab hosts). Idempotent.
+# executor and the lab), systemd-nspawn + debootstrap + iproute2 (lab hosts), PostgreSQL (the
+# shared-state e2e starts a server of its own; psql is how binkube reads a pg state). Idempotent.
 set -euo pipefail
-pkgs=(openssl openssh-client openssh-server sudo systemd-container debootstrap iproute2 ca-certificates)
+pkgs=(openssl openssh-client openssh-server sudo systemd-container debootstrap iproute2 ca-certificates postgresql)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

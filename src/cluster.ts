@@ -10,7 +10,7 @@ import { EnsureOptions, Pki, PkiChange, ensurePki, loadPki } from "./pki/store";
 import { writeFileAtomic } from "./util/fs";
 import { Plan, StepInstance, buildPlan, planInstance } from "./plan";
 import { StepDef } from "./steps/types";
-import { appliedResources, statePath } from "./state";
+import { appliedResourcesOf } from "./state";
 
 export interface Cluster {
   inv: Inventory;
@@ -36,7 +36,7 @@ export async function openCluster(configFile: string, opts: { create: boolean; p
   }
   const binaries = openBinaries(inv);
   // Synthesis orders rolling chains by what is already applied.
-  const plan = buildPlan({ inv, pki, binaries, gone: removed }, { applied: opts.create ? appliedResources(statePath(inv)) : new Map() });
+  const plan = buildPlan({ inv, pki, binaries, gone: removed }, { applied: opts.create ? appliedResourcesOf(inv) : new Map() });
   return { inv, warnings, pki, pkiChanges, binaries, plan };
 }
 

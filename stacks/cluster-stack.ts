@@ -1,7 +1,7 @@
 // The cluster stack: the plan's instances as resources, depends_on edges in bring-up order,
 // state kept beside the inventory so each inventory has its own.
 import * as crypto from "node:crypto";
-import { LocalBackend, TerraformStack, ITerraformDependable } from "cdktf";
+import { LocalBackend, PgBackend, TerraformStack, ITerraformDependable } from "cdktf";
 import { NullProvider } from "@cdktf/provider-null/lib/provider";
 import { Construct } from "constructs";
 import { Cluster } from "../src/cluster";
@@ -30,7 +30,11 @@ export class ClusterStack extends TerraformStack {
   constructor(scope: Construct, id: string, cluster: Cluster, opts: ClusterStackOptions) {
     super(scope, id);
     const { inv, plan } = cluster;
-    new LocalBackend(this, { path: statePath(inv) });
+    if (inv.state.backend === "pg") {
+      // Terraform takes the connection string from PG_CONN_STR: none in cdk.tf.json, none in the state.
+      const pg = new PgBackend(this, { connStr: "", schemaName: inv.state.schema });
+      pg.addOverride("conn_str", undefined);
+    } else new LocalBackend(this, { path: statePath(inv) });
     if (inv.engine === "null_resource") new NullProvider(this, "null");
     const byId = new Map<string, ITerraformDependable>();
     // The plan is the only source of resources (host removals included): one per instance,

@@ -42,7 +42,7 @@ export function formatIssues(file: string, issues: InventoryIssue[], kind = "err
   return [head, ...lines].join("\n");
 }
 
-const TOP = ["cluster", "kubernetes", "etcd", "ssh", "hosts", "network", "binaries", "runtime", "cni", "certificates", "apiserver", "engine", "images", "kubelet", "kubeProxy", "rolling"] as const;
+const TOP = ["cluster", "kubernetes", "etcd", "ssh", "hosts", "network", "binaries", "runtime", "cni", "certificates", "apiserver", "engine", "images", "kubelet", "kubeProxy", "rolling", "state"] as const;
 const SSH_FIELDS = ["user", "port", "privateKey", "knownHosts", "hostKeyFingerprints", "sudo", "bastion"] as const;
 /** The last v1.17 patch release (v1.17.17, 2021-01-13): a later "v1.17.N" was never published. */
 const LAST_1_17_PATCH = 17;
@@ -386,6 +386,8 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   const cni = r.oneOf(raw, "cni", "", ["flannel"] as const, "flannel");
   const engine = r.oneOf(raw, "engine", "", ENGINES, "terraform_data");
 
+  const state = readState(r, raw, clusterName);
+
   const rolling = r.section(raw, "rolling", "");
   r.known(rolling, ["maxUnavailable", "drainTimeoutSeconds"], "rolling");
   const maxUnavailable = readMaxUnavailable(r, rolling);
@@ -481,6 +483,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     images: { ...images, preload },
     kubeProxy: { conntrackMaxPerCore },
     rolling: { maxUnavailable, drainTimeoutSeconds },
+    state,
     kubelet: { extraArgs, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true), taintMasters },
   };
 }
@@ -493,4 +496,19 @@ function readMaxUnavailable(r: Reader, rolling: Obj): number | `${number}%` {
   if (typeof v === "string" && /^(100|[1-9][0-9]?)%$/.test(v)) return v as `${number}%`;
   r.error("rolling.maxUnavailable", `must be a whole number of nodes (1 or more) or a percentage such as "25%", got ${JSON.stringify(v)}`, "set 1 (the default: one node at a time) or a percentage of the nodes");
   return 1;
+}
+
+/** state: { backend: local | pg, schema }; a pg schema defaults to binkube_<cluster name>. */
+function readState(r: Reader, raw: Obj, clusterName: string): Inventory["state"] {
+  const st = r.section(raw, "state", "");
+  r.known(st, ["backend", "schema"], "state");
+  if ("connStr" in st || "conn_str" in st) r.error("state", "the connection string does not go in the inventory (it would land in cdktf.out)", "export PG_CONN_STR=postgres://USER@HOST/DB?sslmode=require in the shell that runs cdktf deploy");
+  const backend = r.oneOf(st, "backend", "state", ["local", "pg"] as const, "local");
+  if (backend === "local") {
+    if (st.schema !== undefined) r.error("state.schema", "only means something with backend: pg", "remove it, or set backend: pg");
+    return { backend };
+  }
+  const schema = r.str(st, "schema", "state", `binkube_${clusterName.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`);
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) r.error("state.schema", `"${schema}" is not a plain PostgreSQL schema name`, "use lowercase letters, digits and _ (at most 63), starting with a letter or _");
+  return { backend, schema };
 }

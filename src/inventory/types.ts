@@ -91,6 +91,12 @@ export interface Inventory {
   };
   engine: Engine;
   /**
+   * Where Terraform keeps the state: "local" (.binkube/terraform.tfstate beside the inventory) or
+   * "pg" (PostgreSQL, shared by a team, locked during applies; the connection string comes from
+   * PG_CONN_STR in the environment only, so it never reaches cdktf.out or the state).
+   */
+  state: { backend: "local" } | { backend: "pg"; schema: string };
+  /**
    * How changes that restart node services (docker, kubelet, kube-proxy) roll: at most this many
    * nodes at a time, each batch behind its health gates. A count, or a percentage of the nodes.
    */
