@@ -59,7 +59,10 @@ export async function cordonAndDrain(rc: RunContext, control: StepRemote, why: s
   const r = await control.exec(`${KUBECTL} drain ${node} --ignore-daemonsets --delete-local-data --timeout=${timeout}s 2>&1`, { allowFail: true, timeoutMs: (timeout + 60) * 1000 });
   if (r.code !== 0) {
     const lines = r.stdout.trim().split("\n");
-    const reason = [...new Set(lines.filter((l) => /error|cannot|disruption budget/i.test(l)).map((l) => l.replace(/pod "[^"]+"/, "pod"))) ].slice(-3).join("\n    ") || lines.slice(-3).join("\n    ");
+    // what blocked the evictions (once each, pod names folded), then kubectl's verdict
+    const blocked = [...new Set(lines.filter((l) => /cannot evict|disruption budget|cannot delete/i.test(l)).map((l) => l.replace(/pods?\/?"[^"]*"(?: -n "[^"]*")?/g, "a pod").trim()))].slice(0, 2);
+    const verdict = lines.filter((l) => /^error:/.test(l.trim())).slice(-1);
+    const reason = [...blocked, ...verdict].join("\n    ") || lines.slice(-3).join("\n    ");
     throw new GateError(
       `drain of ${rc.host.name} did not finish within ${timeout} s, so ${why} did not happen; ${rc.host.name} stays cordoned and the roll stops here. kubectl drain said:\n    ${reason}\n` +
         `Fix what blocks the eviction (a PodDisruptionBudget that allows no disruption, a pod without a controller), then re-run cdktf deploy: it drains again and carries on`,
