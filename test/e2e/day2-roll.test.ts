@@ -61,7 +61,13 @@ describe("day 2: upgrade in place, rolling node changes, etcd restore", { skip }
   const file = path.join(dir, "cluster.yaml");
   let lab: LabState;
   let env: NodeJS.ProcessEnv;
-  const deploy = () => run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 1_500_000 });
+  /** cdktf deploy; its plain output is kept as DIR/deploy-NAME.log for the reader of a failure. */
+  const deploy = async (name: string) => {
+    const r = await run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 1_500_000 });
+    const out = plain(r.stdout + r.stderr);
+    fs.writeFileSync(path.join(dir, `deploy-${name}.log`), out);
+    return { code: r.code, ms: r.ms, out };
+  };
   const { kubectl, kubectlOk, etcdctl, pollApi } = clusterClients(dir, bin);
   const ssh = (host: string, command: string) => run("ssh", [...sshArgs(lab, host), command]);
   const failed = (out: string) => out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-30).join("\n");
@@ -116,9 +122,8 @@ describe("day 2: upgrade in place, rolling node changes, etcd restore", { skip }
   });
 
   test(`cdktf deploy brings up ${OLD} on 2 masters; a Deployment spreads over the 3 nodes`, async () => {
-    const r = await deploy();
-    const out = plain(r.stdout + r.stderr);
-    fs.writeFileSync(path.join(dir, "deploy-old.log"), out);
+    const r = await deploy("old");
+    const out = r.out;
     if (r.code !== 0) broken = `the ${OLD} deploy failed (diagnostics: ${await writeDiagnostics(dir, kubectl, Object.fromEntries(NODES.map((h) => [h, sshArgs(lab, h)])))})`;
     assert.equal(r.code, 0, failed(out));
     assert.match(await kubectlOk("get", "nodes", "-o", "jsonpath={.items[*].status.nodeInfo.kubeletVersion}"), new RegExp(`^${OLD} ${OLD} ${OLD}$`));
@@ -147,10 +152,9 @@ spec:
     edit((t) => t.replace("  dir: bin-1.17.12\n", "  dir: bin\n").replace(`  version: ${OLD}\n`, `  version: ${NEW}\n`));
     const api = pollApi(MASTERS);
     const cluster = pollCluster();
-    const r = await deploy();
+    const r = await deploy("upgrade");
     const [polls, seen] = [await api.stop(), await cluster.stop()];
-    const out = plain(r.stdout + r.stderr);
-    fs.writeFileSync(path.join(dir, "deploy-upgrade.log"), out);
+    const out = r.out;
     assert.equal(r.code, 0, failed(out));
     console.log(`# upgrade ${OLD} → ${NEW}: ${(r.ms / 1000).toFixed(1)} s; ${polls.describe}; spread: min ${seen.minReady}/3 ready; nodes unavailable at once: max ${seen.maxUnavailable} (${seen.polls} polls)`);
     assert.equal(polls.outages, 0, polls.describe);
@@ -175,23 +179,22 @@ spec:
   test("binaries that are not kubernetes.version are refused before any unit restarts", async () => {
     edit((t) => t.replace("  dir: bin\n", "  dir: bin-1.17.12\n"));
     const before = await unitId("lab1", "kube-apiserver");
-    const r = await deploy();
-    const out = plain(r.stdout + r.stderr);
+    const r = await deploy("refused-binaries");
+    const out = r.out;
     assert.notEqual(r.code, 0);
     assert.match(out, /step apiserver on lab\d: kube-apiserver \(\S+\/bin-1\.17\.12\/kube-apiserver\) is v1\.17\.12, but kubernetes\.version says v1\.17\.17; nothing was changed/);
     edit((t) => t.replace("  dir: bin-1.17.12\n", "  dir: bin\n"));
-    const again = await deploy();
-    assert.equal(again.code, 0, failed(plain(again.stdout + again.stderr)));
+    const again = await deploy("refused-binaries-fixed");
+    assert.equal(again.code, 0, failed(again.out));
     assert.equal(await unitId("lab1", "kube-apiserver"), before, "the apiserver restarted for the refused binaries");
   });
 
   test("a kubelet setting rolls one node at a time; a broken value stops at the first node, the others untouched", async () => {
     edit((t) => t.replace("kubelet:\n  extraArgs:\n", 'kubelet:\n  extraArgs:\n    max-pods: "120"\n'));
     const cluster = pollCluster();
-    const r = await deploy();
+    const r = await deploy("kubelet-setting");
     const seen = await cluster.stop();
-    const out = plain(r.stdout + r.stderr);
-    fs.writeFileSync(path.join(dir, "deploy-kubelet-setting.log"), out);
+    const out = r.out;
     assert.equal(r.code, 0, failed(out));
     const order = nodeRollOrder(out);
     assert.deepEqual([...order].sort(), NODES);
@@ -201,9 +204,8 @@ spec:
 
     const ids = Object.fromEntries(await Promise.all(NODES.map(async (h) => [h, await unitId(h, "kubelet")] as const)));
     edit((t) => t.replace('    max-pods: "120"\n', '    max-pods: "120"\n    node-status-update-frequency: not-a-duration\n'));
-    const bad = await deploy();
-    const badOut = plain(bad.stdout + bad.stderr);
-    fs.writeFileSync(path.join(dir, "deploy-kubelet-broken.log"), badOut);
+    const bad = await deploy("kubelet-broken");
+    const badOut = bad.out;
     assert.notEqual(bad.code, 0, "a kubelet that cannot start must fail the deploy");
     const stopped = /step kubelet on (lab\d) failed/.exec(badOut)?.[1];
     assert.ok(stopped, `no failed kubelet step named in:\n${failed(badOut)}`);
@@ -213,8 +215,8 @@ spec:
       assert.doesNotMatch((await ssh(h, "cat /opt/kubernetes/cfg/kubelet.conf")).stdout, /not-a-duration/, `${h} got the broken value`);
     }
     edit((t) => t.replace("    node-status-update-frequency: not-a-duration\n", ""));
-    const fixed = await deploy();
-    assert.equal(fixed.code, 0, failed(plain(fixed.stdout + fixed.stderr)));
+    const fixed = await deploy("kubelet-fixed");
+    assert.equal(fixed.code, 0, failed(fixed.out));
     await waitUntil(`${stopped} Ready again`, async () => (await kubectl("get", "node", stopped, "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')).stdout === "True");
   });
 
@@ -225,9 +227,8 @@ spec:
     fs.writeFileSync(path.join(dir, "pdb.yaml"), pdb);
     await kubectlOk("apply", "-f", path.join(dir, "pdb.yaml"));
     const dockerIds = Object.fromEntries(await Promise.all(NODES.map(async (h) => [h, await unitId(h, "docker")] as const)));
-    const blocked = await deploy();
-    const blockedOut = plain(blocked.stdout + blocked.stderr);
-    fs.writeFileSync(path.join(dir, "deploy-docker-blocked.log"), blockedOut);
+    const blocked = await deploy("docker-blocked");
+    const blockedOut = blocked.out;
     assert.notEqual(blocked.code, 0, "a drain the PDB blocks must fail the deploy");
     const stuck = /drain of (lab\d) did not finish within 20 s/.exec(blockedOut)?.[1];
     assert.ok(stuck, `no blocked drain named in:\n${failed(blockedOut)}`);
@@ -239,10 +240,9 @@ spec:
 
     await kubectlOk("delete", "pdb", "spread");
     const cluster = pollCluster();
-    const r = await deploy();
+    const r = await deploy("docker");
     const seen = await cluster.stop();
-    const out = plain(r.stdout + r.stderr);
-    fs.writeFileSync(path.join(dir, "deploy-docker.log"), out);
+    const out = r.out;
     assert.equal(r.code, 0, failed(out));
     const order = nodeRollOrder(out);
     console.log(`# docker binary roll with drains: ${(r.ms / 1000).toFixed(1)} s, order ${order.join(" → ")}, cordoned at once: max ${seen.maxCordoned}, spread: min ${seen.minReady}/3 ready`);
@@ -282,7 +282,7 @@ spec:
     await waitUntil("every node Ready after the restore", async () => (await kubectl("get", "nodes", "-o", 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}')).stdout === "True True True", 240_000);
     for (const h of NODES) assert.match((await ssh(h, "ls -d /var/lib/etcd/default.etcd.before-restore-*")).stdout, /before-restore-\d{8}T\d{6}Z/, `${h} kept no copy of the failed cluster's data`);
     // the next deploy finds nothing to change
-    const again = plain((await deploy()).stdout);
+    const again = (await deploy("after-restore")).out;
     assert.match(again, /No changes|0 added, 0 changed, 0 destroyed/);
   });
 });
