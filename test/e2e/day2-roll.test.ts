@@ -140,6 +140,8 @@ spec:
         podAntiAffinity:
           requiredDuringSchedulingIgnoredDuringExecution:
           - { labelSelector: { matchLabels: { app: spread } }, topologyKey: kubernetes.io/hostname }
+      # sleep as PID 1 ignores SIGTERM: without a short grace period each eviction waits out 30 s
+      terminationGracePeriodSeconds: 2
       containers:
       - { name: c, image: "busybox:1.31", imagePullPolicy: Never, command: ["sleep", "36000"] }
 `;
