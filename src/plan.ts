@@ -126,7 +126,12 @@ function nodeRollDeps(ctx: StepContext, applied: ReadonlyMap<string, string[]>):
       idsOn.get(h.name)!.push(resourceId(s, h));
     }
   }
-  const isOld = (h: Host) => idsOn.get(h.name)!.some((id) => applied.has(id));
+  // A node that ran before: any of its node-roll instances is in the state, or its prepare
+  // instance is. Terraform destroys replaced instances early in an apply, so one stopped at a
+  // roll's first node leaves the later nodes' instances out of the state; prepare (rarely
+  // replaced) still says they run pods, and they keep rolling instead of restarting at once.
+  const prepare = STEPS.find((s) => s.name === "prepare")!;
+  const isOld = (h: Host) => idsOn.get(h.name)!.some((id) => applied.has(id)) || applied.has(resourceId(prepare, h));
   const fresh = nodes.filter((h) => !isOld(h));
   const recorded = (h: Host) => new Set(idsOn.get(h.name)!.flatMap((id) => applied.get(id) ?? []));
   const old = recordedOrder(nodes.filter(isOld), (h, o) => idsOn.get(o.name)!.some((id) => recorded(h).has(id)));

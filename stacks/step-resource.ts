@@ -20,19 +20,11 @@ export function tfLiteral(s: string): string {
   return s.replace(/\$\{/g, () => "$${").replace(/%\{/g, () => "%%{");
 }
 
-/**
- * Replaced instances are created (their step runs) before the old record is destroyed. With
- * Terraform's default, every instance replaced in an apply is destroyed early, in parallel; an
- * apply that then stopped at the first host of a roll left the later hosts out of the state, and
- * the next deploy took them for new hosts and ran them all at once instead of rolling.
- */
-const LIFECYCLE = { createBeforeDestroy: true };
-
 export function stepResource(scope: Construct, id: string, props: StepResourceProps): ITerraformDependable {
   const provisioners = [{ type: "local-exec" as const, command: tfLiteral(props.command) }];
   const triggers = Object.fromEntries(Object.entries(props.triggers).map(([k, v]) => [tfLiteral(k), tfLiteral(v)]));
   if (props.engine === "null_resource") {
-    return new NullResource(scope, id, { triggers, provisioners, dependsOn: props.dependsOn, lifecycle: LIFECYCLE });
+    return new NullResource(scope, id, { triggers, provisioners, dependsOn: props.dependsOn });
   }
-  return new DataResource(scope, id, { triggersReplace: triggers, provisioners, dependsOn: props.dependsOn, lifecycle: LIFECYCLE });
+  return new DataResource(scope, id, { triggersReplace: triggers, provisioners, dependsOn: props.dependsOn });
 }

@@ -192,6 +192,15 @@ describe("cluster stack", () => {
     assert.ok(one.resources.runtime_k8s_master!.depends_on!.includes("terraform_data.apiserver_k8s_master"), "the first batch waits for the control plane");
     assert.deepEqual(waitsFor(one, "runtime_k8s_node"), all("k8s_master"));
     assert.deepEqual(waitsFor(one, "kube_proxy_k8s_node3"), all("k8s_node2"));
+    // an apply stopped at the roll's first node: Terraform had already destroyed the replaced
+    // instances of the others; their prepare instances say they run pods, so they still roll
+    fs.writeFileSync(
+      path.join(d, ".binkube", "terraform.tfstate"),
+      JSON.stringify({ version: 4, resources: [...nodes.map((h) => `prepare_${h}`), "runtime_k8s_master"].map((name) => ({ mode: "managed", type: "terraform_data", name, instances: [{ attributes: {}, dependencies: [] }] })) }),
+    );
+    const stopped = await synth(d, raw);
+    assert.deepEqual(waitsFor(stopped, "runtime_k8s_node"), all("k8s_master"));
+    assert.deepEqual(waitsFor(stopped, "runtime_k8s_node2"), all("k8s_node"));
     // 50% of 6 nodes: batches of 3, each waiting for every node of the batch before
     state(nodes);
     const half = await synth(d, { ...raw, rolling: { maxUnavailable: "50%" } });
