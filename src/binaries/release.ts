@@ -9,6 +9,12 @@ import type { BinaryIndex } from "./source";
 /** Server binaries that print "Kubernetes vX.Y.Z" for --version (kubectl's flag differs). */
 export const RELEASE_BINARIES = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"];
 
+/** The release a `--version` line names ("Kubernetes v1.17.17" → "v1.17.17"). */
+export const releaseIn = (text: string): string | undefined => /v\d+\.\d+\.\d+\S*/.exec(text)?.[0];
+
+/** What to do when the binaries are another release than the inventory says. */
+export const releaseFix = (version: string): string => `Fix: point binaries at the ${version} release, or set kubernetes.version to the release the binaries are, and re-run`;
+
 export const canRunLocally = (): boolean => process.platform === "linux" && process.arch === "x64";
 
 /** Throws naming the binary, its version and the fix when one of NAMES is not VERSION. */
@@ -23,11 +29,10 @@ export function checkReleaseLocally(binaries: BinaryIndex, names: string[], vers
     } catch (e) {
       throw new BinkubeError(`${where}: ${info.localPath} does not run here (${(e as Error).message.split("\n")[0]}); nothing was changed. Fix: binaries must be the linux-amd64 ${version} release`);
     }
-    const got = /v\d+\.\d+\.\d+\S*/.exec(out)?.[0];
+    const got = releaseIn(out);
     if (got !== version) {
       throw new BinkubeError(
-        `${where}: ${name} (${info.localPath}) is ${got ?? `unreadable (${out.trim().slice(0, 80)})`}, but kubernetes.version says ${version}; nothing was changed. ` +
-          `Fix: point binaries at the ${version} release, or set kubernetes.version to the release the binaries are, and re-run`,
+        `${where}: ${name} (${info.localPath}) is ${got ?? `unreadable (${out.trim().slice(0, 80)})`}, but kubernetes.version says ${version}; nothing was changed. ${releaseFix(version)}`,
       );
     }
   }

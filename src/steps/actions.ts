@@ -2,6 +2,8 @@
 // tails for error messages.
 import { GateError, waitFor } from "../util/wait";
 import { K8S } from "./files";
+import { shq } from "../remote/shell";
+import { releaseFix, releaseIn } from "../binaries/release";
 import type { RunContext, StepRemote } from "./types";
 
 /** daemon-reload, enable, and (re)start: restart when the step changed files, else start. */
@@ -61,6 +63,16 @@ export async function kubectl(remote: StepRemote, args: string, opts: { allowFai
   return r.code === 0 ? r.stdout : "";
 }
 
+/** The node joined the cluster before (its kubelet holds a client certificate): it may run pods. */
+export async function hasJoined(rc: RunContext): Promise<boolean> {
+  return (await rc.sh(`test -s ${K8S.cfg}/kubelet.kubeconfig && echo joined || true`)).stdout.includes("joined");
+}
+
+/** The node's Ready condition as the API reports it: "True", "False", "Unknown", or "" when it is not registered. */
+export async function nodeReadyStatus(control: StepRemote, node: string): Promise<string> {
+  return (await kubectl(control, `get node ${shq(node)} -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`, { allowFail: true })).trim();
+}
+
 /**
  * The Kubernetes binary the step just shipped is the release the inventory names, checked on the
  * host before its unit restarts (the old process keeps running). The runner checks the same
@@ -69,10 +81,9 @@ export async function kubectl(remote: StepRemote, args: string, opts: { allowFai
 export async function checkReleaseVersion(rc: RunContext, binaryName: string): Promise<void> {
   const bin = `${K8S.bin}/${binaryName}`;
   const r = await rc.sh(`${bin} --version 2>&1 | head -n1`, { allowFail: true });
-  const got = /v\d+\.\d+\.\d+\S*/.exec(r.stdout)?.[0];
+  const got = releaseIn(r.stdout);
   if (got === rc.inv.kubernetesVersion) return;
   throw new GateError(
-    `${bin} on ${rc.host.name} is ${got ?? `unreadable (${r.stdout.trim().slice(0, 120)})`}, but kubernetes.version says ${rc.inv.kubernetesVersion}; ${binaryName} was not restarted. ` +
-      `Fix: point binaries at the ${rc.inv.kubernetesVersion} release, or set kubernetes.version to the release the binaries are, and re-run`,
+    `${bin} on ${rc.host.name} is ${got ?? `unreadable (${r.stdout.trim().slice(0, 120)})`}, but kubernetes.version says ${rc.inv.kubernetesVersion}; ${binaryName} was not restarted. ${releaseFix(rc.inv.kubernetesVersion)}`,
   );
 }

@@ -4,8 +4,7 @@
 // changed file and leaving the old daemon running.
 import { shq } from "../remote/shell";
 import { GateError, waitFor } from "../util/wait";
-import { KUBECTL, kubectl } from "./actions";
-import { K8S } from "./files";
+import { KUBECTL, kubectl, nodeReadyStatus } from "./actions";
 import type { RunContext, StepRemote } from "./types";
 
 const PENDING_DIR = "/var/lib/binkube";
@@ -35,11 +34,6 @@ export async function writePending(rc: RunContext, p: PendingRestart): Promise<v
 
 export async function clearPending(rc: RunContext, unit: string): Promise<void> {
   await rc.sh(`rm -f ${shq(markerPath(unit))}`);
-}
-
-/** The node joined the cluster before (its kubelet holds a client certificate): it may run pods. */
-export async function hasJoined(rc: RunContext): Promise<boolean> {
-  return (await rc.sh(`test -s ${K8S.cfg}/kubelet.kubeconfig && echo joined || true`)).stdout.includes("joined");
 }
 
 export async function isCordoned(control: StepRemote, node: string): Promise<boolean> {
@@ -75,7 +69,7 @@ export async function uncordonWhenReady(rc: RunContext, control: StepRemote): Pr
   const node = shq(rc.host.name);
   await waitFor(
     `node ${rc.host.name} Ready again`,
-    async () => ((await kubectl(control, `get node ${node} -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`, { allowFail: true })).trim() === "True" ? true : "not Ready"),
+    async () => ((await nodeReadyStatus(control, rc.host.name)) === "True" ? true : "not Ready"),
     { timeoutMs: 180_000, intervalMs: 2000, log: rc.log, fix: `check journalctl -u kubelet -u docker on ${rc.host.name}; it stays cordoned until it is Ready (kubectl uncordon ${rc.host.name} by hand)` },
   );
   await control.exec(`${KUBECTL} uncordon ${node}`);

@@ -10,11 +10,10 @@ import { TLS_CIPHER_SUITES } from "./tls";
 import { kubeletServerCert } from "../pki/catalog";
 import { leaf } from "../pki/store";
 import { waitFor } from "../util/wait";
-import { KUBECTL, applyUnit, checkReleaseVersion, gateWithJournal, kubectl, waitActive } from "./actions";
+import { KUBECTL, applyUnit, checkReleaseVersion, gateWithJournal, hasJoined, kubectl, nodeReadyStatus, waitActive } from "./actions";
 import { bootstrapTokenSecret, newBootstrapToken } from "./bootstrap-token";
 import { shq } from "../remote/shell";
 
-const KUBELET_KUBECONFIG = `${K8S.cfg}/kubelet.kubeconfig`;
 
 /**
  * The CNI config, byte for byte the one flannel's install-cni container copies over it (addons
@@ -30,8 +29,7 @@ const BOOTSTRAP_KUBECONFIG = `${K8S.cfg}/bootstrap.kubeconfig`;
  * Secret name, to delete once the node is Ready; undefined for a node that already joined.
  */
 async function issueBootstrapToken(rc: RunContext, control: StepRemote): Promise<string | undefined> {
-  const joined = (await rc.sh(`test -s ${KUBELET_KUBECONFIG} && echo joined || true`)).stdout.includes("joined");
-  if (joined) return undefined;
+  if (await hasJoined(rc)) return undefined;
   const t = newBootstrapToken();
   await control.exec(`${KUBECTL} apply -f -`, { stdin: bootstrapTokenSecret(t, rc.host.name) });
   const ca = rc.files.find((f) => f.path === `${K8S.ssl}/ca.pem`)!.content!;
@@ -90,8 +88,8 @@ async function runKubelet(rc: RunContext): Promise<string> {
     waitFor(
       `node ${rc.host.name} to register (TLS bootstrap, automatic CSR approval) and turn Ready`,
       async () => {
-        const ready = await kubectl(control, `get node ${shq(rc.host.name)} -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`, { allowFail: true });
-        return ready.trim() === "True" ? true : ready.trim() ? "registered, not Ready yet" : "not registered";
+        const ready = await nodeReadyStatus(control, rc.host.name);
+        return ready === "True" ? true : ready ? "registered, not Ready yet" : "not registered";
       },
       { timeoutMs: 180_000, intervalMs: 2000, log: rc.log, fix: `check journalctl -u kubelet on ${rc.host.name} and kubectl get csr` },
     ),
@@ -115,7 +113,10 @@ export const kubelet: StepDef = {
   run: runKubelet,
   nodeRoll: true,
   // The role and taint are set through the API, not shipped: a change re-runs the step (no restart: no file changed).
-  triggers: ({ inv }, host) => ({ role: nodeRole({ inv, host }).role, taint: String(nodeRole({ inv, host }).taint) }),
+  triggers: ({ inv }, host) => {
+    const { role, taint } = nodeRole({ inv, host });
+    return { role, taint: String(taint) };
+  },
   files: ({ inv, pki, binaries }, host) => {
     const cni = [...new Set([...REQUIRED_CNI, ...binaries.group("cni")])].sort();
     const serving = leaf(pki, kubeletServerCert(host));

@@ -6,8 +6,8 @@ import { hostsWithRole } from "../inventory/types";
 import { binary, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
-import { applyUnit } from "./actions";
-import { PendingRestart, clearPending, cordonAndDrain, hasJoined, isCordoned, readPending, uncordonWhenReady, writePending } from "./drain";
+import { applyUnit, hasJoined } from "./actions";
+import { PendingRestart, clearPending, cordonAndDrain, isCordoned, readPending, uncordonWhenReady, writePending } from "./drain";
 import type { StepRemote } from "./types";
 import { shq } from "../remote/shell";
 
