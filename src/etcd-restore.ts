@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BinkubeError } from "./errors";
-import { Host, Inventory, hostsWithRole } from "./inventory/types";
+import { Host, Inventory, hostsWithRole, kubeletHosts } from "./inventory/types";
 import { RemoteHost } from "./remote";
 import { shq } from "./remote/shell";
 import { sshTarget } from "./runner/target";
@@ -45,7 +45,7 @@ export function restorePlan(inv: Inventory, snapshot: string, now = new Date()):
     token: `${inv.clusterName}-restored-${stamp}`.toLowerCase(),
     members: hostsWithRole(inv, "etcd"),
     masters: hostsWithRole(inv, "master"),
-    nodes: hostsWithRole(inv, "node"),
+    nodes: kubeletHosts(inv),
     aside: `${DATA_DIR}.before-restore-${stamp}`,
   };
 }

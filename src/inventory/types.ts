@@ -133,3 +133,19 @@ export function hasRole(host: Host, role: Role): boolean {
 export function hostsWithRole(inv: Inventory, role: Role): Host[] {
   return inv.hosts.filter((h) => hasRole(h, role));
 }
+
+/**
+ * Whether a host runs the container runtime, a kubelet and kube-proxy: every node, and every
+ * master even when the inventory does not make it a node. Its apiserver dials Service and pod
+ * IPs (admission and CRD-conversion webhooks, aggregated APIs such as metrics-server), which
+ * only kube-proxy and the pod network make reachable; without them those calls time out. A
+ * master without the node role joins tainted NoSchedule, so no workload lands on it
+ * (kubeadm's layout).
+ */
+export function runsKubelet(host: Host): boolean {
+  return hasRole(host, "node") || hasRole(host, "master");
+}
+
+export function kubeletHosts(inv: Inventory): Host[] {
+  return inv.hosts.filter(runsKubelet);
+}

@@ -1,7 +1,7 @@
 // Which certificates a cluster needs, derived from the inventory alone. A node's kubelet client
 // certificate comes from TLS bootstrap; its serving certificate is issued here, so the apiserver
 // can verify the kubelet it talks to.
-import { Host, Inventory, hostsWithRole } from "../inventory/types";
+import { Host, Inventory, hostsWithRole, kubeletHosts } from "../inventory/types";
 import { Subject, Usage } from "./x509";
 
 export type CaName = "ca" | "etcd-ca" | "front-proxy-ca";
@@ -92,7 +92,7 @@ export function leafSpecs(inv: Inventory): LeafSpec[] {
     specs.push(leaf(etcdServerCert(h), "etcd-ca", h.name, [], ["server", "client"], etcdMemberNames(h), `etcd member ${h.name}: client-facing serving certificate`));
     specs.push(leaf(etcdPeerCert(h), "etcd-ca", h.name, [], ["server", "client"], etcdMemberNames(h), `etcd member ${h.name}: peer certificate`));
   }
-  for (const h of hostsWithRole(inv, "node")) {
+  for (const h of kubeletHosts(inv)) {
     specs.push(leaf(kubeletServerCert(h), "ca", `system:node:${h.name}`, ["system:nodes"], ["server"], [h.name, h.address], `kubelet on ${h.name}: serving certificate (logs, exec, metrics)`));
   }
   return specs;

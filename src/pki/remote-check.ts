@@ -1,7 +1,7 @@
 // `binkube certs check --remote`: the certificate each endpoint actually serves, compared with
 // pki/. Shows whether a renewal has been rolled out everywhere.
 import * as tls from "node:tls";
-import { Inventory, hostsWithRole } from "../inventory/types";
+import { Inventory, hostsWithRole, kubeletHosts } from "../inventory/types";
 import { etcdPeerCert, etcdServerCert, kubeletServerCert } from "./catalog";
 import { Pki } from "./store";
 import { formatTable } from "../util/table";
@@ -45,7 +45,7 @@ export async function remoteRows(inv: Inventory, pki: Pki): Promise<ServedRow[]>
   for (const h of hostsWithRole(inv, "master")) {
     checks.push({ endpoint: `${h.name} kube-apiserver ${h.address}:${inv.network.apiserverPort}`, host: h.address, port: inv.network.apiserverPort, cert: "apiserver" });
   }
-  for (const h of hostsWithRole(inv, "node")) {
+  for (const h of kubeletHosts(inv)) {
     checks.push({ endpoint: `${h.name} kubelet ${h.address}:10250`, host: h.address, port: 10250, cert: kubeletServerCert(h) });
   }
   return Promise.all(

@@ -1,6 +1,6 @@
 // addons: flannel (pod network) and CoreDNS, applied once from the first master.
 import { REQUIRED_CNI } from "../binaries/catalog";
-import { hostsWithRole } from "../inventory/types";
+import { hostsWithRole, kubeletHosts } from "../inventory/types";
 import { K8S, templated } from "./files";
 import { StepDef, RunContext } from "./types";
 import { GateError, waitFor } from "../util/wait";
@@ -44,7 +44,7 @@ const indent = (text: string) => text.trim().replace(/^/gm, "    ") || "    (non
 async function runAddons(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   await rc.sh(`${KUBECTL} apply -f ${K8S.manifests}/kube-flannel.yaml -f ${K8S.manifests}/coredns.yaml`);
-  const nodes = hostsWithRole(rc.inv, "node").map((h) => h.name);
+  const nodes = kubeletHosts(rc.inv).map((h) => h.name);
   await waitFor(
     `nodes Ready (${nodes.join(", ")})`,
     async () => {

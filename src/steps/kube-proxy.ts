@@ -1,7 +1,7 @@
 // kube-proxy: iptables mode, clusterCIDR = the pod range (the guide wrote the service range),
 // metrics on localhost only.
 import { BINARIES } from "../binaries/catalog";
-import { hostsWithRole } from "../inventory/types";
+import { kubeletHosts } from "../inventory/types";
 import { certKubeconfig } from "../pki/kubeconfig";
 import { K8S, binary, secret, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
@@ -19,7 +19,7 @@ export const kubeProxy: StepDef = {
   name: "kube-proxy",
   scope: "host",
   description: "kube-proxy: kubeconfig, config, unit",
-  hosts: (inv) => hostsWithRole(inv, "node"),
+  hosts: kubeletHosts,
   deps: [{ step: "kubelet", on: "same-host" }],
   run: runKubeProxy,
   nodeRoll: true,

@@ -1,7 +1,7 @@
 // kubelet: joins by TLS bootstrap (token → CSR → certificate approved automatically), CNI
 // plugins for flannel, read-only port off, webhook authn/authz.
 import { BINARIES, REQUIRED_CNI } from "../binaries/catalog";
-import { hostsWithRole } from "../inventory/types";
+import { hasRole, kubeletHosts } from "../inventory/types";
 import { bootstrapKubeconfig } from "../pki/kubeconfig";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { CGROUP_DRIVER } from "./runtime";
@@ -37,10 +37,14 @@ async function issueBootstrapToken(rc: RunContext, control: StepRemote): Promise
   return t.secretName;
 }
 
-/** The node's role, as kubeadm shows it in `kubectl get nodes`, and the master taint when the inventory asks for it. */
+/**
+ * The node's role, as kubeadm shows it in `kubectl get nodes`, and the master taint: when the
+ * inventory asks for it, and always on a master that is not also a node (it runs a kubelet
+ * only so that its apiserver reaches the pod network: runsKubelet).
+ */
 export function nodeRole(rc: Pick<RunContext, "host" | "inv">): { role: "master" | "node"; taint: boolean } {
-  const master = rc.host.roles.includes("master");
-  return { role: master ? "master" : "node", taint: master && rc.inv.kubelet.taintMasters };
+  const master = hasRole(rc.host, "master");
+  return { role: master ? "master" : "node", taint: master && (rc.inv.kubelet.taintMasters || !hasRole(rc.host, "node")) };
 }
 
 const ROLE_LABEL = "node-role.kubernetes.io/";
@@ -104,7 +108,7 @@ export const kubelet: StepDef = {
   name: "kubelet",
   scope: "host",
   description: "kubelet: binaries, CNI plugins, bootstrap kubeconfig, config, unit",
-  hosts: (inv) => hostsWithRole(inv, "node"),
+  hosts: kubeletHosts,
   deps: [
     { step: "runtime", on: "same-host" },
     { step: "bootstrap", on: "all" },

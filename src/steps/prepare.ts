@@ -1,5 +1,5 @@
 // prepare: kernel modules and sysctls every host needs; preflight checks run here at deploy time.
-import { hasRole } from "../inventory/types";
+import { hasRole, runsKubelet } from "../inventory/types";
 import { GateError } from "../util/wait";
 import { ETCD, ETCD_USER, K8S, templated } from "./files";
 import { StepDef, RunContext } from "./types";
@@ -37,7 +37,7 @@ export function diskProblem(rc: Pick<RunContext, "inv">, df: string): string | u
 }
 
 async function preflight(rc: RunContext): Promise<string[]> {
-  const node = hasRole(rc.host, "node");
+  const node = runsKubelet(rc.host);
   const before = Math.floor(Date.now() / 1000);
   const out = (await rc.sh(PROBE)).stdout;
   const v = (k: string) => new RegExp(`^${k}=(.*)$`, "m").exec(out)?.[1]?.trim() ?? "";
@@ -63,7 +63,7 @@ async function runPrepare(rc: RunContext): Promise<string> {
   // Modules and sysctls may be fixed by the kernel or a container runtime: apply what we can,
   // then check what a node really needs.
   await rc.sh("modprobe br_netfilter 2>/dev/null; modprobe overlay 2>/dev/null; sysctl -q -p /etc/sysctl.d/99-kubernetes.conf 2>/dev/null; true");
-  if (hasRole(rc.host, "node")) {
+  if (runsKubelet(rc.host)) {
     const r = await rc.sh("cat /proc/sys/net/ipv4/ip_forward; cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo missing");
     const [fwd, bridge] = r.stdout.trim().split("\n");
     if (fwd !== "1") throw new GateError("net.ipv4.ip_forward is not 1 after applying /etc/sysctl.d/99-kubernetes.conf: pods on different nodes cannot reach each other");

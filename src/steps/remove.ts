@@ -3,7 +3,7 @@
 // quorum), stops and disables its units, then forgets it. Safe to re-run. The etcd, etcd-health
 // and apiserver steps depend on it: the cluster shrinks before anything rolls for the new peer list.
 import { forgetHost, removalKeepsQuorum } from "../inventory/ledger";
-import { hasRole, hostsWithRole } from "../inventory/types";
+import { hasRole, hostsWithRole, runsKubelet } from "../inventory/types";
 import { shq } from "../remote/shell";
 import { KUBECTL } from "./actions";
 import { ETCDCTL, changeMembership, parseMemberList } from "./etcdctl";
@@ -35,7 +35,7 @@ async function runRemove(rc: RunContext): Promise<string> {
   const name = rc.host.name;
   const done: string[] = [];
   if (hasRole(rc.host, "etcd")) done.push(await removeEtcdMember(rc));
-  if (hasRole(rc.host, "node")) {
+  if (runsKubelet(rc.host)) {
     const control = await rc.controlPlane();
     await control.exec(`${KUBECTL} drain ${shq(name)} --ignore-daemonsets --delete-local-data --force --timeout=120s`, { allowFail: true, timeoutMs: 180_000 });
     await control.exec(`${KUBECTL} delete node ${shq(name)} --ignore-not-found`);

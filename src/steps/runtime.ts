@@ -2,7 +2,7 @@
 // pinned to the kubelet's.
 import * as path from "node:path";
 import { REQUIRED_DOCKER } from "../binaries/catalog";
-import { hostsWithRole } from "../inventory/types";
+import { kubeletHosts } from "../inventory/types";
 import { binary, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
@@ -87,7 +87,7 @@ export const runtime: StepDef = {
   name: "runtime",
   scope: "host",
   description: "docker: binaries, daemon.json, unit",
-  hosts: (inv) => hostsWithRole(inv, "node"),
+  hosts: kubeletHosts,
   deps: [{ step: "prepare", on: "same-host" }],
   run: runRuntime,
   nodeRoll: true,

@@ -10,6 +10,7 @@ import { listTemplates, render, usedTemplates } from "../../src/render/engine";
 import { findInstance } from "../../src/plan";
 import { bootstrapKubeconfig } from "../../src/pki/kubeconfig";
 import { needsRestartFor } from "../../src/steps/etcd";
+import { nodeRole } from "../../src/steps/kubelet";
 import { writeTree } from "../../src/render/tree";
 import { tempDir, writeFakeBinaries } from "../helpers/fixtures";
 
@@ -186,8 +187,18 @@ describe("rendered files", () => {
       for (const ca of Object.values(ha.pki.cas)) assert.ok(!all.some((c) => c.includes(ca.keyPem.split("\n")[1]!)), `${host} has a CA key`);
       assert.ok(!all.some((c) => c.includes(ha.pki.serviceAccount.privateKeyPem.split("\n")[1]!)));
     }
-    // and the masters of the HA example (no node role) get no kubelet
-    assert.equal(findInstance(ha.plan, "kubelet", "cp1"), undefined);
+  });
+
+  test("a master that is not a node still runs docker, kubelet and kube-proxy (its apiserver must reach Service and pod IPs), joined tainted NoSchedule", () => {
+    for (const host of ["cp1", "cp2", "cp3"]) {
+      for (const step of ["runtime", "kubelet", "kube-proxy"]) assert.ok(findInstance(ha.plan, step, host), `${step} on ${host}`);
+      const h = ha.inv.hosts.find((x) => x.name === host)!;
+      assert.deepEqual(nodeRole({ host: h, inv: ha.inv }), { role: "master", taint: true });
+    }
+    // a master that is also a node stays schedulable unless kubelet.taintMasters says otherwise
+    const m = guide.inv.hosts.find((x) => x.roles.includes("master"))!;
+    assert.deepEqual(nodeRole({ host: m, inv: guide.inv }), { role: "master", taint: false });
+    assert.deepEqual(nodeRole({ host: ha.inv.hosts.find((x) => x.name === "worker1")!, inv: ha.inv }), { role: "node", taint: false });
   });
 
   test("apiserver.anonymousAuth: false adds --anonymous-auth=false; the default leaves anonymous requests to RBAC", () => {
