@@ -12,11 +12,11 @@ const ROOT = path.join(__dirname, "..");
 
 async function cluster(hosts: number): Promise<{ first: number; add: number }> {
   const dir = tempDir(`binkube-bench-${hosts}-`);
-  for (const [script, out] of [["debian-binaries.sh", "bin"], ["k8s-binaries.sh", "bin"], ["flannel-cni.sh", "bin"], ["images.sh", "images"]]) {
+  for (const [script, out] of [["debian-binaries.sh", "bin"], ["k8s-binaries.sh", "bin"], ["flannel-cni.sh", "bin"], ["images.sh", "images"], ["metrics-server.sh", "images"]]) {
     const r = await run("bash", [path.join(ROOT, "test", "fixtures", script!), path.join(dir, out!)], { timeoutMs: 1_800_000 });
     if (r.code !== 0) throw new Error(`${script}: ${r.stderr.slice(-500)}`);
   }
-  const extras = "images:\n  preload: [images/pause.tar, images/busybox.tar, images/coredns.tar, images/flannel.tar]\nkubeProxy:\n  conntrackMaxPerCore: 0\n";
+  const extras = "images:\n  preload: [images/pause.tar, images/busybox.tar, images/coredns.tar, images/flannel.tar, images/metrics-server.tar]\nkubeProxy:\n  conntrackMaxPerCore: 0\n";
   const env = { ...process.env, BINKUBE_CONFIG: path.join(dir, "cluster.yaml"), CHECKPOINT_DISABLE: "1" };
   const deploy = async () => {
     const r = await run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 1_800_000 });

@@ -23,22 +23,26 @@ step "flannel v0.12 and CNI plugins ($(estimate flannel-v0.12.0-cni-v0.8.6 '3 mi
 bash test/fixtures/flannel-cni.sh "$dir/bin" >/dev/null
 step "images: pause, flannel, CoreDNS, busybox, built without a registry ($(estimate images '3 min'))"
 bash test/fixtures/images.sh "$dir/images" >/dev/null
+step "metrics-server v0.4.4 image ($(estimate metrics-server-v0.4.4 '2 min'))"
+bash test/fixtures/metrics-server.sh "$dir/images" >/dev/null
 step "lab hosts: 3 systemd-nspawn machines on a private bridge"
 node bin/binkube.cjs lab up --hosts 3 --dir "$dir"
 # lab up keeps these on a re-run; add them once
 grep -q '^images:' "$dir/cluster.yaml" || cat >> "$dir/cluster.yaml" <<YAML
 images:
-  preload: [images/pause.tar, images/busybox.tar, images/coredns.tar, images/flannel.tar]
+  preload: [images/pause.tar, images/busybox.tar, images/coredns.tar, images/flannel.tar, images/metrics-server.tar]
 kubeProxy:
   conntrackMaxPerCore: 0   # nf_conntrack_max is read-only inside lab containers
 YAML
-step "cdktf deploy (etcd, control plane, nodes, flannel, CoreDNS; about 1.5 min)"
+step "cdktf deploy (etcd, control plane, nodes, flannel, CoreDNS, metrics-server; about 2 min)"
 BINKUBE_CONFIG="$dir/cluster.yaml" npx cdktf deploy --auto-approve
 k="$dir/bin/kubectl --kubeconfig $dir/admin.kubeconfig"
 step "done"
 $k get nodes -o wide
 echo
 $k version --short 2>/dev/null || true
+echo
+$k top nodes 2>/dev/null || true
 cat <<EOF2
 
 demo: a Kubernetes v1.17 cluster of 3 lab hosts is up ($(( $(date +%s) - start )) s).

@@ -23,6 +23,9 @@ export const DEFAULTS = {
     pause: "k8s.gcr.io/pause:3.1",
     flannel: "quay.io/coreos/flannel:v0.12.0-amd64",
     coredns: "coredns/coredns:1.6.5",
+    // v0.4.4: the metrics-server for 1.17 that the module proxy serves (0.3.x is refused; 0.4.x
+    // supports Kubernetes 1.8+, same metrics.k8s.io/v1beta1 API)
+    metricsServer: "k8s.gcr.io/metrics-server/metrics-server:v0.4.4",
   },
 } as const;
 
@@ -42,7 +45,7 @@ export function formatIssues(file: string, issues: InventoryIssue[], kind = "err
   return [head, ...lines].join("\n");
 }
 
-const TOP = ["cluster", "kubernetes", "etcd", "ssh", "hosts", "network", "binaries", "runtime", "cni", "certificates", "apiserver", "engine", "images", "kubelet", "kubeProxy", "rolling", "state"] as const;
+const TOP = ["cluster", "kubernetes", "etcd", "ssh", "hosts", "network", "binaries", "runtime", "cni", "certificates", "apiserver", "engine", "images", "kubelet", "kubeProxy", "rolling", "state", "addons"] as const;
 const SSH_FIELDS = ["user", "port", "privateKey", "knownHosts", "hostKeyFingerprints", "sudo", "bastion"] as const;
 /** The last v1.17 patch release (v1.17.17, 2021-01-13): a later "v1.17.N" was never published. */
 const LAST_1_17_PATCH = 17;
@@ -421,11 +424,12 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   }
 
   const img = r.section(raw, "images", "");
-  r.known(img, ["pause", "flannel", "coredns", "preload"], "images");
+  r.known(img, ["pause", "flannel", "coredns", "metricsServer", "preload"], "images");
   const images = {
     pause: r.str(img, "pause", "images", DEFAULTS.images.pause),
     flannel: r.str(img, "flannel", "images", DEFAULTS.images.flannel),
     coredns: r.str(img, "coredns", "images", DEFAULTS.images.coredns),
+    metricsServer: r.str(img, "metricsServer", "images", DEFAULTS.images.metricsServer),
   };
   for (const [k, v] of Object.entries(images)) fits(r, `images.${k}`, v, imageRef, "write an image reference such as registry.local:5000/pause:3.1");
   const preload = r.strList(img, "preload", "images").map((p) => expandPath(p, baseDir));
@@ -451,6 +455,10 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   const taintMasters = r.bool(kl, "taintMasters", "kubelet", false);
   if (taintMasters && hosts.length > 0 && hosts.filter((h) => h.roles.includes("node")).every((h) => h.roles.includes("master")))
     r.error("kubelet.taintMasters", "every node is a master: with the masters tainted NoSchedule, CoreDNS and every workload would have nowhere to run", "add a host with the node role only, or set taintMasters: false");
+
+  const ad = r.section(raw, "addons", "");
+  r.known(ad, ["metricsServer"], "addons");
+  const addons = { metricsServer: r.bool(ad, "metricsServer", "addons", true) };
 
   const kp = r.section(raw, "kubeProxy", "");
   r.known(kp, ["conntrackMaxPerCore"], "kubeProxy");
@@ -481,6 +489,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     apiserver: { extraSANs, endpoint, anonymousAuth: r.bool(api, "anonymousAuth", "apiserver", true) },
     engine,
     images: { ...images, preload },
+    addons,
     kubeProxy: { conntrackMaxPerCore },
     rolling: { maxUnavailable, drainTimeoutSeconds },
     state,

@@ -50,6 +50,7 @@ export interface Images {
   pause: string;
   flannel: string;
   coredns: string;
+  metricsServer: string;
   /** Image archives (docker save output), absolute paths, loaded on every node before kubelet starts. */
   preload: string[];
 }
@@ -106,6 +107,10 @@ export interface Inventory {
     drainTimeoutSeconds: number;
   };
   images: Images;
+  addons: {
+    /** metrics-server (the metrics.k8s.io aggregated API: kubectl top, the HPA); on by default. */
+    metricsServer: boolean;
+  };
   kubeProxy: {
     /** conntrack table size per core; 0 leaves nf_conntrack_max alone (hosts where it is read-only, e.g. containers). */
     conntrackMaxPerCore: number;

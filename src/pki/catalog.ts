@@ -88,6 +88,9 @@ export function leafSpecs(inv: Inventory): LeafSpec[] {
     leaf("kube-proxy", "ca", "system:kube-proxy", [], ["client"], [], "kube-proxy → kube-apiserver"),
     leaf("etcd-healthcheck-client", "etcd-ca", "kube-etcd-healthcheck-client", [], ["client"], [], "health checks and etcdctl"),
   ];
+  // Its APIService names this CA in caBundle, so the apiserver verifies it (upstream's manifest
+  // skips TLS verification instead).
+  if (inv.addons.metricsServer) specs.push(leaf("metrics-server", "ca", "metrics-server", [], ["server"], ["metrics-server.kube-system.svc", "metrics-server.kube-system", "metrics-server"], "metrics-server serving certificate (its APIService's caBundle)"));
   for (const h of hostsWithRole(inv, "etcd")) {
     specs.push(leaf(etcdServerCert(h), "etcd-ca", h.name, [], ["server", "client"], etcdMemberNames(h), `etcd member ${h.name}: client-facing serving certificate`));
     specs.push(leaf(etcdPeerCert(h), "etcd-ca", h.name, [], ["server", "client"], etcdMemberNames(h), `etcd member ${h.name}: peer certificate`));

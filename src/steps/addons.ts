@@ -1,12 +1,13 @@
-// addons: flannel (pod network) and CoreDNS, applied once from the first master.
+// addons: flannel (pod network), CoreDNS and metrics-server, applied once from the first master.
 import { REQUIRED_CNI } from "../binaries/catalog";
 import { hostsWithRole, kubeletHosts } from "../inventory/types";
 import { K8S, templated } from "./files";
-import { StepDef, RunContext } from "./types";
+import { StepDef, RunContext, StepContext } from "./types";
 import { GateError, waitFor } from "../util/wait";
 import { podReadiness, type PodReadiness } from "./pod-status";
 import { KUBECTL, kubectl } from "./actions";
 import { flannelCniConfig } from "./kubelet";
+import { leaf } from "../pki/store";
 
 /** Waits for a ready pod of SELECTOR (kube-system) on every node; a timeout names each stuck pod, why, and its last log lines. */
 async function waitForPods(rc: RunContext, selector: string, nodes: string[], fix: string): Promise<void> {
@@ -62,7 +63,38 @@ async function runAddons(rc: RunContext): Promise<string> {
     async () => (Number(await kubectl(rc.remote, "-n kube-system get deploy coredns -o jsonpath={.status.availableReplicas}", { allowFail: true })) >= 1 ? true : "no replica available"),
     { timeoutMs: 180_000, intervalMs: 3000, log: rc.log, fix: "check kubectl -n kube-system describe pods -l k8s-app=kube-dns" },
   );
-  return `${sync.changed.length} files changed, flannel + CoreDNS running, ${nodes.length} nodes Ready`;
+  const metrics = await metricsServer(rc, nodes);
+  return `${sync.changed.length} files changed, flannel + CoreDNS running, ${nodes.length} nodes Ready, ${metrics}`;
+}
+
+const METRICS_MANIFEST = `${K8S.manifests}/metrics-server.yaml`;
+
+/**
+ * metrics-server on: applied, then gated on what an operator uses it for: the aggregated API
+ * answers through the apiserver (front proxy → Service → pod) with a sample of every node (its
+ * scrape of each kubelet over verified TLS). Off: its objects go, by their label.
+ */
+async function metricsServer(rc: RunContext, nodes: string[]): Promise<string> {
+  if (!rc.inv.addons.metricsServer) {
+    await rc.sh(`${KUBECTL} delete apiservice,clusterrole,clusterrolebinding -l k8s-app=metrics-server --ignore-not-found && ${KUBECTL} -n kube-system delete deploy,svc,sa,secret,rolebinding -l k8s-app=metrics-server --ignore-not-found && rm -f ${METRICS_MANIFEST}`);
+    return "metrics-server off";
+  }
+  await rc.sh(`${KUBECTL} apply -f ${METRICS_MANIFEST}`);
+  await waitFor(
+    `metrics.k8s.io serving node metrics of ${nodes.length} nodes (kubectl top nodes)`,
+    async () => {
+      const out = await kubectl(rc.remote, "get --raw /apis/metrics.k8s.io/v1beta1/nodes", { allowFail: true });
+      if (out === "") {
+        const cond = await kubectl(rc.remote, `get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[?(@.type=="Available")].message}'`, { allowFail: true });
+        return `the API does not answer yet${cond ? `: ${cond}` : ""}`;
+      }
+      const seen = ((JSON.parse(out) as { items?: { metadata: { name: string } }[] }).items ?? []).map((i) => i.metadata.name);
+      const missing = nodes.filter((n) => !seen.includes(n));
+      return missing.length === 0 ? true : `no metrics yet for ${missing.join(", ")}`;
+    },
+    { timeoutMs: 240_000, intervalMs: 5000, log: rc.log, fix: "check kubectl -n kube-system logs deploy/metrics-server and kubectl get apiservice v1beta1.metrics.k8s.io -o yaml; the image must be pullable or preloaded (images.preload)" },
+  );
+  return "metrics-server serving every node";
 }
 
 export const addons: StepDef = {
@@ -78,7 +110,7 @@ export const addons: StepDef = {
   run: runAddons,
   // Its gate waits for Ready nodes: without kubelet and the CNI plugins it could only time out.
   usesBinaries: ["kubectl", "kube-apiserver", "kubelet", ...REQUIRED_CNI],
-  files: ({ inv }) => [
+  files: ({ inv, pki }) => [
     templated(`${K8S.manifests}/kube-flannel.yaml`, "addons/kube-flannel.yaml", {
       podCIDR: inv.network.podCIDR,
       flannelBackend: inv.network.flannelBackend,
@@ -91,5 +123,12 @@ export const addons: StepDef = {
       corednsImage: inv.images.coredns,
       corednsReplicas: 2,
     }),
+    ...(inv.addons.metricsServer ? [metricsServerManifest(inv, pki)] : []),
   ],
 };
+
+function metricsServerManifest(inv: StepContext["inv"], pki: StepContext["pki"]) {
+  const l = leaf(pki, "metrics-server");
+  const ca = pki.cas.ca.certPem;
+  return templated(METRICS_MANIFEST, "addons/metrics-server.yaml", { image: inv.images.metricsServer, certPem: l.certPem, keyPem: l.keyPem, caPem: ca, caBundle: Buffer.from(ca).toString("base64") }, 0o600, true);
+}

@@ -17,6 +17,7 @@ export async function clusterFixtures(bin: string, images: string): Promise<void
     ["k8s-binaries.sh", bin],
     ["flannel-cni.sh", bin],
     ["images.sh", images],
+    ["metrics-server.sh", images],
   ] as const) {
     const r = await run("bash", [path.join(FIXTURES, script), out], { timeoutMs: 1_200_000 });
     assert.equal(r.code, 0, `${script}: ${r.stderr.slice(-2000)}`);

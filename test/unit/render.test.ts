@@ -11,6 +11,8 @@ import { findInstance } from "../../src/plan";
 import { bootstrapKubeconfig } from "../../src/pki/kubeconfig";
 import { needsRestartFor } from "../../src/steps/etcd";
 import { nodeRole } from "../../src/steps/kubelet";
+import { leaf } from "../../src/pki/store";
+import { X509Certificate } from "node:crypto";
 import { writeTree } from "../../src/render/tree";
 import { tempDir, writeFakeBinaries } from "../helpers/fixtures";
 
@@ -174,6 +176,34 @@ describe("rendered files", () => {
     assert.ok(roles.includes("system:certificates.k8s.io:certificatesigningrequests:nodeclient"));
     assert.ok(roles.includes("system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"));
     assert.equal(rbac.find((d) => d.metadata.name === "system:kube-apiserver").subjects[0].name, "kube-apiserver-kubelet-client");
+  });
+
+  test("metrics-server: an APIService that verifies it (caBundle = the cluster CA, no insecureSkipTLSVerify), kubelets verified against the same CA, its key only in a 0600 secret file", async () => {
+    const inst = findInstance(guide.plan, "addons", "k8s-master")!;
+    const f = inst.files.find((x) => x.path === "/opt/kubernetes/manifests/metrics-server.yaml")!;
+    assert.equal(f.mode, 0o600);
+    assert.equal(f.secret, true);
+    const docs = f.content!.split(/^---$/m).map((d) => parse(d)).filter(Boolean);
+    const api = docs.find((d) => d.kind === "APIService");
+    assert.equal(Buffer.from(api.spec.caBundle, "base64").toString(), guide.pki.cas.ca.certPem);
+    assert.equal(api.spec.insecureSkipTLSVerify, undefined);
+    const tls = docs.find((d) => d.kind === "Secret");
+    const serving = leaf(guide.pki, "metrics-server");
+    assert.equal(tls.stringData["tls.crt"], serving.certPem);
+    assert.equal(tls.stringData["tls.key"], serving.keyPem);
+    const container = docs.find((d) => d.kind === "Deployment").spec.template.spec.containers[0];
+    assert.ok(container.args.includes("--kubelet-certificate-authority=/etc/metrics-server/ca.crt"));
+    assert.ok(!container.args.some((a: string) => /insecure/.test(a)), container.args.join(" "));
+    assert.equal(container.image, "k8s.gcr.io/metrics-server/metrics-server:v0.4.4");
+    for (const d of docs) assert.equal(d.metadata.labels["k8s-app"], "metrics-server", `${d.kind} ${d.metadata.name} lacks the label the off switch deletes by`);
+    // the serving certificate names the Service's DNS names
+    assert.equal(new X509Certificate(serving.certPem).subjectAltName, "DNS:metrics-server.kube-system.svc, DNS:metrics-server.kube-system, DNS:metrics-server");
+    // addons.metricsServer: false ships no manifest and issues no certificate
+    const offFile = copyExample("guide-two-hosts.yaml");
+    fs.appendFileSync(offFile, "addons:\n  metricsServer: false\n");
+    const off = await openCluster(offFile, { create: true });
+    assert.equal(findInstance(off.plan, "addons", "k8s-master")!.files.some((x) => x.path.endsWith("metrics-server.yaml")), false);
+    assert.equal(off.pki.leaves.has("metrics-server"), false);
   });
 
   test("a node-only host receives no CA key, SA key, token file, apiserver key or etcd key", () => {
