@@ -28,13 +28,21 @@ export const SMOKE_FOCUS = [
 
 export const CONFORMANCE_FOCUS = "\\[Conformance\\]";
 
-/** Builds (or copies from the cache) e2e.test v1.17.17 and the images the conformance tests run. */
+/**
+ * Builds (or copies from the cache) e2e.test v1.17.17 into BIN and the images the conformance
+ * tests run into IMAGES as conformance-<name>.tar (the cluster's own busybox.tar is busybox:1.31,
+ * the suite's busybox:1.29: preload archives need distinct file names).
+ */
 export async function conformanceFixtures(bin: string, images: string): Promise<string[]> {
   const e2e = await run("bash", [path.join(FIXTURES, "k8s-binaries.sh"), bin], { env: { ...process.env, BINKUBE_K8S_COMPONENTS: "e2e.test" }, timeoutMs: 1_800_000 });
   if (e2e.code !== 0) throw new Error(`k8s-binaries.sh (e2e.test): ${e2e.stderr.slice(-2000)}`);
-  const img = await run("bash", [path.join(FIXTURES, "conformance-images.sh"), images], { timeoutMs: 2_400_000 });
+  const out = path.join(images, ".conformance");
+  const img = await run("bash", [path.join(FIXTURES, "conformance-images.sh"), out], { timeoutMs: 2_400_000 });
   if (img.code !== 0) throw new Error(`conformance-images.sh: ${img.stderr.slice(-2000)}`);
-  return fs.readdirSync(images).filter((f) => f.endsWith(".tar"));
+  const archives = fs.readdirSync(out).filter((f) => f.endsWith(".tar"));
+  for (const a of archives) fs.renameSync(path.join(out, a), path.join(images, `conformance-${a}`));
+  fs.rmSync(out, { recursive: true, force: true });
+  return archives.map((a) => `conformance-${a}`);
 }
 
 /** One line of e2e.test's progress reporter (test/e2e/reporters/progress.go): printed per spec. */
