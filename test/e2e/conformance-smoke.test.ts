@@ -66,4 +66,12 @@ describe("conformance smoke subset on a cluster whose master is not a node", { s
     assert.ok(s.passed >= 30, `only ${s.passed} ran:\n${s.text}`);
     assert.equal(e2e.code, 0, `e2e.test exited ${e2e.code}: ${e2e.log}`);
   });
+
+  test("kubectl top nodes: metrics-server's aggregated API answers for every node, the master that is not a node included", async () => {
+    assert.ok(deployed, "no cluster: the deploy above failed");
+    const out = await kubectlOk("top", "nodes", "--no-headers");
+    const rows = out.split("\n").map((l) => l.trim().split(/\s+/));
+    assert.deepEqual(rows.map((r) => r[0]).sort(), ["lab1", "lab2", "lab3"], out);
+    for (const r of rows) assert.match(`${r[1]} ${r[3]}`, /^\d+m \d+Mi$/, out);
+  });
 });
