@@ -1,5 +1,5 @@
 // cdktf app entry: the inventory comes from BINKUBE_CONFIG (default ./cluster.yaml).
-import * as path from "node:path";
+import { CLI_ENTRY } from "./src/paths";
 import { App } from "cdktf";
 import { ClusterStack, stackName } from "./stacks/cluster-stack";
 import { configPathFromEnv } from "./src/inventory/load";
@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   checkTerraformVersion(cluster.inv.engine, say);
   // cdktf's own validations spawn `terraform version` once per resource; checked once above.
   const app = new App({ skipValidation: true });
-  new ClusterStack(app, stackName(cluster.inv), cluster, { binkube: [process.execPath, path.join(__dirname, "bin", "binkube.cjs")] });
+  new ClusterStack(app, stackName(cluster.inv), cluster, { binkube: [process.execPath, CLI_ENTRY] });
   app.synth();
 }
 

@@ -1,28 +1,62 @@
 /**
- * npm run bench:deploy — the etcd-level first deploy, side by side on the same fresh lab hosts:
- * the guide's procedure done by hand as a plain script (bench/by-hand-etcd.sh) against binkube's
- * `cdktf deploy` up to etcd-health (Terraform's -target pulls in prepare and etcd), every host an
- * etcd member, at 3, 6 and 12 hosts. Each binkube run includes synth and PKI creation, as the
- * script includes its openssl. Between the two, etcd is wiped from the hosts. Absolute times on
- * this machine are noisy: read the ratios.
+ * npm run bench:deploy — deploy speed, side by side in one run on fresh lab hosts:
  *
- *   npm run bench:deploy [-- 3 6 12]
+ * - etcd: the guide's etcd procedure done by hand as a plain script (bench/by-hand-etcd.sh)
+ *   against binkube's `cdktf deploy` up to etcd-health (Terraform's -target pulls in prepare and
+ *   etcd) on the same hosts, every host an etcd member. Each binkube run includes synth and PKI
+ *   creation, as the script includes its openssl. Between the two, etcd is wiped from the hosts.
+ * - full: the whole cluster's first deploy (Kubernetes fixtures needed), then on the smallest
+ *   size the no-op redeploy against a bare `terraform plan` of the same stack and against a no-op
+ *   `cdktf deploy` of a one-resource stack (cdktf's own floor), counting the step runs (SSH sessions).
+ *
+ * Every binkube deploy prints where its time went per step instance (steps.log: process start,
+ * plan load, SSH connect, sync, remote work, gate wait). Absolute times on this machine are
+ * noisy: read the ratios.
+ *
+ *   npm run bench:deploy [-- --etcd 3,6,12] [--full 3,6]     (default: both, these sizes)
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { labDown, labUp } from "../lab/lab";
-import { run } from "../test/helpers/proc";
+import { run, type Res } from "../test/helpers/proc";
 import { tempDir } from "../test/helpers/fixtures";
+import { appendClusterSettings, clusterFixtures } from "../test/helpers/cluster";
 
 const ROOT = path.join(__dirname, "..");
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function must(what: string, p: Promise<{ code: number; stderr: string; stdout: string; ms: number }>) {
+async function must(what: string, p: Promise<Res>): Promise<Res> {
   const r = await p;
   if (r.code !== 0) throw new Error(`${what} failed (${r.code}):\n${(r.stdout + r.stderr).slice(-3000)}`);
   return r;
 }
 
-async function size(n: number): Promise<{ n: number; hand: number; binkube: number }> {
+const deployEnv = (inv: string, extra: NodeJS.ProcessEnv = {}) => ({ ...process.env, BINKUBE_CONFIG: inv, CHECKPOINT_DISABLE: "1", ...extra });
+const cdktfDeploy = (inv: string, extra: NodeJS.ProcessEnv = {}) => run("npx", ["cdktf", "deploy", "--auto-approve"], { env: deployEnv(inv, extra), cwd: ROOT, timeoutMs: 1_800_000 });
+
+/** Step runs recorded in DIR/.binkube/steps.log after byte offset `from`. */
+function stepRuns(dir: string, from: number): string[] {
+  const log = path.join(dir, ".binkube", "steps.log");
+  return fs.existsSync(log) ? fs.readFileSync(log, "utf8").slice(from).split("\n").filter((l) => / ok /.test(l)) : [];
+}
+const logSize = (dir: string) => (fs.existsSync(path.join(dir, ".binkube", "steps.log")) ? fs.statSync(path.join(dir, ".binkube", "steps.log")).size : 0);
+
+/** The per-instance table: where each step run's time went (run-step.ts phaseTimes). */
+function phaseTable(runs: string[]): string {
+  const cols = ["start", "plan", "connect", "upload", "work", "gate"];
+  const rows = runs.map((l) => {
+    const [, step, host, , total] = l.split(" ");
+    const kv = Object.fromEntries([...l.matchAll(/(\w+)=([\d.]+)/g)].map((m) => [m[1]!, m[2]!]));
+    return [`${step} ${host}`, total!.replace(/s$/, ""), ...cols.map((c) => kv[c] ?? "-")];
+  });
+  const head = ["instance", "total", ...cols];
+  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => "  " + r.map((c, i) => (i === 0 ? c.padEnd(width[i]!) : c.padStart(width[i]!))).join("  ");
+  const sums = cols.map((_, i) => rows.reduce((s, r) => s + Number(r[i + 2] === "-" ? 0 : r[i + 2]), 0).toFixed(1));
+  return [line(head), ...rows.map(line), line(["sum (s)", rows.reduce((s, r) => s + Number(r[1]), 0).toFixed(1), ...sums])].join("\n");
+}
+
+async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube: number }> {
   const dir = tempDir(`binkube-bench-deploy-${n}-`);
   try {
     await must("fixtures", run("bash", [path.join(ROOT, "test", "fixtures", "debian-binaries.sh"), path.join(dir, "bin")], { timeoutMs: 900_000 }));
@@ -38,24 +72,98 @@ async function size(n: number): Promise<{ n: number; hand: number; binkube: numb
         must(`wipe ${h.name}`, run("ssh", ["-i", lab.privateKey, "-o", `UserKnownHostsFile=${lab.knownHosts}`, "-o", "BatchMode=yes", `root@${h.address}`, "systemctl stop etcd; systemctl disable --quiet etcd; rm -rf /opt/etcd /var/lib/etcd /usr/lib/systemd/system/etcd.service; systemctl daemon-reload"])),
       ),
     );
-    const env = { ...process.env, BINKUBE_CONFIG: inv, CHECKPOINT_DISABLE: "1", TF_CLI_ARGS_apply: "-target=terraform_data.etcd-health" };
-    const bk = await must("binkube deploy", run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 900_000 }));
+    const bk = await must("binkube deploy", cdktfDeploy(inv, { TF_CLI_ARGS_apply: "-target=terraform_data.etcd-health" }));
     if (!/✓ step etcd-health on lab1: (\d+)\/\1 members healthy/.test(bk.stdout + bk.stderr)) throw new Error("binkube's deploy did not pass etcd-health");
+    console.log(`etcd-level first deploy, ${n} hosts, binkube ${(bk.ms / 1000).toFixed(1)} s:\n${phaseTable(stepRuns(dir, 0))}`);
     return { n, hand: hand.ms / 1000, binkube: bk.ms / 1000 };
   } finally {
     await labDown({ dir, log: () => undefined });
   }
 }
 
-async function main(): Promise<void> {
-  const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
-  const rows: { n: number; hand: number; binkube: number }[] = [];
-  for (const n of sizes.length ? sizes : [3, 6, 12]) {
-    const r = await size(n);
-    rows.push(r);
-    console.log(`etcd-level first deploy, ${r.n} hosts: by hand ${r.hand.toFixed(1)} s, binkube ${r.binkube.toFixed(1)} s, ratio ${(r.binkube / r.hand).toFixed(2)}x`);
+/** A one-resource cdktf stack in plain JavaScript: what any `cdktf deploy` costs with nothing to do. */
+async function cdktfFloor(): Promise<number> {
+  const dir = tempDir("binkube-bench-floor-");
+  try {
+    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+    fs.writeFileSync(path.join(dir, "cdktf.json"), JSON.stringify({ language: "typescript", app: "node main.js", projectId: "floor", sendCrashReports: "false", terraformProviders: [], terraformModules: [], context: {} }));
+    fs.writeFileSync(
+      path.join(dir, "main.js"),
+      [
+        `const { App, TerraformStack, DataResource, LocalBackend } = require("cdktf");`,
+        `const app = new App({ skipValidation: true });`,
+        `const s = new TerraformStack(app, "floor");`,
+        `new LocalBackend(s, { path: ${JSON.stringify(path.join(dir, "floor.tfstate"))} });`,
+        `new DataResource(s, "one", { triggersReplace: { a: "1" }, provisioners: [{ type: "local-exec", command: "true" }] });`,
+        `app.synth();`,
+      ].join("\n"),
+    );
+    const deploy = () => must("floor deploy", run("npx", ["cdktf", "deploy", "--auto-approve"], { cwd: dir, env: { ...process.env, CHECKPOINT_DISABLE: "1" }, timeoutMs: 300_000 }));
+    await deploy();
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) times.push((await deploy()).ms / 1000);
+    return median(times);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
-  if (rows.length > 1) console.log(`binkube ${rows.at(-1)!.n} hosts / ${rows[0]!.n} hosts: ${(rows.at(-1)!.binkube / rows[0]!.binkube).toFixed(2)}x; by hand: ${(rows.at(-1)!.hand / rows[0]!.hand).toFixed(2)}x`);
+}
+
+async function fullCluster(n: number, noop: boolean): Promise<{ n: number; first: number; noop?: string }> {
+  const dir = tempDir(`binkube-bench-full-${n}-`);
+  try {
+    await clusterFixtures(path.join(dir, "bin"), path.join(dir, "images"));
+    await labUp({ dir, hosts: n, log: () => undefined });
+    appendClusterSettings(dir);
+    const inv = path.join(dir, "cluster.yaml");
+    const first = await must(`full deploy (${n} hosts)`, cdktfDeploy(inv));
+    console.log(`full first deploy, ${n} hosts, ${(first.ms / 1000).toFixed(1)} s:\n${phaseTable(stepRuns(dir, 0))}`);
+    let noopLine: string | undefined;
+    if (noop) {
+      const from = logSize(dir);
+      const redeploys: number[] = [];
+      for (let i = 0; i < 3; i++) redeploys.push((await must("no-op redeploy", cdktfDeploy(inv))).ms / 1000);
+      const sessions = stepRuns(dir, from).length;
+      const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, "cdktf.out", "manifest.json"), "utf8")) as { stacks: Record<string, { workingDirectory: string }> };
+      const stackDir = path.join(ROOT, "cdktf.out", Object.values(manifest.stacks)[0]!.workingDirectory);
+      const plans: number[] = [];
+      for (let i = 0; i < 3; i++) plans.push((await must("terraform plan", run("terraform", ["plan", "-input=false", "-detailed-exitcode"], { cwd: stackDir, env: deployEnv(inv), timeoutMs: 300_000 }))).ms / 1000);
+      const floor = await cdktfFloor();
+      const r = median(redeploys);
+      noopLine =
+        `no-op redeploy, ${n} hosts: median ${r.toFixed(1)} s of 3, ${sessions} step runs (SSH sessions); bare terraform plan ${median(plans).toFixed(2)} s (${(r / median(plans)).toFixed(1)}x); ` +
+          `cdktf floor (one-resource no-op deploy) ${floor.toFixed(1)} s (${(r / floor).toFixed(2)}x)`;
+      console.log(noopLine);
+    }
+    return { n, first: first.ms / 1000, ...(noopLine ? { noop: noopLine } : {}) };
+  } finally {
+    await labDown({ dir, log: () => undefined });
+  }
+}
+
+function sizes(argv: string[], flag: string, dflt: number[]): number[] | undefined {
+  const i = argv.indexOf(flag);
+  if (i < 0) return argv.some((a) => a.startsWith("--")) ? undefined : dflt;
+  return (argv[i + 1] ?? "").split(",").map(Number).filter((x) => x > 0);
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const etcd = sizes(argv, "--etcd", [3, 6, 12]);
+  const full = sizes(argv, "--full", [3, 6]);
+  const summary: string[] = [];
+  if (etcd) {
+    const rows: { n: number; hand: number; binkube: number }[] = [];
+    for (const n of etcd) rows.push(await etcdLevel(n));
+    for (const r of rows) summary.push(`etcd-level first deploy, ${r.n} hosts: by hand ${r.hand.toFixed(1)} s, binkube ${r.binkube.toFixed(1)} s, ratio ${(r.binkube / r.hand).toFixed(2)}x`);
+    if (rows.length > 1) summary.push(`etcd-level, ${rows.at(-1)!.n} hosts / ${rows[0]!.n} hosts: binkube ${(rows.at(-1)!.binkube / rows[0]!.binkube).toFixed(2)}x; by hand ${(rows.at(-1)!.hand / rows[0]!.hand).toFixed(2)}x`);
+  }
+  if (full) {
+    const rows: { n: number; first: number; noop?: string }[] = [];
+    for (const [i, n] of full.entries()) rows.push(await fullCluster(n, i === 0));
+    for (const r of rows) summary.push(`full first deploy, ${r.n} hosts: ${r.first.toFixed(1)} s`, ...(r.noop ? [r.noop] : []));
+    if (rows.length > 1) summary.push(`full deploy, ${rows.at(-1)!.n} hosts / ${rows[0]!.n} hosts: ${(rows.at(-1)!.first / rows[0]!.first).toFixed(2)}x`);
+  }
+  console.log(["", "== summary", ...summary].join("\n"));
 }
 
 main().catch((e: Error) => {

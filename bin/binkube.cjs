@@ -1,4 +1,3 @@
 #!/usr/bin/env node
-// binkube CLI entry: TypeScript sources run through tsx's CommonJS loader (no build step).
-require("tsx/cjs/api").register();
-require("../src/cli/main.ts");
+// binkube CLI entry: dist/ when it matches the sources, else the TypeScript through tsx (bin/entry.cjs).
+require("./entry.cjs").load("src/cli/main");

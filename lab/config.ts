@@ -1,5 +1,6 @@
 // Constants and locations of the lab. Everything a reader may want to change is here.
 import * as path from "node:path";
+import { PACKAGE_ROOT } from "../src/paths";
 
 /** Debian suite of the base rootfs. */
 export const SUITE = "bookworm";
@@ -24,7 +25,7 @@ export const BASE_REVISION = 3;
  * installed in the base as /usr/local/sbin/runc: dockerd finds it before /usr/bin/runc on
  * systemd's default PATH. Its content is part of the base's inputs hash.
  */
-export const RUNC_WRAPPER_SOURCE = path.join(__dirname, "runc-wrapper.sh");
+export const RUNC_WRAPPER_SOURCE = path.join(PACKAGE_ROOT, "lab", "runc-wrapper.sh");
 export const RUNC_WRAPPER_PATH = "usr/local/sbin/runc";
 
 /** Lab network: one /24 on one bridge; a blackhole for the wider range keeps traffic here. */

@@ -12,7 +12,8 @@ import { dnsName, flagWord } from "../inventory/grammar";
 import { yamlScalar } from "./yaml-scalar";
 import { BinkubeError } from "../errors";
 
-export const TEMPLATES_DIR = path.resolve(__dirname, "..", "..", "templates");
+export { TEMPLATES_DIR } from "../paths";
+import { TEMPLATES_DIR } from "../paths";
 
 const hb = Handlebars.create();
 const compiled = new Map<string, { tpl: Handlebars.TemplateDelegate; params: Map<string, string> }>();

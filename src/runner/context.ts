@@ -9,6 +9,8 @@ import { sshTarget } from "./target";
 /** The runner's side of a context: bytes sent over every connection, and closing them. */
 export interface OpenRunContext extends RunContext {
   bytesSent(): number;
+  /** Milliseconds spent in sync() (check, upload, finalize). */
+  syncMs(): number;
   close(): Promise<void>;
 }
 
@@ -47,6 +49,7 @@ export async function openRunContext(scope: StepScope, opts: { log: (line: strin
   };
   const firstMaster = hostsWithRole(inv, "master")[0]!;
   let sent = 0;
+  let syncMs = 0;
   return {
     inv,
     host: inst.host,
@@ -55,13 +58,19 @@ export async function openRunContext(scope: StepScope, opts: { log: (line: strin
     log: opts.log,
     sh: (command, o) => remote.exec(command, o),
     sync: async () => {
-      const r = await (await own()).sync(filesToShip(scope));
-      sent += r.bytesSent;
-      return r;
+      const t0 = Date.now();
+      try {
+        const r = await (await own()).sync(filesToShip(scope));
+        sent += r.bytesSent;
+        return r;
+      } finally {
+        syncMs += Date.now() - t0;
+      }
     },
     controlPlane: () => connect(firstMaster),
     onHost: (host) => connect(host),
     bytesSent: () => sent,
+    syncMs: () => syncMs,
     close: async () => {
       for (const c of await resolved()) await c.close();
     },

@@ -10,6 +10,7 @@ import { checkReleaseLocally } from "../binaries/release";
 import { openRunContext } from "./context";
 import { BinkubeError } from "../errors";
 import { Log, logger } from "../log";
+import { gateWaitMs } from "../util/wait";
 
 export interface StepOptions {
   verbose: boolean;
@@ -24,6 +25,8 @@ export async function runStep(configFile: string, stepName: string, hostName: st
   const out: Log = opts.out ?? logger(process.stderr);
   const where = `step ${stepName} on ${hostName}`;
   const started = Date.now();
+  // performance.now() counts from process start: node, module loading and argv parsing.
+  const t = { start: performance.now(), loaded: 0, connected: 0 };
   const step = stepByName(stepName);
   if (!step) throw new BinkubeError(`${where}: unknown step`);
   const { inv, binaries, inst } = openStepInstance(configFile, step, hostName);
@@ -49,22 +52,36 @@ export async function runStep(configFile: string, stepName: string, hostName: st
   }
   await fetchBinaries(cluster, needed, out);
   checkReleaseLocally(cluster.binaries, needed, cluster.inv.kubernetesVersion, where);
+  t.loaded = performance.now();
 
   const rc = await openRunContext(cluster, { log: out, verbose: opts.verbose, connect: step.connect }).catch((e: Error) => {
     throw new BinkubeError(`${where}: cannot connect: ${e.message}`);
   });
+  t.connected = performance.now();
   try {
     out(`${where}: ${step.description}`);
     const summary = await step.run(rc);
     const secs = ((Date.now() - started) / 1000).toFixed(1);
     out(`✓ ${where}: ${summary} [${secs} s, ${(rc.bytesSent() / 1e6).toFixed(1)} MB sent]`);
-    record(cluster.inv.baseDir, `${stepName} ${hostName} ok ${secs}s ${rc.bytesSent()}B`);
+    const phases = phaseTimes(t, performance.now(), rc.syncMs(), gateWaitMs());
+    record(cluster.inv.baseDir, `${stepName} ${hostName} ok ${secs}s ${rc.bytesSent()}B ${phases}`);
     return "ok";
   } catch (e) {
     throw new BinkubeError(`${where} failed: ${(e as Error).message}\nThe step can be re-run safely: files are replaced atomically and only changed ones are sent.`);
   } finally {
     await rc.close();
   }
+}
+
+/**
+ * Where one instance's time went, in seconds: process start (node and modules, before runStep),
+ * loading its plan, connecting, sync (check + upload), remote work, gate waits. Recorded in
+ * steps.log for bench:deploy's per-step table.
+ */
+export function phaseTimes(t: { start: number; loaded: number; connected: number }, end: number, syncMs: number, gateMs: number): string {
+  const s = (ms: number) => (Math.max(0, ms) / 1000).toFixed(2);
+  const work = end - t.connected - syncMs - gateMs;
+  return `start=${s(t.start)} plan=${s(t.loaded - t.start)} connect=${s(t.connected - t.loaded)} upload=${s(syncMs)} work=${s(work)} gate=${s(gateMs)}`;
 }
 
 /** An append-only local log of step runs (no secrets), read by tests and by operators. */

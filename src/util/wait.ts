@@ -3,6 +3,15 @@
 import { BinkubeError } from "../errors";
 import { sleep } from "./sleep";
 
+let waitedMs = 0;
+/**
+ * Time this process spent in waitFor (gates). A step process runs one instance, so the runner
+ * reports it as that instance's gate wait (bench:deploy's per-step table).
+ */
+export function gateWaitMs(): number {
+  return waitedMs;
+}
+
 /** A health gate said no (timed out, or a verdict such as a failed unit). */
 export class GateError extends BinkubeError {}
 
@@ -13,6 +22,14 @@ export class GateError extends BinkubeError {}
  */
 export async function waitFor(what: string, probe: () => Promise<true | string>, opts: { timeoutMs: number; intervalMs?: number; log: (line: string) => void; fix: string }): Promise<void> {
   const start = Date.now();
+  try {
+    await poll(what, probe, opts, start);
+  } finally {
+    waitedMs += Date.now() - start;
+  }
+}
+
+async function poll(what: string, probe: () => Promise<true | string>, opts: { timeoutMs: number; intervalMs?: number; log: (line: string) => void; fix: string }, start: number): Promise<void> {
   let lastShown = start;
   let state = "not checked yet";
   for (;;) {

@@ -170,7 +170,7 @@ describe(`deploy to lab hosts (${engine === "tofu" ? "OpenTofu" : "Terraform"})`
     const steps = runs.map((l) => l.split(" ").slice(1, 3).join(" ")).sort();
     if (withK8s) {
       assert.deepEqual(steps, ["kube-proxy lab1", "kube-proxy lab2", "kube-proxy lab3"]);
-      const bytes = runs.reduce((n, l) => n + Number(/ (\d+)B$/.exec(l)?.[1] ?? 0), 0);
+      const bytes = runs.reduce((n, l) => n + Number(/ (\d+)B( |$)/.exec(l)?.[1] ?? 0), 0);
       console.log(`# config-only redeploy: ${steps.length} step runs, ${bytes} bytes sent, ${(r.ms / 1000).toFixed(1)} s`);
       assert.ok(bytes < 1_000_000, `${bytes} bytes sent`);
     } else {

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import { openCluster, openStepInstance } from "../../src/cluster";
-import { runStep } from "../../src/runner/run-step";
+import { phaseTimes, runStep } from "../../src/runner/run-step";
 import { stepByName } from "../../src/steps";
 import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
 
@@ -41,4 +41,43 @@ test("binaries that are not kubernetes.version are refused before the step conne
   await assert.rejects(runStep(file, "kubelet", "k8s-node", opts), /step kubelet on k8s-node: kubelet \(.*\/bin\/kubelet\) is v1\.17\.12, but kubernetes\.version says v1\.17\.17; nothing was changed\. Fix: point binaries at the v1\.17\.17 release/);
   // kube-proxy is v1.17.17: past the check, to the connection
   await assert.rejects(runStep(file, "kube-proxy", "k8s-node", opts), /cannot connect: host k8s-node: no ssh.privateKey/);
+});
+
+test("step processes run the compiled dist/ only while it matches the sources, else the TypeScript", () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const entry = require("../../bin/entry.cjs") as { stamp(root: string): number; distIsFresh(root: string): boolean };
+  const root = tempDir();
+  fs.mkdirSync(path.join(root, "src", "cli"), { recursive: true });
+  fs.mkdirSync(path.join(root, "dist"));
+  fs.writeFileSync(path.join(root, "main.ts"), "export {};\n");
+  fs.writeFileSync(path.join(root, "src", "cli", "a.ts"), "export const a = 1;\n");
+  assert.equal(entry.distIsFresh(root), false, "never built");
+  assert.equal(entry.stamp(root), 2);
+  assert.equal(entry.distIsFresh(root), true);
+  fs.writeFileSync(path.join(root, "src", "cli", "a.ts"), "export const a = 2;\n");
+  assert.equal(entry.distIsFresh(root), false, "an edited source");
+  entry.stamp(root);
+  fs.rmSync(path.join(root, "main.ts"));
+  assert.equal(entry.distIsFresh(root), false, "a deleted source");
+});
+
+test("the compiled CLI and the TypeScript one behave the same", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const root = path.join(__dirname, "..", "..");
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  assert.ok((require("../../bin/entry.cjs") as { distIsFresh(root: string): boolean }).distIsFresh(root), "dist/ is built from these sources (npm test builds it first)");
+  const bin = path.join(root, "bin", "binkube.cjs");
+  const dir = tempDir();
+  const file = writeInventory(dir, { ...baseInventory(), hosts: [{ name: "bad host", address: "10.0.0.1", roles: ["etcd"] }] });
+  const outputs = ["0", "1"].map((fromSource) => {
+    const r = spawnSync(process.execPath, [bin, "certs", "check", "--config", file], { env: { ...process.env, BINKUBE_FROM_SOURCE: fromSource }, encoding: "utf8" });
+    return `${r.status} ${r.stdout}${r.stderr}`;
+  });
+  assert.match(outputs[1]!, /bad host/, "the TypeScript CLI names the bad host");
+  assert.equal(outputs[0], outputs[1]);
+});
+
+test("a step run's time splits into process start, plan, connect, upload, remote work and gate wait", () => {
+  const line = phaseTimes({ start: 210, loaded: 260, connected: 400 }, 3400, 1200, 1500);
+  assert.equal(line, "start=0.21 plan=0.05 connect=0.14 upload=1.20 work=0.30 gate=1.50");
 });
