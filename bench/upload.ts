@@ -1,7 +1,7 @@
 /**
  * Upload throughput: RemoteHost.sync (node-ssh/ssh2 SFTP, temp file + fsync + atomic rename)
  * vs OpenSSH `scp` of the same 100 MiB random file to the same real sshd on 127.0.0.1
- * (test/helpers/sshd.ts). Runs alternate, 3 each after one untimed warm-up of both; each
+ * (test/helpers/sshd.ts). Runs alternate, 5 each after one untimed warm-up of both; each
  * timing includes connect + auth + transfer + close, and the target is deleted before every
  * run so sync always uploads. Reports medians in MiB/s and ours/scp.
  *
@@ -98,7 +98,7 @@ export async function benchUpload(opts: UploadBenchOptions = {}): Promise<Upload
   const missing = sshdMissingReason();
   if (missing) throw new Error(`upload benchmark needs a local sshd: ${missing}`);
   const sizeMiB = opts.sizeMiB ?? 100;
-  const rounds = opts.rounds ?? 3;
+  const rounds = opts.rounds ?? 5;
   const fsync = opts.fsync ?? true;
   const log = opts.log ?? (() => undefined);
   const sshd = await startSshd();

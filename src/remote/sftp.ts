@@ -6,12 +6,18 @@
 import * as fs from "fs";
 import type { Ssh2Sftp } from "./ssh2-types";
 
-/** bytes per SFTP WRITE request: a 32 KiB SSH channel packet (OpenSSH sessions) minus the 29-byte WRITE header with a 4-byte handle, so each request is exactly one packet */
-export const WRITE_CHUNK = 32 * 1024 - 29;
+/**
+ * Bytes per SFTP WRITE request: OpenSSH's sftp-server accepts up to 255 KiB (its limits@openssh.com
+ * max-write-length, 256 KiB messages minus 1 KiB), and ssh2 splits a larger write to whatever
+ * limit the server announces. Each request costs the server a pwrite and a status reply, and
+ * us a callback, so fewer, larger ones upload faster (measured: 32 KiB requests 0.81x scp's
+ * throughput, 255 KiB 0.9x or better, bench/upload.ts).
+ */
+export const WRITE_CHUNK = 255 * 1024;
 /** bytes in flight (unacknowledged WRITEs) before reading more of the local file */
 export const WRITE_WINDOW = 8 * 1024 * 1024;
-/** local read size */
-const READ_BLOCK = 1024 * 1024;
+/** local read size: whole WRITEs, so no short request per block */
+const READ_BLOCK = 4 * WRITE_CHUNK;
 
 const call = <T = void>(fn: (cb: (err?: Error | null, v?: T) => void) => void): Promise<T> =>
   new Promise<T>((resolve, reject) => {
