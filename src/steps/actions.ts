@@ -33,25 +33,36 @@ export async function journalTail(rc: RunContext, unit: string, lines = 15): Pro
   return `last ${lines} lines of journalctl -u ${unit} on ${rc.host.name}:\n${r.stdout.trim().replace(/^/gm, "    ")}`;
 }
 
-/** Waits until the unit is active and stays active (no crash loop) for 3 s. */
-export async function waitActive(rc: RunContext, unit: string, opts: { timeoutMs?: number; allowActivating?: boolean } = {}): Promise<void> {
+/**
+ * Waits until the unit is active and stays active (no crash loop) for 3 s. `notifyReady`: the
+ * unit is Type=notify and signals READY only once it serves (etcd: after it joined a quorum),
+ * so "active" is proof enough and the step ends at once; the 3 s watch remains for the
+ * "activating" state that allowActivating accepts (a member waiting for its peers), and a
+ * restart counted by systemd in that time starts the watch over.
+ */
+export async function waitActive(rc: RunContext, unit: string, opts: { timeoutMs?: number; allowActivating?: boolean; notifyReady?: boolean } = {}): Promise<void> {
   let activeSince = 0;
+  let restarts: string | undefined;
   await gateWithJournal(rc, unit, () =>
     waitFor(
       `${unit} active on ${rc.host.name}`,
       async () => {
         const out = (await rc.sh(`systemctl show -p ActiveState -p NRestarts ${unit}`)).stdout;
         const state = /ActiveState=(\S+)/.exec(out)?.[1] ?? "unknown";
+        const nRestarts = /NRestarts=(\S+)/.exec(out)?.[1];
         const ok = state === "active" || (opts.allowActivating === true && state === "activating");
         if (state === "failed") throw new GateError(`${unit} failed`);
-        if (!ok) {
+        if (!ok || (restarts !== undefined && nRestarts !== restarts)) {
           activeSince = 0;
-          return state;
+          restarts = nRestarts;
+          return ok ? `${state}, restarted` : state;
         }
+        restarts = nRestarts;
+        if (state === "active" && opts.notifyReady === true) return true;
         activeSince ||= Date.now();
         return Date.now() - activeSince >= 3000 ? true : `${state}, watching for restarts`;
       },
-      { timeoutMs: opts.timeoutMs ?? 60_000, log: rc.log, fix: `check the unit with journalctl -u ${unit} on ${rc.host.name}` },
+      { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: opts.notifyReady ? 250 : 1000, log: rc.log, fix: `check the unit with journalctl -u ${unit} on ${rc.host.name}` },
     ),
   );
 }

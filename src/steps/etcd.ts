@@ -59,7 +59,9 @@ async function runEtcd(rc: RunContext): Promise<string> {
   const joined = wasActive ? "" : await joinExistingCluster(rc);
   // --no-block: a Type=notify member waits for quorum, so starting the first one would hang.
   const action = await applyUnit(rc, "etcd", restart, { noBlock: true });
-  await waitActive(rc, "etcd", { allowActivating: true, timeoutMs: 60_000 });
+  // A member that was not running: its first "active" is this start's READY. After a restart
+  // (--no-block) the first poll may still see the old process active, so the full watch stays.
+  await waitActive(rc, "etcd", { allowActivating: true, notifyReady: !wasActive, timeoutMs: 60_000 });
   if (wasActive && restart) {
     // Rolling restart: the next member restarts only after this one serves again.
     await waitFor(
@@ -130,7 +132,7 @@ async function runEtcdHealth(rc: RunContext): Promise<string> {
       const healthy = (r.stdout.match(/is healthy/g) ?? []).length;
       return healthy === total ? true : `${healthy}/${total} healthy: ${r.stdout.split("\n").filter((l) => /unhealthy|error/i.test(l))[0] ?? ""}`;
     },
-    { timeoutMs: 180_000, intervalMs: 2000, log: rc.log, fix: "check every etcd host: journalctl -u etcd (certificates, peer URLs, firewall on 2379/2380)" },
+    { timeoutMs: 180_000, intervalMs: 500, log: rc.log, fix: "check every etcd host: journalctl -u etcd (certificates, peer URLs, firewall on 2379/2380)" },
   );
   return `${total}/${total} members healthy`;
 }

@@ -186,4 +186,33 @@ describe("etcd step", () => {
     await etcd.run(h.rc);
     assert.equal(h.index(/member add|snapshot save|move-leader|member list/), -1, h.commands.join("\n"));
   });
+
+  test("a first start ends at the member's READY (active); a member still waiting for peers is watched 3 s, restarts counted", async () => {
+    const first = fakeHost(
+      [[/^systemctl is-active etcd/, { stdout: "inactive\n" }], [/^test -d /, { stdout: "" }], [/endpoint health/, { code: 1, stdout: "context deadline exceeded" }], OWNERS, UNIT_OPS, ACTIVE_UNIT],
+      { changed: [CONF, "/opt/etcd/bin/etcd"] },
+      [{ path: CONF, mode: 0o644, content: conf("a") }],
+    );
+    let t0 = Date.now();
+    await etcd.run(first.rc);
+    assert.ok(Date.now() - t0 < 2000, `READY ends the wait (took ${Date.now() - t0} ms)`);
+    assert.equal(first.commands.filter((c) => /systemctl show/.test(c)).length, 1);
+
+    // activating (waiting for peers), then systemd restarts it once: the 3 s watch starts over
+    const waiting = fakeHost(
+      [
+        [/^systemctl is-active etcd/, { stdout: "inactive\n" }], [/^test -d /, { stdout: "" }], [/endpoint health/, { code: 1, stdout: "context deadline exceeded" }], OWNERS, UNIT_OPS,
+        [/^systemctl show -p ActiveState -p NRestarts etcd$/, (_c, n) => ({ stdout: `ActiveState=activating\nNRestarts=${n < 3 ? 0 : 1}\n` })],
+      ],
+      { changed: [CONF, "/opt/etcd/bin/etcd"] },
+      [{ path: CONF, mode: 0o644, content: conf("a") }],
+    );
+    t0 = Date.now();
+    await etcd.run(waiting.rc);
+    const took = Date.now() - t0;
+    const polls = waiting.commands.filter((c) => /systemctl show/.test(c)).length;
+    assert.ok(took >= 3000, `an activating member is watched 3 s (took ${took} ms)`);
+    // the restart at poll 3 resets the window: 3 s more after it, at 250 ms a poll
+    assert.ok(polls >= 3 + 12, `${polls} polls`);
+  });
 });
