@@ -67,6 +67,15 @@ export async function waitActive(rc: RunContext, unit: string, opts: { timeoutMs
   );
 }
 
+/**
+ * The unit's crash-loop watch (waitActive) and its health gate, run together: the gate takes
+ * seconds anyway, and one after the other the 3 s watch sat on every deploy's critical path
+ * once per step. Both must pass; the first to fail fails the step, with the unit's journal.
+ */
+export async function activeAndHealthy(rc: RunContext, unit: string, opts: { timeoutMs?: number }, gate: () => Promise<void>): Promise<void> {
+  await Promise.all([waitActive(rc, unit, opts), gateWithJournal(rc, unit, gate)]);
+}
+
 export const KUBECTL = `${K8S.bin}/kubectl --kubeconfig ${K8S.cfg}/admin.kubeconfig`;
 
 export async function kubectl(remote: StepRemote, args: string, opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<string> {

@@ -11,7 +11,7 @@ import { StepDef, RunContext } from "./types";
 import { TLS_CIPHER_SUITES } from "./tls";
 import { encryptionConfig } from "../pki/encryption";
 import { waitFor } from "../util/wait";
-import { applyUnit, checkReleaseVersion, gateWithJournal, kubectl, waitActive } from "./actions";
+import { activeAndHealthy, applyUnit, checkReleaseVersion, kubectl } from "./actions";
 
 async function runApiserver(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
@@ -19,12 +19,11 @@ async function runApiserver(rc: RunContext): Promise<string> {
   await rc.sh(`rm -f ${K8S.cfg}/token.csv`);
   await checkReleaseVersion(rc, "kube-apiserver");
   const action = await applyUnit(rc, "kube-apiserver", sync.changed.length > 0);
-  await waitActive(rc, "kube-apiserver", { timeoutMs: 60_000 });
-  await gateWithJournal(rc, "kube-apiserver", () =>
+  await activeAndHealthy(rc, "kube-apiserver", { timeoutMs: 60_000 }, () =>
     waitFor(
       `kube-apiserver /healthz on ${rc.host.name}`,
       async () => ((await kubectl(rc.remote, "get --raw /healthz", { allowFail: true, timeoutMs: 15_000 })).trim() === "ok" ? true : "not ok yet"),
-      { timeoutMs: 120_000, intervalMs: 2000, log: rc.log, fix: "check etcd health and the apiserver flags" },
+      { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: "check etcd health and the apiserver flags" },
     ),
   );
   return `${sync.changed.length} files changed, ${action}, /healthz ok`;

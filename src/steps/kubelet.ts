@@ -10,7 +10,7 @@ import { TLS_CIPHER_SUITES } from "./tls";
 import { kubeletServerCert } from "../pki/catalog";
 import { leaf } from "../pki/store";
 import { waitFor } from "../util/wait";
-import { KUBECTL, applyUnit, checkReleaseVersion, gateWithJournal, hasJoined, kubectl, nodeReadyStatus, waitActive } from "./actions";
+import { KUBECTL, activeAndHealthy, applyUnit, checkReleaseVersion, hasJoined, kubectl, nodeReadyStatus } from "./actions";
 import { bootstrapTokenSecret, newBootstrapToken } from "./bootstrap-token";
 import { shq } from "../remote/shell";
 
@@ -74,30 +74,27 @@ async function runKubelet(rc: RunContext): Promise<string> {
   const control = await rc.controlPlane();
   const token = await issueBootstrapToken(rc, control);
   const action = await applyUnit(rc, "kubelet", sync.changed.length > 0 || token !== undefined);
-  await waitActive(rc, "kubelet", { timeoutMs: 90_000 });
-  // A restarted kubelet serves again (logs, exec, metrics on :10250, with its new certificate) a
-  // few seconds after its unit is active; its node may still read Ready from before the restart.
-  await gateWithJournal(rc, "kubelet", () =>
-    waitFor(
+  await activeAndHealthy(rc, "kubelet", { timeoutMs: 90_000 }, async () => {
+    // A restarted kubelet serves again (logs, exec, metrics on :10250, with its new certificate) a
+    // few seconds after its unit is active; its node may still read Ready from before the restart.
+    await waitFor(
       `kubelet on ${rc.host.name} listening on :10250`,
       async () => {
         const r = await rc.sh(`command -v ss >/dev/null || { echo no-ss; exit 0; }; ss -Hltn 'sport = :10250' | grep -q . && echo listening || true`, { timeoutMs: 15_000 });
         return /listening|no-ss/.test(r.stdout) ? true : "not listening on :10250 yet";
       },
       { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: `check journalctl -u kubelet on ${rc.host.name}` },
-    ),
-  );
-  // TLS bootstrap: token → CSR → approved by the controller-manager → node object → Ready.
-  await gateWithJournal(rc, "kubelet", () =>
-    waitFor(
+    );
+    // TLS bootstrap: token → CSR → approved by the controller-manager → node object → Ready.
+    await waitFor(
       `node ${rc.host.name} to register (TLS bootstrap, automatic CSR approval) and turn Ready`,
       async () => {
         const ready = await nodeReadyStatus(control, rc.host.name);
         return ready === "True" ? true : ready ? "registered, not Ready yet" : "not registered";
       },
-      { timeoutMs: 180_000, intervalMs: 2000, log: rc.log, fix: `check journalctl -u kubelet on ${rc.host.name} and kubectl get csr` },
-    ),
-  );
+      { timeoutMs: 180_000, intervalMs: 1000, log: rc.log, fix: `check journalctl -u kubelet on ${rc.host.name} and kubectl get csr` },
+    );
+  });
   const role = await applyNodeRole(rc, control);
   // Used: gone at once (it would expire on its own; the controller-manager's tokencleaner deletes it then).
   if (token) await control.exec(`${KUBECTL} -n kube-system delete secret ${shq(token)} --ignore-not-found`);

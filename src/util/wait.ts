@@ -4,9 +4,11 @@ import { BinkubeError } from "../errors";
 import { sleep } from "./sleep";
 
 let waitedMs = 0;
+let waiting = 0;
+let waitingSince = 0;
 /**
- * Time this process spent in waitFor (gates). A step process runs one instance, so the runner
- * reports it as that instance's gate wait (bench:deploy's per-step table).
+ * Wall time this process spent in waitFor (gates; overlapping waits count once). A step process
+ * runs one instance, so the runner reports it as that instance's gate wait (bench:deploy's table).
  */
 export function gateWaitMs(): number {
   return waitedMs;
@@ -22,10 +24,11 @@ export class GateError extends BinkubeError {}
  */
 export async function waitFor(what: string, probe: () => Promise<true | string>, opts: { timeoutMs: number; intervalMs?: number; log: (line: string) => void; fix: string }): Promise<void> {
   const start = Date.now();
+  if (waiting++ === 0) waitingSince = start;
   try {
     await poll(what, probe, opts, start);
   } finally {
-    waitedMs += Date.now() - start;
+    if (--waiting === 0) waitedMs += Date.now() - waitingSince;
   }
 }
 
