@@ -44,7 +44,9 @@ const indent = (text: string) => text.trim().replace(/^/gm, "    ") || "    (non
 
 async function runAddons(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
-  await rc.sh(`${KUBECTL} apply -f ${K8S.manifests}/kube-flannel.yaml -f ${K8S.manifests}/coredns.yaml`);
+  // Every manifest at once: metrics-server's pod starts while flannel and CoreDNS come up.
+  const metricsOn = rc.inv.addons.metricsServer;
+  await rc.sh(`${KUBECTL} apply -f ${K8S.manifests}/kube-flannel.yaml -f ${K8S.manifests}/coredns.yaml${metricsOn ? ` -f ${METRICS_MANIFEST}` : ""}`);
   const nodes = kubeletHosts(rc.inv).map((h) => h.name);
   await waitFor(
     `nodes Ready (${nodes.join(", ")})`,
@@ -70,7 +72,7 @@ async function runAddons(rc: RunContext): Promise<string> {
 const METRICS_MANIFEST = `${K8S.manifests}/metrics-server.yaml`;
 
 /**
- * metrics-server on: applied, then gated on what an operator uses it for: the aggregated API
+ * metrics-server on (applied with the other manifests): gated on what an operator uses it for: the aggregated API
  * answers through the apiserver (front proxy → Service → pod) with a sample of every node (its
  * scrape of each kubelet over verified TLS). Off: its objects go, by their label.
  */
@@ -79,7 +81,6 @@ async function metricsServer(rc: RunContext, nodes: string[]): Promise<string> {
     await rc.sh(`${KUBECTL} delete apiservice,clusterrole,clusterrolebinding -l k8s-app=metrics-server --ignore-not-found && ${KUBECTL} -n kube-system delete deploy,svc,sa,secret,rolebinding -l k8s-app=metrics-server --ignore-not-found && rm -f ${METRICS_MANIFEST}`);
     return "metrics-server off";
   }
-  await rc.sh(`${KUBECTL} apply -f ${METRICS_MANIFEST}`);
   await waitFor(
     `metrics.k8s.io serving node metrics of ${nodes.length} nodes (kubectl top nodes)`,
     async () => {
