@@ -19,7 +19,8 @@ interface Synth {
 async function synth(dir: string, raw: RawInventory): Promise<Synth> {
   const file = writeInventory(dir, raw);
   const cluster = await openCluster(file, { create: true });
-  const app = Testing.app();
+  // an outdir of our own: Testing.app() would leave a cdktf.outdir.* under /tmp per synth
+  const app = Testing.app({ outdir: tempDir("binkube-cdktf-") });
   const stack = new ClusterStack(app, "test", cluster, { binkube: ["/usr/bin/node", "/opt/binkube/bin/binkube.cjs"] });
   const json = Testing.synth(stack);
   const parsed = JSON.parse(json) as { resource: Record<string, Synth["resources"]> };

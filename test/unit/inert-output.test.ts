@@ -207,7 +207,7 @@ describe("hostile but valid values render inert", () => {
     const rec = path.join(work, "argv");
     const recorder = path.join(work, "binkube recorder $(x)");
     fs.writeFileSync(recorder, `#!/bin/sh\nprintf '%s\\0' "$@" > '${rec}'\n`, { mode: 0o755 });
-    const stack = new ClusterStack(Testing.app(), "inert", hostile, { binkube: [recorder] });
+    const stack = new ClusterStack(Testing.app({ outdir: tempDir("binkube-cdktf-") }), "inert", hostile, { binkube: [recorder] });
     const json = JSON.parse(Testing.synth(stack)) as { resource: Record<string, Record<string, { provisioner: { "local-exec": { command: string } }[]; triggers_replace: Record<string, string> }>> };
     const resources = Object.values(json.resource)[0]!;
     // Terraform's template escapes: $${ is a literal ${, %%{ a literal %{; an unescaped one would be evaluated.
