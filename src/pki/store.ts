@@ -181,27 +181,94 @@ async function ensureServiceAccountKey(dir: string, changes: PkiChange[]): Promi
 }
 
 /** Read-only load for the step runner: never creates or reissues anything. */
+/**
+ * The PKI as it is on disk (nothing created). Each CA, leaf pair and key is read and parsed on
+ * first use: a step process renders one instance, which ships a few of them, and parsing all
+ * of them was most of its plan load. Missing files fail here; an unreadable pair where it is used.
+ */
 export function loadPki(inv: Inventory): Pki {
   const dir = inv.pkiDir;
   const fail = (what: string) => new BinkubeError(`${what} is missing in ${dir}: run \`npx cdktf synth\` (or \`binkube certs check\`) first so the PKI is created`);
+  const pair = (name: string): Issued => {
+    const p = loadPair(dir, name);
+    if (!p) throw fail(`${name}.crt/.key`);
+    return p;
+  };
+  const names = [...CAS.map((spec) => spec.name), ...leafSpecs(inv).map((spec) => spec.name)];
+  // Fail at once, as before parsing was lazy, when pki/ was never created (a stat per file).
+  const absent = names.find((n) => !fs.existsSync(certPath(dir, n)) || !fs.existsSync(keyPath(dir, n)));
+  if (absent) throw fail(`${absent}.crt/.key`);
   const cas = {} as Record<CaName, Issued>;
-  for (const spec of CAS) {
-    const p = loadPair(dir, spec.name);
-    if (!p) throw fail(`${spec.name}.crt/.key`);
-    cas[spec.name] = p;
+  for (const spec of CAS) lazyProperty(cas, spec.name, () => pair(spec.name));
+  const leaves = new LazyMap(leafSpecs(inv).map((spec) => spec.name), pair);
+  const pki = { dir, cas, leaves } as Partial<Pki> as Pki; // the two keys below are lazy getters
+  lazyProperty(pki, "serviceAccount", () => {
+    const privateKeyPem = readIf(path.join(dir, "sa.key"));
+    const publicKeyPem = readIf(path.join(dir, "sa.pub"));
+    if (!privateKeyPem || !publicKeyPem) throw fail("sa.key/sa.pub");
+    return { privateKeyPem, publicKeyPem };
+  });
+  lazyProperty(pki, "encryption", () => {
+    const encryption = readEncryptionKeys(dir);
+    if (!encryption) throw fail("encryption-keys.json");
+    return encryption;
+  });
+  return pki;
+}
+
+/** obj[key] computed on first read, then kept. */
+function lazyProperty<T extends object, K extends keyof T>(obj: T, key: K, load: () => T[K]): void {
+  Object.defineProperty(obj, key, {
+    enumerable: true,
+    configurable: true,
+    get: () => {
+      const value = load();
+      Object.defineProperty(obj, key, { value, enumerable: true });
+      return value;
+    },
+  });
+}
+
+/** A Map over known keys whose values load on first get; iterating loads them all. */
+class LazyMap<V> extends Map<string, V> {
+  constructor(
+    private readonly names: string[],
+    private readonly load: (name: string) => V,
+  ) {
+    super();
   }
-  const leaves = new Map<string, Issued>();
-  for (const spec of leafSpecs(inv)) {
-    const p = loadPair(dir, spec.name);
-    if (!p) throw fail(`${spec.name}.crt/.key`);
-    leaves.set(spec.name, p);
+  override get(name: string): V | undefined {
+    if (!super.has(name) && this.names.includes(name)) super.set(name, this.load(name));
+    return super.get(name);
   }
-  const privateKeyPem = readIf(path.join(dir, "sa.key"));
-  const publicKeyPem = readIf(path.join(dir, "sa.pub"));
-  if (!privateKeyPem || !publicKeyPem) throw fail("sa.key/sa.pub");
-  const encryption = readEncryptionKeys(dir);
-  if (!encryption) throw fail("encryption-keys.json");
-  return { dir, cas, leaves, serviceAccount: { privateKeyPem, publicKeyPem }, encryption };
+  override has(name: string): boolean {
+    return this.names.includes(name);
+  }
+  override get size(): number {
+    return this.names.length;
+  }
+  private all(): void {
+    for (const n of this.names) this.get(n);
+  }
+  override entries(): MapIterator<[string, V]> {
+    this.all();
+    return super.entries();
+  }
+  override values(): MapIterator<V> {
+    this.all();
+    return super.values();
+  }
+  override keys(): MapIterator<string> {
+    this.all();
+    return super.keys();
+  }
+  override [Symbol.iterator](): MapIterator<[string, V]> {
+    return this.entries();
+  }
+  override forEach(fn: (value: V, key: string, map: Map<string, V>) => void, thisArg?: unknown): void {
+    this.all();
+    super.forEach(fn, thisArg);
+  }
 }
 
 export function leaf(pki: Pki, name: string): Issued {
