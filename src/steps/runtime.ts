@@ -6,6 +6,7 @@ import { kubeletHosts } from "../inventory/types";
 import { binary, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
+import { limiter } from "../remote/async";
 import { applyUnit, hasJoined } from "./actions";
 import { PendingRestart, clearPending, cordonAndDrain, isCordoned, readPending, uncordonWhenReady, writePending } from "./drain";
 import type { StepRemote } from "./types";
@@ -55,11 +56,10 @@ async function runRuntime(rc: RunContext): Promise<string> {
   // Load each archive whose content was not loaded yet (a marker holds the loaded sha256), so
   // a load that failed last time is retried even though the file itself is unchanged.
   const archives = rc.files.filter((f) => f.path.startsWith(`${IMAGES_DIR}/`)).map((f) => f.path);
-  let count = 0;
-  for (const a of archives) {
-    const r = await rc.sh(loadArchiveCommand(a), { timeoutMs: 600_000 });
-    if (r.stdout.includes("loaded")) count++;
-  }
+  // A few at once: one docker load alternates between reading the archive and unpacking layers.
+  const slot = limiter(3);
+  const results = await Promise.all(archives.map((a) => slot(() => rc.sh(loadArchiveCommand(a), { timeoutMs: 600_000 }))));
+  const count = results.filter((r) => r.stdout.includes("loaded")).length;
   const loaded = count > 0 ? `, ${count} image archives loaded` : "";
   let drained = "";
   if (intent?.cordonedByBinkube) {
