@@ -41,8 +41,11 @@ function stepRuns(dir: string, from: number): string[] {
 }
 const logSize = (dir: string) => (fs.existsSync(path.join(dir, ".binkube", "steps.log")) ? fs.statSync(path.join(dir, ".binkube", "steps.log")).size : 0);
 
-/** The per-instance table: where each step run's time went (run-step.ts phaseTimes). */
-function phaseTable(runs: string[]): string {
+/**
+ * The per-instance table: where each step run's time went (run-step.ts phaseTimes), and the
+ * deploy's time outside every step (cdktf, synth and PKI before the first; Terraform after the last).
+ */
+function phaseTable(runs: string[], deploy?: { start: number; ms: number }): string {
   const cols = ["start", "plan", "connect", "upload", "work", "gate"];
   const rows = runs.map((l) => {
     const [, step, host, , total] = l.split(" ");
@@ -53,7 +56,16 @@ function phaseTable(runs: string[]): string {
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => "  " + r.map((c, i) => (i === 0 ? c.padEnd(width[i]!) : c.padStart(width[i]!))).join("  ");
   const sums = cols.map((_, i) => rows.reduce((s, r) => s + Number(r[i + 2] === "-" ? 0 : r[i + 2]), 0).toFixed(1));
-  return [line(head), ...rows.map(line), line(["sum (s)", rows.reduce((s, r) => s + Number(r[1]), 0).toFixed(1), ...sums])].join("\n");
+  const out = [line(head), ...rows.map(line), line(["sum (s)", rows.reduce((s, r) => s + Number(r[1]), 0).toFixed(1), ...sums])];
+  if (deploy && runs.length > 0) {
+    const ends = runs.map((l) => Date.parse(l.split(" ")[0]!));
+    // a run's total counts from runStep's start; its process began `start=` seconds earlier
+    const starts = runs.map((l, i) => ends[i]! - (Number(l.split(" ")[4]!.replace(/s$/, "")) + Number(/ start=([\d.]+)/.exec(l)?.[1] ?? 0)) * 1000);
+    const before = (Math.min(...starts) - deploy.start) / 1000;
+    const after = (deploy.start + deploy.ms - Math.max(...ends)) / 1000;
+    out.push(`  before the first step (cdktf, synth, PKI, terraform init/plan): ${before.toFixed(1)} s; after the last: ${after.toFixed(1)} s; steps: ${(deploy.ms / 1000 - before - after).toFixed(1)} s`);
+  }
+  return out.join("\n");
 }
 
 async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube: number }> {
@@ -72,9 +84,10 @@ async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube:
         must(`wipe ${h.name}`, run("ssh", ["-i", lab.privateKey, "-o", `UserKnownHostsFile=${lab.knownHosts}`, "-o", "BatchMode=yes", `root@${h.address}`, "systemctl stop etcd; systemctl disable --quiet etcd; rm -rf /opt/etcd /var/lib/etcd /usr/lib/systemd/system/etcd.service; systemctl daemon-reload"])),
       ),
     );
+    const start = Date.now();
     const bk = await must("binkube deploy", cdktfDeploy(inv, { TF_CLI_ARGS_apply: "-target=terraform_data.etcd-health" }));
     if (!/✓ step etcd-health on lab1: (\d+)\/\1 members healthy/.test(bk.stdout + bk.stderr)) throw new Error("binkube's deploy did not pass etcd-health");
-    console.log(`etcd-level first deploy, ${n} hosts, binkube ${(bk.ms / 1000).toFixed(1)} s:\n${phaseTable(stepRuns(dir, 0))}`);
+    console.log(`etcd-level first deploy, ${n} hosts, binkube ${(bk.ms / 1000).toFixed(1)} s:\n${phaseTable(stepRuns(dir, 0), { start, ms: bk.ms })}`);
     return { n, hand: hand.ms / 1000, binkube: bk.ms / 1000 };
   } finally {
     await labDown({ dir, log: () => undefined });
@@ -115,8 +128,9 @@ async function fullCluster(n: number, noop: boolean): Promise<{ n: number; first
     await labUp({ dir, hosts: n, log: () => undefined });
     appendClusterSettings(dir);
     const inv = path.join(dir, "cluster.yaml");
+    const start = Date.now();
     const first = await must(`full deploy (${n} hosts)`, cdktfDeploy(inv));
-    console.log(`full first deploy, ${n} hosts, ${(first.ms / 1000).toFixed(1)} s:\n${phaseTable(stepRuns(dir, 0))}`);
+    console.log(`full first deploy, ${n} hosts, ${(first.ms / 1000).toFixed(1)} s:\n${phaseTable(stepRuns(dir, 0), { start, ms: first.ms })}`);
     let noopLine: string | undefined;
     if (noop) {
       const from = logSize(dir);
