@@ -100,14 +100,11 @@ const JOIN_DROPIN = "/etc/systemd/system/etcd.service.d/10-binkube-join.conf";
  * etcd.conf). A brand-new cluster (no other member answers) bootstraps with "new" as rendered.
  */
 async function joinExistingCluster(rc: RunContext): Promise<string> {
-  const peers = hostsWithRole(rc.inv, "etcd").filter((h) => h.name !== rc.host.name);
-  const probe = await rc.sh(`test -d /var/lib/etcd/default.etcd/member && echo data; test -f ${JOIN_DROPIN} && echo dropin; ${listeningProbe(peers.map((h) => h.address))}; true`);
+  const probe = await rc.sh(`test -d /var/lib/etcd/default.etcd/member && echo data; test -f ${JOIN_DROPIN} && echo dropin; true`);
   if (probe.stdout.includes("data")) return "";
   if (probe.stdout.includes("dropin")) return ", joining the existing cluster";
-  // No peer even accepts a connection: nothing runs yet, so this is a first bootstrap (asking
-  // etcdctl would spend its whole 5 s command timeout on every member of a first deploy).
-  if (!/^(open|noprobe)\b/m.test(probe.stdout)) return "";
-  const others = peers.map((h) => `https://${h.address}:2379`);
+  const others = hostsWithRole(rc.inv, "etcd").filter((h) => h.name !== rc.host.name).map((h) => `https://${h.address}:2379`);
+  if (others.length === 0) return "";
   // A cluster exists only if it has quorum; during a first bring-up the others are still waiting.
   const health = await rc.sh(`${ETCDCTL} --endpoints=${shq(others.join(","))} --dial-timeout=3s --command-timeout=5s endpoint health 2>&1`, { allowFail: true, timeoutMs: 30_000 });
   if (!health.stdout.includes("is healthy")) return "";
@@ -123,16 +120,6 @@ async function joinExistingCluster(rc: RunContext): Promise<string> {
     { log: rc.log, fix: "check etcd-health: every existing member must be healthy before a member joins" },
   );
   return `, joined the existing cluster as member ${list.stdout.trim().split("\n").length + 1}`;
-}
-
-/**
- * Prints `open ADDRESS` for each peer whose client port accepts a TCP connection within 2 s
- * (all probed at once), or `noprobe` where bash or timeout is missing (then etcdctl decides).
- */
-export function listeningProbe(addresses: string[]): string {
-  if (addresses.length === 0) return ":";
-  const each = addresses.map((a) => `(timeout 2 bash -c 'exec 3<>/dev/tcp/$0/2379' ${shq(a)} 2>/dev/null && echo open ${shq(a)}) &`).join(" ");
-  return `if command -v bash >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1; then ${each} wait; else echo noprobe; fi`;
 }
 
 async function runEtcdHealth(rc: RunContext): Promise<string> {
