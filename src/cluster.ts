@@ -44,7 +44,7 @@ export async function openCluster(configFile: string, opts: { create: boolean; p
 export interface StepScope {
   inv: Inventory;
   binaries: BinaryIndex;
-  inst: Omit<StepInstance, "dependsOn">;
+  inst: Omit<StepInstance, "dependsOn" | "firstBringUp">;
 }
 
 /**

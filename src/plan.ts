@@ -21,6 +21,13 @@ export interface StepInstance {
   /** One hash over all triggers. */
   hash: string;
   dependsOn: string[];
+  /**
+   * No instance of this step is in the Terraform state: this deploy brings the step up for the
+   * first time everywhere (all its instances start together; etcd: a new cluster, nothing to
+   * join). Passed to the step process as --first-bring-up; never a trigger (it changes after
+   * the first apply, which must not replace anything).
+   */
+  firstBringUp: boolean;
 }
 
 export interface Plan {
@@ -177,6 +184,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
     idsByStep.set(step.name, ids);
     const ordered = chainOrder(step, instanceHosts(step, inv, ctx.gone), applied);
     const chain = chainDeps(step, ordered, applied);
+    const firstBringUp = !ordered.some((h) => applied.has(resourceId(step, h)));
     for (const host of ordered) {
       const dependsOn = step.deps.flatMap((d) => {
         const depIds = idsByStep.get(d.step)!;
@@ -188,7 +196,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
       if (step.nodeRoll) dependsOn.push(...(rollDeps.get(host.name) ?? []).filter((d) => !dependsOn.includes(d)));
       const id = resourceId(step, host);
       ids.set(host.name, id);
-      instances.push({ step: step.name, host, id, ...renderInstance(ctx, step, host), dependsOn });
+      instances.push({ step: step.name, host, id, ...renderInstance(ctx, step, host), dependsOn, firstBringUp });
     }
   }
   const ids = new Set<string>();
@@ -204,7 +212,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
  * The instance of one step on one host, rendered alone (what a step process needs: no other
  * step's files, no graph). Undefined when the step does not run on that host.
  */
-export function planInstance(ctx: StepContext, step: StepDef, hostName: string): Omit<StepInstance, "dependsOn"> | undefined {
+export function planInstance(ctx: StepContext, step: StepDef, hostName: string): Omit<StepInstance, "dependsOn" | "firstBringUp"> | undefined {
   const host = instanceHosts(step, ctx.inv, ctx.gone).find((h) => h.name === hostName);
   if (!host) return undefined;
   return { step: step.name, host, id: resourceId(step, host), ...renderInstance(ctx, step, host) };

@@ -41,7 +41,7 @@ export class ClusterStack extends TerraformStack {
     // its edges the instance's declared dependencies.
     for (const inst of plan.instances) {
       // --hash: the step process renders its instance again and refuses to ship anything but what was planned here.
-      const command = commandLine([...opts.binkube, "step", inst.step, "--host", inst.host.name, "--config", inv.file, "--hash", inst.hash]);
+      const command = commandLine([...opts.binkube, "step", inst.step, "--host", inst.host.name, "--config", inv.file, "--hash", inst.hash, ...(inst.firstBringUp ? ["--first-bring-up"] : [])]);
       const res = stepResource(this, inst.id, {
         engine: inv.engine,
         triggers: inst.triggers,

@@ -18,6 +18,7 @@ export async function stepCommand(stepName: string | undefined, args: ParsedArgs
   await runStep(configFile, stepName, host, {
     expectHash: typeof hash === "string" ? hash : undefined,
     verbose: args.flags.get("verbose") === true,
+    firstBringUp: args.flags.get("first-bring-up") === true,
     allowMissingBinaries: process.env.BINKUBE_ALLOW_MISSING_BINARIES === "1",
   });
   return 0;

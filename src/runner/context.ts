@@ -28,7 +28,7 @@ export function filesToShip(scope: StepScope): FileToShip[] {
  * kubectl, an etcd host). The step's own host is connected before run() unless the step is
  * "lazy" (removal: one attempt, on first use, since the host may be gone).
  */
-export async function openRunContext(scope: StepScope, opts: { log: (line: string) => void; verbose: boolean; connect?: "eager" | "lazy" }): Promise<OpenRunContext> {
+export async function openRunContext(scope: StepScope, opts: { log: (line: string) => void; verbose: boolean; connect?: "eager" | "lazy"; firstBringUp?: boolean }): Promise<OpenRunContext> {
   const { inv, inst } = scope;
   const lazy = opts.connect === "lazy";
   const connections = new Map<string, Promise<RemoteHost>>();
@@ -54,6 +54,7 @@ export async function openRunContext(scope: StepScope, opts: { log: (line: strin
     inv,
     host: inst.host,
     files: inst.files,
+    firstBringUp: opts.firstBringUp === true,
     remote,
     log: opts.log,
     sh: (command, o) => remote.exec(command, o),

@@ -14,6 +14,8 @@ import { gateWaitMs } from "../util/wait";
 
 export interface StepOptions {
   verbose: boolean;
+  /** Synth found no instance of this step applied yet (plan.ts StepInstance.firstBringUp). */
+  firstBringUp?: boolean;
   /** Report a step whose binaries are missing as skipped instead of failing (lab without k8s binaries). */
   allowMissingBinaries: boolean;
   /** Where result lines go (default: the binkube logger on stderr). */
@@ -54,7 +56,7 @@ export async function runStep(configFile: string, stepName: string, hostName: st
   checkReleaseLocally(cluster.binaries, needed, cluster.inv.kubernetesVersion, where);
   t.loaded = performance.now();
 
-  const rc = await openRunContext(cluster, { log: out, verbose: opts.verbose, connect: step.connect }).catch((e: Error) => {
+  const rc = await openRunContext(cluster, { log: out, verbose: opts.verbose, connect: step.connect, firstBringUp: opts.firstBringUp === true }).catch((e: Error) => {
     throw new BinkubeError(`${where}: cannot connect: ${e.message}`);
   });
   t.connected = performance.now();

@@ -56,7 +56,9 @@ async function runEtcd(rc: RunContext): Promise<string> {
           return "";
         })
       : "";
-  const joined = wasActive ? "" : await joinExistingCluster(rc);
+  // A first bring-up bootstraps a new cluster together: no member has anything to join (asking
+  // the peers would wait out etcdctl's timeout on members that wait for each other).
+  const joined = wasActive || rc.firstBringUp ? "" : await joinExistingCluster(rc);
   // --no-block: a Type=notify member waits for quorum, so starting the first one would hang.
   const action = await applyUnit(rc, "etcd", restart, { noBlock: true });
   // A member that was not running: its first "active" is this start's READY. After a restart

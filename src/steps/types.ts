@@ -66,6 +66,11 @@ export interface RunContext {
   host: Host;
   /** The files of this step's instance on this host, as the plan rendered them. */
   files: PlannedFile[];
+  /**
+   * When this deploy was planned, no instance of this step had ever been applied: it comes up
+   * for the first time on every host at once (etcd: the members bootstrap a new cluster).
+   */
+  firstBringUp: boolean;
   remote: StepRemote;
   log: (line: string) => void;
   /** remote.exec on the step's host. */

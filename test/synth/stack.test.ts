@@ -69,9 +69,9 @@ describe("cluster stack", () => {
     assert.deepEqual(deps("etcd_k8s_master"), ["prepare_k8s_master"]);
     assert.deepEqual(deps("etcd_k8s_node2"), ["prepare_k8s_node2"]);
     const kubeletCommand = s.resources.kubelet_k8s_node!.provisioner[0]!["local-exec"].command;
-    assert.match(kubeletCommand, /^\/usr\/bin\/node \/opt\/binkube\/bin\/binkube\.cjs step kubelet --host k8s-node --config \S+cluster\.yaml --hash [0-9a-f]{64}$/);
+    assert.match(kubeletCommand, /^\/usr\/bin\/node \/opt\/binkube\/bin\/binkube\.cjs step kubelet --host k8s-node --config \S+cluster\.yaml --hash [0-9a-f]{64} --first-bring-up$/);
     const plan = (await openCluster(path.join(dir, "cluster.yaml"), { create: false })).plan;
-    assert.equal(kubeletCommand.split(" ").pop(), plan.instances.find((i) => i.id === "kubelet_k8s_node")!.hash, "the command carries the instance's planned hash");
+    assert.equal(kubeletCommand.split(" ").at(-2), plan.instances.find((i) => i.id === "kubelet_k8s_node")!.hash, "the command carries the instance's planned hash");
     assert.deepEqual((s.raw.terraform as { backend: unknown }).backend, { local: { path: path.join(dir, ".binkube", "terraform.tfstate") } });
   });
 
@@ -229,6 +229,22 @@ describe("cluster stack", () => {
     assert.deepEqual(same("apiserver_k8s_master", "apiserver"), ["apiserver_k8s_e4", "apiserver_k8s_e5"], "the old master restarts for its SANs after every new one serves");
   });
 
+  test("--first-bring-up goes to every instance of a step none of whose instances was applied, and to no other", async () => {
+    const d = tempDir();
+    writeFakeBinaries(path.join(d, "bin"));
+    const first = await synth(d, baseInventory());
+    const flagged = (s: Synth) => Object.entries(s.resources).filter(([, r]) => r.provisioner[0]!["local-exec"].command.endsWith(" --first-bring-up")).map(([id]) => id).sort();
+    assert.deepEqual(flagged(first), Object.keys(first.resources).sort(), "a first deploy brings every step up for the first time");
+    fs.writeFileSync(
+      path.join(d, ".binkube", "terraform.tfstate"),
+      JSON.stringify({ version: 4, resources: ["prepare_k8s_master", "etcd_k8s_master"].map((name) => ({ mode: "managed", type: "terraform_data", name, instances: [{ attributes: {}, dependencies: [] }] })) }),
+    );
+    const again = await synth(d, baseInventory());
+    const ids = Object.keys(again.resources);
+    assert.deepEqual(flagged(again), ids.filter((id) => !/^(prepare|etcd)_/.test(id)).sort(), "one etcd member applied: the others join it, not bootstrap");
+    assert.deepEqual(triggersOf(again), triggersOf(first), "the flag is never a trigger");
+  });
+
   test("the synthesized configuration holds no private key material or token", async () => {
     const file = writeInventory(dir, baseInventory());
     const cluster = await openCluster(file, { create: true });
@@ -269,7 +285,7 @@ describe("cluster stack", () => {
     raw.hosts.pop(); // k8s-node2: etcd + node
     const after = await synth(d, raw);
     assert.ok(after.resources.remove_k8s_node2, "remove resource synthesized");
-    assert.match(after.resources.remove_k8s_node2!.provisioner[0]!["local-exec"].command, /binkube\.cjs step remove --host k8s-node2 --config \S+ --hash [0-9a-f]{64}$/);
+    assert.match(after.resources.remove_k8s_node2!.provisioner[0]!["local-exec"].command, /binkube\.cjs step remove --host k8s-node2 --config \S+ --hash [0-9a-f]{64}( --first-bring-up)?$/);
     assert.equal(after.resources.etcd_k8s_node2, undefined);
     assert.ok(after.resources.etcd_k8s_master!.depends_on!.includes("terraform_data.remove_k8s_node2"));
     // everything that rolls for the smaller cluster waits for the removal, directly or through etcd

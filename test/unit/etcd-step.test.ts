@@ -18,7 +18,7 @@ const conf = (cluster: string, extra = "") => `ETCD_NAME="k8s-master"\nETCD_INIT
 type Rule = [RegExp, Partial<ExecResult> | ((cmd: string, n: number) => Partial<ExecResult>)];
 
 /** A host that answers each command by the first matching rule, records every command, and refuses unscripted ones. */
-function fakeHost(rules: Rule[], sync: Partial<SyncResult>, files: PlannedFile[]) {
+function fakeHost(rules: Rule[], sync: Partial<SyncResult>, files: PlannedFile[], firstBringUp = false) {
   const dir = tempDir("binkube-etcd-step-");
   const inv = parseInventory(stringify(baseInventory()), path.join(dir, "cluster.yaml")).inventory;
   const commands: string[] = [];
@@ -46,6 +46,7 @@ function fakeHost(rules: Rule[], sync: Partial<SyncResult>, files: PlannedFile[]
     inv,
     host: inv.hosts[0]!,
     files,
+    firstBringUp,
     remote,
     log: () => {},
     sh: exec,
@@ -214,5 +215,11 @@ describe("etcd step", () => {
     assert.ok(took >= 3000, `an activating member is watched 3 s (took ${took} ms)`);
     // the restart at poll 3 resets the window: 3 s more after it, at 250 ms a poll
     assert.ok(polls >= 3 + 12, `${polls} polls`);
+  });
+
+  test("a first bring-up of etcd (synth found no member applied) asks no peer: the members bootstrap together", async () => {
+    const h = fakeHost([[/^systemctl is-active etcd/, { stdout: "inactive\n" }], OWNERS, UNIT_OPS, ACTIVE_UNIT], { changed: [CONF, "/opt/etcd/bin/etcd"] }, [{ path: CONF, mode: 0o644, content: conf("a") }], true);
+    await etcd.run(h.rc);
+    assert.equal(h.index(/etcdctl|^test -d /), -1, h.commands.join("\n"));
   });
 });

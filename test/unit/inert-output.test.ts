@@ -221,7 +221,7 @@ describe("hostile but valid values render inert", () => {
       execFileSync("sh", ["-c", command]);
       const argv = fs.readFileSync(rec, "utf8").split("\0").filter(Boolean);
       const inst = hostile.plan.instances.find((i) => i.id === id)!;
-      assert.deepEqual(argv, ["step", inst.step, "--host", inst.host.name, "--config", hostile.inv.file, "--hash", inst.hash], id);
+      assert.deepEqual(argv, ["step", inst.step, "--host", inst.host.name, "--config", hostile.inv.file, "--hash", inst.hash, ...(inst.firstBringUp ? ["--first-bring-up"] : [])], id);
     }
     const archiveKey = Object.keys(resources[hostile.plan.instances.find((i) => i.step === "runtime")!.id]!.triggers_replace).find((k) => k.includes("/images/"))!;
     assert.equal(asTerraformReads(archiveKey), `/opt/kubernetes/images/${HOSTILE_ARCHIVE}`);

@@ -56,6 +56,7 @@ function fakeNode(state: NodeState, changed: string[]) {
     inv,
     host: inv.hosts[0]!,
     files,
+    firstBringUp: false,
     remote,
     log: () => {},
     sh: exec,
