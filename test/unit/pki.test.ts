@@ -9,7 +9,8 @@ import { Inventory } from "../../src/inventory/types";
 import { CAS, apiserverSANs, leafSpecs } from "../../src/pki/catalog";
 import { checkRows } from "../../src/pki/check";
 import { Pki, ensurePki, loadPki } from "../../src/pki/store";
-import { certFacts } from "../../src/pki/x509";
+import forge from "node-forge";
+import { certFacts, createCA, issueLeaf } from "../../src/pki/x509";
 import { baseInventory, tempDir, writeInventory } from "../helpers/fixtures";
 
 const openssl = (...args: string[]) => execFileSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -179,4 +180,13 @@ describe("pki", () => {
     assert.equal(api.issuer, "kubernetes-ca");
     assert.ok(api.daysLeft >= 364);
   });
+});
+
+test("the native signature (Node's crypto) is byte for byte the one forge's own cert.sign writes", async () => {
+  const ca = await createCA("sign-check-ca", 10);
+  const issued = await issueLeaf(ca, { subject: { cn: "sign-check" }, usages: ["server", "client"], dnsNames: ["a.example"], ips: ["10.0.0.1"], days: 5 });
+  const native = issued.cert.signature as string;
+  issued.cert.sign(ca.key, forge.md.sha256.create());
+  assert.equal(Buffer.from(native, "binary").toString("hex"), Buffer.from(issued.cert.signature as string, "binary").toString("hex"));
+  assert.ok(ca.cert.verify(issued.cert));
 });
