@@ -116,25 +116,34 @@ export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promi
       }
     }
 
+    // Every key is generated at once (key generation is nearly all of a fresh PKI's time): a
+    // missing leaf starts its key before its CA exists; the service-account key alongside.
     const cas = {} as Record<CaName, Issued>;
-    await Promise.all(
-      CAS.map(async (spec) => {
-        const existing = loadPair(dir, spec.name);
-        if (existing && keyMatchesCert(existing) && certFacts(existing.cert).notAfter > now) {
-          cas[spec.name] = existing;
-          return;
-        }
-        cas[spec.name] = await createCA(spec.cn, inv.certificates.caValidityDays, now);
-        savePair(dir, spec.name, cas[spec.name]);
-        changes.push({ name: spec.name, action: existing ? "reissued" : "created", reason: existing ? "the CA was unusable (key mismatch or expired)" : "new cluster" });
-      }),
+    const caReady = new Map(
+      CAS.map((spec) => [
+        spec.name,
+        (async () => {
+          const existing = loadPair(dir, spec.name);
+          if (existing && keyMatchesCert(existing) && certFacts(existing.cert).notAfter > now) {
+            cas[spec.name] = existing;
+            return existing;
+          }
+          cas[spec.name] = await createCA(spec.cn, inv.certificates.caValidityDays, now);
+          savePair(dir, spec.name, cas[spec.name]);
+          changes.push({ name: spec.name, action: existing ? "reissued" : "created", reason: existing ? "the CA was unusable (key mismatch or expired)" : "new cluster" });
+          return cas[spec.name];
+        })(),
+      ]),
     );
+    const serviceAccountReady = ensureServiceAccountKey(dir, changes);
 
     const leaves = new Map<string, Issued>();
     await Promise.all(
       specs.map(async (spec) => {
         const existing = loadPair(dir, spec.name);
-        const ca = cas[spec.ca];
+        const key = existing ? undefined : generateKeyPair();
+        key?.catch(() => undefined); // awaited below; not "unhandled" while the CA is awaited first
+        const ca = await caReady.get(spec.ca)!;
         let reason: string | undefined;
         if (!existing) reason = "new certificate";
         else if (renew.has(spec.name)) reason = "renewal requested";
@@ -143,14 +152,14 @@ export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promi
           leaves.set(spec.name, existing);
           return;
         }
-        const issued = await issueLeaf(ca, { subject: spec.subject, usages: spec.usages, dnsNames: spec.dnsNames, ips: spec.ips, days: inv.certificates.validityDays }, now);
+        const issued = await issueLeaf(ca, { subject: spec.subject, usages: spec.usages, dnsNames: spec.dnsNames, ips: spec.ips, days: inv.certificates.validityDays }, now, await key);
         savePair(dir, spec.name, issued);
         leaves.set(spec.name, issued);
         changes.push({ name: spec.name, action: existing ? "reissued" : "created", reason: reason! });
       }),
     );
-
-    const serviceAccount = await ensureServiceAccountKey(dir, changes);
+    await Promise.all(caReady.values());
+    const serviceAccount = await serviceAccountReady;
     const encryption = ensureEncryptionKeys(dir, now);
     if (encryption.created) changes.push({ name: "encryption-key", action: "created", reason: "Secrets encrypted at rest (aescbc)" });
     changes.sort((a, b) => a.name.localeCompare(b.name));

@@ -100,8 +100,9 @@ export interface LeafRequest {
   days: number;
 }
 
-export async function issueLeaf(ca: Issued, req: LeafRequest, now = new Date()): Promise<Issued> {
-  const keys = await generateKeyPair();
+/** `keys`: a pair generated ahead (while the CA was still being made); else one is generated here. */
+export async function issueLeaf(ca: Issued, req: LeafRequest, now = new Date(), keys?: KeyPair): Promise<Issued> {
+  keys ??= await generateKeyPair();
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
   cert.serialNumber = randomSerial();
