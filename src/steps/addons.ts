@@ -26,7 +26,7 @@ async function waitForPods(rc: RunContext, selector: string, nodes: string[], fi
         const absent = waiting.filter((n) => !last!.notReady.some((p) => p.node === n));
         return `${nodes.length - waiting.length}/${nodes.length} ready; ${[...stuck, ...absent.map((n) => `${n}: no pod yet`)].join(" | ")}`;
       },
-      { timeoutMs: 300_000, intervalMs: 3000, log: rc.log, fix },
+      { timeoutMs: 300_000, intervalMs: 1000, log: rc.log, fix },
     );
   } catch (e) {
     const logs = await Promise.all(
@@ -55,7 +55,7 @@ async function runAddons(rc: RunContext): Promise<string> {
       const ready = nodes.filter((n) => out.includes(`${n}=True`));
       return ready.length === nodes.length ? true : `${ready.length}/${nodes.length} Ready`;
     },
-    { timeoutMs: 300_000, intervalMs: 3000, log: rc.log, fix: "check the flannel pods: kubectl -n kube-system get pods -o wide; images must be pullable or preloaded" },
+    { timeoutMs: 300_000, intervalMs: 1000, log: rc.log, fix: "check the flannel pods: kubectl -n kube-system get pods -o wide; images must be pullable or preloaded" },
   );
   // Nodes turn Ready as soon as the CNI config exists; flannel running on every node is what
   // makes pod traffic cross hosts.
@@ -63,7 +63,7 @@ async function runAddons(rc: RunContext): Promise<string> {
   await waitFor(
     "CoreDNS available",
     async () => (Number(await kubectl(rc.remote, "-n kube-system get deploy coredns -o jsonpath={.status.availableReplicas}", { allowFail: true })) >= 1 ? true : "no replica available"),
-    { timeoutMs: 180_000, intervalMs: 3000, log: rc.log, fix: "check kubectl -n kube-system describe pods -l k8s-app=kube-dns" },
+    { timeoutMs: 180_000, intervalMs: 1000, log: rc.log, fix: "check kubectl -n kube-system describe pods -l k8s-app=kube-dns" },
   );
   const metrics = await metricsServer(rc, nodes);
   return `${sync.changed.length} files changed, flannel + CoreDNS running, ${nodes.length} nodes Ready, ${metrics}`;
@@ -93,7 +93,7 @@ async function metricsServer(rc: RunContext, nodes: string[]): Promise<string> {
       const missing = nodes.filter((n) => !seen.includes(n));
       return missing.length === 0 ? true : `no metrics yet for ${missing.join(", ")}`;
     },
-    { timeoutMs: 240_000, intervalMs: 5000, log: rc.log, fix: "check kubectl -n kube-system logs deploy/metrics-server and kubectl get apiservice v1beta1.metrics.k8s.io -o yaml; the image must be pullable or preloaded (images.preload)" },
+    { timeoutMs: 240_000, intervalMs: 2000, log: rc.log, fix: "check kubectl -n kube-system logs deploy/metrics-server and kubectl get apiservice v1beta1.metrics.k8s.io -o yaml; the image must be pullable or preloaded (images.preload)" },
   );
   return "metrics-server serving every node";
 }
