@@ -94,31 +94,28 @@ async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube:
   }
 }
 
-/** A one-resource cdktf stack in plain JavaScript: what any `cdktf deploy` costs with nothing to do. */
-async function cdktfFloor(): Promise<number> {
+/**
+ * A one-resource cdktf stack in plain JavaScript: what any `cdktf deploy` costs with nothing to
+ * do. Returns its no-op deploy (after one real one) and a cleanup.
+ */
+async function cdktfFloor(): Promise<{ noop: () => Promise<number>; done: () => void }> {
   const dir = tempDir("binkube-bench-floor-");
-  try {
-    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
-    fs.writeFileSync(path.join(dir, "cdktf.json"), JSON.stringify({ language: "typescript", app: "node main.js", projectId: "floor", sendCrashReports: "false", terraformProviders: [], terraformModules: [], context: {} }));
-    fs.writeFileSync(
-      path.join(dir, "main.js"),
-      [
-        `const { App, TerraformStack, DataResource, LocalBackend } = require("cdktf");`,
-        `const app = new App({ skipValidation: true });`,
-        `const s = new TerraformStack(app, "floor");`,
-        `new LocalBackend(s, { path: ${JSON.stringify(path.join(dir, "floor.tfstate"))} });`,
-        `new DataResource(s, "one", { triggersReplace: { a: "1" }, provisioners: [{ type: "local-exec", command: "true" }] });`,
-        `app.synth();`,
-      ].join("\n"),
-    );
-    const deploy = () => must("floor deploy", run("npx", ["cdktf", "deploy", "--auto-approve"], { cwd: dir, env: { ...process.env, CHECKPOINT_DISABLE: "1" }, timeoutMs: 300_000 }));
-    await deploy();
-    const times: number[] = [];
-    for (let i = 0; i < 3; i++) times.push((await deploy()).ms / 1000);
-    return median(times);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+  fs.writeFileSync(path.join(dir, "cdktf.json"), JSON.stringify({ language: "typescript", app: "node main.js", projectId: "floor", sendCrashReports: "false", terraformProviders: [], terraformModules: [], context: {} }));
+  fs.writeFileSync(
+    path.join(dir, "main.js"),
+    [
+      `const { App, TerraformStack, DataResource, LocalBackend } = require("cdktf");`,
+      `const app = new App({ skipValidation: true });`,
+      `const s = new TerraformStack(app, "floor");`,
+      `new LocalBackend(s, { path: ${JSON.stringify(path.join(dir, "floor.tfstate"))} });`,
+      `new DataResource(s, "one", { triggersReplace: { a: "1" }, provisioners: [{ type: "local-exec", command: "true" }] });`,
+      `app.synth();`,
+    ].join("\n"),
+  );
+  const deploy = () => must("floor deploy", run("npx", ["cdktf", "deploy", "--auto-approve"], { cwd: dir, env: { ...process.env, CHECKPOINT_DISABLE: "1" }, timeoutMs: 300_000 }));
+  await deploy();
+  return { noop: async () => (await deploy()).ms / 1000, done: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 async function fullCluster(n: number, noop: boolean): Promise<{ n: number; first: number; noop?: string }> {
@@ -134,18 +131,28 @@ async function fullCluster(n: number, noop: boolean): Promise<{ n: number; first
     let noopLine: string | undefined;
     if (noop) {
       const from = logSize(dir);
+      const floorStack = await cdktfFloor();
+      // interleaved, so both see the same machine load
       const redeploys: number[] = [];
-      for (let i = 0; i < 3; i++) redeploys.push((await must("no-op redeploy", cdktfDeploy(inv))).ms / 1000);
+      const floors: number[] = [];
+      try {
+        for (let i = 0; i < 5; i++) {
+          redeploys.push((await must("no-op redeploy", cdktfDeploy(inv))).ms / 1000);
+          floors.push(await floorStack.noop());
+        }
+      } finally {
+        floorStack.done();
+      }
       const sessions = stepRuns(dir, from).length;
       const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, "cdktf.out", "manifest.json"), "utf8")) as { stacks: Record<string, { workingDirectory: string }> };
       const stackDir = path.join(ROOT, "cdktf.out", Object.values(manifest.stacks)[0]!.workingDirectory);
       const plans: number[] = [];
       for (let i = 0; i < 3; i++) plans.push((await must("terraform plan", run("terraform", ["plan", "-input=false", "-detailed-exitcode"], { cwd: stackDir, env: deployEnv(inv), timeoutMs: 300_000 }))).ms / 1000);
-      const floor = await cdktfFloor();
+      const floor = median(floors);
       const r = median(redeploys);
       noopLine =
-        `no-op redeploy, ${n} hosts: median ${r.toFixed(1)} s of 3, ${sessions} step runs (SSH sessions); bare terraform plan ${median(plans).toFixed(2)} s (${(r / median(plans)).toFixed(1)}x); ` +
-          `cdktf floor (one-resource no-op deploy) ${floor.toFixed(1)} s (${(r / floor).toFixed(2)}x)`;
+        `no-op redeploy, ${n} hosts: median ${r.toFixed(1)} s of 5, ${sessions} step runs (SSH sessions); bare terraform plan ${median(plans).toFixed(2)} s (${(r / median(plans)).toFixed(1)}x); ` +
+          `cdktf floor (one-resource no-op deploy, interleaved) median ${floor.toFixed(1)} s of 5 (${(r / floor).toFixed(2)}x)`;
       console.log(noopLine);
     }
     return { n, first: first.ms / 1000, ...(noopLine ? { noop: noopLine } : {}) };
