@@ -118,20 +118,16 @@ export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promi
 
     // Every key is generated at once (key generation is nearly all of a fresh PKI's time): a
     // missing leaf starts its key before its CA exists; the service-account key alongside.
-    const cas = {} as Record<CaName, Issued>;
     const caReady = new Map(
       CAS.map((spec) => [
         spec.name,
-        (async () => {
+        (async (): Promise<Issued> => {
           const existing = loadPair(dir, spec.name);
-          if (existing && keyMatchesCert(existing) && certFacts(existing.cert).notAfter > now) {
-            cas[spec.name] = existing;
-            return existing;
-          }
-          cas[spec.name] = await createCA(spec.cn, inv.certificates.caValidityDays, now);
-          savePair(dir, spec.name, cas[spec.name]);
+          if (existing && keyMatchesCert(existing) && certFacts(existing.cert).notAfter > now) return existing;
+          const created = await createCA(spec.cn, inv.certificates.caValidityDays, now);
+          savePair(dir, spec.name, created);
           changes.push({ name: spec.name, action: existing ? "reissued" : "created", reason: existing ? "the CA was unusable (key mismatch or expired)" : "new cluster" });
-          return cas[spec.name];
+          return created;
         })(),
       ]),
     );
@@ -158,7 +154,7 @@ export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promi
         changes.push({ name: spec.name, action: existing ? "reissued" : "created", reason: reason! });
       }),
     );
-    await Promise.all(caReady.values());
+    const cas = Object.fromEntries(await Promise.all([...caReady].map(async ([name, ready]) => [name, await ready] as const))) as Record<CaName, Issued>;
     const serviceAccount = await serviceAccountReady;
     const encryption = ensureEncryptionKeys(dir, now);
     if (encryption.created) changes.push({ name: "encryption-key", action: "created", reason: "Secrets encrypted at rest (aescbc)" });
@@ -189,9 +185,8 @@ async function ensureServiceAccountKey(dir: string, changes: PkiChange[]): Promi
   return { privateKeyPem, publicKeyPem };
 }
 
-/** Read-only load for the step runner: never creates or reissues anything. */
 /**
- * The PKI as it is on disk (nothing created). Each CA, leaf pair and key is read and parsed on
+ * Read-only load for the step runner: never creates or reissues anything. The PKI as it is on disk (nothing created). Each CA, leaf pair and key is read and parsed on
  * first use: a step process renders one instance, which ships a few of them, and parsing all
  * of them was most of its plan load. Missing files fail here; an unreadable pair where it is used.
  */
@@ -203,13 +198,13 @@ export function loadPki(inv: Inventory): Pki {
     if (!p) throw fail(`${name}.crt/.key`);
     return p;
   };
-  const names = [...CAS.map((spec) => spec.name), ...leafSpecs(inv).map((spec) => spec.name)];
+  const leafNames = leafSpecs(inv).map((spec) => spec.name);
   // Fail at once, as before parsing was lazy, when pki/ was never created (a stat per file).
-  const absent = names.find((n) => !fs.existsSync(certPath(dir, n)) || !fs.existsSync(keyPath(dir, n)));
+  const absent = [...CAS.map((spec) => spec.name), ...leafNames].find((n) => !fs.existsSync(certPath(dir, n)) || !fs.existsSync(keyPath(dir, n)));
   if (absent) throw fail(`${absent}.crt/.key`);
   const cas = {} as Record<CaName, Issued>;
   for (const spec of CAS) lazyProperty(cas, spec.name, () => pair(spec.name));
-  const leaves = new LazyMap(leafSpecs(inv).map((spec) => spec.name), pair);
+  const leaves = new LazyMap(leafNames, pair);
   const pki = { dir, cas, leaves } as Partial<Pki> as Pki; // the two keys below are lazy getters
   lazyProperty(pki, "serviceAccount", () => {
     const privateKeyPem = readIf(path.join(dir, "sa.key"));

@@ -12,8 +12,9 @@ import { dnsName, flagWord } from "../inventory/grammar";
 import { yamlScalar } from "./yaml-scalar";
 import { BinkubeError } from "../errors";
 
-export { TEMPLATES_DIR } from "../paths";
 import { TEMPLATES_DIR } from "../paths";
+
+export { TEMPLATES_DIR };
 
 const hb = Handlebars.create();
 const compiled = new Map<string, { tpl: Handlebars.TemplateDelegate; params: Map<string, string> }>();

@@ -22,7 +22,14 @@ export class GateError extends BinkubeError {}
  * state ("2/3 members healthy"), shown every ~10 s and in the timeout error; any other error is
  * retried as a state, a GateError ends the wait at once.
  */
-export async function waitFor(what: string, probe: () => Promise<true | string>, opts: { timeoutMs: number; intervalMs?: number; log: (line: string) => void; fix: string }): Promise<void> {
+interface WaitOptions {
+  timeoutMs: number;
+  intervalMs?: number;
+  log: (line: string) => void;
+  fix: string;
+}
+
+export async function waitFor(what: string, probe: () => Promise<true | string>, opts: WaitOptions): Promise<void> {
   const start = Date.now();
   if (waiting++ === 0) waitingSince = start;
   try {
@@ -32,7 +39,7 @@ export async function waitFor(what: string, probe: () => Promise<true | string>,
   }
 }
 
-async function poll(what: string, probe: () => Promise<true | string>, opts: { timeoutMs: number; intervalMs?: number; log: (line: string) => void; fix: string }, start: number): Promise<void> {
+async function poll(what: string, probe: () => Promise<true | string>, opts: WaitOptions, start: number): Promise<void> {
   let lastShown = start;
   let state = "not checked yet";
   for (;;) {
