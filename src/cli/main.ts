@@ -1,7 +1,7 @@
 // binkube command line: render, certs, step, lab. Every failure prints what failed and the fix,
 // and exits non-zero.
 import * as path from "node:path";
-import { configPathFromEnv, InventoryError, loadInventory } from "../inventory/load";
+import { InventoryError, loadInventory } from "../inventory/load";
 import { rotateEncryptionKey } from "../pki/encryption";
 import { openCluster } from "../cluster";
 import { checkRows, formatCertTable } from "../pki/check";
@@ -10,8 +10,9 @@ import { writeTree } from "../render/tree";
 import { reportCluster, synthCluster } from "./synth-report";
 import { logger } from "../log";
 import { BinkubeError } from "../errors";
-import { ParsedArgs, parseArgs } from "./args";
-import { stepCommand } from "./step";
+import { parseArgs } from "./args";
+import { configFrom, stepCommand } from "./step";
+import { serveSteps } from "./step-server";
 import { runStep } from "../runner/run-step";
 import { describeRestore, restorePlan, runRestore } from "../etcd-restore";
 
@@ -36,11 +37,6 @@ const USAGE = `usage: binkube <command> [options]
   lab up [--hosts N] | down | status   local test hosts (systemd-nspawn)
 
 The inventory is --config, else $BINKUBE_CONFIG, else ./cluster.yaml.`;
-
-function configFrom(args: ParsedArgs): string {
-  const c = args.flags.get("config");
-  return typeof c === "string" ? path.resolve(c) : configPathFromEnv();
-}
 
 async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
@@ -108,6 +104,14 @@ async function run(argv: string[]): Promise<number> {
     }
     case "step":
       return stepCommand(sub, args, configFrom(args));
+    case "step-server": {
+      // started by bin/step-client.cjs, never by hand: runs `binkube step` requests in one process
+      const socket = args.flags.get("socket");
+      if (typeof socket !== "string") throw new UsageError("step-server needs --socket PATH");
+      const lock = args.flags.get("spawn-lock");
+      await serveSteps(socket, { spawnLock: typeof lock === "string" ? lock : undefined });
+      return 0;
+    }
     case "remove": {
       // What `step remove` does (the plan's remove instances run that); kept for operators' scripts.
       const host = args.flags.get("host");

@@ -1,17 +1,26 @@
-// `binkube step STEP --host NAME`: the unit of work terraform runs for each resource.
+// `binkube step STEP --host NAME`: the unit of work terraform runs for each resource, in its own
+// process or on a step server (step-server.ts); both report through stepMain.
+import * as path from "node:path";
 import { runStep } from "../runner/run-step";
 import { stepByName } from "../steps";
 import { STEP_NAMES } from "../steps/types";
-import type { ParsedArgs } from "./args";
+import { configPathFromEnv, InventoryError } from "../inventory/load";
+import { logger } from "../log";
+import { parseArgs, type ParsedArgs } from "./args";
 
-export async function stepCommand(stepName: string | undefined, args: ParsedArgs, configFile: string): Promise<number> {
+export function configFrom(args: ParsedArgs): string {
+  const c = args.flags.get("config");
+  return typeof c === "string" ? path.resolve(c) : configPathFromEnv();
+}
+
+export async function stepCommand(stepName: string | undefined, args: ParsedArgs, configFile: string, err: NodeJS.WritableStream = process.stderr, bootMs?: number): Promise<number> {
   const host = args.flags.get("host");
   if (!stepName || !stepByName(stepName)) {
-    process.stderr.write(`binkube step: unknown step "${stepName ?? ""}"; steps: ${STEP_NAMES.join(", ")}\n`);
+    err.write(`binkube step: unknown step "${stepName ?? ""}"; steps: ${STEP_NAMES.join(", ")}\n`);
     return 2;
   }
   if (typeof host !== "string") {
-    process.stderr.write(`binkube step ${stepName}: --host NAME is required\n`);
+    err.write(`binkube step ${stepName}: --host NAME is required\n`);
     return 2;
   }
   const hash = args.flags.get("hash");
@@ -20,6 +29,23 @@ export async function stepCommand(stepName: string | undefined, args: ParsedArgs
     verbose: args.flags.get("verbose") === true,
     firstBringUp: args.flags.get("first-bring-up") === true,
     allowMissingBinaries: process.env.BINKUBE_ALLOW_MISSING_BINARIES === "1",
+    out: logger(err),
+    ...(bootMs !== undefined ? { bootMs } : {}),
   });
   return 0;
+}
+
+/**
+ * `binkube step …` from its argv (after "step") to an exit code, every line on `err`, exactly as
+ * the CLI prints it: the step server answers each request with this.
+ */
+export async function stepMain(argv: string[], err: NodeJS.WritableStream, bootMs?: number): Promise<number> {
+  try {
+    const args = parseArgs(argv);
+    return await stepCommand(args.positional[0], args, configFrom(args), err, bootMs);
+  } catch (e) {
+    if (e instanceof InventoryError) err.write(`${(e as Error).message}\n`);
+    else logger(err)((e as Error).message);
+    return 1;
+  }
 }

@@ -10,7 +10,7 @@ import { checkReleaseLocally } from "../binaries/release";
 import { openRunContext } from "./context";
 import { BinkubeError } from "../errors";
 import { Log, logger } from "../log";
-import { gateWaitMs } from "../util/wait";
+import { GateClock, withGateClock } from "../util/wait";
 
 export interface StepOptions {
   verbose: boolean;
@@ -20,15 +20,24 @@ export interface StepOptions {
   allowMissingBinaries: boolean;
   /** Where result lines go (default: the binkube logger on stderr). */
   out?: Log;
+  /**
+   * Milliseconds from the start of the process that asked for this run to runStep (node, modules,
+   * argv; for a step server's client, its own start and the request). Default: this process's.
+   */
+  bootMs?: number;
 }
 
 
-export async function runStep(configFile: string, stepName: string, hostName: string, opts: StepOptions & { expectHash?: string }): Promise<"ok" | "skipped"> {
+export function runStep(configFile: string, stepName: string, hostName: string, opts: StepOptions & { expectHash?: string }): Promise<"ok" | "skipped"> {
+  return withGateClock((gates) => runInstance(configFile, stepName, hostName, opts, gates));
+}
+
+async function runInstance(configFile: string, stepName: string, hostName: string, opts: StepOptions & { expectHash?: string }, gates: GateClock): Promise<"ok" | "skipped"> {
   const out: Log = opts.out ?? logger(process.stderr);
   const where = `step ${stepName} on ${hostName}`;
   const started = Date.now();
   // performance.now() counts from process start: node, module loading and argv parsing.
-  const t = { start: performance.now(), loaded: 0, connected: 0 };
+  const t = { boot: opts.bootMs ?? performance.now(), begin: performance.now(), loaded: 0, connected: 0 };
   const step = stepByName(stepName);
   if (!step) throw new BinkubeError(`${where}: unknown step`);
   const { inv, binaries, inst } = openStepInstance(configFile, step, hostName);
@@ -65,7 +74,7 @@ export async function runStep(configFile: string, stepName: string, hostName: st
     const summary = await step.run(rc);
     const secs = ((Date.now() - started) / 1000).toFixed(1);
     out(`✓ ${where}: ${summary} [${secs} s, ${(rc.bytesSent() / 1e6).toFixed(1)} MB sent]`);
-    const phases = phaseTimes(t, performance.now(), rc.syncMs(), gateWaitMs());
+    const phases = phaseTimes(t, performance.now(), rc.syncMs(), gates.waitedMs);
     record(cluster.inv.baseDir, `${stepName} ${hostName} ok ${secs}s ${rc.bytesSent()}B ${phases}`);
     return "ok";
   } catch (e) {
@@ -76,14 +85,15 @@ export async function runStep(configFile: string, stepName: string, hostName: st
 }
 
 /**
- * Where one instance's time went, in seconds: process start (node and modules, before runStep),
- * loading its plan, connecting, sync (check + upload), remote work, gate waits. Recorded in
- * steps.log for bench:deploy's per-step table.
+ * Where one instance's time went, in seconds: process start (node and modules, before runStep;
+ * with a step server, the client's start and its request), loading its plan, connecting, sync
+ * (check + upload), remote work, gate waits. Recorded in steps.log for bench:deploy's table.
+ * `boot` is a duration; the other marks are performance.now() readings of this process.
  */
-export function phaseTimes(t: { start: number; loaded: number; connected: number }, end: number, syncMs: number, gateMs: number): string {
+export function phaseTimes(t: { boot: number; begin: number; loaded: number; connected: number }, end: number, syncMs: number, gateMs: number): string {
   const s = (ms: number) => (Math.max(0, ms) / 1000).toFixed(2);
   const work = end - t.connected - syncMs - gateMs;
-  return `start=${s(t.start)} plan=${s(t.loaded - t.start)} connect=${s(t.connected - t.loaded)} upload=${s(syncMs)} work=${s(work)} gate=${s(gateMs)}`;
+  return `start=${s(t.boot)} plan=${s(t.loaded - t.begin)} connect=${s(t.connected - t.loaded)} upload=${s(syncMs)} work=${s(work)} gate=${s(gateMs)}`;
 }
 
 /** An append-only local log of step runs (no secrets), read by tests and by operators. */

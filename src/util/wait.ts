@@ -1,17 +1,24 @@
 // Polling with a deadline and progress lines, for health gates.
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import { BinkubeError } from "../errors";
 import { sleep } from "./sleep";
 
-let waitedMs = 0;
-let waiting = 0;
-let waitingSince = 0;
-/**
- * Wall time this process spent in waitFor (gates; overlapping waits count once). A step process
- * runs one instance, so the runner reports it as that instance's gate wait (bench:deploy's table).
- */
-export function gateWaitMs(): number {
-  return waitedMs;
+/** Wall time spent in waitFor by one step run (overlapping waits count once). */
+export class GateClock {
+  waitedMs = 0;
+  waiting = 0;
+  since = 0;
+}
+// A step server runs several instances at once in one process: each run's gates count on the
+// clock of its own async context (runStep's withGateClock), the process-wide one otherwise.
+const clocks = new AsyncLocalStorage<GateClock>();
+const processClock = new GateClock();
+
+/** Runs fn with a gate clock of its own; bench:deploy's table reports it as the instance's gate wait. */
+export function withGateClock<T>(fn: (clock: GateClock) => Promise<T>): Promise<T> {
+  const clock = new GateClock();
+  return clocks.run(clock, () => fn(clock));
 }
 
 /** A health gate said no (timed out, or a verdict such as a failed unit). */
@@ -31,11 +38,12 @@ interface WaitOptions {
 
 export async function waitFor(what: string, probe: () => Promise<true | string>, opts: WaitOptions): Promise<void> {
   const start = Date.now();
-  if (waiting++ === 0) waitingSince = start;
+  const clock = clocks.getStore() ?? processClock;
+  if (clock.waiting++ === 0) clock.since = start;
   try {
     await poll(what, probe, opts, start);
   } finally {
-    if (--waiting === 0) waitedMs += Date.now() - waitingSince;
+    if (--clock.waiting === 0) clock.waitedMs += Date.now() - clock.since;
   }
 }
 

@@ -78,6 +78,8 @@ test("the compiled CLI and the TypeScript one behave the same", async () => {
 });
 
 test("a step run's time splits into process start, plan, connect, upload, remote work and gate wait", () => {
-  const line = phaseTimes({ start: 210, loaded: 260, connected: 400 }, 3400, 1200, 1500);
+  const line = phaseTimes({ boot: 210, begin: 210, loaded: 260, connected: 400 }, 3400, 1200, 1500);
   assert.equal(line, "start=0.21 plan=0.05 connect=0.14 upload=1.20 work=0.30 gate=1.50");
+  // in a step server, the client's start is a duration and the marks are the server's clock
+  assert.equal(phaseTimes({ boot: 90, begin: 50_000, loaded: 50_020, connected: 50_100 }, 51_000, 300, 200), "start=0.09 plan=0.02 connect=0.08 upload=0.30 work=0.40 gate=0.20");
 });

@@ -1,0 +1,133 @@
+// `binkube step …` through a step server (src/cli/step-server.ts): this client loads only node's
+// own modules, asks the server of its environment to run the step, prints what the step prints
+// and exits with its code. The first client of a deploy starts the server (detached, so
+// Terraform's pipes never wait on it); it exits 15 s after its last request.
+// Any trouble reaching a server falls back to running the step in this process, as before.
+"use strict";
+const crypto = require("node:crypto");
+const fs = require("node:fs");
+const net = require("node:net");
+const os = require("node:os");
+const path = require("node:path");
+const { spawn } = require("node:child_process");
+
+const ROOT = path.join(__dirname, "..");
+const BOOT_MS = performance.now();
+
+/**
+ * The server this client may use: one per build of binkube, environment and working directory,
+ * since a step reads process.env (PG_CONN_STR, BINKUBE_*) and resolves paths against the cwd.
+ * Undefined when no server can be used safely.
+ */
+function serverPaths(distIsFresh) {
+  if (process.env.BINKUBE_STEP_SERVER === "0" || process.platform === "win32" || !distIsFresh(ROOT)) return undefined;
+  const uid = process.getuid();
+  const dir = path.join(os.tmpdir(), `binkube-${uid}`);
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if (e.code !== "EEXIST") return undefined;
+  }
+  // Only a directory of our own that nobody else can write: another local user must not be able
+  // to put a socket here that answers our steps.
+  const st = fs.lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) return undefined;
+  const build = fs.statSync(path.join(ROOT, "dist", ".sources.json"));
+  const env = Object.entries(process.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const key = crypto
+    .createHash("sha256")
+    .update(JSON.stringify([process.execPath, ROOT, `${build.size}:${build.mtimeMs}`, process.cwd(), env]))
+    .digest("hex")
+    .slice(0, 20);
+  const base = path.join(dir, key);
+  return { socket: `${base}.sock`, lock: `${base}.spawn`, log: `${base}.log` };
+}
+
+/**
+ * One request: resolves to the step's exit code, or to undefined when no server answered at
+ * all (none listening, or it closed the connection before a single frame: nothing ran).
+ */
+function request(socket, argv) {
+  return new Promise((resolve) => {
+    let answered = false;
+    let exit;
+    let buf = "";
+    const sock = net.connect(socket);
+    sock.on("connect", () => sock.write(`${JSON.stringify({ argv, bootMs: performance.now() })}\n`));
+    sock.on("data", (chunk) => {
+      answered = true;
+      buf += chunk.toString("utf8");
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const frame = JSON.parse(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        if (typeof frame.err === "string") process.stderr.write(frame.err);
+        if (typeof frame.exit === "number") exit = frame.exit;
+      }
+    });
+    sock.on("error", () => undefined);
+    sock.on("close", () => {
+      if (!answered) return resolve(undefined);
+      if (exit === undefined) {
+        process.stderr.write(`binkube: step ${argv.slice(0, 3).join(" ")}: the step server ended before the step did; its log: ${socket.replace(/\.sock$/, ".log")}. Fix: re-run \`npx cdktf deploy\` (a step is safe to re-run), or set BINKUBE_STEP_SERVER=0 to run each step in its own process\n`);
+        return resolve(1);
+      }
+      resolve(exit);
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+/** Starts a server unless another client is starting one (the spawn lock); stale locks expire. */
+function startServer(p) {
+  try {
+    fs.writeFileSync(p.lock, String(process.pid), { flag: "wx", mode: 0o600 });
+  } catch {
+    try {
+      if (Date.now() - fs.statSync(p.lock).mtimeMs > 10_000) fs.rmSync(p.lock, { force: true });
+    } catch {
+      /* the starter finished meanwhile */
+    }
+    return;
+  }
+  const log = fs.openSync(p.log, "w", 0o600);
+  const child = spawn(process.execPath, [path.join(ROOT, "bin", "binkube.cjs"), "step-server", "--socket", p.socket, "--spawn-lock", p.lock], {
+    detached: true,
+    stdio: ["ignore", log, log],
+    env: process.env,
+    cwd: process.cwd(),
+  });
+  child.on("error", () => fs.rmSync(p.lock, { force: true }));
+  child.unref();
+  fs.closeSync(log);
+}
+
+/** Runs `binkube step ARGV` on a server; undefined when none could be reached in time. */
+async function viaServer(argv, distIsFresh) {
+  const p = serverPaths(distIsFresh);
+  if (!p) return undefined;
+  const deadline = Date.now() + 15_000;
+  for (let attempt = 0; Date.now() < deadline; attempt++) {
+    const code = await request(p.socket, argv);
+    if (code !== undefined) return code;
+    if (attempt === 0 || attempt % 40 === 0) startServer(p);
+    await sleep(25);
+  }
+  return undefined;
+}
+
+async function main() {
+  const argv = process.argv.slice(3); // after "step"
+  const { distIsFresh, load } = require("./entry.cjs");
+  let code;
+  try {
+    code = await viaServer(argv, distIsFresh);
+  } catch {
+    code = undefined;
+  }
+  if (code === undefined) return load("src/cli/main"); // in this process, as without a server
+  process.exitCode = code;
+}
+
+module.exports = { main, serverPaths };

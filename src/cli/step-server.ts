@@ -1,0 +1,114 @@
+// The step server: one long-lived process that runs the `binkube step` requests of a deploy,
+// sent by bin/step-client.cjs over a unix socket. Terraform starts one process per (step, host);
+// each paid ~0.3 s of CPU (node, ~260 modules, a cold plan load) before its first SSH byte, and
+// at 12 hosts 25 of them competed for 2 cores. Here the modules load once and stay warm; each
+// request still loads its own instance from the inventory, pki/ and binaries as they are now.
+//
+// Protocol, one connection per request: the client sends one JSON line {argv, bootMs}; the server
+// answers JSON lines {err: text} (what the step prints on stderr) and a last {exit: code}.
+// The socket's name is a hash of the client's environment, working directory and build
+// (step-client.cjs), so every request here sees the process.env and cwd its client had.
+import * as fs from "node:fs";
+import * as net from "node:net";
+import { Writable } from "node:stream";
+import { stepMain } from "./step";
+
+/** A server with no request for this long exits (a deploy's requests come back to back). */
+const IDLE_MS = 15_000;
+
+interface Request {
+  argv: string[];
+  bootMs?: number;
+}
+
+function parseRequest(line: string): Request {
+  const r = JSON.parse(line) as Partial<Request>;
+  if (!Array.isArray(r.argv) || !r.argv.every((a) => typeof a === "string")) throw new Error("argv must be a list of strings");
+  return { argv: r.argv, ...(typeof r.bootMs === "number" ? { bootMs: r.bootMs } : {}) };
+}
+
+export async function serveSteps(socketPath: string, opts: { spawnLock?: string; idleMs?: number } = {}): Promise<void> {
+  const idleMs = opts.idleMs ?? IDLE_MS;
+  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  let active = 0;
+  let idle: NodeJS.Timeout | undefined;
+  let ownIno = -1;
+
+  const server = net.createServer((sock) => {
+    sock.on("error", () => undefined); // a client that went away: its step still runs to the end
+    let buf = "";
+    const onData = (chunk: Buffer) => {
+      buf += chunk.toString("utf8");
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      sock.off("data", onData);
+      void answer(sock, buf.slice(0, nl));
+    };
+    sock.on("data", onData);
+  });
+
+  const send = (sock: net.Socket, frame: object) => {
+    if (!sock.destroyed) sock.write(`${JSON.stringify(frame)}\n`);
+  };
+
+  async function answer(sock: net.Socket, line: string): Promise<void> {
+    active++;
+    if (idle) clearTimeout(idle);
+    const t0 = Date.now();
+    let code = 1;
+    let what = "a request";
+    try {
+      const req = parseRequest(line);
+      what = `step ${req.argv.slice(0, 3).join(" ")}`;
+      const err = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          send(sock, { err: chunk.toString("utf8") });
+          cb();
+        },
+      });
+      code = await stepMain(req.argv, err, req.bootMs);
+    } catch (e) {
+      send(sock, { err: `binkube: step server: bad request: ${(e as Error).message}\n` });
+      code = 2;
+    } finally {
+      send(sock, { exit: code });
+      sock.end();
+      log(`${what}: exit ${code} after ${((Date.now() - t0) / 1000).toFixed(1)} s${sock.destroyed ? " (client gone)" : ""}`);
+      active--;
+      armIdle();
+    }
+  }
+
+  function armIdle(): void {
+    if (active > 0) return;
+    if (idle) clearTimeout(idle);
+    idle = setTimeout(stop, idleMs);
+  }
+
+  function stop(): void {
+    // Unlink the name only while it is still ours: a newer server may have taken it over.
+    try {
+      if (fs.statSync(socketPath).ino === ownIno) fs.rmSync(socketPath);
+    } catch {
+      /* already gone */
+    }
+    server.close();
+  }
+
+  // Bind under a name of our own, then rename into place: a rename is atomic, so a client sees
+  // either no server or a listening one, and two servers racing for one name never both fail.
+  const tmp = `${socketPath}.${process.pid}`;
+  fs.rmSync(tmp, { force: true });
+  await new Promise<void>((res, rej) => {
+    server.once("error", rej);
+    server.listen(tmp, () => res());
+  });
+  fs.renameSync(tmp, socketPath);
+  ownIno = fs.statSync(socketPath).ino;
+  if (opts.spawnLock) fs.rmSync(opts.spawnLock, { force: true });
+  log(`listening on ${socketPath} (pid ${process.pid})`);
+  process.on("SIGTERM", stop);
+  armIdle();
+  await new Promise<void>((res) => server.on("close", () => res()));
+  log("idle: exiting");
+}

@@ -1,0 +1,86 @@
+// `binkube step` through the step server answers exactly as a step process of its own would,
+// one server serves a deploy's concurrent steps, and nothing unsafe is ever used as a server.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { test } from "node:test";
+import { openCluster } from "../../src/cluster";
+import { serveSteps } from "../../src/cli/step-server";
+import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+
+const BIN = path.join(__dirname, "..", "..", "bin", "binkube.cjs");
+
+function binkube(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    p.on("close", (code) => resolve({ code, stderr }));
+  });
+}
+
+async function cluster(): Promise<string> {
+  const dir = tempDir();
+  writeFakeBinaries(path.join(dir, "bin"));
+  const file = writeInventory(dir, baseInventory());
+  await openCluster(file, { create: true });
+  return file;
+}
+
+const serverLogs = (tmp: string) => fs.readdirSync(path.join(tmp, `binkube-${process.getuid!()}`)).filter((f) => f.endsWith(".log")).map((f) => fs.readFileSync(path.join(tmp, `binkube-${process.getuid!()}`, f), "utf8"));
+
+test("through one step server, concurrent steps print and exit exactly as in processes of their own", async () => {
+  const file = await cluster();
+  const tmp = tempDir("binkube-sock-");
+  const cases = [
+    ["step", "etcd", "--host", "k8s-node", "--config", file, "--hash", "0".repeat(64)], // drift: refused before connecting
+    ["step", "kubelet", "--host", "k8s-node2", "--config", file], // no key: cannot connect
+    ["step", "apiserver", "--host", "k8s-node", "--config", file], // not on this host
+    ["step", "nonsense", "--host", "k8s-node", "--config", file], // usage: exit 2
+    ["step", "etcd", "--config", file], // no --host: exit 2
+  ];
+  const alone = await Promise.all(cases.map((c) => binkube(c, { TMPDIR: tmp, BINKUBE_STEP_SERVER: "0" })));
+  assert.ok(!fs.existsSync(path.join(tmp, `binkube-${process.getuid!()}`)), "BINKUBE_STEP_SERVER=0 starts no server");
+  const served = await Promise.all(cases.map((c) => binkube(c, { TMPDIR: tmp })));
+  assert.deepEqual(alone.map((r) => r.code), [1, 1, 1, 2, 2]);
+  assert.match(alone[0]!.stderr, /step etcd on k8s-node: drift/);
+  for (let i = 0; i < cases.length; i++) assert.deepEqual(served[i], alone[i], `same output and exit code: ${cases[i]!.slice(0, 4).join(" ")}`);
+  const logs = serverLogs(tmp);
+  assert.equal(logs.length, 1, "one server for one environment");
+  assert.equal(logs[0]!.match(/listening on/g)?.length, 1, logs[0]);
+  assert.equal(logs[0]!.match(/: exit \d/g)?.length, cases.length, `every request answered by that server:\n${logs[0]}`);
+  // another environment is another server: a step reads process.env
+  const other = await binkube(cases[0]!, { TMPDIR: tmp, BINKUBE_ALLOW_MISSING_BINARIES: "1" });
+  assert.equal(other.code, 1);
+  assert.equal(serverLogs(tmp).length, 2);
+});
+
+test("a socket directory another user could write is never used: the step runs in its own process", async () => {
+  const file = await cluster();
+  const tmp = tempDir("binkube-sock-");
+  const dir = path.join(tmp, `binkube-${process.getuid!()}`);
+  fs.mkdirSync(dir, { mode: 0o777 });
+  fs.chmodSync(dir, 0o777);
+  const r = await binkube(["step", "etcd", "--host", "k8s-node", "--config", file, "--hash", "0".repeat(64)], { TMPDIR: tmp });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /step etcd on k8s-node: drift/);
+  assert.deepEqual(fs.readdirSync(dir), [], "no socket, no log: no server was started there");
+});
+
+test("a step server without requests exits and removes its socket; a bad request is answered, not fatal", async () => {
+  const sock = path.join(tempDir("binkube-sock-"), "s.sock");
+  const served = serveSteps(sock, { idleMs: 300 });
+  for (let i = 0; i < 100 && !fs.existsSync(sock); i++) await new Promise((res) => setTimeout(res, 10));
+  const answer = await new Promise<string>((resolve) => {
+    let out = "";
+    const c = net.connect(sock, () => c.write('{"argv": "not a list"}\n'));
+    c.on("data", (d) => (out += d.toString()));
+    c.on("close", () => resolve(out));
+  });
+  assert.match(answer, /bad request: argv must be a list of strings/);
+  assert.match(answer, /\{"exit":2\}/);
+  await served;
+  assert.ok(!fs.existsSync(sock), "socket removed on exit");
+});
