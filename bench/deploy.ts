@@ -3,8 +3,10 @@
  *
  * - etcd: the guide's etcd procedure done by hand as a plain script (bench/by-hand-etcd.sh)
  *   against binkube's `cdktf deploy` up to etcd-health (Terraform's -target pulls in prepare and
- *   etcd) on the same hosts, every host an etcd member. Each binkube run includes synth and PKI
- *   creation, as the script includes its openssl. Between the two, etcd is wiped from the hosts.
+ *   etcd) on the same hosts, every host an etcd member; binkube twice, with one process per step
+ *   (BINKUBE_STEP_SERVER=0) and with the step server. Each binkube run includes synth and PKI
+ *   creation, as the script includes its openssl. Before each binkube run, etcd is wiped from the
+ *   hosts and binkube's PKI, state and stack directory are removed.
  * - full: the whole cluster's first deploy (Kubernetes fixtures needed), then on the smallest
  *   size the no-op redeploy against a bare `terraform plan` of the same stack and against a no-op
  *   `cdktf deploy` of a one-resource stack (cdktf's own floor), counting the step runs (SSH sessions).
@@ -15,7 +17,9 @@
  *
  *   npm run bench:deploy [-- --etcd 3,6,12] [--full 3,6]     (default: both, these sizes)
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { labDown, labUp } from "../lab/lab";
 import { run, type Res } from "../test/helpers/proc";
@@ -23,6 +27,25 @@ import { tempDir } from "../test/helpers/fixtures";
 import { appendClusterSettings, clusterFixtures } from "../test/helpers/cluster";
 
 const ROOT = path.join(__dirname, "..");
+
+/**
+ * CPU seconds the whole machine has used so far (every process, the lab hosts' too: they share
+ * this kernel). A run's delta over the cores is the least wall time it could take here.
+ */
+function machineCpuSeconds(): number {
+  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+  return (user + nice + system + irq + softirq + steal) / 100; // USER_HZ
+}
+const CORES = os.cpus().length;
+
+/** Runs p, returning its result with the machine's CPU seconds used meanwhile. */
+async function withCpu<T>(p: () => Promise<T>): Promise<T & { cpu: number }> {
+  const c0 = machineCpuSeconds();
+  const r = await p();
+  return { ...r, cpu: machineCpuSeconds() - c0 };
+}
+const cpuNote = (r: { ms: number; cpu: number }) => `${(r.ms / 1000).toFixed(1)} s, ${r.cpu.toFixed(1)} CPU-s (${((100 * r.cpu) / (CORES * (r.ms / 1000))).toFixed(0)}% of ${CORES} cores)`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function must(what: string, p: Promise<Res>): Promise<Res> {
@@ -68,7 +91,28 @@ function phaseTable(runs: string[], deploy?: { start: number; ms: number }): str
   return out.join("\n");
 }
 
-async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube: number }> {
+/** How binkube runs its steps: one process per step instance, or the step server (the default). */
+const STEP_MODES = { process: { BINKUBE_STEP_SERVER: "0" }, server: {} } as const;
+type StepMode = keyof typeof STEP_MODES;
+
+/** Back to before any deploy on the lab's hosts: etcd gone, its files and data dir too. */
+async function wipeEtcd(lab: { hosts: { address: string }[]; privateKey: string; knownHosts: string }): Promise<void> {
+  await Promise.all(
+    lab.hosts.map((h) =>
+      must(`wipe ${h.address}`, run("ssh", ["-i", lab.privateKey, "-o", `UserKnownHostsFile=${lab.knownHosts}`, "-o", "BatchMode=yes", `root@${h.address}`, "systemctl stop etcd; systemctl disable --quiet etcd; rm -rf /opt/etcd /var/lib/etcd /usr/lib/systemd/system/etcd.service; systemctl daemon-reload"])),
+    ),
+  );
+}
+
+/** Back to before binkube's first deploy on this side: no PKI, no state, no stack directory. */
+function forgetDeploy(dir: string, inv: string): void {
+  for (const d of ["pki", ".binkube"]) fs.rmSync(path.join(dir, d), { recursive: true, force: true });
+  const stacks = path.join(ROOT, "cdktf.out", "stacks");
+  const tag = createHash("sha256").update(inv).digest("hex").slice(0, 8);
+  for (const s of fs.existsSync(stacks) ? fs.readdirSync(stacks) : []) if (s.endsWith(`-${tag}`)) fs.rmSync(path.join(stacks, s), { recursive: true, force: true });
+}
+
+async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube: Record<StepMode, number> }> {
   const dir = tempDir(`binkube-bench-deploy-${n}-`);
   try {
     await must("fixtures", run("bash", [path.join(ROOT, "test", "fixtures", "debian-binaries.sh"), path.join(dir, "bin")], { timeoutMs: 900_000 }));
@@ -77,18 +121,20 @@ async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube:
     const inv = path.join(dir, "cluster.yaml");
     fs.writeFileSync(inv, fs.readFileSync(inv, "utf8").replace(/roles: \[node\]/g, "roles: [etcd, node]"));
     const members = lab.hosts.map((h) => `${h.name}=${h.address}`);
-    const hand = await must("by-hand etcd", run("bash", [path.join(ROOT, "bench", "by-hand-etcd.sh"), path.join(dir, "bin"), lab.privateKey, lab.knownHosts, ...members], { timeoutMs: 600_000 }));
-    // wipe what the script installed, so binkube's is a first deploy too
-    await Promise.all(
-      lab.hosts.map((h) =>
-        must(`wipe ${h.name}`, run("ssh", ["-i", lab.privateKey, "-o", `UserKnownHostsFile=${lab.knownHosts}`, "-o", "BatchMode=yes", `root@${h.address}`, "systemctl stop etcd; systemctl disable --quiet etcd; rm -rf /opt/etcd /var/lib/etcd /usr/lib/systemd/system/etcd.service; systemctl daemon-reload"])),
-      ),
-    );
-    const start = Date.now();
-    const bk = await must("binkube deploy", cdktfDeploy(inv, { TF_CLI_ARGS_apply: "-target=terraform_data.etcd-health" }));
-    if (!/✓ step etcd-health on lab1: (\d+)\/\1 members healthy/.test(bk.stdout + bk.stderr)) throw new Error("binkube's deploy did not pass etcd-health");
-    console.log(`etcd-level first deploy, ${n} hosts, binkube ${(bk.ms / 1000).toFixed(1)} s:\n${phaseTable(stepRuns(dir, 0), { start, ms: bk.ms })}`);
-    return { n, hand: hand.ms / 1000, binkube: bk.ms / 1000 };
+    const hand = await withCpu(() => must("by-hand etcd", run("bash", [path.join(ROOT, "bench", "by-hand-etcd.sh"), path.join(dir, "bin"), lab.privateKey, lab.knownHosts, ...members], { timeoutMs: 600_000 })));
+    console.log(`etcd-level by hand, ${n} hosts: ${cpuNote(hand)}`);
+    const binkube = {} as Record<StepMode, number>;
+    // Each mode's run is a first deploy: etcd wiped from the hosts, no PKI, no state.
+    for (const mode of Object.keys(STEP_MODES) as StepMode[]) {
+      await wipeEtcd(lab);
+      forgetDeploy(dir, inv);
+      const start = Date.now();
+      const bk = await withCpu(() => must(`binkube deploy (${mode})`, cdktfDeploy(inv, { TF_CLI_ARGS_apply: "-target=terraform_data.etcd-health", ...STEP_MODES[mode] })));
+      if (!/✓ step etcd-health on lab1: (\d+)\/\1 members healthy/.test(bk.stdout + bk.stderr)) throw new Error("binkube's deploy did not pass etcd-health");
+      console.log(`etcd-level first deploy, ${n} hosts, binkube (step ${mode}) ${cpuNote(bk)}:\n${phaseTable(stepRuns(dir, 0), { start, ms: bk.ms })}`);
+      binkube[mode] = bk.ms / 1000;
+    }
+    return { n, hand: hand.ms / 1000, binkube };
   } finally {
     await labDown({ dir, log: () => undefined });
   }
@@ -173,10 +219,14 @@ async function main(): Promise<void> {
   const full = sizes(argv, "--full", [3, 6]);
   const summary: string[] = [];
   if (etcd) {
-    const rows: { n: number; hand: number; binkube: number }[] = [];
+    const rows: { n: number; hand: number; binkube: Record<StepMode, number> }[] = [];
     for (const n of etcd) rows.push(await etcdLevel(n));
-    for (const r of rows) summary.push(`etcd-level first deploy, ${r.n} hosts: by hand ${r.hand.toFixed(1)} s, binkube ${r.binkube.toFixed(1)} s, ratio ${(r.binkube / r.hand).toFixed(2)}x`);
-    if (rows.length > 1) summary.push(`etcd-level, ${rows.at(-1)!.n} hosts / ${rows[0]!.n} hosts: binkube ${(rows.at(-1)!.binkube / rows[0]!.binkube).toFixed(2)}x; by hand ${(rows.at(-1)!.hand / rows[0]!.hand).toFixed(2)}x`);
+    for (const r of rows)
+      summary.push(
+        `etcd-level first deploy, ${r.n} hosts: by hand ${r.hand.toFixed(1)} s, binkube ${r.binkube.server.toFixed(1)} s, ratio ${(r.binkube.server / r.hand).toFixed(2)}x ` +
+          `(one process per step: ${r.binkube.process.toFixed(1)} s, ${(r.binkube.process / r.hand).toFixed(2)}x)`,
+      );
+    if (rows.length > 1) summary.push(`etcd-level, ${rows.at(-1)!.n} hosts / ${rows[0]!.n} hosts: binkube ${(rows.at(-1)!.binkube.server / rows[0]!.binkube.server).toFixed(2)}x; by hand ${(rows.at(-1)!.hand / rows[0]!.hand).toFixed(2)}x`);
   }
   if (full) {
     const rows: { n: number; first: number; noop?: string }[] = [];

@@ -11,6 +11,7 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import { Writable } from "node:stream";
+import { parseArgs } from "./args";
 import { stepMain } from "./step";
 
 /** A server with no request for this long exits (a deploy's requests come back to back). */
@@ -27,12 +28,30 @@ function parseRequest(line: string): Request {
   return { argv: r.argv, ...(typeof r.bootMs === "number" ? { bootMs: r.bootMs } : {}) };
 }
 
-export async function serveSteps(socketPath: string, opts: { spawnLock?: string; idleMs?: number } = {}): Promise<void> {
+/** Which instance a request runs: the step, --host and --config (the rest are options). */
+function instanceKey(argv: string[]): string {
+  const args = parseArgs(argv);
+  return JSON.stringify([args.positional[0] ?? "", args.flags.get("host") ?? "", args.flags.get("config") ?? ""]);
+}
+
+export interface ServeOptions {
+  /** Removed once listening: the client that started this server holds it meanwhile. */
+  spawnLock?: string;
+  idleMs?: number;
+  /** What answers a request (tests give a stand-in); default stepMain. */
+  runStep?: typeof stepMain;
+}
+
+export async function serveSteps(socketPath: string, opts: ServeOptions = {}): Promise<void> {
   const idleMs = opts.idleMs ?? IDLE_MS;
+  const runStep = opts.runStep ?? stepMain;
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   let active = 0;
   let idle: NodeJS.Timeout | undefined;
   let ownIno = -1;
+  // One run per instance at a time: a client that was interrupted leaves its run going here, and
+  // a re-run deploy must not start the same step on the same host beside it.
+  const running = new Map<string, Promise<unknown>>();
 
   const server = net.createServer((sock) => {
     sock.on("error", () => undefined); // a client that went away: its step still runs to the end
@@ -66,7 +85,22 @@ export async function serveSteps(socketPath: string, opts: { spawnLock?: string;
           cb();
         },
       });
-      code = await stepMain(req.argv, err, req.bootMs);
+      const key = instanceKey(req.argv);
+      const before = running.get(key);
+      // chained before awaiting, so a third request waits for the second, not beside it
+      const run = (async () => {
+        if (before) {
+          send(sock, { err: `binkube: ${what}: waiting for the same step, still running from an earlier request, to end\n` });
+          await before.catch(() => undefined);
+        }
+        return runStep(req.argv, err, req.bootMs);
+      })();
+      running.set(key, run);
+      try {
+        code = await run;
+      } finally {
+        if (running.get(key) === run) running.delete(key);
+      }
     } catch (e) {
       send(sock, { err: `binkube: step server: bad request: ${(e as Error).message}\n` });
       code = 2;

@@ -84,3 +84,39 @@ test("a step server without requests exits and removes its socket; a bad request
   await served;
   assert.ok(!fs.existsSync(sock), "socket removed on exit");
 });
+
+test("a step server runs one instance at a time (a re-run waits for the run an interrupted client left), others side by side", async () => {
+  const sock = path.join(tempDir("binkube-sock-"), "s.sock");
+  const spans: { id: string; start: number; end: number }[] = [];
+  const served = serveSteps(sock, {
+    idleMs: 500,
+    runStep: async (argv, err) => {
+      const start = Date.now();
+      err.write(`running ${argv.join(" ")}\n`);
+      await new Promise((res) => setTimeout(res, 150));
+      spans.push({ id: `${argv[0]} ${argv[2]}`, start, end: Date.now() });
+      return 0;
+    },
+  });
+  for (let i = 0; i < 100 && !fs.existsSync(sock); i++) await new Promise((res) => setTimeout(res, 10));
+  const ask = (argv: string[], hangUp = false) =>
+    new Promise<string>((resolve) => {
+      let out = "";
+      const c = net.connect(sock, () => {
+        c.write(`${JSON.stringify({ argv })}\n`);
+        if (hangUp) setTimeout(() => c.destroy(), 20); // the interrupted client
+      });
+      c.on("data", (d) => (out += d.toString()));
+      c.on("close", () => resolve(out));
+    });
+  const etcd1 = ["etcd", "--host", "lab1", "--config", "/c.yaml"];
+  const answers = await Promise.all([ask(etcd1, true), ask(etcd1), ask(etcd1), ask(["etcd", "--host", "lab2", "--config", "/c.yaml"])]);
+  await served;
+  const lab1 = spans.filter((s) => s.id === "etcd lab1").sort((a, b) => a.start - b.start);
+  assert.equal(lab1.length, 3, "the hung-up client's run still ran to its end");
+  for (let i = 1; i < lab1.length; i++) assert.ok(lab1[i]!.start >= lab1[i - 1]!.end, `run ${i} of etcd on lab1 began only after run ${i - 1} ended`);
+  const lab2 = spans.find((s) => s.id === "etcd lab2")!;
+  assert.ok(lab2.start < lab1[0]!.end, "another host's step ran beside them");
+  assert.match(answers[1]!, /waiting for the same step, still running from an earlier request/);
+  assert.match(answers[2]!, /\{"exit":0\}/);
+});
