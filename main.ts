@@ -1,5 +1,6 @@
 // cdktf app entry: the inventory comes from BINKUBE_CONFIG (default ./cluster.yaml).
-import { CLI_ENTRY } from "./src/paths";
+import * as path from "node:path";
+import { CLI_ENTRY, PACKAGE_ROOT } from "./src/paths";
 import { App } from "cdktf";
 import { ClusterStack, stackName } from "./stacks/cluster-stack";
 import { configPathFromEnv } from "./src/inventory/load";
@@ -14,8 +15,12 @@ async function main(): Promise<void> {
   checkTerraformVersion(cluster.inv.engine, say);
   // cdktf's own validations spawn `terraform version` once per resource; checked once above.
   const app = new App({ skipValidation: true });
-  new ClusterStack(app, stackName(cluster.inv), cluster, { binkube: [process.execPath, CLI_ENTRY] });
+  const name = stackName(cluster.inv);
+  new ClusterStack(app, name, cluster, { binkube: [process.execPath, CLI_ENTRY] });
   app.synth();
+  // Resources to create: their steps will want the step server, so start it now, while Terraform
+  // initializes and plans, rather than on the first step's critical path (bin/step-client.cjs).
+  if (cluster.plan.newInstances > 0) (require(path.join(PACKAGE_ROOT, "bin", "step-client.cjs")) as { prestart(stackDir: string): boolean }).prestart(path.resolve(app.outdir, "stacks", name));
 }
 
 main().catch((e: Error) => {

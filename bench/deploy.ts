@@ -112,7 +112,7 @@ function forgetDeploy(dir: string, inv: string): void {
   for (const s of fs.existsSync(stacks) ? fs.readdirSync(stacks) : []) if (s.endsWith(`-${tag}`)) fs.rmSync(path.join(stacks, s), { recursive: true, force: true });
 }
 
-async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube: Record<StepMode, number> }> {
+async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube: Record<StepMode, number>; floor: number }> {
   const dir = tempDir(`binkube-bench-deploy-${n}-`);
   try {
     await must("fixtures", run("bash", [path.join(ROOT, "test", "fixtures", "debian-binaries.sh"), path.join(dir, "bin")], { timeoutMs: 900_000 }));
@@ -134,7 +134,12 @@ async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube:
       console.log(`etcd-level first deploy, ${n} hosts, binkube (step ${mode}) ${cpuNote(bk)}:\n${phaseTable(stepRuns(dir, 0), { start, ms: bk.ms })}`);
       binkube[mode] = bk.ms / 1000;
     }
-    return { n, hand: hand.ms / 1000, binkube };
+    // cdktf's own first deploy of one resource (init included), in the same conditions: what any
+    // cdktf-driven deploy pays before its first step could start
+    const floorStack = await cdktfFloor();
+    floorStack.done();
+    console.log(`cdktf floor: first deploy of a one-resource stack ${floorStack.first.toFixed(1)} s`);
+    return { n, hand: hand.ms / 1000, binkube, floor: floorStack.first };
   } finally {
     await labDown({ dir, log: () => undefined });
   }
@@ -144,7 +149,7 @@ async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube:
  * A one-resource cdktf stack in plain JavaScript: what any `cdktf deploy` costs with nothing to
  * do. Returns its no-op deploy (after one real one) and a cleanup.
  */
-async function cdktfFloor(): Promise<{ noop: () => Promise<number>; done: () => void }> {
+async function cdktfFloor(): Promise<{ first: number; noop: () => Promise<number>; done: () => void }> {
   const dir = tempDir("binkube-bench-floor-");
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
   fs.writeFileSync(path.join(dir, "cdktf.json"), JSON.stringify({ language: "typescript", app: "node main.js", projectId: "floor", sendCrashReports: "false", terraformProviders: [], terraformModules: [], context: {} }));
@@ -160,8 +165,8 @@ async function cdktfFloor(): Promise<{ noop: () => Promise<number>; done: () => 
     ].join("\n"),
   );
   const deploy = () => must("floor deploy", run("npx", ["cdktf", "deploy", "--auto-approve"], { cwd: dir, env: { ...process.env, CHECKPOINT_DISABLE: "1" }, timeoutMs: 300_000 }));
-  await deploy();
-  return { noop: async () => (await deploy()).ms / 1000, done: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  const first = (await deploy()).ms / 1000;
+  return { first, noop: async () => (await deploy()).ms / 1000, done: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 async function fullCluster(n: number, noop: boolean): Promise<{ n: number; first: number; noop?: string }> {
@@ -219,12 +224,13 @@ async function main(): Promise<void> {
   const full = sizes(argv, "--full", [3, 6]);
   const summary: string[] = [];
   if (etcd) {
-    const rows: { n: number; hand: number; binkube: Record<StepMode, number> }[] = [];
+    const rows: { n: number; hand: number; binkube: Record<StepMode, number>; floor: number }[] = [];
     for (const n of etcd) rows.push(await etcdLevel(n));
     for (const r of rows)
       summary.push(
         `etcd-level first deploy, ${r.n} hosts: by hand ${r.hand.toFixed(1)} s, binkube ${r.binkube.server.toFixed(1)} s, ratio ${(r.binkube.server / r.hand).toFixed(2)}x ` +
-          `(one process per step: ${r.binkube.process.toFixed(1)} s, ${(r.binkube.process / r.hand).toFixed(2)}x)`,
+          `(one process per step: ${r.binkube.process.toFixed(1)} s, ${(r.binkube.process / r.hand).toFixed(2)}x); ` +
+          `cdktf's first deploy of one resource ${r.floor.toFixed(1)} s (${(r.floor / r.hand).toFixed(2)}x of by hand)`,
       );
     if (rows.length > 1) summary.push(`etcd-level, ${rows.at(-1)!.n} hosts / ${rows[0]!.n} hosts: binkube ${(rows.at(-1)!.binkube.server / rows[0]!.binkube.server).toFixed(2)}x; by hand ${(rows.at(-1)!.hand / rows[0]!.hand).toFixed(2)}x`);
   }

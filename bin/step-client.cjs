@@ -7,7 +7,6 @@
 const crypto = require("node:crypto");
 const fs = require("node:fs");
 const net = require("node:net");
-const os = require("node:os");
 const path = require("node:path");
 const { spawn } = require("node:child_process");
 
@@ -15,14 +14,24 @@ const ROOT = path.join(__dirname, "..");
 const BOOT_MS = performance.now();
 
 /**
+ * Variables that differ between cdktf's app and Terraform's local-exec and that no step reads
+ * (cdktf's own, Terraform's user agent, the shell's directories, and TF_VAR_*, which cdktf
+ * withholds from the app): left out of the server's name, so the app can start the deploy's
+ * server before Terraform runs its first step (prestart).
+ */
+const unkeyed = (name) => name.startsWith("CDKTF_") || name.startsWith("TF_VAR_") || ["SYNTH_HCL_OUTPUT", "TF_APPEND_USER_AGENT", "PWD", "OLDPWD"].includes(name);
+
+/**
  * The server this client may use: one per build of binkube, environment and working directory,
  * since a step reads process.env (PG_CONN_STR, BINKUBE_*) and resolves paths against the cwd.
  * Undefined when no server can be used safely.
  */
-function serverPaths(distIsFresh) {
-  if (process.env.BINKUBE_STEP_SERVER === "0" || process.platform === "win32" || !distIsFresh(ROOT)) return undefined;
+function serverPaths(distIsFresh, env = process.env, cwd = process.cwd()) {
+  if (env.BINKUBE_STEP_SERVER === "0" || process.platform === "win32" || !distIsFresh(ROOT)) return undefined;
   const uid = process.getuid();
-  const dir = path.join(os.tmpdir(), `binkube-${uid}`);
+  // os.tmpdir() as the environment given would have it (the app names the steps' server)
+  const tmp = (env.TMPDIR || env.TMP || env.TEMP || "/tmp").replace(/(.)\/+$/, "$1");
+  const dir = path.join(tmp, `binkube-${uid}`);
   try {
     fs.mkdirSync(dir, { mode: 0o700 });
   } catch (e) {
@@ -33,10 +42,12 @@ function serverPaths(distIsFresh) {
   const st = fs.lstatSync(dir);
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) return undefined;
   const build = fs.statSync(path.join(ROOT, "dist", ".sources.json"));
-  const env = Object.entries(process.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const keyed = Object.entries(env)
+    .filter(([name]) => !unkeyed(name))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const key = crypto
     .createHash("sha256")
-    .update(JSON.stringify([process.execPath, ROOT, `${build.size}:${build.mtimeMs}`, process.cwd(), env]))
+    .update(JSON.stringify([process.execPath, ROOT, `${build.size}:${build.mtimeMs}`, cwd, keyed]))
     .digest("hex")
     .slice(0, 20);
   const base = path.join(dir, key);
@@ -80,7 +91,7 @@ function request(socket, argv) {
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
 /** Starts a server unless another client is starting one (the spawn lock); stale locks expire. */
-function startServer(p) {
+function startServer(p, env = process.env, cwd = process.cwd()) {
   try {
     fs.writeFileSync(p.lock, String(process.pid), { flag: "wx", mode: 0o600 });
   } catch {
@@ -95,8 +106,8 @@ function startServer(p) {
   const child = spawn(process.execPath, [path.join(ROOT, "bin", "binkube.cjs"), "step-server", "--socket", p.socket, "--spawn-lock", p.lock], {
     detached: true,
     stdio: ["ignore", log, log],
-    env: process.env,
-    cwd: process.cwd(),
+    env,
+    cwd,
   });
   child.on("error", () => fs.rmSync(p.lock, { force: true }));
   child.unref();
@@ -130,4 +141,21 @@ async function main() {
   process.exitCode = code;
 }
 
-module.exports = { main, serverPaths };
+/**
+ * Called by the cdktf app once synthesis has planned new resources: starts the server the steps
+ * of this deploy will ask for (Terraform runs them in STACK_DIR with the app's environment less
+ * what cdktf set for the app), while Terraform initializes and plans, instead of on the first
+ * step's critical path. Nothing happens if it is running, or if it cannot be named safely.
+ */
+function prestart(stackDir, env = process.env) {
+  const tfEnv = Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith("CDKTF_") && name !== "SYNTH_HCL_OUTPUT"));
+  tfEnv.PWD = stackDir;
+  // cdktf gives the app NODE_OPTIONS=--max-old-space-size=4096 when the operator set none
+  if (tfEnv.NODE_OPTIONS === "--max-old-space-size=4096") delete tfEnv.NODE_OPTIONS;
+  const p = serverPaths(require("./entry.cjs").distIsFresh, tfEnv, stackDir);
+  if (!p || fs.existsSync(p.socket)) return false;
+  startServer(p, tfEnv, stackDir);
+  return true;
+}
+
+module.exports = { main, serverPaths, prestart };

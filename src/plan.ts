@@ -33,6 +33,8 @@ export interface StepInstance {
 export interface Plan {
   inv: Inventory;
   instances: StepInstance[];
+  /** How many instances Terraform has not applied yet (all of them on a first deploy). */
+  newInstances: number;
 }
 
 /**
@@ -205,7 +207,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
     ids.add(inst.id);
   }
   checkSharedPaths(instances);
-  return { inv, instances: dependencyOrder(instances) };
+  return { inv, instances: dependencyOrder(instances), newInstances: instances.filter((i) => !applied.has(i.id)).length };
 }
 
 /**

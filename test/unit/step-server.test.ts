@@ -120,3 +120,36 @@ test("a step server runs one instance at a time (a re-run waits for the run an i
   assert.match(answers[1]!, /waiting for the same step, still running from an earlier request/);
   assert.match(answers[2]!, /\{"exit":0\}/);
 });
+
+test("the server the cdktf app starts before Terraform runs is the one Terraform's steps reach (cdktf's own variables aside)", async () => {
+  const file = await cluster();
+  const tmp = tempDir("binkube-sock-");
+  const stackDir = tempDir("binkube-stack-");
+  const base: Record<string, string> = { ...(process.env as Record<string, string>), TMPDIR: tmp };
+  delete base.NODE_OPTIONS;
+  // what cdktf 0.21 gives its app, and what Terraform's local-exec has instead (seen in a real deploy)
+  const appEnv = { ...base, CDKTF_OUTDIR: "cdktf.out", CDKTF_CONTEXT_JSON: "{}", CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS: "true", SYNTH_HCL_OUTPUT: "false", NODE_OPTIONS: "--max-old-space-size=4096", PWD: "/elsewhere" };
+  const execEnv = { ...base, TF_APPEND_USER_AGENT: "cdktf/0.21.0", PWD: stackDir };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const client = require("../../bin/step-client.cjs") as { prestart(stackDir: string, env: NodeJS.ProcessEnv): boolean };
+  assert.equal(client.prestart(stackDir, appEnv), true);
+  const sockDir = path.join(tmp, `binkube-${process.getuid!()}`);
+  const listening = () => fs.readdirSync(sockDir).filter((f) => f.endsWith(".sock"));
+  for (let i = 0; i < 500 && listening().length === 0; i++) await new Promise((res) => setTimeout(res, 10));
+  assert.equal(listening().length, 1, "the prestarted server listens");
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [BIN, "step", "etcd", "--host", "k8s-node", "--config", file, "--hash", "0".repeat(64)], { env: execEnv, cwd: stackDir, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    p.on("close", (code) => resolve({ code, stderr }));
+  });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /step etcd on k8s-node: drift/);
+  const logs = serverLogs(tmp);
+  assert.equal(logs.length, 1, `the step used the prestarted server, none of its own: ${logs.join("\n---\n")}`);
+  assert.match(logs[0]!, /: exit 1/);
+  assert.equal(client.prestart(stackDir, appEnv), false, "a running server is not started twice");
+  // an operator's own NODE_OPTIONS reaches the steps: another server, never a silent mix
+  assert.equal(client.prestart(stackDir, { ...appEnv, NODE_OPTIONS: "--max-old-space-size=2048" }), true);
+  assert.equal(serverLogs(tmp).length, 2);
+});
