@@ -131,6 +131,7 @@ async function viaServer(argv, distIsFresh) {
 async function main() {
   const argv = process.argv.slice(3); // after "step"
   const { distIsFresh, load } = require("./entry.cjs");
+  if (argv.includes("--help")) return load("src/cli/main"); // the CLI's own usage text
   let code;
   try {
     code = await viaServer(argv, distIsFresh);
