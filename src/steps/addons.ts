@@ -104,8 +104,13 @@ export const addons: StepDef = {
   description: "flannel and CoreDNS manifests",
   hosts: (inv) => hostsWithRole(inv, "master"),
   deps: [
+    // the addons' RBAC and PodSecurityPolicies
     { step: "bootstrap", on: "all" },
+    // CoreDNS and metrics-server are Deployments: the controller-manager makes their pods, the
+    // scheduler places them
+    { step: "controller-manager", on: "all" },
     { step: "scheduler", on: "all" },
+    // Service traffic (CoreDNS, the metrics API) needs every node's kube-proxy (and so its kubelet)
     { step: "kube-proxy", on: "all" },
   ],
   run: runAddons,

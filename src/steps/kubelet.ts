@@ -107,9 +107,15 @@ export const kubelet: StepDef = {
   description: "kubelet: binaries, CNI plugins, bootstrap kubeconfig, config, unit",
   hosts: kubeletHosts,
   deps: [
+    // dockershim: kubelet v1.17 runs its pods through this host's docker
     { step: "runtime", on: "same-host" },
+    // the bootstrap token, its RBAC and CSR auto-approval; bootstrap itself runs after every
+    // apiserver, so a kubelet is never newer than an apiserver (the version-skew order)
     { step: "bootstrap", on: "all" },
-    { step: "controller-manager", on: "all" },
+    // Not the controller-manager, although it approves and signs the kubelet's CSR: the kubelet
+    // waits for its certificate itself (a watch, and the gate's node Ready), so a new node's
+    // upload and start overlap the controller-manager's. A node that already runs rolls after the
+    // whole control plane (plan.ts nodeRollDeps).
   ],
   run: runKubelet,
   nodeRoll: true,

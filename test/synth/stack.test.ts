@@ -62,7 +62,9 @@ describe("cluster stack", () => {
     const deps = (id: string) => (s.resources[id]!.depends_on ?? []).map((d) => d.split(".")[1]).sort();
     assert.deepEqual(deps("etcd-health"), ["etcd_k8s_master", "etcd_k8s_node", "etcd_k8s_node2"]);
     assert.deepEqual(deps("apiserver_k8s_master"), ["etcd-health", "prepare_k8s_master"]);
-    assert.deepEqual(deps("kubelet_k8s_node"), ["bootstrap", "controller_manager_k8s_master", "runtime_k8s_node"]);
+    // a new node's kubelet does not wait for the controller-manager (its CSR waits for it instead)
+    assert.deepEqual(deps("kubelet_k8s_node"), ["bootstrap", "runtime_k8s_node"]);
+    assert.ok(deps("addons").includes("controller_manager_k8s_master"), "the addons' Deployments need the controller-manager");
     assert.deepEqual(deps("kube_proxy_k8s_node2"), ["kubelet_k8s_node2"]);
     assert.deepEqual(deps("prepare_k8s_node"), []);
     // a first bootstrap starts every etcd member together (nothing runs yet, so nothing rolls)
