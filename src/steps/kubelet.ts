@@ -28,6 +28,9 @@ const BOOTSTRAP_KUBECONFIG = `${K8S.cfg}/bootstrap.kubeconfig`;
  * control plane, and bootstrap.kubeconfig on the node, both over stdin. Returns the token's
  * Secret name, to delete once the node is Ready; undefined for a node that already joined.
  */
+/** Where the kubelet's certificate manager links the client certificate its CSR brought (--cert-dir). */
+const CLIENT_CERT = `${K8S.ssl}/kubelet-client-current.pem`;
+
 async function issueBootstrapToken(rc: RunContext, control: StepRemote): Promise<string | undefined> {
   if (await hasJoined(rc)) return undefined;
   const t = newBootstrapToken();
@@ -74,6 +77,11 @@ async function runKubelet(rc: RunContext): Promise<string> {
   const control = await rc.controlPlane();
   const token = await issueBootstrapToken(rc, control);
   const action = await applyUnit(rc, "kubelet", sync.changed.length > 0 || token !== undefined);
+  // With rotateCertificates, kubelet v1.17 bootstraps in the background: it registers its node
+  // only once its API client uses the certificate its CSR brought, which a fixed 10 s check picks
+  // up (pkg/kubelet/certificate/transport.go), 0-10 s after the file is written. A joining
+  // kubelet (no pod yet) is restarted once as soon as the file is there: it then starts with it.
+  let restartedWithCert = token === undefined;
   await activeAndHealthy(rc, "kubelet", { timeoutMs: 90_000 }, async () => {
     // A restarted kubelet serves again (logs, exec, metrics on :10250, with its new certificate) a
     // few seconds after its unit is active; its node may still read Ready from before the restart.
@@ -90,7 +98,14 @@ async function runKubelet(rc: RunContext): Promise<string> {
       `node ${rc.host.name} to register (TLS bootstrap, automatic CSR approval) and turn Ready`,
       async () => {
         const ready = await nodeReadyStatus(control, rc.host.name);
-        return ready === "True" ? true : ready ? "registered, not Ready yet" : "not registered";
+        if (ready === "True") return true;
+        if (ready) return "registered, not Ready yet";
+        if (!restartedWithCert && (await rc.sh(`test -s ${CLIENT_CERT} && echo have-cert || true`)).stdout.includes("have-cert")) {
+          restartedWithCert = true;
+          await rc.sh("systemctl restart kubelet");
+          return "not registered; restarted to register with its new client certificate";
+        }
+        return "not registered";
       },
       { timeoutMs: 180_000, intervalMs: 1000, log: rc.log, fix: `check journalctl -u kubelet on ${rc.host.name} and kubectl get csr` },
     );
