@@ -70,7 +70,13 @@ function request(socket, argv) {
       buf += chunk.toString("utf8");
       let nl;
       while ((nl = buf.indexOf("\n")) >= 0) {
-        const frame = JSON.parse(buf.slice(0, nl));
+        let frame;
+        try {
+          frame = JSON.parse(buf.slice(0, nl));
+        } catch {
+          sock.destroy(); // not a step server's answer: reported below as a server that ended
+          return;
+        }
         buf = buf.slice(nl + 1);
         if (typeof frame.err === "string") process.stderr.write(frame.err);
         if (typeof frame.exit === "number") exit = frame.exit;

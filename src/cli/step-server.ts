@@ -119,7 +119,10 @@ export async function serveSteps(socketPath: string, opts: ServeOptions = {}): P
     idle = setTimeout(stop, idleMs);
   }
 
+  let stopped = false;
   function stop(): void {
+    if (stopped) return;
+    stopped = true;
     // Unlink the name only while it is still ours: a newer server may have taken it over.
     try {
       if (fs.statSync(socketPath).ino === ownIno) fs.rmSync(socketPath);
