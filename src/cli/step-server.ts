@@ -123,9 +123,14 @@ export async function serveSteps(socketPath: string, opts: ServeOptions = {}): P
   function stop(): void {
     if (stopped) return;
     stopped = true;
-    // Unlink the name only while it is still ours: a newer server may have taken it over.
+    // Unlink the name only while it is still ours: a newer server may have taken it over. With
+    // it goes the log its client opened beside it (step-client.cjs): a clean exit leaves nothing
+    // to read; a server that dies keeps its log for the client's error message to point at.
     try {
-      if (fs.statSync(socketPath).ino === ownIno) fs.rmSync(socketPath);
+      if (fs.statSync(socketPath).ino === ownIno) {
+        fs.rmSync(socketPath);
+        if (socketPath.endsWith(".sock")) fs.rmSync(socketPath.replace(/\.sock$/, ".log"), { force: true });
+      }
     } catch {
       /* already gone */
     }

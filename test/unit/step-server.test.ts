@@ -71,6 +71,7 @@ test("a socket directory another user could write is never used: the step runs i
 
 test("a step server without requests exits and removes its socket; a bad request is answered, not fatal", async () => {
   const sock = path.join(tempDir("binkube-sock-"), "s.sock");
+  fs.writeFileSync(sock.replace(/\.sock$/, ".log"), "what the client opened\n");
   const served = serveSteps(sock, { idleMs: 300 });
   for (let i = 0; i < 100 && !fs.existsSync(sock); i++) await new Promise((res) => setTimeout(res, 10));
   const answer = await new Promise<string>((resolve) => {
@@ -83,6 +84,7 @@ test("a step server without requests exits and removes its socket; a bad request
   assert.match(answer, /\{"exit":2\}/);
   await served;
   assert.ok(!fs.existsSync(sock), "socket removed on exit");
+  assert.ok(!fs.existsSync(sock.replace(/\.sock$/, ".log")), "and its log with it");
 });
 
 test("a step server runs one instance at a time (a re-run waits for the run an interrupted client left), others side by side", async () => {
