@@ -11,15 +11,17 @@ const path = require("node:path");
 const { spawn } = require("node:child_process");
 
 const ROOT = path.join(__dirname, "..");
-const BOOT_MS = performance.now();
+
+/** Variables cdktf sets for its app only (seen in a real deploy): Terraform's steps never have them. */
+const appOnly = (name) => name.startsWith("CDKTF_") || name === "SYNTH_HCL_OUTPUT";
 
 /**
  * Variables that differ between cdktf's app and Terraform's local-exec and that no step reads
- * (cdktf's own, Terraform's user agent, the shell's directories, and TF_VAR_*, which cdktf
+ * (the app's own, Terraform's user agent, the shell's directories, and TF_VAR_*, which cdktf
  * withholds from the app): left out of the server's name, so the app can start the deploy's
  * server before Terraform runs its first step (prestart).
  */
-const unkeyed = (name) => name.startsWith("CDKTF_") || name.startsWith("TF_VAR_") || ["SYNTH_HCL_OUTPUT", "TF_APPEND_USER_AGENT", "PWD", "OLDPWD"].includes(name);
+const unkeyed = (name) => appOnly(name) || name.startsWith("TF_VAR_") || ["TF_APPEND_USER_AGENT", "PWD", "OLDPWD"].includes(name);
 
 /**
  * The server this client may use: one per build of binkube, environment and working directory,
@@ -58,12 +60,12 @@ function serverPaths(distIsFresh, env = process.env, cwd = process.cwd()) {
  * One request: resolves to the step's exit code, or to undefined when no server answered at
  * all (none listening, or it closed the connection before a single frame: nothing ran).
  */
-function request(socket, argv) {
+function request(p, argv) {
   return new Promise((resolve) => {
     let answered = false;
     let exit;
     let buf = "";
-    const sock = net.connect(socket);
+    const sock = net.connect(p.socket);
     sock.on("connect", () => sock.write(`${JSON.stringify({ argv, bootMs: performance.now() })}\n`));
     sock.on("data", (chunk) => {
       answered = true;
@@ -86,7 +88,7 @@ function request(socket, argv) {
     sock.on("close", () => {
       if (!answered) return resolve(undefined);
       if (exit === undefined) {
-        process.stderr.write(`binkube: step ${argv.slice(0, 3).join(" ")}: the step server ended before the step did; its log: ${socket.replace(/\.sock$/, ".log")}. Fix: re-run \`npx cdktf deploy\` (a step is safe to re-run), or set BINKUBE_STEP_SERVER=0 to run each step in its own process\n`);
+        process.stderr.write(`binkube: step ${argv.slice(0, 3).join(" ")}: the step server ended before the step did; its log: ${p.log}. Fix: re-run \`npx cdktf deploy\` (a step is safe to re-run), or set BINKUBE_STEP_SERVER=0 to run each step in its own process\n`);
         return resolve(1);
       }
       resolve(exit);
@@ -126,7 +128,7 @@ async function viaServer(argv, distIsFresh) {
   if (!p) return undefined;
   const deadline = Date.now() + 15_000;
   for (let attempt = 0; Date.now() < deadline; attempt++) {
-    const code = await request(p.socket, argv);
+    const code = await request(p, argv);
     if (code !== undefined) return code;
     if (attempt === 0 || attempt % 40 === 0) startServer(p);
     await sleep(25);
@@ -155,7 +157,7 @@ async function main() {
  * step's critical path. Nothing happens if it is running, or if it cannot be named safely.
  */
 function prestart(stackDir, env = process.env) {
-  const tfEnv = Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith("CDKTF_") && name !== "SYNTH_HCL_OUTPUT"));
+  const tfEnv = Object.fromEntries(Object.entries(env).filter(([name]) => !appOnly(name)));
   tfEnv.PWD = stackDir;
   // cdktf gives the app NODE_OPTIONS=--max-old-space-size=4096 when the operator set none
   if (tfEnv.NODE_OPTIONS === "--max-old-space-size=4096") delete tfEnv.NODE_OPTIONS;

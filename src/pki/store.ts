@@ -186,9 +186,9 @@ async function ensureServiceAccountKey(dir: string, changes: PkiChange[]): Promi
 }
 
 /**
- * Read-only load for the step runner: never creates or reissues anything. The PKI as it is on disk (nothing created). Each CA, leaf pair and key is read and parsed on
- * first use: a step process renders one instance, which ships a few of them, and parsing all
- * of them was most of its plan load. Missing files fail here; an unreadable pair where it is used.
+ * Read-only load for the step runner: the PKI as it is on disk, never created or reissued here.
+ * Each CA, leaf pair and key is read and parsed on first use: a step process renders one
+ * instance, which ships a few of them, and parsing all of them was most of its plan load. Missing files fail here; an unreadable pair where it is used.
  */
 export function loadPki(inv: Inventory): Pki {
   const dir = inv.pkiDir;

@@ -22,15 +22,14 @@ import { shq } from "../remote/shell";
  */
 export const flannelCniConfig = () => templated("/etc/cni/net.d/10-flannel.conflist", "cni/10-flannel.conflist", {});
 const BOOTSTRAP_KUBECONFIG = `${K8S.cfg}/bootstrap.kubeconfig`;
+/** Where the kubelet's certificate manager links the client certificate its CSR brought (--cert-dir). */
+const CLIENT_CERT = `${K8S.ssl}/kubelet-client-current.pem`;
 
 /**
  * A node without a client certificate yet gets a bootstrap token of its own: a Secret on the
  * control plane, and bootstrap.kubeconfig on the node, both over stdin. Returns the token's
  * Secret name, to delete once the node is Ready; undefined for a node that already joined.
  */
-/** Where the kubelet's certificate manager links the client certificate its CSR brought (--cert-dir). */
-const CLIENT_CERT = `${K8S.ssl}/kubelet-client-current.pem`;
-
 async function issueBootstrapToken(rc: RunContext, control: StepRemote): Promise<string | undefined> {
   if (await hasJoined(rc)) return undefined;
   const t = newBootstrapToken();

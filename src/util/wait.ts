@@ -11,9 +11,8 @@ export class GateClock {
   since = 0;
 }
 // A step server runs several instances at once in one process: each run's gates count on the
-// clock of its own async context (runStep's withGateClock), the process-wide one otherwise.
+// clock of its own async context (runStep's withGateClock); a wait outside any run is not counted.
 const clocks = new AsyncLocalStorage<GateClock>();
-const processClock = new GateClock();
 
 /** Runs fn with a gate clock of its own; bench:deploy's table reports it as the instance's gate wait. */
 export function withGateClock<T>(fn: (clock: GateClock) => Promise<T>): Promise<T> {
@@ -24,11 +23,6 @@ export function withGateClock<T>(fn: (clock: GateClock) => Promise<T>): Promise<
 /** A health gate said no (timed out, or a verdict such as a failed unit). */
 export class GateError extends BinkubeError {}
 
-/**
- * Calls `probe` until it returns true or the deadline passes. A string return is the current
- * state ("2/3 members healthy"), shown every ~10 s and in the timeout error; any other error is
- * retried as a state, a GateError ends the wait at once.
- */
 interface WaitOptions {
   timeoutMs: number;
   intervalMs?: number;
@@ -36,14 +30,19 @@ interface WaitOptions {
   fix: string;
 }
 
+/**
+ * Calls `probe` until it returns true or the deadline passes. A string return is the current
+ * state ("2/3 members healthy"), shown every ~10 s and in the timeout error; any other error is
+ * retried as a state, a GateError ends the wait at once.
+ */
 export async function waitFor(what: string, probe: () => Promise<true | string>, opts: WaitOptions): Promise<void> {
   const start = Date.now();
-  const clock = clocks.getStore() ?? processClock;
-  if (clock.waiting++ === 0) clock.since = start;
+  const clock = clocks.getStore();
+  if (clock && clock.waiting++ === 0) clock.since = start;
   try {
     await poll(what, probe, opts, start);
   } finally {
-    if (--clock.waiting === 0) clock.waitedMs += Date.now() - clock.since;
+    if (clock && --clock.waiting === 0) clock.waitedMs += Date.now() - clock.since;
   }
 }
 
