@@ -59,8 +59,9 @@ function serverPaths(distIsFresh, env = process.env, cwd = process.cwd()) {
 /**
  * One request: resolves to the step's exit code, or to undefined when no server answered at
  * all (none listening, or it closed the connection before a single frame: nothing ran).
+ * `refused` learns whether a socket was there with nobody listening (a server that died).
  */
-function request(p, argv) {
+function request(p, argv, refused = {}) {
   return new Promise((resolve) => {
     let answered = false;
     let exit;
@@ -84,7 +85,7 @@ function request(p, argv) {
         if (typeof frame.exit === "number") exit = frame.exit;
       }
     });
-    sock.on("error", () => undefined);
+    sock.on("error", (e) => (refused.stale = e.code === "ECONNREFUSED"));
     sock.on("close", () => {
       if (!answered) return resolve(undefined);
       if (exit === undefined) {
@@ -98,8 +99,12 @@ function request(p, argv) {
 
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
-/** Starts a server unless another client is starting one (the spawn lock); stale locks expire. */
-function startServer(p, env = process.env, cwd = process.cwd()) {
+/**
+ * Starts a server unless another client is starting one (the spawn lock; stale locks expire) or
+ * one is already listening: a server renames its socket into place before it frees the lock, so
+ * a socket found under the lock is a live server, unless a request was just refused there.
+ */
+function startServer(p, env = process.env, cwd = process.cwd(), staleSocket = false) {
   try {
     fs.writeFileSync(p.lock, String(process.pid), { flag: "wx", mode: 0o600 });
   } catch {
@@ -108,6 +113,10 @@ function startServer(p, env = process.env, cwd = process.cwd()) {
     } catch {
       /* the starter finished meanwhile */
     }
+    return;
+  }
+  if (!staleSocket && fs.existsSync(p.socket)) {
+    fs.rmSync(p.lock, { force: true }); // it came up while this client was between two tries
     return;
   }
   const log = fs.openSync(p.log, "w", 0o600);
@@ -128,9 +137,10 @@ async function viaServer(argv, distIsFresh) {
   if (!p) return undefined;
   const deadline = Date.now() + 15_000;
   for (let attempt = 0; Date.now() < deadline; attempt++) {
-    const code = await request(p, argv);
+    const refused = {};
+    const code = await request(p, argv, refused);
     if (code !== undefined) return code;
-    if (attempt === 0 || attempt % 40 === 0) startServer(p);
+    if (attempt === 0 || attempt % 40 === 0) startServer(p, process.env, process.cwd(), refused.stale === true);
     await sleep(25);
   }
   return undefined;

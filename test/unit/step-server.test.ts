@@ -155,3 +155,31 @@ test("the server the cdktf app starts before Terraform runs is the one Terraform
   assert.equal(client.prestart(stackDir, { ...appEnv, NODE_OPTIONS: "--max-old-space-size=2048" }), true);
   assert.equal(serverLogs(tmp).length, 2);
 });
+
+test("a socket left by a server that died is replaced by a new server, not waited on", async () => {
+  const file = await cluster();
+  const tmp = tempDir("binkube-sock-");
+  const args = ["step", "etcd", "--host", "k8s-node", "--config", file, "--hash", "0".repeat(64)];
+  const first = await binkube(args, { TMPDIR: tmp });
+  assert.equal(first.code, 1);
+  const dir = path.join(tmp, `binkube-${process.getuid!()}`);
+  const sock = fs.readdirSync(dir).find((f) => f.endsWith(".sock"))!;
+  // kill that server hard: its socket stays behind, refusing connections
+  const pid = Number(/\(pid (\d+)\)/.exec(serverLogs(tmp)[0]!)![1]);
+  process.kill(pid, "SIGKILL");
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid, 0);
+      await new Promise((res) => setTimeout(res, 10));
+    } catch {
+      break;
+    }
+  }
+  assert.ok(fs.existsSync(path.join(dir, sock)), "the dead server's socket is still there");
+  const again = await binkube(args, { TMPDIR: tmp });
+  assert.deepEqual(again, first, "same answer");
+  const log = serverLogs(tmp)[0]!;
+  assert.match(log, /listening on/, "a new server started under the same name");
+  assert.doesNotMatch(log, new RegExp(`\\(pid ${pid}\\)`));
+  assert.match(log, /step etcd --host k8s-node: exit 1/, "and answered the step");
+});
