@@ -202,9 +202,12 @@ export function startHost(h: LabHost): void {
 
 export function hostRunning(h: LabHost): boolean {
   if (!processAlive(h.pid, h.pidStartTime)) return false;
-  // Still the shell (about to exec) or already nspawn: both are ours.
+  // Still the shell (about to exec) or already nspawn: both are ours. While the shell execs
+  // nspawn, /proc/PID/cmdline reads empty for a moment; the process is alive and no zombie
+  // (processAlive), so that is ours too. A CI run once failed "exited while booting" here with
+  // nothing from nspawn in the console log after the start header.
   const cmd = procCmdline(h.pid as number);
-  return cmd.some((a) => a.endsWith("systemd-nspawn")) || cmd[0] === "/bin/sh";
+  return cmd.length === 0 || cmd.some((a) => a.endsWith("systemd-nspawn")) || cmd[0] === "/bin/sh";
 }
 
 export function sshBaseArgs(st: LabState, timeoutSeconds = 10): string[] {
