@@ -11,7 +11,8 @@ import { checkTerraformVersion } from "./stacks/terraform-version";
 async function main(): Promise<void> {
   // stdout: cdktf shows an app's stderr as ERROR lines
   const say = logger(process.stdout);
-  const cluster = await synthCluster(configPathFromEnv(), say);
+  // Leaf keys are left to the steps that ship them (pki/issuance.ts): the first steps start sooner.
+  const cluster = await synthCluster(configPathFromEnv(), say, { defer: true });
   checkTerraformVersion(cluster.inv.engine, say);
   // cdktf's own validations spawn `terraform version` once per resource; checked once above.
   const app = new App({ skipValidation: true });

@@ -6,7 +6,7 @@ import { loadInventory } from "./inventory/load";
 import { Host, Inventory, InventoryIssue } from "./inventory/types";
 import { readLedger, updateLedger } from "./inventory/ledger";
 import { certKubeconfig } from "./pki/kubeconfig";
-import { EnsureOptions, Pki, PkiChange, ensurePki, loadPki } from "./pki/store";
+import { EnsureOptions, Pki, PkiChange, ensurePki, issuePending, loadPki } from "./pki/store";
 import { writeFileAtomic } from "./util/fs";
 import { Plan, StepInstance, buildPlan, planInstance } from "./plan";
 import { StepDef } from "./steps/types";
@@ -21,22 +21,30 @@ export interface Cluster {
   plan: Plan;
 }
 
+/**
+ * `pki.defer` (the cdktf app): leaves to (re)issue get only their issuance records, and the
+ * plan's files are rendered as triggers see them (records in place of leaves): only its triggers
+ * are used. Otherwise the files are what the hosts would receive.
+ */
 export async function openCluster(configFile: string, opts: { create: boolean; pki?: EnsureOptions }): Promise<Cluster> {
   const { inventory: inv, warnings } = loadInventory(configFile);
   let pki: Pki;
+  let identity: Pki;
   let pkiChanges: PkiChange[] = [];
   let removed: Host[];
   if (opts.create) {
-    ({ pki, changes: pkiChanges } = await ensurePki(inv, opts.pki));
-    writeAdminKubeconfig(inv, pki);
+    ({ pki, identity, changes: pkiChanges } = await ensurePki(inv, opts.pki));
+    if (pki.leaves.has("admin")) writeAdminKubeconfig(inv, pki);
     removed = updateLedger(inv);
   } else {
     pki = loadPki(inv);
+    identity = (pki as ReturnType<typeof loadPki>).identity;
     removed = goneHosts(inv);
   }
   const binaries = openBinaries(inv);
   // Synthesis orders rolling chains by what is already applied.
-  const plan = buildPlan({ inv, pki, binaries, gone: removed }, { applied: opts.create ? appliedResourcesOf(inv) : new Map() });
+  const applied = opts.create ? appliedResourcesOf(inv) : new Map<string, string[]>();
+  const plan = buildPlan({ inv, pki: identity, binaries, gone: removed }, { applied, shipPki: opts.pki?.defer ? undefined : pki });
   return { inv, warnings, pki, pkiChanges, binaries, plan };
 }
 
@@ -49,12 +57,21 @@ export interface StepScope {
 
 /**
  * Opens one (step, host) instance for `binkube step`. Undefined when the step does not run on
- * that host. Unlike openCluster it renders no other step and reads no state.
+ * that host. Unlike openCluster it renders no other step and reads no state. The leaves the
+ * instance ships that synth only recorded are issued here, first (pki/issuance.ts).
  */
-export function openStepInstance(configFile: string, step: StepDef, hostName: string): { inv: Inventory; binaries: BinaryIndex; inst?: StepScope["inst"] } {
+export async function openStepInstance(configFile: string, step: StepDef, hostName: string): Promise<{ inv: Inventory; binaries: BinaryIndex; inst?: StepScope["inst"] }> {
   const { inventory: inv } = loadInventory(configFile);
   const binaries = openBinaries(inv);
-  return { inv, binaries, inst: planInstance({ inv, pki: loadPki(inv), binaries, gone: goneHosts(inv) }, step, hostName) };
+  const pki = loadPki(inv);
+  const ctx = { inv, pki: pki.identity, binaries, gone: goneHosts(inv) };
+  // Rendered as triggers see it first: its hash, and (pki.used) which leaves it ships.
+  const planned = planInstance(ctx, step, hostName);
+  if (!planned) return { inv, binaries };
+  const issued = await issuePending(inv, pki.used);
+  // The local admin.kubeconfig waits for its certificate (openCluster writes it when it exists).
+  if (issued.includes("admin")) writeAdminKubeconfig(inv, pki);
+  return { inv, binaries, inst: { ...planned, files: step.files({ ...ctx, pki }, planned.host) } };
 }
 
 /** Hosts in the ledger that left the inventory: the remove step's hosts. */

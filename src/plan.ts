@@ -5,6 +5,7 @@ import { sha256 } from "./util/hash";
 import { BinaryIndex } from "./binaries/source";
 import { Host, Inventory } from "./inventory/types";
 import { STEPS } from "./steps";
+import type { Pki } from "./pki/store";
 import { PlannedFile, StepContext, StepDef, StepName } from "./steps/types";
 
 /** Bump when a step's remote procedure changes in a way that must re-run it everywhere. */
@@ -158,10 +159,16 @@ function nodeRollDeps(ctx: StepContext, applied: ReadonlyMap<string, string[]>):
 export interface PlanOptions {
   /** Resources in the Terraform state, with their recorded dependencies: they roll after new ones, in their recorded order. */
   applied?: ReadonlyMap<string, string[]>;
+  /** The PKI the instances' files are rendered with, when ctx.pki is the one triggers see. */
+  shipPki?: Pki;
 }
 
-/** One instance's files, trigger map and hash: what its resource carries and its process ships. */
-function renderInstance(ctx: StepContext, step: StepDef, host: Host): Pick<StepInstance, "files" | "triggers" | "hash"> {
+/**
+ * One instance's files, trigger map and hash: what its resource carries and its process ships.
+ * Triggers hash the files rendered with ctx.pki, the PKI as triggers see it (pki/issuance.ts);
+ * the files returned are rendered with `shipPki` when given (what a host receives), else the same.
+ */
+function renderInstance(ctx: StepContext, step: StepDef, host: Host, shipPki?: Pki): Pick<StepInstance, "files" | "triggers" | "hash"> {
   const files = step.files(ctx, host);
   const seen = new Set<string>();
   for (const f of files) {
@@ -172,7 +179,7 @@ function renderInstance(ctx: StepContext, step: StepDef, host: Host): Pick<StepI
   for (const f of [...files].sort((a, b) => a.path.localeCompare(b.path))) triggers[f.path] = fileHash(f, ctx.binaries);
   for (const [k, v] of Object.entries(step.triggers?.(ctx, host) ?? {})) triggers[`input:${k}`] = v;
   const hash = sha256(JSON.stringify(triggers));
-  return { files, triggers, hash };
+  return { files: shipPki && shipPki !== ctx.pki ? step.files({ ...ctx, pki: shipPki }, host) : files, triggers, hash };
 }
 
 export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
@@ -198,7 +205,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
       if (step.nodeRoll) dependsOn.push(...(rollDeps.get(host.name) ?? []).filter((d) => !dependsOn.includes(d)));
       const id = resourceId(step, host);
       ids.set(host.name, id);
-      instances.push({ step: step.name, host, id, ...renderInstance(ctx, step, host), dependsOn, firstBringUp });
+      instances.push({ step: step.name, host, id, ...renderInstance(ctx, step, host, opts.shipPki), dependsOn, firstBringUp });
     }
   }
   const ids = new Set<string>();
@@ -214,10 +221,10 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
  * The instance of one step on one host, rendered alone (what a step process needs: no other
  * step's files, no graph). Undefined when the step does not run on that host.
  */
-export function planInstance(ctx: StepContext, step: StepDef, hostName: string): Omit<StepInstance, "dependsOn" | "firstBringUp"> | undefined {
+export function planInstance(ctx: StepContext, step: StepDef, hostName: string, shipPki?: Pki): Omit<StepInstance, "dependsOn" | "firstBringUp"> | undefined {
   const host = instanceHosts(step, ctx.inv, ctx.gone).find((h) => h.name === hostName);
   if (!host) return undefined;
-  return { step: step.name, host, id: resourceId(step, host), ...renderInstance(ctx, step, host) };
+  return { step: step.name, host, id: resourceId(step, host), ...renderInstance(ctx, step, host, shipPki) };
 }
 
 /**

@@ -16,7 +16,7 @@ export async function synthCluster(configFile: string, say: Log, pkiOpts?: Ensur
 export function reportCluster(cluster: Cluster, say: Log): void {
   const { inv } = cluster;
   if (cluster.warnings.length > 0) say(formatIssues(inv.file, cluster.warnings, "warning"));
-  for (const c of cluster.pkiChanges) say(`pki: ${c.action} ${c.name} (${c.reason})`);
+  for (const c of cluster.pkiChanges) say(`pki: ${c.action} ${c.name} (${c.reason}${c.deferred ? "; issued by the first step that ships it" : ""})`);
   const missing = cluster.binaries.missing();
   if (missing.length > 0) {
     say(`warning: ${missing.length} binaries are not available yet (${missing.slice(0, 6).join(", ")}${missing.length > 6 ? ", …" : ""}); deploy will stop before touching a host until binaries.dir or binaries.urls provides them`);

@@ -1,7 +1,8 @@
 // `binkube certs check`: one row per certificate, like `kubeadm certs check-expiration`.
 import { Inventory } from "../inventory/types";
 import { CAS, leafSpecs } from "./catalog";
-import { Pki, leafProblem } from "./store";
+import { Pki, leafProblem, onDiskLeaf } from "./store";
+import { readRecord } from "./issuance";
 import { certFacts } from "./x509";
 import { formatTable } from "../util/table";
 
@@ -35,15 +36,20 @@ export function checkRows(inv: Inventory, pki: Pki, now = new Date()): CertRow[]
   };
   for (const ca of CAS) row(ca.name, undefined, certFacts(pki.cas[ca.name].cert));
   for (const spec of leafSpecs(inv)) {
-    const issued = pki.leaves.get(spec.name);
-    if (!issued) continue;
+    // Not the certificate its issuance record names (pki/issuance.ts): what is on disk, if anything.
+    const issued = pki.leaves.get(spec.name) ?? onDiskLeaf(pki.dir, spec.name);
+    const pending = !pki.leaves.get(spec.name) && readRecord(pki.dir, spec.name);
+    if (!issued) {
+      rows.push({ name: spec.name, subject: `CN=${spec.subject.cn}`, sans: [...spec.dnsNames, ...spec.ips].join(",") || "-", issuer: spec.ca, notAfter: "-", daysLeft: Number.POSITIVE_INFINITY, status: "pending: issued by the first step that ships it" });
+      continue;
+    }
     const problem = leafProblem(issued, spec, pki.cas[spec.ca], now);
-    row(spec.name, problem ? `WRONG: ${problem}` : undefined, certFacts(issued.cert));
+    row(spec.name, problem ? `WRONG: ${problem}` : pending ? (pending.issued ? "WRONG: not the certificate binkube issued (run npx cdktf deploy)" : "pending: reissued by the first step that ships it") : undefined, certFacts(issued.cert));
   }
   return rows;
 }
 
 export function formatCertTable(rows: CertRow[]): string {
   const head = ["CERTIFICATE", "SUBJECT", "SANS", "ISSUER", "EXPIRES", "DAYS LEFT", "STATUS"];
-  return formatTable(head, rows.map((r) => [r.name, r.subject, r.sans, r.issuer, r.notAfter, String(r.daysLeft), r.status]), 60);
+  return formatTable(head, rows.map((r) => [r.name, r.subject, r.sans, r.issuer, r.notAfter, Number.isFinite(r.daysLeft) ? String(r.daysLeft) : "-", r.status]), 60);
 }

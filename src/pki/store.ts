@@ -10,6 +10,8 @@ import { Issued, certFacts, createCA, generateKeyPair, issueLeaf, keyMatchesCert
 import { BinkubeError } from "../errors";
 import { processAlive, writeFileAtomic } from "../util/fs";
 import { EncryptionKeys, ensureEncryptionKeys, readEncryptionKeys } from "./encryption";
+import { IssueRecord, certMatchesRecord, identityOf, newRecord, readRecord, specHash, writeRecord } from "./issuance";
+import { sleep } from "../util/sleep";
 
 export interface Pki {
   dir: string;
@@ -24,6 +26,8 @@ export interface PkiChange {
   name: string;
   action: "created" | "reissued";
   reason: string;
+  /** Only its issuance record was written: the first step that ships it issues it. */
+  deferred?: boolean;
 }
 
 export interface EnsureOptions {
@@ -32,6 +36,8 @@ export interface EnsureOptions {
   now?: Date;
   /** Reissue a certificate that expires within this many days (0: only when expired). */
   renewWithinDays?: number;
+  /** Leave leaf keys to the steps that ship them (the cdktf app): write issuance records only. */
+  defer?: boolean;
 }
 
 
@@ -57,6 +63,11 @@ function loadPair(dir: string, name: string): Issued | undefined {
   }
 }
 
+/** A leaf's pair as it is on disk, whether or not it is the one its issuance record names. */
+export function onDiskLeaf(dir: string, name: string): Issued | undefined {
+  return loadPair(dir, name);
+}
+
 function savePair(dir: string, name: string, issued: Issued): void {
   writeFileAtomic(keyPath(dir, name), issued.keyPem, 0o600);
   writeFileAtomic(certPath(dir, name), issued.certPem, 0o644);
@@ -78,15 +89,18 @@ export function leafProblem(issued: Issued, spec: LeafSpec, ca: Issued, now: Dat
   return undefined;
 }
 
-function lock(dir: string): () => void {
+/**
+ * One attempt at the PKI lock (a directory holding its owner's pid; a dead owner's is taken over):
+ * the release function, or undefined while a live process holds it (its pid for the error).
+ */
+function tryLock(dir: string): { unlock?: () => void; holder: number } {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const lockDir = path.join(dir, ".lock");
-  const deadline = Date.now() + 60_000;
   for (;;) {
     try {
       fs.mkdirSync(lockDir);
       fs.writeFileSync(path.join(lockDir, "pid"), String(process.pid));
-      return () => fs.rmSync(lockDir, { recursive: true, force: true });
+      return { unlock: () => fs.rmSync(lockDir, { recursive: true, force: true }), holder: process.pid };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       const holder = Number(readIf(path.join(lockDir, "pid")));
@@ -94,14 +108,60 @@ function lock(dir: string): () => void {
         fs.rmSync(lockDir, { recursive: true, force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new BinkubeError(`${lockDir} is held by process ${holder}: another binkube is writing the PKI; wait for it or remove the directory if that process is gone`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+      return { holder };
     }
   }
 }
 
-/** Loads the PKI, creating what is missing and reissuing what is wrong. Returns what changed. */
-export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promise<{ pki: Pki; changes: PkiChange[] }> {
+const lockBusy = (dir: string, holder: number) => new BinkubeError(`${path.join(dir, ".lock")} is held by process ${holder}: another binkube is writing the PKI; wait for it or remove the directory if that process is gone`);
+
+/** The PKI lock for a one-shot process (synth, certs): waits by blocking, up to 60 s. */
+function lock(dir: string): () => void {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const { unlock, holder } = tryLock(dir);
+    if (unlock) return unlock;
+    if (Date.now() > deadline) throw lockBusy(dir, holder);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  }
+}
+
+/**
+ * The PKI lock for the step server, where runs share one event loop: it waits without blocking,
+ * and runs of this process take turns first (the lock directory cannot tell them apart).
+ */
+let localTurn: Promise<unknown> = Promise.resolve();
+async function lockAsync(dir: string): Promise<() => void> {
+  let release!: () => void;
+  const mine = new Promise<void>((r) => (release = r));
+  const before = localTurn;
+  localTurn = before.then(() => mine);
+  await before;
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const { unlock, holder } = tryLock(dir);
+      if (unlock)
+        return () => {
+          unlock();
+          release();
+        };
+      if (Date.now() > deadline) throw lockBusy(dir, holder);
+      await sleep(50);
+    }
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+/**
+ * Loads the PKI, creating what is missing and reissuing what is wrong. Returns what changed, and
+ * the PKI as triggers see it (`identity`: a recorded leaf is its issuance record). With `defer`,
+ * a leaf to (re)issue gets only its record here: it is absent from `pki.leaves` until the first
+ * step that ships it issues it (issuePending).
+ */
+export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promise<{ pki: Pki; identity: Pki; changes: PkiChange[] }> {
   const dir = inv.pkiDir;
   const now = opts.now ?? new Date();
   const unlock = lock(dir);
@@ -134,24 +194,46 @@ export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promi
     const serviceAccountReady = ensureServiceAccountKey(dir, changes);
 
     const leaves = new Map<string, Issued>();
+    const identity = new Map<string, Issued>();
     await Promise.all(
       specs.map(async (spec) => {
         const existing = loadPair(dir, spec.name);
-        const key = existing ? undefined : generateKeyPair();
+        let rec = readRecord(dir, spec.name);
+        // The certificate on disk is the one its record names (or predates records).
+        const current = existing && (!rec || certMatchesRecord(existing.certPem, rec)) ? existing : undefined;
+        const key = current || opts.defer ? undefined : generateKeyPair();
         key?.catch(() => undefined); // awaited below; not "unhandled" while the CA is awaited first
         const ca = await caReady.get(spec.ca)!;
         let reason: string | undefined;
-        if (!existing) reason = "new certificate";
-        else if (renew.has(spec.name)) reason = "renewal requested";
-        else reason = leafProblem(existing, spec, ca, now, opts.renewWithinDays);
-        if (!reason && existing) {
-          leaves.set(spec.name, existing);
+        if (current) {
+          reason = renew.has(spec.name) ? "renewal requested" : leafProblem(current, spec, ca, now, opts.renewWithinDays);
+          if (!reason) {
+            leaves.set(spec.name, current);
+            identity.set(spec.name, rec ? identityOf(spec.name, rec) : current);
+            return;
+          }
+          rec = undefined;
+        } else if (!rec || rec.issued || rec.spec !== specHash(spec, ca.certPem) || renew.has(spec.name)) {
+          reason = existing ? (renew.has(spec.name) ? "renewal requested" : leafProblem(existing, spec, ca, now) ?? "its issuance record was for another certificate") : "new certificate";
+          rec = undefined;
+        } else {
+          reason = "planned by an earlier synth, not issued yet";
+        }
+        if (!rec) {
+          rec = newRecord(spec, ca.certPem);
+          writeRecord(dir, spec.name, rec);
+        }
+        identity.set(spec.name, identityOf(spec.name, rec));
+        const action = existing ? "reissued" : "created";
+        if (opts.defer) {
+          changes.push({ name: spec.name, action, reason, deferred: true });
           return;
         }
-        const issued = await issueLeaf(ca, { subject: spec.subject, usages: spec.usages, dnsNames: spec.dnsNames, ips: spec.ips, days: inv.certificates.validityDays }, now, await key);
+        const issued = await issueLeaf(ca, { subject: spec.subject, usages: spec.usages, dnsNames: spec.dnsNames, ips: spec.ips, days: inv.certificates.validityDays, serial: rec.serial }, now, await key);
         savePair(dir, spec.name, issued);
+        writeRecord(dir, spec.name, { ...rec, issued: true });
         leaves.set(spec.name, issued);
-        changes.push({ name: spec.name, action: existing ? "reissued" : "created", reason: reason! });
+        changes.push({ name: spec.name, action, reason });
       }),
     );
     const cas = Object.fromEntries(await Promise.all([...caReady].map(async ([name, ready]) => [name, await ready] as const))) as Record<CaName, Issued>;
@@ -159,7 +241,8 @@ export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promi
     const encryption = ensureEncryptionKeys(dir, now);
     if (encryption.created) changes.push({ name: "encryption-key", action: "created", reason: "Secrets encrypted at rest (aescbc)" });
     changes.sort((a, b) => a.name.localeCompare(b.name));
-    return { pki: { dir, cas, leaves, serviceAccount, encryption: encryption.keys }, changes };
+    const pki: Pki = { dir, cas, leaves, serviceAccount, encryption: encryption.keys };
+    return { pki, identity: { ...pki, leaves: identity }, changes };
   } finally {
     unlock();
   }
@@ -186,11 +269,14 @@ async function ensureServiceAccountKey(dir: string, changes: PkiChange[]): Promi
 }
 
 /**
- * Read-only load for the step runner: the PKI as it is on disk, never created or reissued here.
- * Each CA, leaf pair and key is read and parsed on first use: a step process renders one
- * instance, which ships a few of them, and parsing all of them was most of its plan load. Missing files fail here; an unreadable pair where it is used.
+ * Read-only load for the step runner: the PKI as it is on disk, never created or reissued here
+ * (issuePending issues what synth recorded). Each CA, leaf pair and key is read and parsed on
+ * first use: a step process renders one instance, which ships a few of them. `identity` is the
+ * PKI as triggers see it (as ensurePki returns it); `used` collects the leaves read through it,
+ * so a render through `identity` tells which leaves an instance ships. A recorded leaf not issued
+ * yet is absent from `leaves`. Missing files fail here; an unreadable pair where it is used.
  */
-export function loadPki(inv: Inventory): Pki {
+export function loadPki(inv: Inventory): Pki & { identity: Pki; used: Set<string> } {
   const dir = inv.pkiDir;
   const fail = (what: string) => new BinkubeError(`${what} is missing in ${dir}: run \`npx cdktf synth\` (or \`binkube certs check\`) first so the PKI is created`);
   const pair = (name: string): Issued => {
@@ -199,13 +285,24 @@ export function loadPki(inv: Inventory): Pki {
     return p;
   };
   const leafNames = leafSpecs(inv).map((spec) => spec.name);
-  // Fail at once, as before parsing was lazy, when pki/ was never created (a stat per file).
-  const absent = [...CAS.map((spec) => spec.name), ...leafNames].find((n) => !fs.existsSync(certPath(dir, n)) || !fs.existsSync(keyPath(dir, n)));
+  // Fail at once when pki/ was never created (a stat per file); a recorded leaf may be pending.
+  const absent = [...CAS.map((spec) => spec.name), ...leafNames].find((n) => (!fs.existsSync(certPath(dir, n)) || !fs.existsSync(keyPath(dir, n))) && !readRecord(dir, n));
   if (absent) throw fail(`${absent}.crt/.key`);
   const cas = {} as Record<CaName, Issued>;
   for (const spec of CAS) lazyProperty(cas, spec.name, () => pair(spec.name));
-  const leaves = new LazyMap(leafNames, pair);
-  const pki = { dir, cas, leaves } as Partial<Pki> as Pki; // the two keys below are lazy getters
+  const issuedLeaf = (name: string): Issued | undefined => {
+    const rec = readRecord(dir, name);
+    if (rec && !certMatchesRecord(readIf(certPath(dir, name)), rec)) return undefined;
+    return pair(name);
+  };
+  const leaves = new LazyMap(leafNames, issuedLeaf);
+  const used = new Set<string>();
+  const identityLeaves = new LazyMap(leafNames, (name) => {
+    used.add(name);
+    const rec = readRecord(dir, name);
+    return rec ? identityOf(name, rec) : pair(name);
+  });
+  const pki = { dir, cas, leaves, used } as Partial<Pki & { identity: Pki; used: Set<string> }> as Pki & { identity: Pki; used: Set<string> }; // the keys below are lazy getters
   lazyProperty(pki, "serviceAccount", () => {
     const privateKeyPem = readIf(path.join(dir, "sa.key"));
     const publicKeyPem = readIf(path.join(dir, "sa.pub"));
@@ -217,7 +314,46 @@ export function loadPki(inv: Inventory): Pki {
     if (!encryption) throw fail("encryption-keys.json");
     return encryption;
   });
+  // The same PKI but for its leaves (prototype: the lazy CA and key getters are shared).
+  pki.identity = Object.create(pki, { leaves: { value: identityLeaves, enumerable: true } }) as Pki;
   return pki;
+}
+
+/**
+ * Issues the recorded leaves among `names` that are not issued yet, under the PKI lock (another
+ * step may be issuing the same shared leaf: it is then read, not issued twice). Keys are
+ * generated in parallel. Returns the names issued here.
+ */
+export async function issuePending(inv: Inventory, names: Iterable<string>, now = new Date()): Promise<string[]> {
+  const dir = inv.pkiDir;
+  const specs = new Map(leafSpecs(inv).map((s) => [s.name, s]));
+  const pending = (name: string): IssueRecord | undefined => {
+    const rec = readRecord(dir, name);
+    return rec && !certMatchesRecord(readIf(certPath(dir, name)), rec) ? rec : undefined;
+  };
+  const todo = [...new Set(names)].filter((n) => pending(n));
+  if (todo.length === 0) return [];
+  const unlock = await lockAsync(dir);
+  try {
+    const issued: string[] = [];
+    await Promise.all(
+      todo.map(async (name) => {
+        const rec = pending(name); // again under the lock: another process may have issued it
+        const spec = specs.get(name);
+        if (!rec || !spec) return;
+        if (rec.issued) throw new BinkubeError(`certificate ${name}: pki/${name}.crt is not the certificate binkube issued (serial ${rec.serial}); run \`npx cdktf deploy\` again so synth reissues it`);
+        const ca = loadPair(dir, spec.ca);
+        if (!ca || specHash(spec, ca.certPem) !== rec.spec) throw new BinkubeError(`certificate ${name}: its issuance record (pki/${name}.issue) was written for another ${spec.ca} or inventory; run \`npx cdktf deploy\` again so synth records it anew`);
+        const leafIssued = await issueLeaf(ca, { subject: spec.subject, usages: spec.usages, dnsNames: spec.dnsNames, ips: spec.ips, days: inv.certificates.validityDays, serial: rec.serial }, now);
+        savePair(dir, name, leafIssued);
+        writeRecord(dir, name, { ...rec, issued: true });
+        issued.push(name);
+      }),
+    );
+    return issued.sort();
+  } finally {
+    unlock();
+  }
 }
 
 /** obj[key] computed on first read, then kept. */
@@ -237,19 +373,23 @@ function lazyProperty<T extends object, K extends keyof T>(obj: T, key: K, load:
 class LazyMap<V> extends Map<string, V> {
   constructor(
     private readonly names: string[],
-    private readonly load: (name: string) => V,
+    private readonly load: (name: string) => V | undefined,
   ) {
     super();
   }
   override get(name: string): V | undefined {
-    if (!super.has(name) && this.names.includes(name)) super.set(name, this.load(name));
+    if (!super.has(name) && this.names.includes(name)) {
+      const v = this.load(name);
+      if (v !== undefined) super.set(name, v);
+    }
     return super.get(name);
   }
   override has(name: string): boolean {
-    return this.names.includes(name);
+    return this.get(name) !== undefined;
   }
   override get size(): number {
-    return this.names.length;
+    this.all();
+    return super.size;
   }
   private all(): void {
     for (const n of this.names) this.get(n);

@@ -98,6 +98,8 @@ export interface LeafRequest {
   dnsNames?: string[];
   ips?: string[];
   days: number;
+  /** Hex serial decided ahead (an issuance record's); else a random one. */
+  serial?: string;
 }
 
 /** `keys`: a pair generated ahead (while the CA was still being made); else one is generated here. */
@@ -105,7 +107,7 @@ export async function issueLeaf(ca: Issued, req: LeafRequest, now = new Date(), 
   keys ??= await generateKeyPair();
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
-  cert.serialNumber = randomSerial();
+  cert.serialNumber = req.serial ?? randomSerial();
   validity(cert, req.days, now);
   cert.setSubject(subjectAttrs(req.subject));
   cert.setIssuer(ca.cert.subject.attributes);

@@ -40,7 +40,7 @@ async function runInstance(configFile: string, stepName: string, hostName: strin
   const t = { boot: opts.bootMs ?? performance.now(), begin: performance.now(), loaded: 0, connected: 0 };
   const step = stepByName(stepName);
   if (!step) throw new BinkubeError(`${where}: unknown step`);
-  const { inv, binaries, inst } = openStepInstance(configFile, step, hostName);
+  const { inv, binaries, inst } = await openStepInstance(configFile, step, hostName);
   if (!inst) {
     const on = step.hosts(inv, []).map((h) => h.name);
     throw new BinkubeError(`${where}: this step does not run on ${hostName} (it runs on: ${on.join(", ") || "no host"}); re-run \`npx cdktf deploy\` so the plan matches the inventory`);

@@ -14,12 +14,12 @@ test("a step process renders its own instance exactly as synth planned it, and r
   const file = writeInventory(dir, baseInventory());
   const { plan } = await openCluster(file, { create: true });
   for (const planned of plan.instances) {
-    const { inst } = openStepInstance(file, stepByName(planned.step)!, planned.host.name);
+    const { inst } = await openStepInstance(file, stepByName(planned.step)!, planned.host.name);
     assert.ok(inst, planned.id);
     assert.equal(inst.hash, planned.hash, `${planned.id}: same hash alone as in the whole plan`);
     assert.deepEqual(inst.triggers, planned.triggers);
   }
-  assert.equal(openStepInstance(file, stepByName("apiserver")!, "k8s-node").inst, undefined, "apiserver does not run on a non-master");
+  assert.equal((await openStepInstance(file, stepByName("apiserver")!, "k8s-node")).inst, undefined, "apiserver does not run on a non-master");
   const lines: string[] = [];
   const opts = { verbose: false, allowMissingBinaries: false, out: (l: string) => lines.push(l) };
   const kubelet = plan.instances.find((i) => i.id === "kubelet_k8s_node")!;
