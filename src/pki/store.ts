@@ -6,7 +6,7 @@ import * as path from "node:path";
 import forge from "node-forge";
 import { Inventory } from "../inventory/types";
 import { CAS, CaName, LeafSpec, leafSpecs } from "./catalog";
-import { Issued, certFacts, createCA, generateKeyPair, issueLeaf, keyMatchesCert, parseIssued, signedBy } from "./x509";
+import { Issued, KeyPair, certFacts, createCA, generateKeyPair, issueLeaf, keyMatchesCert, parseIssued, signedBy } from "./x509";
 import { BinkubeError } from "../errors";
 import { processAlive, writeFileAtomic } from "../util/fs";
 import { EncryptionKeys, ensureEncryptionKeys, readEncryptionKeys } from "./encryption";
@@ -319,10 +319,15 @@ export function loadPki(inv: Inventory): Pki & { identity: Pki; used: Set<string
   return pki;
 }
 
+/** Keys being generated in this process for a pending record ("dir name serial"): one per record. */
+const keysInFlight = new Map<string, Promise<KeyPair>>();
+
 /**
- * Issues the recorded leaves among `names` that are not issued yet, under the PKI lock (another
- * step may be issuing the same shared leaf: it is then read, not issued twice). Keys are
- * generated in parallel. Returns the names issued here.
+ * Issues the recorded leaves among `names` that are not issued yet. Keys are generated first,
+ * outside the PKI lock and in parallel (the slow part: the etcd members of one deploy make theirs
+ * at once); runs of one step server share a record's key. Under the lock, each leaf is checked
+ * again (another process may have issued it: it is then read, not issued twice), signed and
+ * saved. Returns the names issued here.
  */
 export async function issuePending(inv: Inventory, names: Iterable<string>, now = new Date()): Promise<string[]> {
   const dir = inv.pkiDir;
@@ -331,25 +336,38 @@ export async function issuePending(inv: Inventory, names: Iterable<string>, now 
     const rec = readRecord(dir, name);
     return rec && !certMatchesRecord(readIf(certPath(dir, name)), rec) ? rec : undefined;
   };
-  const todo = [...new Set(names)].filter((n) => pending(n));
-  if (todo.length === 0) return [];
+  const keys = new Map<string, Promise<KeyPair>>();
+  for (const name of new Set(names)) {
+    const rec = pending(name);
+    if (!rec) continue;
+    const id = `${dir} ${name} ${rec.serial}`;
+    let key = keysInFlight.get(id);
+    if (!key) {
+      key = generateKeyPair();
+      keysInFlight.set(id, key);
+      const forget = () => keysInFlight.delete(id);
+      key.then(forget, forget);
+    }
+    keys.set(name, key);
+  }
+  if (keys.size === 0) return [];
+  const ready = new Map<string, KeyPair>();
+  for (const [name, key] of keys) ready.set(name, await key);
   const unlock = await lockAsync(dir);
   try {
     const issued: string[] = [];
-    await Promise.all(
-      todo.map(async (name) => {
-        const rec = pending(name); // again under the lock: another process may have issued it
-        const spec = specs.get(name);
-        if (!rec || !spec) return;
-        if (rec.issued) throw new BinkubeError(`certificate ${name}: pki/${name}.crt is not the certificate binkube issued (serial ${rec.serial}); run \`npx cdktf deploy\` again so synth reissues it`);
-        const ca = loadPair(dir, spec.ca);
-        if (!ca || specHash(spec, ca.certPem) !== rec.spec) throw new BinkubeError(`certificate ${name}: its issuance record (pki/${name}.issue) was written for another ${spec.ca} or inventory; run \`npx cdktf deploy\` again so synth records it anew`);
-        const leafIssued = await issueLeaf(ca, { subject: spec.subject, usages: spec.usages, dnsNames: spec.dnsNames, ips: spec.ips, days: inv.certificates.validityDays, serial: rec.serial }, now);
-        savePair(dir, name, leafIssued);
-        writeRecord(dir, name, { ...rec, issued: true });
-        issued.push(name);
-      }),
-    );
+    for (const [name, key] of ready) {
+      const rec = pending(name); // again, under the lock
+      const spec = specs.get(name);
+      if (!rec || !spec) continue;
+      if (rec.issued) throw new BinkubeError(`certificate ${name}: pki/${name}.crt is not the certificate binkube issued (serial ${rec.serial}); run \`npx cdktf deploy\` again so synth reissues it`);
+      const ca = loadPair(dir, spec.ca);
+      if (!ca || specHash(spec, ca.certPem) !== rec.spec) throw new BinkubeError(`certificate ${name}: its issuance record (pki/${name}.issue) was written for another ${spec.ca} or inventory; run \`npx cdktf deploy\` again so synth records it anew`);
+      const leafIssued = await issueLeaf(ca, { subject: spec.subject, usages: spec.usages, dnsNames: spec.dnsNames, ips: spec.ips, days: inv.certificates.validityDays, serial: rec.serial }, now, key);
+      savePair(dir, name, leafIssued);
+      writeRecord(dir, name, { ...rec, issued: true });
+      issued.push(name);
+    }
     return issued.sort();
   } finally {
     unlock();
