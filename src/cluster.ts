@@ -58,9 +58,10 @@ export interface StepScope {
 /**
  * Opens one (step, host) instance for `binkube step`. Undefined when the step does not run on
  * that host. Unlike openCluster it renders no other step and reads no state. The leaves the
- * instance ships that synth only recorded are issued here, first (pki/issuance.ts).
+ * instance ships that synth only recorded are issued here, after `expectHash` (which throws on
+ * drift) has seen the planned instance (pki/issuance.ts).
  */
-export async function openStepInstance(configFile: string, step: StepDef, hostName: string): Promise<{ inv: Inventory; binaries: BinaryIndex; inst?: StepScope["inst"] }> {
+export async function openStepInstance(configFile: string, step: StepDef, hostName: string, opts: { expectHash?: (planned: StepScope["inst"]) => void } = {}): Promise<{ inv: Inventory; binaries: BinaryIndex; inst?: StepScope["inst"] }> {
   const { inventory: inv } = loadInventory(configFile);
   const binaries = openBinaries(inv);
   const pki = loadPki(inv);
@@ -68,6 +69,7 @@ export async function openStepInstance(configFile: string, step: StepDef, hostNa
   // Rendered as triggers see it first: its hash, and (pki.used) which leaves it ships.
   const planned = planInstance(ctx, step, hostName);
   if (!planned) return { inv, binaries };
+  opts.expectHash?.(planned); // a drifted plan fails before any key is made
   const issued = await issuePending(inv, pki.used);
   // The local admin.kubeconfig waits for its certificate (openCluster writes it when it exists).
   if (issued.includes("admin")) writeAdminKubeconfig(inv, pki);

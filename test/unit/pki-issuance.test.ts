@@ -11,6 +11,7 @@ import { etcdPeerCert, etcdServerCert, leafSpecs } from "../../src/pki/catalog";
 import { readRecord } from "../../src/pki/issuance";
 import { ensurePki, issuePending } from "../../src/pki/store";
 import { stepByName } from "../../src/steps";
+import { runStep } from "../../src/runner/run-step";
 import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
 
 const ROOT = path.join(__dirname, "..", "..");
@@ -35,6 +36,10 @@ test("a deferred synth writes records and no leaf key; a step issues only what i
   assert.equal(fs.existsSync(path.join(dir, "admin.kubeconfig")), false, "no admin.kubeconfig without its certificate");
   // What synth rendered for a leaf is its record (no key exists yet to render).
   assert.match(first.plan.instances.find((i) => i.id === "etcd_k8s_node")!.files.find((f) => f.path === "/opt/etcd/ssl/server-key.pem")!.content!, /^binkube issuance record: etcd-server-k8s-node key, serial [0-9a-f]+\n$/);
+
+  // A drifted step fails before it makes a key.
+  await assert.rejects(runStep(file, "kubelet", "k8s-node", { verbose: false, allowMissingBinaries: false, expectHash: "0".repeat(64), out: () => undefined }), /drift/);
+  assert.deepEqual(leafKeys(pki), []);
 
   const etcd = await openStepInstance(file, stepByName("etcd")!, "k8s-node");
   assert.equal(etcd.inst!.hash, hashes(first.plan)["etcd_k8s_node"], "the step ships what synth planned");
