@@ -20,6 +20,12 @@ export interface LeafSpec {
   dnsNames: string[];
   ips: string[];
   purpose: string;
+  /**
+   * When both are issued together, this leaf takes that leaf's key. Only for an etcd member's peer
+   * and serving certificates: one host, one directory, one owner, the same subject, SANs and
+   * usages, so either certificate already stands for the other and separate keys isolate nothing.
+   */
+  keyWith?: string;
 }
 
 export const CAS: CaSpec[] = [
@@ -93,7 +99,7 @@ export function leafSpecs(inv: Inventory): LeafSpec[] {
   if (inv.addons.metricsServer) specs.push(leaf("metrics-server", "ca", "metrics-server", [], ["server"], ["metrics-server.kube-system.svc", "metrics-server.kube-system", "metrics-server"], "metrics-server serving certificate (its APIService's caBundle)"));
   for (const h of hostsWithRole(inv, "etcd")) {
     specs.push(leaf(etcdServerCert(h), "etcd-ca", h.name, [], ["server", "client"], etcdMemberNames(h), `etcd member ${h.name}: client-facing serving certificate`));
-    specs.push(leaf(etcdPeerCert(h), "etcd-ca", h.name, [], ["server", "client"], etcdMemberNames(h), `etcd member ${h.name}: peer certificate`));
+    specs.push({ ...leaf(etcdPeerCert(h), "etcd-ca", h.name, [], ["server", "client"], etcdMemberNames(h), `etcd member ${h.name}: peer certificate`), keyWith: etcdServerCert(h) });
   }
   for (const h of kubeletHosts(inv)) {
     specs.push(leaf(kubeletServerCert(h), "ca", `system:node:${h.name}`, ["system:nodes"], ["server"], [h.name, h.address], `kubelet on ${h.name}: serving certificate (logs, exec, metrics)`));

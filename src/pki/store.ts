@@ -195,13 +195,28 @@ export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promi
 
     const leaves = new Map<string, Issued>();
     const identity = new Map<string, Issued>();
-    await Promise.all(
-      specs.map(async (spec) => {
+    const onDisk = new Map(
+      specs.map((spec) => {
         const existing = loadPair(dir, spec.name);
-        let rec = readRecord(dir, spec.name);
+        const rec = readRecord(dir, spec.name);
         // The certificate on disk is the one its record names (or predates records).
         const current = existing && (!rec || certMatchesRecord(existing.certPem, rec)) ? existing : undefined;
-        const key = current || opts.defer ? undefined : generateKeyPair();
+        return [spec.name, { existing, rec, current }] as const;
+      }),
+    );
+    // A leaf without a current certificate is issued now: its key starts before its CA exists.
+    const keys = new Map<string, Promise<KeyPair>>();
+    const keyFor = (spec: LeafSpec): Promise<KeyPair> => {
+      const partner = spec.keyWith ? onDisk.get(spec.keyWith) : undefined;
+      const owner = partner && (!partner.current || renew.has(spec.keyWith!)) ? spec.keyWith! : spec.name;
+      if (!keys.has(owner)) keys.set(owner, generateKeyPair());
+      return keys.get(owner)!;
+    };
+    await Promise.all(
+      specs.map(async (spec) => {
+        const { existing, current } = onDisk.get(spec.name)!;
+        let rec = onDisk.get(spec.name)!.rec;
+        const key = (current && !renew.has(spec.name)) || opts.defer ? undefined : keyFor(spec);
         key?.catch(() => undefined); // awaited below; not "unhandled" while the CA is awaited first
         const ca = await caReady.get(spec.ca)!;
         let reason: string | undefined;
@@ -336,11 +351,17 @@ export async function issuePending(inv: Inventory, names: Iterable<string>, now 
     const rec = readRecord(dir, name);
     return rec && !certMatchesRecord(readIf(certPath(dir, name)), rec) ? rec : undefined;
   };
-  const keys = new Map<string, Promise<KeyPair>>();
+  const records = new Map<string, IssueRecord>();
   for (const name of new Set(names)) {
     const rec = pending(name);
-    if (!rec) continue;
-    const id = `${dir} ${name} ${rec.serial}`;
+    if (rec) records.set(name, rec);
+  }
+  const keys = new Map<string, Promise<KeyPair>>();
+  for (const name of records.keys()) {
+    // keyWith (catalog.ts): issued together, an etcd member's peer certificate takes its serving certificate's key
+    const partner = specs.get(name)?.keyWith;
+    const owner = partner && records.has(partner) ? partner : name;
+    const id = `${dir} ${owner} ${records.get(owner)!.serial}`;
     let key = keysInFlight.get(id);
     if (!key) {
       key = generateKeyPair();

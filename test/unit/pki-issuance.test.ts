@@ -55,6 +55,10 @@ test("a deferred synth writes records and no leaf key; a step issues only what i
   assert.match(openssl("verify", "-CAfile", path.join(pki, "etcd-ca.crt"), crt), /OK/);
   assert.equal(openssl("pkey", "-in", path.join(pki, "etcd-server-k8s-node.key"), "-pubout"), openssl("x509", "-in", crt, "-noout", "-pubkey"));
   assert.equal(fs.statSync(path.join(pki, "etcd-server-k8s-node.key")).mode & 0o777, 0o600);
+  // keyWith: the member's peer certificate, issued with its serving one, takes its key.
+  const pub = (name: string) => openssl("x509", "-in", path.join(pki, `${name}.crt`), "-noout", "-pubkey");
+  assert.equal(pub("etcd-peer-k8s-node"), pub("etcd-server-k8s-node"));
+  assert.notEqual(pub("etcd-healthcheck-client"), pub("etcd-server-k8s-node"));
 
   // The next synth: nothing to create, and every trigger as before (nothing rolls).
   const second = await openCluster(file, { create: true, pki: { defer: true } });
@@ -64,6 +68,8 @@ test("a deferred synth writes records and no leaf key; a step issues only what i
   const eager = await openCluster(file, { create: true });
   assert.deepEqual(hashes(eager.plan), hashes(first.plan));
   assert.equal(leafKeys(pki).length, leafSpecs(inv).length);
+  assert.equal(pub("etcd-peer-k8s-master"), pub("etcd-server-k8s-master"), "issued at once, too");
+  assert.notEqual(pub("etcd-server-k8s-master"), pub("etcd-server-k8s-node2"), "members never share one");
   assert.ok(fs.existsSync(path.join(dir, "admin.kubeconfig")));
   assert.match(eager.plan.instances.find((i) => i.id === "apiserver_k8s_master")!.files.find((f) => f.path.endsWith("apiserver.pem"))!.content!, /BEGIN CERTIFICATE/);
 });
