@@ -37,8 +37,9 @@ export async function openCluster(configFile: string, opts: { create: boolean; p
     if (pki.leaves.has("admin")) writeAdminKubeconfig(inv, pki);
     removed = updateLedger(inv);
   } else {
-    pki = loadPki(inv);
-    identity = (pki as ReturnType<typeof loadPki>).identity;
+    const loaded = loadPki(inv);
+    ({ identity } = loaded);
+    pki = loaded;
     removed = goneHosts(inv);
   }
   const binaries = openBinaries(inv);

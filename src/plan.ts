@@ -221,10 +221,10 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
  * The instance of one step on one host, rendered alone (what a step process needs: no other
  * step's files, no graph). Undefined when the step does not run on that host.
  */
-export function planInstance(ctx: StepContext, step: StepDef, hostName: string, shipPki?: Pki): Omit<StepInstance, "dependsOn" | "firstBringUp"> | undefined {
+export function planInstance(ctx: StepContext, step: StepDef, hostName: string): Omit<StepInstance, "dependsOn" | "firstBringUp"> | undefined {
   const host = instanceHosts(step, ctx.inv, ctx.gone).find((h) => h.name === hostName);
   if (!host) return undefined;
-  return { step: step.name, host, id: resourceId(step, host), ...renderInstance(ctx, step, host, shipPki) };
+  return { step: step.name, host, id: resourceId(step, host), ...renderInstance(ctx, step, host) };
 }
 
 /**

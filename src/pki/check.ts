@@ -1,7 +1,7 @@
 // `binkube certs check`: one row per certificate, like `kubeadm certs check-expiration`.
 import { Inventory } from "../inventory/types";
 import { CAS, leafSpecs } from "./catalog";
-import { Pki, leafProblem, onDiskLeaf } from "./store";
+import { Pki, leafProblem, loadPair } from "./store";
 import { readRecord } from "./issuance";
 import { certFacts } from "./x509";
 import { formatTable } from "../util/table";
@@ -37,8 +37,9 @@ export function checkRows(inv: Inventory, pki: Pki, now = new Date()): CertRow[]
   for (const ca of CAS) row(ca.name, undefined, certFacts(pki.cas[ca.name].cert));
   for (const spec of leafSpecs(inv)) {
     // Not the certificate its issuance record names (pki/issuance.ts): what is on disk, if anything.
-    const issued = pki.leaves.get(spec.name) ?? onDiskLeaf(pki.dir, spec.name);
-    const pending = !pki.leaves.get(spec.name) && readRecord(pki.dir, spec.name);
+    const current = pki.leaves.get(spec.name);
+    const issued = current ?? loadPair(pki.dir, spec.name);
+    const pending = current ? undefined : readRecord(pki.dir, spec.name);
     if (!issued) {
       rows.push({ name: spec.name, subject: `CN=${spec.subject.cn}`, sans: [...spec.dnsNames, ...spec.ips].join(",") || "-", issuer: spec.ca, notAfter: "-", daysLeft: Number.POSITIVE_INFINITY, status: "pending: issued by the first step that ships it" });
       continue;

@@ -51,13 +51,14 @@ export function specHash(spec: LeafSpec, caCertPem: string): string {
   return sha256(JSON.stringify({ ca: sha256(caCertPem), cn: subject.cn, o: [...(subject.o ?? [])].sort(), usages: [...usages].sort(), dnsNames, ips }));
 }
 
-export const sameSerial = (a: string, b: string) => a.toLowerCase().replace(/^0+/, "") === b.toLowerCase().replace(/^0+/, "");
+/** A hex serial as compared: lower case, no leading zeros (X.509 tools print them either way). */
+export const normalSerial = (serial: string) => serial.toLowerCase().replace(/^0+/, "");
 
 /** True when the certificate PEM is the one the record names (native parse: a step checks a few). */
 export function certMatchesRecord(certPem: string | undefined, rec: IssueRecord): boolean {
   if (!certPem) return false;
   try {
-    return sameSerial(new crypto.X509Certificate(certPem).serialNumber, rec.serial);
+    return normalSerial(new crypto.X509Certificate(certPem).serialNumber) === normalSerial(rec.serial);
   } catch {
     return false;
   }

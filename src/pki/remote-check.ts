@@ -4,6 +4,7 @@ import * as tls from "node:tls";
 import { Inventory, hostsWithRole, kubeletHosts } from "../inventory/types";
 import { etcdPeerCert, etcdServerCert, kubeletServerCert } from "./catalog";
 import { Pki } from "./store";
+import { normalSerial } from "./issuance";
 import { formatTable } from "../util/table";
 
 export interface ServedRow {
@@ -50,9 +51,9 @@ export async function remoteRows(inv: Inventory, pki: Pki): Promise<ServedRow[]>
   }
   return Promise.all(
     checks.map(async (c): Promise<ServedRow> => {
-      const expectedSerial = pki.leaves.get(c.cert)!.cert.serialNumber.toLowerCase().replace(/^0+/, "");
+      const expectedSerial = normalSerial(pki.leaves.get(c.cert)!.cert.serialNumber);
       try {
-        const served = (await servedSerial(c.host, c.port, c.client)).replace(/^0+/, "");
+        const served = normalSerial(await servedSerial(c.host, c.port, c.client));
         const current = served === expectedSerial;
         return { endpoint: c.endpoint, cert: c.cert, expectedSerial, servedSerial: served, status: current ? "current" : "STALE", detail: current ? "" : "serves an older certificate: run npx cdktf deploy" };
       } catch (e) {

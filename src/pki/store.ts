@@ -52,7 +52,8 @@ function readIf(file: string): string | undefined {
 const certPath = (dir: string, name: string) => path.join(dir, `${name}.crt`);
 const keyPath = (dir: string, name: string) => path.join(dir, `${name}.key`);
 
-function loadPair(dir: string, name: string): Issued | undefined {
+/** A pair as it is on disk (for a leaf: whether or not it is the one its issuance record names). */
+export function loadPair(dir: string, name: string): Issued | undefined {
   const c = readIf(certPath(dir, name));
   const k = readIf(keyPath(dir, name));
   if (!c || !k) return undefined;
@@ -63,9 +64,10 @@ function loadPair(dir: string, name: string): Issued | undefined {
   }
 }
 
-/** A leaf's pair as it is on disk, whether or not it is the one its issuance record names. */
-export function onDiskLeaf(dir: string, name: string): Issued | undefined {
-  return loadPair(dir, name);
+/** A leaf's issuance record when the certificate on disk is not yet the one it names. */
+function pendingRecord(dir: string, name: string): IssueRecord | undefined {
+  const rec = readRecord(dir, name);
+  return rec && !certMatchesRecord(readIf(certPath(dir, name)), rec) ? rec : undefined;
 }
 
 function savePair(dir: string, name: string, issued: Issued): void {
@@ -305,12 +307,7 @@ export function loadPki(inv: Inventory): Pki & { identity: Pki; used: Set<string
   if (absent) throw fail(`${absent}.crt/.key`);
   const cas = {} as Record<CaName, Issued>;
   for (const spec of CAS) lazyProperty(cas, spec.name, () => pair(spec.name));
-  const issuedLeaf = (name: string): Issued | undefined => {
-    const rec = readRecord(dir, name);
-    if (rec && !certMatchesRecord(readIf(certPath(dir, name)), rec)) return undefined;
-    return pair(name);
-  };
-  const leaves = new LazyMap(leafNames, issuedLeaf);
+  const leaves = new LazyMap(leafNames, (name) => (pendingRecord(dir, name) ? undefined : pair(name)));
   const used = new Set<string>();
   const identityLeaves = new LazyMap(leafNames, (name) => {
     used.add(name);
@@ -347,13 +344,9 @@ const keysInFlight = new Map<string, Promise<KeyPair>>();
 export async function issuePending(inv: Inventory, names: Iterable<string>, now = new Date()): Promise<string[]> {
   const dir = inv.pkiDir;
   const specs = new Map(leafSpecs(inv).map((s) => [s.name, s]));
-  const pending = (name: string): IssueRecord | undefined => {
-    const rec = readRecord(dir, name);
-    return rec && !certMatchesRecord(readIf(certPath(dir, name)), rec) ? rec : undefined;
-  };
   const records = new Map<string, IssueRecord>();
   for (const name of new Set(names)) {
-    const rec = pending(name);
+    const rec = pendingRecord(dir, name);
     if (rec) records.set(name, rec);
   }
   const keys = new Map<string, Promise<KeyPair>>();
@@ -378,7 +371,7 @@ export async function issuePending(inv: Inventory, names: Iterable<string>, now 
   try {
     const issued: string[] = [];
     for (const [name, key] of ready) {
-      const rec = pending(name); // again, under the lock
+      const rec = pendingRecord(dir, name); // again, under the lock
       const spec = specs.get(name);
       if (!rec || !spec) continue;
       if (rec.issued) throw new BinkubeError(`certificate ${name}: pki/${name}.crt is not the certificate binkube issued (serial ${rec.serial}); run \`npx cdktf deploy\` again so synth reissues it`);

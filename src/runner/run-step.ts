@@ -9,7 +9,6 @@ import { fetchBinaries } from "../binaries/fetch";
 import { checkReleaseLocally } from "../binaries/release";
 import { openRunContext } from "./context";
 import { BinkubeError } from "../errors";
-import type { Inventory } from "../inventory/types";
 import { Log, logger } from "../log";
 import { GateClock, withGateClock } from "../util/wait";
 
@@ -41,7 +40,6 @@ async function runInstance(configFile: string, stepName: string, hostName: strin
   const t = { boot: opts.bootMs ?? performance.now(), begin: performance.now(), loaded: 0, connected: 0 };
   const step = stepByName(stepName);
   if (!step) throw new BinkubeError(`${where}: unknown step`);
-  const notHere = (inv: Inventory) => new BinkubeError(`${where}: this step does not run on ${hostName} (it runs on: ${step.hosts(inv, []).map((h) => h.name).join(", ") || "no host"}); re-run \`npx cdktf deploy\` so the plan matches the inventory`);
   // The resource carries the hash synth planned; shipping anything else would be a change Terraform never saw.
   const expectHash = (planned: { hash: string }) => {
     if (opts.expectHash && opts.expectHash !== planned.hash) {
@@ -49,7 +47,10 @@ async function runInstance(configFile: string, stepName: string, hostName: strin
     }
   };
   const { inv, binaries, inst } = await openStepInstance(configFile, step, hostName, { expectHash });
-  if (!inst) throw notHere(inv);
+  if (!inst) {
+    const on = step.hosts(inv, []).map((h) => h.name);
+    throw new BinkubeError(`${where}: this step does not run on ${hostName} (it runs on: ${on.join(", ") || "no host"}); re-run \`npx cdktf deploy\` so the plan matches the inventory`);
+  }
   const cluster = { inv, binaries, inst };
   const needed = [...new Set([...inst.files.filter((f) => f.binary !== undefined).map((f) => f.binary!), ...(step.usesBinaries ?? [])])];
   const missing = needed.filter((b) => !cluster.binaries.get(b).present);
