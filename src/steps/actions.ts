@@ -5,6 +5,8 @@ import { K8S } from "./files";
 import { shq } from "../remote/shell";
 import { releaseFix, releaseIn } from "../binaries/release";
 import type { RunContext, StepRemote } from "./types";
+import { RemoteError } from "../remote/errors";
+import { sleep } from "../util/sleep";
 
 /** daemon-reload, enable, and (re)start: restart when the step changed files, else start. */
 export async function applyUnit(rc: RunContext, unit: string, changed: boolean, opts: { noBlock?: boolean } = {}): Promise<string> {
@@ -77,6 +79,29 @@ export async function activeAndHealthy(rc: RunContext, unit: string, opts: { tim
 }
 
 export const KUBECTL = `${K8S.bin}/kubectl --kubeconfig ${K8S.cfg}/admin.kubeconfig`;
+
+/**
+ * etcd errors the apiserver passes through while etcd elects a leader (a first bring-up on a busy
+ * machine, a member's restart): the write did not happen, and the same apply again is safe.
+ */
+const ETCD_TRANSIENT = /etcdserver: (leader changed|request timed out)/;
+
+/**
+ * `kubectl apply ARGS` on the first master, again after an etcd election error (up to 3 tries, 2 s
+ * apart; apply is idempotent). Any other failure, or the third, throws as exec does. A CI deploy
+ * once failed its bootstrap step on "etcdserver: leader changed".
+ */
+export async function kubectlApply(remote: StepRemote, args: string, opts: { stdin?: string } = {}): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await remote.exec(`${KUBECTL} apply ${args}`, opts);
+      return;
+    } catch (e) {
+      if (attempt >= 3 || !(e instanceof RemoteError) || !ETCD_TRANSIENT.test(e.stderr ?? "")) throw e;
+      await sleep(2000);
+    }
+  }
+}
 
 export async function kubectl(remote: StepRemote, args: string, opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<string> {
   const r = await remote.exec(`${KUBECTL} ${args}`, { allowFail: opts.allowFail, timeoutMs: opts.timeoutMs ?? 60_000 });

@@ -5,7 +5,7 @@ import { K8S, templated } from "./files";
 import { StepDef, RunContext, StepContext } from "./types";
 import { GateError, waitFor } from "../util/wait";
 import { podReadiness, type PodReadiness } from "./pod-status";
-import { KUBECTL, kubectl } from "./actions";
+import { KUBECTL, kubectl, kubectlApply } from "./actions";
 import { flannelCniConfig } from "./kubelet";
 import { leaf } from "../pki/store";
 
@@ -46,7 +46,7 @@ async function runAddons(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   // Every manifest at once: metrics-server's pod starts while flannel and CoreDNS come up.
   const metricsOn = rc.inv.addons.metricsServer;
-  await rc.sh(`${KUBECTL} apply -f ${K8S.manifests}/kube-flannel.yaml -f ${K8S.manifests}/coredns.yaml${metricsOn ? ` -f ${METRICS_MANIFEST}` : ""}`);
+  await kubectlApply(rc.remote, `-f ${K8S.manifests}/kube-flannel.yaml -f ${K8S.manifests}/coredns.yaml${metricsOn ? ` -f ${METRICS_MANIFEST}` : ""}`);
   const nodes = kubeletHosts(rc.inv).map((h) => h.name);
   await waitFor(
     `nodes Ready (${nodes.join(", ")})`,

@@ -3,13 +3,13 @@
 import { hostsWithRole } from "../inventory/types";
 import { K8S, templated } from "./files";
 import { StepDef, RunContext } from "./types";
-import { KUBECTL, kubectl } from "./actions";
+import { KUBECTL, kubectl, kubectlApply } from "./actions";
 import { GateError } from "../util/wait";
 import { keyNames, readApplied, readEncryptionKeys, recordApplied } from "../pki/encryption";
 
 async function runBootstrap(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
-  await rc.sh(`${KUBECTL} apply -f ${K8S.manifests}/bootstrap-rbac.yaml -f ${K8S.manifests}/pod-security.yaml`);
+  await kubectlApply(rc.remote, `-f ${K8S.manifests}/bootstrap-rbac.yaml -f ${K8S.manifests}/pod-security.yaml`);
   const names = await kubectl(rc.remote, "get clusterrolebinding kubelet-bootstrap node-autoapprove-bootstrap node-autoapprove-certificate-rotation system:kube-apiserver binkube:psp:restricted -o name");
   const count = names.trim().split("\n").filter(Boolean).length;
   if (count !== 5) throw new GateError(`expected 5 RBAC bindings after apply, found ${count}`);

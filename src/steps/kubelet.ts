@@ -10,7 +10,7 @@ import { TLS_CIPHER_SUITES } from "./tls";
 import { kubeletServerCert } from "../pki/catalog";
 import { leaf } from "../pki/store";
 import { waitFor } from "../util/wait";
-import { KUBECTL, activeAndHealthy, applyUnit, checkReleaseVersion, hasJoined, kubectl, nodeReadyStatus } from "./actions";
+import { KUBECTL, activeAndHealthy, applyUnit, checkReleaseVersion, hasJoined, kubectl, kubectlApply, nodeReadyStatus } from "./actions";
 import { bootstrapTokenSecret, newBootstrapToken } from "./bootstrap-token";
 import { shq } from "../remote/shell";
 
@@ -33,7 +33,7 @@ const CLIENT_CERT = `${K8S.ssl}/kubelet-client-current.pem`;
 async function issueBootstrapToken(rc: RunContext, control: StepRemote): Promise<string | undefined> {
   if (await hasJoined(rc)) return undefined;
   const t = newBootstrapToken();
-  await control.exec(`${KUBECTL} apply -f -`, { stdin: bootstrapTokenSecret(t, rc.host.name) });
+  await kubectlApply(control, "-f -", { stdin: bootstrapTokenSecret(t, rc.host.name) });
   const ca = rc.files.find((f) => f.path === `${K8S.ssl}/ca.pem`)!.content!;
   await rc.sh(`umask 077 && cat > ${BOOTSTRAP_KUBECONFIG}.tmp && mv -f ${BOOTSTRAP_KUBECONFIG}.tmp ${BOOTSTRAP_KUBECONFIG}`, { stdin: bootstrapKubeconfig(rc.inv, ca, t.token) });
   return t.secretName;
