@@ -7,17 +7,45 @@ import { releaseFix, releaseIn } from "../binaries/release";
 import type { RunContext, StepRemote } from "./types";
 import { RemoteError } from "../remote/errors";
 import { sleep } from "../util/sleep";
+import { UnitProbe, describeStale, parseUnitProbe, readAtStart, unitProbeScript } from "./unit-probe";
 
-/** daemon-reload, enable, and (re)start: restart when the step changed files, else start. */
-export async function applyUnit(rc: RunContext, unit: string, changed: boolean, opts: { noBlock?: boolean } = {}): Promise<string> {
-  const state = (await rc.sh(`systemctl is-active ${unit} || true`)).stdout.trim();
-  const verb = changed || state === "failed" ? "restart" : "start";
+/** One unit's probe on the step's host: its state, and the files it reads that changed after it started. */
+export async function probeUnit(rc: RunContext, unit: string): Promise<UnitProbe> {
+  const units = [{ unit, paths: readAtStart(rc.files) }];
+  return parseUnitProbe((await rc.sh(unitProbeScript(units))).stdout, units).get(unit)!;
+}
+
+/**
+ * daemon-reload, enable, and (re)start. Restarts when the step changed files, when the unit
+ * failed, or when its running process is older than a file it reads (a run stopped between the
+ * upload and the restart, a file placed by hand): a re-run always leaves the process current.
+ * `currentWith`: files this run replaced that the running process needs no restart for (etcd's
+ * bootstrap peer list); they are dated back to the process's start, so they stop counting as newer.
+ */
+export async function applyUnit(
+  rc: RunContext,
+  unit: string,
+  changed: boolean,
+  opts: { noBlock?: boolean; probe?: UnitProbe; currentWith?: string[] } = {},
+): Promise<string> {
+  const probe = opts.probe ?? (await probeUnit(rc, unit));
+  const current = new Set(opts.currentWith ?? []);
+  const stale = probe.stale.filter((s) => !current.has(s.path));
+  if (current.size > 0 && probe.startedAt !== undefined) {
+    const dated = probe.stale.filter((s) => current.has(s.path)).map((s) => shq(s.path));
+    if (dated.length > 0) await rc.sh(`touch -m -d @${probe.startedAt} -- ${dated.join(" ")}`);
+  }
+  const state = probe.active;
+  const verb = changed || state === "failed" || stale.length > 0 ? "restart" : "start";
   await rc.sh(`systemctl daemon-reload && systemctl enable --quiet ${unit} && systemctl ${verb} ${opts.noBlock ? "--no-block " : ""}${unit}`, {
     timeoutMs: 150_000,
   }).catch(async (e: Error) => {
     throw new GateError(`systemctl ${verb} ${unit} failed: ${e.message}\n${await journalTail(rc, unit)}`);
   });
-  if (verb === "restart") return state === "active" || state === "activating" ? `${unit} restarted` : `${unit} started`;
+  if (verb === "restart") {
+    const why = !changed && state !== "failed" ? ` (it was older than its files: ${describeStale({ ...probe, stale })})` : "";
+    return state === "active" || state === "activating" ? `${unit} restarted${why}` : `${unit} started`;
+  }
   return state === "active" ? `${unit} running` : `${unit} started`;
 }
 

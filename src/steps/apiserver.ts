@@ -40,13 +40,15 @@ export const apiserver: StepDef = {
     { step: "apiserver", on: "previous-host" },
   ],
   run: runApiserver,
+  units: ["kube-apiserver"],
   files: ({ inv, pki }, host) => {
     const pair = (name: string, stem = name) => {
       const l = leaf(pki, name);
       return [cert(`${K8S.ssl}/${stem}.pem`, l.certPem), secret(`${K8S.ssl}/${stem}-key.pem`, l.keyPem)];
     };
     return [
-      ...BINARIES.apiserver.map((b) => binary(K8S.bin, b)),
+      // kubectl and admin.kubeconfig ride along for the once-steps: the apiserver never reads them
+      ...BINARIES.apiserver.map((b) => ({ ...binary(K8S.bin, b), live: b === "kubectl" || undefined })),
       cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),
       cert(`${K8S.ssl}/etcd-ca.pem`, pki.cas["etcd-ca"].certPem),
       cert(`${K8S.ssl}/front-proxy-ca.pem`, pki.cas["front-proxy-ca"].certPem),
@@ -67,7 +69,7 @@ export const apiserver: StepDef = {
         anonymousAuth: inv.apiserver.anonymousAuth,
       }),
       unit("kube-apiserver", "kube-apiserver/kube-apiserver.service"),
-      secret(`${K8S.cfg}/admin.kubeconfig`, certKubeconfig(inv, pki, "admin", "admin", `https://${host.address}:${inv.network.apiserverPort}`)),
+      { ...secret(`${K8S.cfg}/admin.kubeconfig`, certKubeconfig(inv, pki, "admin", "admin", `https://${host.address}:${inv.network.apiserverPort}`)), live: true },
     ];
   },
 };

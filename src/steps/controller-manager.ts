@@ -19,6 +19,7 @@ export const controllerManager: StepDef = {
     { step: "controller-manager", on: "previous-host" },
   ],
   run: (rc) => runComponent(rc, "kube-controller-manager", "controller-manager"),
+  units: ["kube-controller-manager"],
   files: ({ inv, pki }, host) => [
     ...BINARIES.controllerManager.map((b) => binary(K8S.bin, b)),
     cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),

@@ -7,7 +7,7 @@ import { BINARIES } from "../binaries/catalog";
 import { ETCD, ETCD_USER, binary, cert, secret, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
-import { applyUnit, waitActive } from "./actions";
+import { applyUnit, probeUnit, waitActive } from "./actions";
 import { snapshotMember } from "./etcd-snapshot";
 import { shq } from "../remote/shell";
 import { ETCDCTL, changeMembership, parseEndpointStatus, parseMemberList } from "./etcdctl";
@@ -25,7 +25,9 @@ export function needsRestartFor(oldConf: string, newConf: string): boolean {
 }
 
 async function runEtcd(rc: RunContext): Promise<string> {
-  const wasActive = (await rc.sh("systemctl is-active etcd || true")).stdout.trim() === "active";
+  // Before the sync: whether it runs, and whether it was already older than its files.
+  const before = await probeUnit(rc, "etcd");
+  const wasActive = before.active === "active";
   const local = `--endpoints=https://127.0.0.1:2379`;
   const conf = `${ETCD.cfg}/etcd.conf`;
   const oldConf = wasActive ? (await rc.sh(`cat ${conf} 2>/dev/null || true`)).stdout : "";
@@ -34,8 +36,12 @@ async function runEtcd(rc: RunContext): Promise<string> {
   // just replaced was created by root; a member of an earlier version ran as root).
   await rc.sh(`chown ${ETCD_USER}:${ETCD_USER} ${ETCD.ssl}/server-key.pem ${ETCD.ssl}/peer-key.pem && chown -R ${ETCD_USER}:${ETCD_USER} ${ETCD.data} && chmod 0700 ${ETCD.data}`);
   const newConf = rc.files.find((f) => f.path === conf)?.content ?? "";
-  const restart = sync.changed.some((p) => p !== conf) || (sync.changed.includes(conf) && needsRestartFor(oldConf, newConf));
-  const peersOnly = wasActive && sync.changed.length > 0 && !restart;
+  const changedRestart = sync.changed.some((p) => p !== conf) || (sync.changed.includes(conf) && needsRestartFor(oldConf, newConf));
+  // A member older than its files (an earlier run stopped before its restart) restarts like a
+  // changed one, snapshot and hand-off included; applyUnit finds the same files and says so.
+  const restart = changedRestart || before.stale.length > 0;
+  // Only if the member was current before this run: a peer-list change must not hide an older one.
+  const peersOnly = wasActive && sync.changed.length > 0 && !restart && before.stale.length === 0;
   let snapshot = "";
   if (wasActive && restart) {
     // A running member is about to be restarted (new certificates or config; the member still
@@ -60,7 +66,7 @@ async function runEtcd(rc: RunContext): Promise<string> {
   // the peers would wait out etcdctl's timeout on members that wait for each other).
   const joined = wasActive || rc.firstBringUp ? "" : await joinExistingCluster(rc);
   // --no-block: a Type=notify member waits for quorum, so starting the first one would hang.
-  const action = await applyUnit(rc, "etcd", restart, { noBlock: true });
+  const action = await applyUnit(rc, "etcd", changedRestart, { noBlock: true, currentWith: peersOnly ? [conf] : [] });
   // A member that was not running: its first "active" is this start's READY. After a restart
   // (--no-block) the first poll may still see the old process active, so the full watch stays.
   await waitActive(rc, "etcd", { allowActivating: true, notifyReady: !wasActive, timeoutMs: 60_000 });
@@ -167,19 +173,21 @@ export const etcd: StepDef = {
   // etcd admits one new member at a time (member add refuses while an added member has not started)
   serialJoin: true,
   run: runEtcd,
+  units: ["etcd"],
   files: ({ inv, pki }, host: Host) => {
     const server = leaf(pki, etcdServerCert(host));
     const peer = leaf(pki, etcdPeerCert(host));
     const health = leaf(pki, "etcd-healthcheck-client");
     return [
-      ...BINARIES.etcd.map((b) => binary(ETCD.bin, b)),
+      // etcdctl and the health-check client pair are read per use, not by the member
+      ...BINARIES.etcd.map((b) => ({ ...binary(ETCD.bin, b), live: b === "etcdctl" || undefined })),
       cert(`${ETCD.ssl}/ca.pem`, pki.cas["etcd-ca"].certPem),
       cert(`${ETCD.ssl}/server.pem`, server.certPem),
-      secret(`${ETCD.ssl}/server-key.pem`, server.keyPem),
+      { ...secret(`${ETCD.ssl}/server-key.pem`, server.keyPem), owner: ETCD_USER },
       cert(`${ETCD.ssl}/peer.pem`, peer.certPem),
-      secret(`${ETCD.ssl}/peer-key.pem`, peer.keyPem),
-      cert(`${ETCD.ssl}/healthcheck-client.pem`, health.certPem),
-      secret(`${ETCD.ssl}/healthcheck-client-key.pem`, health.keyPem),
+      { ...secret(`${ETCD.ssl}/peer-key.pem`, peer.keyPem), owner: ETCD_USER },
+      { ...cert(`${ETCD.ssl}/healthcheck-client.pem`, health.certPem), live: true },
+      { ...secret(`${ETCD.ssl}/healthcheck-client-key.pem`, health.keyPem), live: true },
       templated(`${ETCD.cfg}/etcd.conf`, "etcd/etcd.conf", {
         etcdVersion: inv.etcdVersion,
         name: host.name,

@@ -22,6 +22,7 @@ export const kubeProxy: StepDef = {
   hosts: kubeletHosts,
   deps: [{ step: "kubelet", on: "same-host" }],
   run: runKubeProxy,
+  units: ["kube-proxy"],
   nodeRoll: true,
   files: ({ inv, pki }, host) => [
     ...BINARIES.kubeProxy.map((b) => binary(K8S.bin, b)),

@@ -132,6 +132,7 @@ export const kubelet: StepDef = {
     // whole control plane (plan.ts nodeRollDeps).
   ],
   run: runKubelet,
+  units: ["kubelet"],
   nodeRoll: true,
   // The role and taint are set through the API, not shipped: a change re-runs the step (no restart: no file changed).
   triggers: ({ inv }, host) => {
@@ -144,8 +145,9 @@ export const kubelet: StepDef = {
     const labels = Object.entries(host.labels).map(([k, v]) => `${k}=${v}`).join(",");
     return [
       ...BINARIES.kubelet.map((b) => binary(K8S.bin, b)),
-      ...cni.map((n) => binary("/opt/cni/bin", n)),
-      flannelCniConfig(),
+      // CNI plugins and config are read per pod, not by the kubelet at start
+      ...cni.map((n) => ({ ...binary("/opt/cni/bin", n), live: true })),
+      { ...flannelCniConfig(), live: true },
       cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),
       templated(`${K8S.cfg}/kubelet.conf`, "kubelet/kubelet.conf", {
         name: host.name,

@@ -7,7 +7,7 @@ import { binary, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
 import { limiter } from "../remote/async";
-import { applyUnit, hasJoined } from "./actions";
+import { applyUnit, hasJoined, probeUnit } from "./actions";
 import { PendingRestart, clearPending, cordonAndDrain, isCordoned, readPending, uncordonWhenReady, writePending } from "./drain";
 import type { StepRemote } from "./types";
 import { shq } from "../remote/shell";
@@ -25,7 +25,9 @@ function restartNeeds(changed: string[]): { restart: boolean; drain: boolean } {
 async function runRuntime(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   const pending = await readPending(rc, "docker");
-  const needs = restartNeeds(sync.changed);
+  // Files dockerd is older than count as changed ones (an earlier run stopped before its restart).
+  const probe = await probeUnit(rc, "docker");
+  const needs = restartNeeds([...sync.changed, ...probe.stale.map((s) => s.path)]);
   const restart = needs.restart || pending !== undefined;
   // The intent goes to the node before anything happens to it: a run that stops at the drain
   // leaves it there, and the next run drains, restarts and uncordons although no file changes then.
@@ -41,7 +43,8 @@ async function runRuntime(rc: RunContext): Promise<string> {
     control ??= await rc.controlPlane();
     await cordonAndDrain(rc, control, "the docker restart");
   }
-  const action = await applyUnit(rc, "docker", restart);
+  // restart is applyUnit's own verdict too when dockerd is stale; it then says why
+  const action = await applyUnit(rc, "docker", restartNeeds(sync.changed).restart || pending !== undefined, { probe });
   let driver = "";
   await waitFor(
     `docker on ${rc.host.name} to answer`,
@@ -90,13 +93,15 @@ export const runtime: StepDef = {
   hosts: kubeletHosts,
   deps: [{ step: "prepare", on: "same-host" }],
   run: runRuntime,
+  units: ["docker"],
   nodeRoll: true,
   files: ({ inv, binaries }) => {
     const names = [...new Set([...REQUIRED_DOCKER, ...binaries.group("docker")])].sort();
     return [
       ...names.map((n) => binary(DOCKER_BIN, n)),
       templated(DAEMON_JSON, "docker/daemon.json", { execOpt: `native.cgroupdriver=${CGROUP_DRIVER}` }),
-      ...inv.images.preload.map((archive) => ({ path: `${IMAGES_DIR}/${path.basename(archive)}`, mode: 0o644, binary: archive })),
+      // loaded with docker load, never read by dockerd at start
+      ...inv.images.preload.map((archive) => ({ path: `${IMAGES_DIR}/${path.basename(archive)}`, mode: 0o644, binary: archive, live: true })),
       unit("docker", "docker/docker.service"),
     ];
   },

@@ -17,6 +17,7 @@ export const scheduler: StepDef = {
     { step: "scheduler", on: "previous-host" },
   ],
   run: (rc) => runComponent(rc, "kube-scheduler", "scheduler"),
+  units: ["kube-scheduler"],
   files: ({ inv, pki }, host) => [
     ...BINARIES.scheduler.map((b) => binary(K8S.bin, b)),
     secret(`${K8S.cfg}/kube-scheduler.kubeconfig`, certKubeconfig(inv, pki, "kube-scheduler", "system:kube-scheduler", `https://${host.address}:${inv.network.apiserverPort}`)),

@@ -30,6 +30,14 @@ export interface PlannedFile {
   binary?: string;
   /** Holds a private key or token: never logged, written 0600 by render. */
   secret?: boolean;
+  /**
+   * Not read by the step's unit when it starts (CNI config and plugins, image archives, kubectl
+   * and its kubeconfig: read on each use). A running process is stale when any other file of its
+   * step is newer than its start (actions.applyUnit, `binkube check`); these never make it so.
+   */
+  live?: boolean;
+  /** The file's owner on the host when not root (the step chowns it after the sync). */
+  owner?: string;
 }
 
 export interface StepContext {
@@ -91,6 +99,11 @@ export interface StepDef {
   hosts(inv: Inventory, gone: Host[]): Host[];
   deps: StepDep[];
   files(ctx: StepContext, host: Host): PlannedFile[];
+  /**
+   * The systemd units the step installs and starts on its host: every file of the instance but
+   * `live` ones is read by them at start (what `binkube check` compares with their start time).
+   */
+  units?: string[];
   /** Binaries the step runs on its host without shipping them (another step on that host does). */
   usesBinaries?: string[];
   /** Inputs that are not files but must re-run the step when they change (never secrets). */

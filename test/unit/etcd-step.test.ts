@@ -58,6 +58,18 @@ function fakeHost(rules: Rule[], sync: Partial<SyncResult>, files: PlannedFile[]
   return { rc, commands, fetched, index };
 }
 
+/**
+ * The unit probe (steps/unit-probe.ts) of etcd: its state, and optionally a start time and the
+ * files' mtimes (epoch seconds) so the member is older than some of them.
+ */
+const probe = (state: string, opts: { started?: string; mtimes?: (n: number) => [number, string][] } = {}): Rule => [
+  /^printf 'U %s A %s\\n' etcd /,
+  (_c, n) => ({ stdout: [`U etcd A ${state}`, "U etcd E enabled", `U etcd T ${opts.started ?? ""}`, ...(opts.mtimes?.(n) ?? []).map(([t, p]) => `F ${t} ${p}`)].join("\n") }),
+];
+/** 2026-12-04 22:00:00 UTC, as systemd prints it and as epoch seconds (+ minutes). */
+const STARTED = "Fri 2026-12-04 22:00:00 UTC";
+const at = (minutes: number) => Date.UTC(2026, 11, 4, 22, minutes, 0) / 1000;
+
 const OWNERS: Rule = [/^chown etcd:etcd \/opt\/etcd\/ssl\/server-key\.pem \/opt\/etcd\/ssl\/peer-key\.pem && chown -R etcd:etcd \/var\/lib\/etcd && chmod 0700 \/var\/lib\/etcd$/, {}];
 const ACTIVE_UNIT: Rule = [/^systemctl show -p ActiveState -p NRestarts etcd$/, { stdout: "ActiveState=active\nNRestarts=0\n" }];
 const UNIT_OPS: Rule = [/^systemctl daemon-reload && systemctl enable --quiet etcd && systemctl (re)?start --no-block etcd$/, {}];
@@ -68,7 +80,7 @@ describe("etcd step", () => {
   test("a running leader with a new certificate: snapshot, hand leadership to a started voter, then restart and wait healthy", async () => {
     const h = fakeHost(
       [
-        [/^systemctl is-active etcd/, { stdout: "active\n" }],
+        probe("active"),
         [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }],
         [/snapshot save \/var\/lib\/etcd-snapshots\/snapshot-\d{8}T\d{6}Z\.db/, {}],
         [/endpoint status$/, { stdout: "https://127.0.0.1:2379, 8e9e05c52164694d, 3.4.23, 25 kB, true, false, 2, 10, 10, \n" }],
@@ -96,7 +108,7 @@ describe("etcd step", () => {
   test("a running follower: snapshot and restart, no hand-off", async () => {
     const h = fakeHost(
       [
-        [/^systemctl is-active etcd/, { stdout: "active\n" }],
+        probe("active"),
         [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }],
         [/snapshot save/, {}],
         [/endpoint status$/, { stdout: "https://127.0.0.1:2379, 8e9e05c52164694d, 3.4.23, 25 kB, false, false, 2, 10, 10, \n" }],
@@ -114,7 +126,7 @@ describe("etcd step", () => {
 
   test("a running member whose config changed only in ETCD_INITIAL_CLUSTER is not restarted (no snapshot either)", async () => {
     const h = fakeHost(
-      [[/^systemctl is-active etcd/, { stdout: "active\n" }], [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }], OWNERS, UNIT_OPS, ACTIVE_UNIT],
+      [probe("active"), [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }], OWNERS, UNIT_OPS, ACTIVE_UNIT],
       { changed: [CONF] },
       [{ path: CONF, mode: 0o644, content: conf("a,b") }],
     );
@@ -125,9 +137,71 @@ describe("etcd step", () => {
     assert.match(summary, /only the bootstrap peer list changed/);
   });
 
+  test("a running member older than its files (a run stopped before its restart) is restarted with snapshot and health gate, and says why", async () => {
+    const h = fakeHost(
+      [
+        probe("active", { started: STARTED, mtimes: () => [[at(5), "/opt/etcd/ssl/server.pem"], [at(-1), CONF]] }),
+        [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }],
+        [/snapshot save/, {}],
+        [/endpoint status$/, { stdout: "x, 1, 3.4, 1, false, false\n" }],
+        OWNERS, UNIT_OPS, ACTIVE_UNIT, HEALTHY,
+      ],
+      { changed: [] },
+      [{ path: CONF, mode: 0o644, content: conf("a") }, { path: "/opt/etcd/ssl/server.pem", mode: 0o644, content: "cert" }],
+    );
+    const summary = await etcd.run(h.rc);
+    assert.ok(h.index(/snapshot save/) >= 0 && h.index(/systemctl restart --no-block etcd/) > h.index(/snapshot save/), h.commands.join("\n"));
+    assert.match(summary, /0\/0 files changed, etcd restarted \(it was older than its files: \/opt\/etcd\/ssl\/server\.pem changed at 22:05:00 UTC, after the process started at 22:00:00\), member healthy/);
+  });
+
+  test("a running member current with its files and nothing changed is left alone", async () => {
+    const h = fakeHost(
+      [probe("active", { started: STARTED, mtimes: () => [[at(-5), "/opt/etcd/ssl/server.pem"], [at(0), CONF]] }), [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }], OWNERS, UNIT_OPS, ACTIVE_UNIT],
+      { changed: [] },
+      [{ path: CONF, mode: 0o644, content: conf("a") }, { path: "/opt/etcd/ssl/server.pem", mode: 0o644, content: "cert" }],
+    );
+    const summary = await etcd.run(h.rc);
+    assert.equal(h.index(/systemctl restart|snapshot save/), -1, h.commands.join("\n"));
+    assert.match(summary, /etcd running/);
+  });
+
+  test("a peer-list-only change is dated back to the member's start, so the member does not read as stale afterwards", async () => {
+    const h = fakeHost(
+      [
+        // before the sync the member is current; after it, etcd.conf is newer than the member
+        probe("active", { started: STARTED, mtimes: (n) => [[n === 1 ? at(-1) : at(7), CONF]] }),
+        [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }],
+        [/^touch -m -d @\d+ -- \/opt\/etcd\/cfg\/etcd\.conf$/, {}],
+        OWNERS, UNIT_OPS, ACTIVE_UNIT,
+      ],
+      { changed: [CONF] },
+      [{ path: CONF, mode: 0o644, content: conf("a,b") }],
+    );
+    await etcd.run(h.rc);
+    assert.equal(h.index(/systemctl restart/), -1, h.commands.join("\n"));
+    assert.ok(h.commands.includes(`touch -m -d @${at(0)} -- /opt/etcd/cfg/etcd.conf`), h.commands.join("\n"));
+  });
+
+  test("a peer-list-only change over a member that was already stale restarts it (the older change must not be hidden)", async () => {
+    const h = fakeHost(
+      [
+        probe("active", { started: STARTED, mtimes: (n) => [[n === 1 ? at(3) : at(7), CONF]] }),
+        [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }],
+        [/snapshot save/, {}],
+        [/endpoint status$/, { stdout: "x, 1, 3.4, 1, false, false\n" }],
+        OWNERS, UNIT_OPS, ACTIVE_UNIT, HEALTHY,
+      ],
+      { changed: [CONF] },
+      [{ path: CONF, mode: 0o644, content: conf("a,b") }],
+    );
+    await etcd.run(h.rc);
+    assert.ok(h.index(/systemctl restart --no-block etcd/) >= 0, h.commands.join("\n"));
+    assert.equal(h.index(/^touch /), -1);
+  });
+
   test("the same member with another setting changed is restarted", async () => {
     const h = fakeHost(
-      [[/^systemctl is-active etcd/, { stdout: "active\n" }], [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }], [/snapshot save/, {}], [/endpoint status$/, { stdout: "x, 1, 3.4, 1, false, false\n" }], OWNERS, UNIT_OPS, ACTIVE_UNIT, HEALTHY],
+      [probe("active"), [/^cat \/opt\/etcd\/cfg\/etcd\.conf/, { stdout: conf("a") }], [/snapshot save/, {}], [/endpoint status$/, { stdout: "x, 1, 3.4, 1, false, false\n" }], OWNERS, UNIT_OPS, ACTIVE_UNIT, HEALTHY],
       { changed: [CONF] },
       [{ path: CONF, mode: 0o644, content: conf("a", 'ETCD_LOGGER="zap"\n') }],
     );
@@ -138,7 +212,7 @@ describe("etcd step", () => {
   test("a new member beside a running cluster: drop-in first, then member add (retried on 'unhealthy cluster'), then start", async () => {
     const h = fakeHost(
       [
-        [/^systemctl is-active etcd/, { stdout: "inactive\n" }],
+        probe("inactive"),
         [/^test -d \/var\/lib\/etcd\/default\.etcd\/member/, { stdout: "" }],
         [/--dial-timeout=3s --command-timeout=5s endpoint health/, { stdout: "https://192.168.0.5:2379 is healthy\nhttps://192.168.0.6:2379 is healthy\n" }],
         [/--endpoints=https:\/\/192\.168\.0\.5:2379,https:\/\/192\.168\.0\.6:2379 --command-timeout=5s member list$/, { stdout: MEMBERS.split("\n").slice(1).join("\n") }],
@@ -163,7 +237,7 @@ describe("etcd step", () => {
   test("a member add that fails for another reason stops at once with that reason", async () => {
     const h = fakeHost(
       [
-        [/^systemctl is-active etcd/, { stdout: "inactive\n" }],
+        probe("inactive"),
         OWNERS,
         [/^test -d /, { stdout: "" }],
         [/endpoint health/, { stdout: "https://192.168.0.5:2379 is healthy\n" }],
@@ -180,7 +254,7 @@ describe("etcd step", () => {
 
   test("a first bring-up (no cluster answers yet) starts without member add or snapshot", async () => {
     const h = fakeHost(
-      [[/^systemctl is-active etcd/, { stdout: "inactive\n" }], [/^test -d /, { stdout: "" }], [/endpoint health/, { code: 1, stdout: "context deadline exceeded" }], OWNERS, UNIT_OPS, ACTIVE_UNIT],
+      [probe("inactive"), [/^test -d /, { stdout: "" }], [/endpoint health/, { code: 1, stdout: "context deadline exceeded" }], OWNERS, UNIT_OPS, ACTIVE_UNIT],
       { changed: [CONF, "/opt/etcd/bin/etcd"] },
       [{ path: CONF, mode: 0o644, content: conf("a") }],
     );
@@ -190,19 +264,19 @@ describe("etcd step", () => {
 
   test("a first start ends at the member's READY (active); a member still waiting for peers is watched 3 s, restarts counted", async () => {
     const first = fakeHost(
-      [[/^systemctl is-active etcd/, { stdout: "inactive\n" }], [/^test -d /, { stdout: "" }], [/endpoint health/, { code: 1, stdout: "context deadline exceeded" }], OWNERS, UNIT_OPS, ACTIVE_UNIT],
+      [probe("inactive"), [/^test -d /, { stdout: "" }], [/endpoint health/, { code: 1, stdout: "context deadline exceeded" }], OWNERS, UNIT_OPS, ACTIVE_UNIT],
       { changed: [CONF, "/opt/etcd/bin/etcd"] },
       [{ path: CONF, mode: 0o644, content: conf("a") }],
     );
     let t0 = Date.now();
     await etcd.run(first.rc);
     assert.ok(Date.now() - t0 < 2000, `READY ends the wait (took ${Date.now() - t0} ms)`);
-    assert.equal(first.commands.filter((c) => /systemctl show/.test(c)).length, 1);
+    assert.equal(first.commands.filter((c) => /^systemctl show -p ActiveState/.test(c)).length, 1);
 
     // activating (waiting for peers), then systemd restarts it once: the 3 s watch starts over
     const waiting = fakeHost(
       [
-        [/^systemctl is-active etcd/, { stdout: "inactive\n" }], [/^test -d /, { stdout: "" }], [/endpoint health/, { code: 1, stdout: "context deadline exceeded" }], OWNERS, UNIT_OPS,
+        probe("inactive"), [/^test -d /, { stdout: "" }], [/endpoint health/, { code: 1, stdout: "context deadline exceeded" }], OWNERS, UNIT_OPS,
         [/^systemctl show -p ActiveState -p NRestarts etcd$/, (_c, n) => ({ stdout: `ActiveState=activating\nNRestarts=${n < 3 ? 0 : 1}\n` })],
       ],
       { changed: [CONF, "/opt/etcd/bin/etcd"] },
@@ -211,14 +285,14 @@ describe("etcd step", () => {
     t0 = Date.now();
     await etcd.run(waiting.rc);
     const took = Date.now() - t0;
-    const polls = waiting.commands.filter((c) => /systemctl show/.test(c)).length;
+    const polls = waiting.commands.filter((c) => /^systemctl show -p ActiveState/.test(c)).length;
     assert.ok(took >= 3000, `an activating member is watched 3 s (took ${took} ms)`);
     // the restart at poll 3 resets the window: 3 s more after it, at 250 ms a poll
     assert.ok(polls >= 3 + 12, `${polls} polls`);
   });
 
   test("a first bring-up of etcd (synth found no member applied) asks no peer: the members bootstrap together", async () => {
-    const h = fakeHost([[/^systemctl is-active etcd/, { stdout: "inactive\n" }], OWNERS, UNIT_OPS, ACTIVE_UNIT], { changed: [CONF, "/opt/etcd/bin/etcd"] }, [{ path: CONF, mode: 0o644, content: conf("a") }], true);
+    const h = fakeHost([probe("inactive"), OWNERS, UNIT_OPS, ACTIVE_UNIT], { changed: [CONF, "/opt/etcd/bin/etcd"] }, [{ path: CONF, mode: 0o644, content: conf("a") }], true);
     await etcd.run(h.rc);
     assert.equal(h.index(/etcdctl|^test -d /), -1, h.commands.join("\n"));
   });

@@ -15,6 +15,8 @@ interface NodeState {
   joined: boolean;
   unschedulable: boolean;
   drainFails: boolean;
+  /** probe lines `F <mtime> <path>` of files newer than dockerd (started 2026-12-04 22:00:00 UTC) */
+  stale?: string;
 }
 
 /** A node (and the control plane's kubectl) answering the runtime step's commands; refuses unscripted ones. */
@@ -41,7 +43,7 @@ function fakeNode(state: NodeState, changed: string[]) {
       r = ok();
     } else if (/ drain /.test(command)) r = state.drainFails ? { code: 1, stdout: 'error when evicting pods/"web-1" -n "default" (will retry after 5s): Cannot evict pod as it would violate the pod\'s disruption budget.\nerror: unable to drain node "k8s-master", aborting command...\n', stderr: "" } : ok();
     else if (/Ready"\)\]\.status\}/.test(command)) r = ok("True");
-    else if (/^systemctl is-active docker/.test(command)) r = ok("active\n");
+    else if (/^printf 'U %s A %s\\n' docker /.test(command)) r = ok(`U docker A active\nU docker E enabled\nU docker T ${state.stale ? "Fri 2026-12-04 22:00:00 UTC" : ""}\n${state.stale ?? ""}`);
     else if (/^systemctl daemon-reload && systemctl enable --quiet docker && systemctl (re)?start docker$/.test(command)) r = ok();
     else if (/^docker info/.test(command)) r = ok("cgroupfs\n");
     else if (/docker load/.test(command)) r = ok("loaded\n");
@@ -69,6 +71,15 @@ function fakeNode(state: NodeState, changed: string[]) {
 }
 
 const node = (over: Partial<NodeState> = {}): NodeState => ({ marker: "", joined: true, unschedulable: false, drainFails: false, ...over });
+
+test("an earlier run stopped after the new dockerd landed and before its marker: dockerd older than its binary still drains, restarts and uncordons", async () => {
+  const st = node({ stale: `F ${Date.UTC(2026, 11, 4, 22, 1, 0) / 1000} /usr/bin/dockerd\n` });
+  const n = fakeNode(st, []);
+  n.rc.files.push({ path: "/usr/bin/dockerd", mode: 0o755, binary: "docker/dockerd" });
+  assert.match(await runtime.run(n.rc), /0 files changed, docker restarted \(it was older than its files: \/usr\/bin\/dockerd changed at 22:01:00 UTC.*\), drained first and uncordoned when Ready/);
+  assert.ok(n.did(/kubeconfig drain /) >= 0 && n.did(/kubeconfig drain /) < n.did(/systemctl restart docker$/), n.log.join(" | "));
+  assert.equal(st.unschedulable, false);
+});
 
 test("a new docker binary on a node that runs pods: the intent is written, then cordon, drain, restart, uncordon", async () => {
   const st = node();
