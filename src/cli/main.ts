@@ -15,6 +15,7 @@ import { configFrom, stepCommand } from "./step";
 import { serveSteps } from "./step-server";
 import { runStep } from "../runner/run-step";
 import { describeRestore, restorePlan, runRestore } from "../etcd-restore";
+import { checkCommand, repairCommand } from "./repair";
 
 const USAGE = `usage: binkube <command> [options]
 
@@ -34,6 +35,11 @@ const USAGE = `usage: binkube <command> [options]
                                        rebuild etcd on every member from FILE (e.g. one of
                                        .binkube/etcd-snapshots/<host>/), then restart the control
                                        plane; without --yes it only says what it would do
+  check [--config FILE]                compare every host with what binkube would ship: files (sha256,
+                                       mode, owner) and units (enabled, active, started after their
+                                       files); exit 1 on any drift. Read-only, one SSH session per host
+  repair [--config FILE]               re-run exactly the (step, host) instances check finds drifted,
+                                       through cdktf deploy (Terraform -replace), in bring-up order
   lab up [--hosts N] | down | status   local test hosts (systemd-nspawn)
 
 The inventory is --config, else $BINKUBE_CONFIG, else ./cluster.yaml.`;
@@ -119,6 +125,10 @@ async function run(argv: string[]): Promise<number> {
       await runStep(configFrom(args), "remove", host, { verbose: args.flags.get("verbose") === true, allowMissingBinaries: false });
       return 0;
     }
+    case "check":
+      return (await checkCommand(configFrom(args))).code;
+    case "repair":
+      return repairCommand(configFrom(args), say);
     case "lab":
       // The lab (test hosts) is loaded only for its own commands: deploys never load it.
       return (require("../../lab/cli") as typeof import("../../lab/cli")).labCommand(argv.slice(1));
