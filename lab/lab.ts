@@ -1,7 +1,7 @@
 // The lab's programmatic API: labUp, labDown, labStatus, sshArgs.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { hostCgroupDirs } from "./cgroups";
+import { cgroupProcs, hostCgroupDirs } from "./cgroups";
 import { BRIDGE, GATEWAY, MAX_HOSTS, SUBNET, baseRootfsDir, bootTimeoutMs, hostAddress, hostName, labDir, machineName, rolesFor } from "./config";
 import {
   ensureRootfs,
@@ -305,6 +305,35 @@ export async function labDown(opts: LabDirOptions = {}): Promise<LabDownResult> 
     log(`lab down: ${stopped.length > 0 ? `stopped ${stopped.join(", ")}` : "no host was running"} (${dir})`);
     return { dir, stopped, networkRemoved };
   });
+}
+
+/**
+ * Power loss of some hosts: every process of each one is killed at once (SIGKILL, no shutdown),
+ * its files kept; `labUp` with the same count boots them again. Returns when they are gone.
+ */
+export async function labPowerOff(opts: LabDirOptions & { hosts: string[] }): Promise<void> {
+  const log = opts.log ?? stderrLogger;
+  const dir = labDir(opts.dir);
+  await withLabLock(log, async () => {
+    const st = loadState(dir);
+    if (!st) throw new Error(`no lab in ${dir}`);
+    const hosts = opts.hosts.map((n) => st.hosts.find((h) => h.name === n) ?? fail(`no host ${n} in the lab at ${dir}`));
+    for (const h of hosts) {
+      for (const pid of [...h.cgroups.flatMap(cgroupProcs), ...(h.pid && hostRunning(h) ? [h.pid] : [])]) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone already
+        }
+      }
+    }
+    await Promise.all(hosts.map((h) => stopHost(h, log))); // reaps what is left, frees veth and cgroups
+    saveState(st);
+  });
+}
+
+function fail(message: string): never {
+  throw new Error(message);
 }
 
 /** Per host: running? ssh ok? (no lock taken; reads lab.json). */

@@ -58,9 +58,21 @@ export async function gateWithJournal(rc: RunContext, unit: string, gate: () => 
   }
 }
 
+/**
+ * A fatal line in a unit's journal: etcd's capnslog critical (`C | etcdmain: …`) or zap fatal /
+ * panic, klog's `F1204 …` of the Kubernetes components, a Go panic. Why a unit died is often
+ * said once, before the restarts that fill the last lines with start-up noise.
+ */
+export const FATAL_LINE = /(^|\s)C \| |"level":"(fatal|panic)"|^F\d{4} |^panic: |\bfatal error\b/;
+
+/** The unit's last journal lines; its last fatal line first when that is older than them. */
 export async function journalTail(rc: RunContext, unit: string, lines = 15): Promise<string> {
-  const r = await rc.sh(`journalctl -u ${unit} -n ${lines} --no-pager -o cat 2>/dev/null || true`, { allowFail: true });
-  return `last ${lines} lines of journalctl -u ${unit} on ${rc.host.name}:\n${r.stdout.trim().replace(/^/gm, "    ")}`;
+  const r = await rc.sh(`journalctl -u ${unit} -n 300 --no-pager -o cat 2>/dev/null || true`, { allowFail: true });
+  const all = r.stdout.trimEnd().split("\n");
+  const tail = all.slice(-lines);
+  const fatal = [...all].reverse().find((l) => FATAL_LINE.test(l));
+  const head = fatal !== undefined && !tail.includes(fatal) ? `${unit}'s last fatal line on ${rc.host.name}:\n    ${fatal.trim()}\n` : "";
+  return `${head}last ${lines} lines of journalctl -u ${unit} on ${rc.host.name}:\n${tail.join("\n").trim().replace(/^/gm, "    ")}`;
 }
 
 /**

@@ -101,6 +101,8 @@ async function handOffLeadership(rc: RunContext): Promise<string> {
 }
 
 const JOIN_DROPIN = "/etc/systemd/system/etcd.service.d/10-binkube-join.conf";
+/** The member's data dir (ETCD_DATA_DIR in etcd.conf). */
+const MEMBER_DIR = `${ETCD.data}/default.etcd`;
 
 /**
  * A member with no data yet, while the other members already form a cluster: announce it with
@@ -108,9 +110,9 @@ const JOIN_DROPIN = "/etc/systemd/system/etcd.service.d/10-binkube-join.conf";
  * etcd.conf). A brand-new cluster (no other member answers) bootstraps with "new" as rendered.
  */
 async function joinExistingCluster(rc: RunContext): Promise<string> {
-  const probe = await rc.sh(`test -d /var/lib/etcd/default.etcd/member && echo data; test -f ${JOIN_DROPIN} && echo dropin; true`);
-  if (probe.stdout.includes("data")) return "";
-  if (probe.stdout.includes("dropin")) return ", joining the existing cluster";
+  const probe = await rc.sh(`test -d ${MEMBER_DIR}/member && echo data; test -f ${JOIN_DROPIN} && echo dropin; true`);
+  const hasData = probe.stdout.includes("data");
+  if (!hasData && probe.stdout.includes("dropin")) return ", joining the existing cluster";
   const others = hostsWithRole(rc.inv, "etcd").filter((h) => h.name !== rc.host.name).map((h) => `https://${h.address}:2379`);
   if (others.length === 0) return "";
   // A cluster exists only if it has quorum; during a first bring-up the others are still waiting.
@@ -118,8 +120,18 @@ async function joinExistingCluster(rc: RunContext): Promise<string> {
   if (!health.stdout.includes("is healthy")) return "";
   const list = await rc.sh(`${ETCDCTL} --endpoints=${shq(others.join(","))} --command-timeout=5s member list`, { timeoutMs: 30_000 });
   const peer = `https://${rc.host.address}:2380`;
-  // Listed already: a member of the static bootstrap that starts late; it joins as "new".
-  if (list.stdout.includes(peer)) return "";
+  // Listed already: a member of the static bootstrap that starts late (it joins as "new"), or a
+  // member restarting on its own data.
+  const members = parseMemberList(list.stdout);
+  if (members.some((m) => m.peerURLs.split(",").includes(peer) || m.name === rc.host.name)) return "";
+  let aside = "";
+  if (hasData) {
+    // The data of a member the cluster no longer has (removed while this host was away): etcd
+    // would exit with "the member has been permanently removed". Kept aside, like a restore does.
+    const dir = (await rc.sh(`systemctl stop etcd; d=${ETCD.data}/removed-$(date -u +%Y%m%dT%H%M%SZ); mv ${MEMBER_DIR} "$d" && rm -f ${JOIN_DROPIN} && echo "$d"`)).stdout.trim();
+    rc.log(`  ${rc.host.name}: etcd data of a removed member moved aside to ${dir}`);
+    aside = `, old data of a removed member kept in ${dir}`;
+  }
   // Drop-in first, then member add: a re-run after a failure in between still joins.
   await rc.sh(`mkdir -p /etc/systemd/system/etcd.service.d && printf '[Service]\\nEnvironmentFile=/opt/etcd/cfg/etcd-join.conf\\n' > ${JOIN_DROPIN} && echo 'ETCD_INITIAL_CLUSTER_STATE="existing"' > /opt/etcd/cfg/etcd-join.conf && systemctl daemon-reload`);
   await changeMembership(
@@ -127,7 +139,7 @@ async function joinExistingCluster(rc: RunContext): Promise<string> {
     `etcd member add ${rc.host.name}`,
     { log: rc.log, fix: "check etcd-health: every existing member must be healthy before a member joins" },
   );
-  return `, joined the existing cluster as member ${list.stdout.trim().split("\n").length + 1}`;
+  return `, joined the existing cluster as member ${members.length + 1}${aside}`;
 }
 
 async function runEtcdHealth(rc: RunContext): Promise<string> {

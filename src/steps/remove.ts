@@ -5,7 +5,8 @@
 import { forgetHost, removalKeepsQuorum } from "../inventory/ledger";
 import { hasRole, hostsWithRole, runsKubelet } from "../inventory/types";
 import { shq } from "../remote/shell";
-import { KUBECTL } from "./actions";
+import { KUBECTL, nodeReadyStatus } from "./actions";
+import { K8S } from "./files";
 import { ETCDCTL, changeMembership, parseMemberList } from "./etcdctl";
 import { RunContext, StepDef } from "./types";
 import { GateError } from "../util/wait";
@@ -31,29 +32,77 @@ async function removeEtcdMember(rc: RunContext): Promise<string> {
   return `etcd member removed (${list.length - 1} members, ${healthy} healthy)`;
 }
 
+/** kubectl's verdict from a drain's output: its last error line, or its last line. */
+const lastWords = (out: string) => (out.trim().split("\n").filter((l) => /^error/i.test(l.trim())).pop() ?? out.trim().split("\n").pop() ?? "").trim().slice(0, 200);
+
+/**
+ * Takes the node out of the cluster and says what really happened. A node whose host does not
+ * answer (or whose kubelet does not: NotReady) cannot drain: evictions would wait for a kubelet
+ * that never confirms, for the whole timeout. Its pods are force-deleted instead, so their
+ * controllers replace them now.
+ */
+async function removeNode(rc: RunContext, unreachable: string | undefined): Promise<string> {
+  const name = shq(rc.host.name);
+  const control = await rc.controlPlane();
+  const ready = await nodeReadyStatus(control, rc.host.name);
+  let how: string;
+  if (unreachable !== undefined || (ready !== "" && ready !== "True")) {
+    const r = await control.exec(`${KUBECTL} delete pods --all-namespaces --field-selector spec.nodeName=${name} --force --grace-period=0 2>&1`, { allowFail: true, timeoutMs: 60_000 });
+    const n = (r.stdout.match(/ deleted/g) ?? []).length;
+    how = `drain skipped: ${unreachable !== undefined ? `host unreachable (${unreachable})` : `node ${ready === "Unknown" ? "not reporting" : "NotReady"}`}; ${n} pods force-deleted`;
+  } else {
+    const timeout = 120;
+    const r = await control.exec(`${KUBECTL} drain ${name} --ignore-daemonsets --delete-local-data --force --timeout=${timeout}s 2>&1`, { allowFail: true, timeoutMs: (timeout + 60) * 1000 });
+    how = r.code === 0 ? "drained" : `drain did not finish within ${timeout} s (${lastWords(r.stdout)})`;
+  }
+  await control.exec(`${KUBECTL} delete node ${name} --ignore-not-found`);
+  return `node ${how}, node deleted`;
+}
+
+/**
+ * What a removed host must not keep: its units enabled (a reboot would start them) and the
+ * cluster credentials it would rejoin with (the kubelet's client certificate and kubeconfigs).
+ */
+const DISARM = [
+  `for u in ${UNITS.join(" ")}; do systemctl disable --now $u 2>/dev/null || true; done`,
+  `rm -f ${K8S.ssl}/kubelet-client-*.pem ${K8S.cfg}/kubelet.kubeconfig ${K8S.cfg}/bootstrap.kubeconfig ${K8S.cfg}/kube-proxy.kubeconfig`,
+  `if [ -d /var/lib/etcd/default.etcd ]; then mv /var/lib/etcd/default.etcd /var/lib/etcd/removed-$(date -u +%Y%m%dT%H%M%SZ); fi`,
+  "rm -f /etc/systemd/system/etcd.service.d/10-binkube-join.conf",
+].join("; ");
+
 async function runRemove(rc: RunContext): Promise<string> {
   const name = rc.host.name;
   const done: string[] = [];
+  // The host is asked once, first, while the rest goes on (a lazy step: one connection attempt).
+  const reach = rc.sh("true", { timeoutMs: 15_000 }).then(
+    () => undefined,
+    (e: Error) => e.message.split("\n")[0]!.replace(/^host \S+ \([^)]*\): /, "").slice(0, 160),
+  );
   if (hasRole(rc.host, "etcd")) done.push(await removeEtcdMember(rc));
-  if (runsKubelet(rc.host)) {
-    const control = await rc.controlPlane();
-    await control.exec(`${KUBECTL} drain ${shq(name)} --ignore-daemonsets --delete-local-data --force --timeout=120s`, { allowFail: true, timeoutMs: 180_000 });
-    await control.exec(`${KUBECTL} delete node ${shq(name)} --ignore-not-found`);
-    done.push("node drained and deleted");
-  }
-  // Best effort: the etcd data of a removed member must not come back with it (kept aside, not deleted).
-  try {
-    await rc.sh(
-      `for u in ${UNITS.join(" ")}; do systemctl disable --now $u 2>/dev/null || true; done; if [ -d /var/lib/etcd/default.etcd ]; then mv /var/lib/etcd/default.etcd /var/lib/etcd/removed-$(date +%Y%m%dT%H%M%S); fi; rm -f /etc/systemd/system/etcd.service.d/10-binkube-join.conf`,
-      { timeoutMs: 180_000 },
-    );
-    done.push(`units stopped and disabled on ${name}`);
-  } catch (e) {
-    rc.log(`WARNING step remove on ${name}: could not stop its units (${(e as Error).message.split("\n")[0]}); stop them by hand if the host comes back`);
+  const unreachable = await reach;
+  if (runsKubelet(rc.host)) done.push(await removeNode(rc, unreachable));
+  if (unreachable === undefined) {
+    // The etcd data of a removed member must not come back with it (kept aside, not deleted).
+    try {
+      await rc.sh(DISARM, { timeoutMs: 180_000 });
+      done.push(`units stopped and disabled, credentials removed on ${name}`);
+    } catch (e) {
+      unreachableWarning(rc, (e as Error).message.split("\n")[0]!);
+      done.push(`units NOT stopped on ${name} (see warning)`);
+    }
+  } else {
+    unreachableWarning(rc, unreachable);
     done.push(`units NOT stopped on ${name} (unreachable; see warning)`);
   }
   forgetHost(rc.inv, name);
   return done.join(", ");
+}
+
+function unreachableWarning(rc: RunContext, why: string): void {
+  rc.log(
+    `WARNING step remove on ${rc.host.name}: could not stop its units or remove its credentials (${why}). If it comes back, it still holds its kubelet client certificate: ` +
+      `wipe it before it boots into the network (docs/day2.md, "A host removed while it was down")`,
+  );
 }
 
 export const remove: StepDef = {

@@ -234,6 +234,27 @@ describe("etcd step", () => {
     assert.equal(h.index(/snapshot save|move-leader/), -1, "nothing to snapshot on a new member");
   });
 
+  test("a host that comes back with the data of a member the cluster removed: data moved aside (kept), then it joins", async () => {
+    const rules = (listed: boolean): Rule[] => [
+      probe("failed"),
+      [/^test -d \/var\/lib\/etcd\/default\.etcd\/member/, { stdout: "data\n" }],
+      [/--dial-timeout=3s --command-timeout=5s endpoint health/, { stdout: "https://192.168.0.5:2379 is healthy\nhttps://192.168.0.6:2379 is healthy\n" }],
+      [/member list$/, { stdout: MEMBERS.split("\n").slice(listed ? 0 : 1).join("\n") }],
+      [/^systemctl stop etcd; d=\/var\/lib\/etcd\/removed-\$\(date -u \+%Y%m%dT%H%M%SZ\); mv \/var\/lib\/etcd\/default\.etcd "\$d" && rm -f /, { stdout: "/var/lib/etcd/removed-20261204T220000Z\n" }],
+      [/^mkdir -p \/etc\/systemd\/system\/etcd\.service\.d && /, {}],
+      [/member add k8s-master --peer-urls=https:\/\/192\.168\.0\.4:2380/, { stdout: "Member added" }],
+      OWNERS, UNIT_OPS, ACTIVE_UNIT,
+    ];
+    const h = fakeHost(rules(false), { changed: [] }, [{ path: CONF, mode: 0o644, content: conf("a") }]);
+    const summary = await etcd.run(h.rc);
+    assert.ok(h.index(/mv \/var\/lib\/etcd\/default\.etcd/) < h.index(/member add/), h.commands.join("\n"));
+    assert.match(summary, /joined the existing cluster as member 3, old data of a removed member kept in \/var\/lib\/etcd\/removed-20261204T220000Z/);
+    // a member the cluster still lists keeps its data (a member restarting on its own data)
+    const listed = fakeHost(rules(true), { changed: [] }, [{ path: CONF, mode: 0o644, content: conf("a") }]);
+    await etcd.run(listed.rc);
+    assert.equal(listed.index(/mv \/var\/lib\/etcd|member add/), -1, listed.commands.join("\n"));
+  });
+
   test("a member add that fails for another reason stops at once with that reason", async () => {
     const h = fakeHost(
       [
