@@ -108,3 +108,20 @@ describe("applyUnit", () => {
     assert.equal(await applyUnit(h.rc, "kubelet", false), "kubelet running");
   });
 });
+
+describe("journalTail", () => {
+  test("leads with the unit's last fatal line when the tail has scrolled past it (etcd's capnslog C, klog's F, zap fatal)", async () => {
+    const { journalTail } = await import("../../src/steps/actions");
+    const noise = Array.from({ length: 40 }, (_, i) => `2026-12-04 22:00:${String(i).padStart(2, "0")} I | etcdmain: starting`);
+    const fatal = "2026-12-04 22:00:00.1 C | etcdmain: the member has been permanently removed from the cluster";
+    const rcWith = (journal: string) =>
+      ({ host: { name: "lab3" }, sh: async () => ({ code: 0, stdout: journal, stderr: "" }) }) as unknown as RunContext;
+    const text = await journalTail(rcWith([fatal, ...noise].join("\n")), "etcd");
+    assert.match(text, /^etcd's last fatal line on lab3:\n    .*the member has been permanently removed from the cluster\nlast 15 lines of journalctl -u etcd on lab3:/);
+    for (const line of ['{"level":"fatal","msg":"failed to listen"}', "F1204 22:00:00.000000 1 server.go:1] invalid flag"]) {
+      assert.match(await journalTail(rcWith([line, ...noise].join("\n")), "x"), /last fatal line/);
+    }
+    // a fatal line still in the tail is not repeated above it
+    assert.doesNotMatch(await journalTail(rcWith([...noise, fatal].join("\n")), "etcd"), /last fatal line/);
+  });
+});
