@@ -62,11 +62,39 @@ function expectedFiles(cluster: Cluster, insts: StepInstance[], host: Host): Exp
   return [...out.values()];
 }
 
-/** `S <sha256> <path>` and `M <mode> <user>:<group> <path>` for each existing file; the unit probe. */
-export function checkScript(paths: string[], units: { unit: string; paths: string[] }[]): string {
-  const lines = ["set --", `for f in ${paths.map(shq).join(" ")}; do [ -f "$f" ] && set -- "$@" "$f"; done`];
-  lines.push(`if [ $# -gt 0 ]; then stat -L -c 'M %a %U:%G %n' -- "$@"; sha256sum -- "$@" | sed 's/^/S /'; fi`);
-  lines.push(unitProbeScript(units));
+/** Where a host keeps the sha256 of files check already read (root only; a cache, never trusted alone). */
+export const HASH_CACHE = "/var/lib/binkube/sha256-cache";
+
+/**
+ * `S <sha256> <path>` and `M <mode> <user>:<group> <path>` for each existing file; the unit probe.
+ * Hashing ~1 GB of binaries and images per host took seconds, so a host keeps the sha256 of each
+ * file keyed by inode, size, ctime and mtime: any write, rename or chmod changes the ctime, which
+ * no program can set back. A file whose ctime is under 2 s old is never cached (a second write in
+ * the same second would keep its key). Misses are hashed 2 at a time.
+ */
+export function checkScript(paths: string[], units: { unit: string; paths: string[] }[], cache = HASH_CACHE): string {
+  const lines = [
+    "set --",
+    `for f in ${paths.map(shq).join(" ")}; do [ -f "$f" ] && set -- "$@" "$f"; done`,
+    `C=${shq(cache)}`,
+    'if [ $# -gt 0 ]; then',
+    '  T=$(mktemp -d) || exit 3',
+    `  trap 'rm -rf "$T"' EXIT`,
+    '  stat -L -c \'M %a %U:%G %n\' -- "$@"',
+    '  stat -L -c \'%i:%s:%Z:%Y %n\' -- "$@" > "$T/keys"',
+    '  : > "$T/miss"',
+    // cache lines: KEY SHA PATH
+    '  { cat "$C" 2>/dev/null; echo "--"; cat "$T/keys"; } | awk -v miss="$T/miss" \'$0 == "--" { k = 1; next } !k { sha[$1 " " substr($0, length($1) + length($2) + 3)] = $2; next } { p = substr($0, length($1) + 2); if (($1 " " p) in sha) print "S " sha[$1 " " p] " " p; else print p > miss }\' > "$T/hits"',
+    '  if [ -s "$T/miss" ]; then tr \'\\n\' \'\\0\' < "$T/miss" | xargs -0 -n 4 -P 2 sha256sum -- | sed \'s/^/S /\' >> "$T/hits"; fi',
+    '  cat "$T/hits"',
+    // the new cache: every file with its key, but those changed in the last 2 s
+    '  if mkdir -p -m 0700 "$(dirname "$C")" 2>/dev/null; then',
+    '    now=$(date +%s)',
+    '    { cat "$T/hits"; echo "--"; cat "$T/keys"; } | awk -v now="$now" \'$0 == "--" { k = 1; next } !k { p = substr($0, 68); sub(/^[ *]/, "", p); sha[p] = $2; next } { p = substr($0, length($1) + 2); split($1, f, ":"); if ((p in sha) && f[3] < now - 2) print $1 " " sha[p] " " p }\' > "$C.tmp" && mv -f "$C.tmp" "$C" || rm -f "$C.tmp"',
+    '  fi',
+    'fi',
+    unitProbeScript(units),
+  ];
   return lines.join("\n");
 }
 
@@ -81,7 +109,8 @@ export function parseCheck(stdout: string): Map<string, { sha256?: string; mode?
       f.owner = m[2]!;
       continue;
     }
-    m = /^S ([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    // "S SHA PATH" from the cache, "S SHA  PATH" (or " *PATH") from sha256sum
+    m = /^S ([0-9a-f]{64}) [ *]?(.+)$/.exec(line);
     if (m) get(m[2]!).sha256 = m[1]!;
   }
   return files;

@@ -38,14 +38,21 @@ test("check: a host that matches has no drift; an edit, a deleted file, a mode, 
     { inst, path: key, sha256: sha256("KEY\n"), mode: 0o600, owner, secret: true },
   ];
   const units = [{ inst, unit: "kubelet", paths: [conf, key] }];
-  const runCheck = () => execFileSync("sh", ["-c", checkScript([conf, key], units)], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+  const cache = path.join(dir, "state", "sha256-cache");
+  const runCheck = () => execFileSync("sh", ["-c", checkScript([conf, key], units, cache)], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
   const drifts = () => hostDrifts("lab2", expected, units, runCheck()).filter((d) => owner === group || !/^owner/.test(d.detail));
 
   sysctl("active");
+  // files changed under 2 s ago are not cached yet: wait them out, so the second check reads the cache
+  execFileSync("sleep", ["2.2"]);
   assert.deepEqual(drifts(), []);
+  assert.equal(fs.readFileSync(cache, "utf8").trim().split("\n").length, 2, "both files cached");
+  assert.deepEqual(drifts(), [], "a check from the cache agrees");
+  // a forged cache entry is not used once the file changes (its ctime moves)
 
   // a hand edit of the config (and the process now older than it), a secret edited, a mode changed
-  fs.writeFileSync(conf, "--max-pods=110\n");
+  fs.writeFileSync(conf, "--max-pods=110\n"); // same size as before, and its mtime set back: only the ctime tells
+  fs.utimesSync(conf, T0 - 60, T0 - 60);
   fs.writeFileSync(key, "OTHER\n");
   fs.chmodSync(key, 0o644);
   fs.utimesSync(cni, T0 + 600, T0 + 600); // a live file newer than the process: never drift
