@@ -1,6 +1,6 @@
 // bootstrap: RBAC that lets kubelets join by TLS bootstrap with automatic CSR approval, and lets
 // the apiserver reach kubelets. Applied once, from the first master.
-import { hostsWithRole } from "../inventory/types";
+import { hostsWithRole, kubeletHosts } from "../inventory/types";
 import { K8S, templated } from "./files";
 import { StepDef, RunContext } from "./types";
 import { KUBECTL, kubectl, kubectlApply } from "./actions";
@@ -55,8 +55,12 @@ export const bootstrap: StepDef = {
   usesBinaries: ["kubectl", "kube-apiserver"],
   // key names only: a new writing key re-runs this step, which rewrites every Secret with it
   triggers: ({ pki }) => ({ "encryption-keys": keyNames(pki.encryption) }),
-  files: () => [
-    templated(`${K8S.manifests}/bootstrap-rbac.yaml`, "rbac/bootstrap-rbac.yaml", { apiserverKubeletClientUser: APISERVER_KUBELET_CLIENT_USER }),
+  files: ({ inv }) => [
+    templated(`${K8S.manifests}/bootstrap-rbac.yaml`, "rbac/bootstrap-rbac.yaml", {
+      apiserverKubeletClientUser: APISERVER_KUBELET_CLIENT_USER,
+      // the nodes whose client certificate renewals are approved: the inventory's, no others
+      nodeUsers: kubeletHosts(inv).map((h) => `system:node:${h.name}`),
+    }),
     // Before any pod: PodSecurityPolicy admission (apiserver) refuses pods no policy allows.
     templated(`${K8S.manifests}/pod-security.yaml`, "rbac/pod-security.yaml", {}),
   ],

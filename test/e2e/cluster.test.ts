@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as https from "node:https";
+import forge from "node-forge";
 import * as path from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { labDown, labPowerOff, labUp, sshArgs } from "../../lab/lab";
@@ -568,6 +569,28 @@ spec:
     const inventory = fs.readFileSync(file, "utf8");
     await labUp({ dir, hosts: 4, log: () => undefined });
     fs.writeFileSync(file, inventory); // lab up lists its hosts in the inventory; the test's own edits stand
+    // lab3 kept its kubelet client certificate (removed while down): a renewal it asks for is never
+    // approved, so the certificate stops working when it expires; a node of the inventory renews
+    const renewal = async (host: string) => {
+      const identity = path.join(dir, `${host}-client.pem`);
+      fs.writeFileSync(identity, (await rootSsh(host, "cat /opt/kubernetes/ssl/kubelet-client-current.pem")).stdout, { mode: 0o600 });
+      const keys = forge.pki.rsa.generateKeyPair(2048);
+      const csr = forge.pki.createCertificationRequest();
+      csr.publicKey = keys.publicKey;
+      csr.setSubject([{ name: "commonName", value: `system:node:${host}` }, { name: "organizationName", value: "system:nodes" }]);
+      csr.sign(keys.privateKey, forge.md.sha256.create());
+      const name = `e2e-renewal-${host}-${Date.now()}`;
+      const manifest = path.join(dir, `${name}.json`);
+      fs.writeFileSync(manifest, JSON.stringify({ apiVersion: "certificates.k8s.io/v1beta1", kind: "CertificateSigningRequest", metadata: { name }, spec: { request: Buffer.from(forge.pki.certificationRequestToPem(csr)).toString("base64"), usages: ["digital signature", "key encipherment", "client auth"] } }));
+      const asNode = await run(path.join(bin, "kubectl"), ["--server", "https://10.250.213.11:6443", "--certificate-authority", path.join(dir, "pki", "ca.crt"), "--client-certificate", identity, "--client-key", identity, "create", "-f", manifest], { timeoutMs: 60_000 });
+      assert.equal(asNode.code, 0, `${host} could not ask for a renewal: ${asNode.stderr}`);
+      return name;
+    };
+    const [gone, kept] = [await renewal("lab3"), await renewal("lab2")];
+    await waitFor("lab2's renewal approved", async () => /Approved/.test(await kubectlOk("get", "csr", kept, "-o", "jsonpath={.status.conditions[*].type}")), 60_000);
+    await new Promise((res) => setTimeout(res, 5000));
+    assert.equal(await kubectlOk("get", "csr", gone, "-o", "jsonpath={.status.conditions[*].type}"), "", "the removed host's renewal was approved");
+    await kubectlOk("delete", "csr", gone, kept);
     const etcdBefore = await etcdIds();
     const r = await deploy();
     const out = plain(r.stdout + r.stderr);
