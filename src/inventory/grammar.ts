@@ -162,3 +162,18 @@ export function describeChar(c: string): string {
   const names: Record<string, string> = { " ": "a space", "\t": "a tab", "\n": "a newline", "\r": "a carriage return", '"': "a double quote", "'": "a single quote", "\\": "a backslash", "$": "'$'", "`": "a backtick", "\ufeff": "a byte-order mark (U+FEFF)" };
   return names[c] ?? (c.charCodeAt(0) < 0x20 || c.charCodeAt(0) > 0x7e ? `the character U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}` : `'${c}'`);
 }
+
+/** The longest value an error message repeats; a longer one is cut in the middle. */
+const SHOWN_MAX = 80;
+
+/**
+ * A value as an error or warning may repeat it: invisible characters written out, credentials in
+ * a URL (user:password@) masked, and cut to SHOWN_MAX characters, so a 1 MB paste or a token
+ * never reaches a terminal or a log.
+ */
+export function shown(v: string): string {
+  const masked = visible(v).replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, "$1***@");
+  if (masked.length <= SHOWN_MAX) return masked;
+  const half = SHOWN_MAX / 2 - 2;
+  return `${masked.slice(0, half)}…(${masked.length} characters)…${masked.slice(-half)}`;
+}

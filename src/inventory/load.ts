@@ -5,8 +5,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { isNode, parseDocument, visit } from "yaml";
 import { cidrContains, cidrsOverlap, isIPv4, nthAddress, parseCidr } from "../util/ip";
-import { Check, archiveMember, binaryName, dnsName, fileName, flagName, flagWord, hostAddress, imageRef, kubeletLabel, labelKey, labelValue, noInvisible, sanName, visible, DNS_LABEL } from "./grammar";
+import { Check, archiveMember, binaryName, dnsName, fileName, flagName, hostAddress, imageRef, kubeletLabel, labelKey, labelValue, noInvisible, sanName, shown, visible, DNS_LABEL } from "./grammar";
 import { Obj, Reader, isObj, join } from "./reader";
+import { FlagPolicy, KUBELET_WEAKENING, checkExtraArgs } from "./extra-args";
+import { KUBELET_FLAGS } from "./kubelet-flags";
+import { kubeletWrites } from "../steps/kubelet-files";
 import { BinaryUrl, ENGINES, Host, Inventory, InventoryIssue, ROLES, Role, SshSettings } from "./types";
 
 export const DEFAULT_CONFIG = "./cluster.yaml";
@@ -51,8 +54,26 @@ const SSH_FIELDS = ["user", "port", "privateKey", "knownHosts", "hostKeyFingerpr
 const LAST_1_17_PATCH = 17;
 /** Aliases a document may expand: enough for shared ssh settings, far too few for an alias bomb. */
 const MAX_ALIASES = 100;
-/** Kubelet flags binkube writes itself: a second value would silently override or conflict. */
-const MANAGED_KUBELET_FLAGS = ["logtostderr", "v", "hostname-override", "node-ip", "network-plugin", "cni-bin-dir", "cni-conf-dir", "kubeconfig", "bootstrap-kubeconfig", "config", "cert-dir", "pod-infra-container-image", "node-labels"];
+/** kubelet.extraArgs: v1.17's flags, what binkube writes (rendered), what weakens the kubelet. */
+const KUBELET_POLICY: FlagPolicy = {
+  component: "kubelet",
+  known: KUBELET_FLAGS,
+  get writes() {
+    return kubeletWrites();
+  },
+  weakening: KUBELET_WEAKENING,
+  // the guide's starting values, sized per cluster
+  tunable: ["max-pods", "eviction-hard"],
+  instead: {
+    "node-labels": "use hosts[].labels",
+    "pod-infra-container-image": "use images.pause",
+    "node-ip": "binkube sets it to each host's hosts[].address (the address in its certificates): change that",
+    "hostname-override": "binkube sets it to each host's hosts[].name (its node name and certificate): change that",
+    "fail-swap-on": "use kubelet.failSwapOn",
+    "cluster-dns": "use network.clusterDNS",
+    "cluster-domain": "use network.clusterDomain",
+  },
+};
 const HEX = (n: number) => new RegExp(`^[0-9a-f]{${n}}$`);
 
 export interface LoadResult {
@@ -443,14 +464,14 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   });
 
   const kl = r.section(raw, "kubelet", "");
-  r.known(kl, ["extraArgs", "failSwapOn", "taintMasters"], "kubelet");
+  r.known(kl, ["extraArgs", "weakened", "failSwapOn", "taintMasters"], "kubelet");
   const extraArgs = r.strMap(kl, "extraArgs", "kubelet");
-  for (const [k, v] of Object.entries(extraArgs)) {
-    const field = join("kubelet.extraArgs", k);
-    if (flagName(k)) r.error(field, `"${k}" ${flagName(k)}`, "write the flag without leading dashes, e.g. max-pods: \"60\"");
-    else if (MANAGED_KUBELET_FLAGS.includes(k)) r.error(field, `--${k} is set by binkube`, k === "node-labels" ? "use hosts[].labels" : k === "pod-infra-container-image" ? "use images.pause" : "remove it (binkube derives it from the inventory)");
-    else fits(r, field, v, flagWord, "a kubelet flag value is one word: no spaces, quotes, backslashes or '$'");
+  for (const k of Object.keys(extraArgs)) {
+    if (!flagName(k)) continue;
+    r.error(join("kubelet.extraArgs", visible(k)), `"${shown(k)}" ${flagName(k)}`, "write the flag without leading dashes, e.g. max-pods: \"60\"");
+    delete extraArgs[k];
   }
+  const weakened = checkExtraArgs(r, "kubelet.extraArgs", extraArgs, "kubelet.weakened", r.list(kl, "weakened", "kubelet"), KUBELET_POLICY);
 
   const taintMasters = r.bool(kl, "taintMasters", "kubelet", false);
   if (taintMasters && hosts.length > 0 && hosts.filter((h) => h.roles.includes("node")).every((h) => h.roles.includes("master")))
@@ -493,7 +514,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     kubeProxy: { conntrackMaxPerCore },
     rolling: { maxUnavailable, drainTimeoutSeconds },
     state,
-    kubelet: { extraArgs, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true), taintMasters },
+    kubelet: { extraArgs, weakened, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true), taintMasters },
   };
 }
 

@@ -29,7 +29,7 @@ const EXTRA_ARGS = {
   "register-with-taints": "dedicated=infra:NoSchedule",
   "system-reserved": "cpu=100m,memory=100Mi",
   "feature-gates": "A=true,B=false",
-  "volume-plugin-dir": "/x;y|z&w(v)u*t?s[r]q{p}o!n#m~l^k%j@i+h=g,f:e",
+  "root-dir": "/x;y|z&w(v)u*t?s[r]q{p}o!n#m~l^k%j@i+h=g,f:e",
 };
 const IMAGES = {
   pause: `registry.local:5000/team_a/pause-x__y.z:3.1-rc.1_b@${DIGEST}`,
