@@ -10,6 +10,8 @@ import { Obj, Reader, isObj, join } from "./reader";
 import { FlagPolicy, KUBELET_WEAKENING, checkExtraArgs } from "./extra-args";
 import { KUBELET_FLAGS } from "./kubelet-flags";
 import { kubeletWrites } from "../steps/kubelet-files";
+import { dockerArchive, elfX64, forbiddenDirs, placed } from "./placed";
+import { BINARIES } from "../binaries/catalog";
 import { BinaryUrl, ENGINES, Host, Inventory, InventoryIssue, ROLES, Role, SshSettings } from "./types";
 
 export const DEFAULT_CONFIG = "./cluster.yaml";
@@ -404,6 +406,8 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     urls.push({ url, sha256, sha512, files, name });
   });
   if (!dirText && urls.length === 0) r.error("binaries", "no binary source", "set binaries.dir to a directory holding etcd, kube-apiserver, … or list binaries.urls with checksums");
+  const binDir = dirText ? expandPath(dirText, baseDir) : undefined;
+  if (binDir) checkBinariesDir(r, binDir, baseDir);
   const cacheDir = expandPath(r.str(bin, "cacheDir", "binaries", path.join(os.homedir(), ".cache", "binkube")), baseDir);
 
   const runtime = r.oneOf(raw, "runtime", "", ["docker"] as const, "docker");
@@ -460,7 +464,10 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     if (!fits(r, `images.preload[${i}]`, base, fileName, "rename the archive (it keeps its file name on every node)")) return;
     if (archiveNames.has(base)) return r.error(`images.preload[${i}]`, `has the same file name as images.preload[${archiveNames.get(base)}] (${base}); both would land at one path on the nodes`, "rename one of them");
     archiveNames.set(base, i);
-    checkReadableFile(r, `images.preload[${i}]`, p, "image archive", "create it with `docker save IMAGE -o FILE`");
+    const where = placed(p, [{ dir: baseDir, what: "the inventory's directory" }, ...(binDir ? [{ dir: binDir, what: "binaries.dir" }] : [])], forbiddenDirs(baseDir));
+    if ("problem" in where) return r.error(`images.preload[${i}]`, `image archive ${shown(p)} ${where.problem}`, "preload only docker save archives kept beside the inventory (e.g. images/pause.tar) or in binaries.dir");
+    const notArchive = dockerArchive(where.real);
+    if (notArchive) r.error(`images.preload[${i}]`, `${shown(p)} ${notArchive}`, "create it with `docker save IMAGE -o FILE`");
   });
 
   const kl = r.section(raw, "kubelet", "");
@@ -503,7 +510,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
       apiserverPort,
       flannelBackend,
     },
-    binaries: { dir: dirText ? expandPath(dirText, baseDir) : undefined, urls, cacheDir },
+    binaries: { dir: binDir, urls, cacheDir },
     runtime,
     cni,
     certificates: { validityDays, caValidityDays, kubeletValidityDays },
@@ -517,6 +524,44 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     kubelet: { extraArgs, weakened, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true), taintMasters },
   };
 }
+
+/**
+ * binaries.dir, when it exists, is a directory, and every binary binkube would take from it (by
+ * name, and all of docker/ and cni/) is an x86-64 ELF executable inside it (after links), not
+ * under pki/ or .binkube/. A missing directory is only a warning at synth (filled later).
+ */
+function checkBinariesDir(r: Reader, dir: string, baseDir: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    return;
+  }
+  if (!st.isDirectory()) return r.error("binaries.dir", `${shown(dir)} is ${st.isFile() ? "a regular file" : "not a directory"}`, "point binaries.dir at the directory holding etcd, kube-apiserver, …, docker/ and cni/ (an archive goes in binaries.urls)");
+  const forbidden = forbiddenDirs(baseDir);
+  const group = (g: string) => {
+    try {
+      return fs.readdirSync(path.join(dir, g)).map((n) => `${g}/${n}`);
+    } catch {
+      return [];
+    }
+  };
+  for (const name of [...Object.values(BINARIES).flat(), ...group("docker"), ...group("cni")]) {
+    const file = path.join(dir, name);
+    if (!fs.existsSync(file) && !isLink(file)) continue;
+    const where = placed(file, [{ dir, what: "binaries.dir" }], forbidden);
+    const bad = "problem" in where ? where.problem : elfX64(where.real);
+    if (bad) r.error("binaries.dir", `${name} (${shown(file)}) ${bad}`, "binaries.dir holds the linux-amd64 binaries themselves (copies, or links within binaries.dir)");
+  }
+}
+
+const isLink = (p: string): boolean => {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+};
 
 /** rolling.maxUnavailable: a count (>= 1) or a percentage of the nodes ("25%", 1-100). */
 function readMaxUnavailable(r: Reader, rolling: Obj): number | `${number}%` {

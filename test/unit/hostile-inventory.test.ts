@@ -3,6 +3,7 @@
 // no admin.kubeconfig, no render tree). Written apart from inventory.test.ts's table, one class of
 // destination at a time: flags files, manifests, remote shells, archives, semantics, encoding.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, test } from "node:test";
@@ -10,7 +11,7 @@ import { stringify } from "yaml";
 import { openCluster } from "../../src/cluster";
 import { InventoryError, parseInventory } from "../../src/inventory/load";
 import { writeTree } from "../../src/render/tree";
-import { RawInventory, baseInventory, tempDir } from "../helpers/fixtures";
+import { RawInventory, baseInventory, fakeElf, tempDir, writeFakeBinaries } from "../helpers/fixtures";
 
 type Case = { name: string; field: string; message: RegExp } & ({ mutate: (i: RawInventory) => unknown } | { bytes: (yaml: string) => Buffer });
 
@@ -27,6 +28,36 @@ const archive = (files: Record<string, string>, extra: Record<string, unknown> =
   binaries: { urls: [{ url: "https://downloads.example.invalid/kubernetes-server-linux-amd64.tar.gz", sha256: "a".repeat(64), files, ...extra }] },
 });
 const network = (n: Record<string, unknown>) => (i: RawInventory) => ({ ...i, network: n });
+const preload = (file: string) => (i: RawInventory) => ({ ...i, images: { preload: [file] } });
+const bindir = (dir: string) => (i: RawInventory) => ({ ...i, binaries: { dir } });
+
+/** What the cases above point at, made beside each case's inventory before it loads. */
+function hostileFiles(dir: string): void {
+  const put = (f: string, data: string | Buffer, mode = 0o644) => {
+    fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
+    fs.writeFileSync(path.join(dir, f), data, { mode });
+  };
+  for (const f of ["a/pause.tar", "b/pause.tar", "-rf.tar"]) put(f, "archive");
+  put("pki/ca.key", "-----BEGIN RSA PRIVATE KEY-----\nnot a real key\n-----END RSA PRIVATE KEY-----\n", 0o600);
+  put(".binkube/hash-cache.json", "{}");
+  put("images/pause.tar.gz", Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]));
+  put("images/plain/readme.txt", "not an image");
+  execFileSync("tar", ["-cf", path.join(dir, "images/plain.tar"), "-C", path.join(dir, "images/plain"), "readme.txt"]);
+  fs.symlinkSync("/etc/passwd", path.join(dir, "images/passwd.tar"));
+  fs.symlinkSync("../pki/ca.key", path.join(dir, "images/ca.tar"));
+  put("binfile", "not a directory");
+  writeFakeBinaries(path.join(dir, "bin-script"));
+  put("bin-script/kubelet", "#!/bin/sh\necho Kubernetes v1.17.17\n", 0o755);
+  writeFakeBinaries(path.join(dir, "bin-link"));
+  fs.rmSync(path.join(dir, "bin-link/etcd"));
+  fs.symlinkSync(fs.realpathSync("/proc/self/exe"), path.join(dir, "bin-link/etcd"));
+  writeFakeBinaries(path.join(dir, "bin-pki"));
+  fs.symlinkSync("../../pki/ca.key", path.join(dir, "bin-pki/cni/ca-key"));
+  writeFakeBinaries(path.join(dir, "bin-arm"));
+  const arm = fakeElf("Kubernetes v1.17.17");
+  arm.writeUInt16LE(183, 18); // EM_AARCH64
+  put("bin-arm/kube-proxy", arm, 0o755);
+}
 const address = (a: string) => set(host0, "address", a);
 
 const cases: Case[] = [
@@ -57,6 +88,21 @@ const cases: Case[] = [
   // file names that land in remote shells
   { name: "preload archive named like an option", mutate: (i) => ({ ...i, images: { preload: ["-rf.tar"] } }), field: "images.preload[0]", message: /starts with '-'/ },
   { name: "two preload archives with one file name", mutate: (i) => ({ ...i, images: { preload: ["a/pause.tar", "b/pause.tar"] } }), field: "images.preload[1]", message: /same file name as images.preload\[0\]/ },
+  // files reached outside their place (preloaded archives and binaries are shipped to every node)
+  { name: "preload of /etc/passwd", mutate: preload("/etc/passwd"), field: "images.preload[0]", message: /outside the inventory's directory and binaries\.dir — preload only docker save archives/ },
+  { name: "preload of the cluster CA's key (pki/ca.key)", mutate: preload("pki/ca.key"), field: "images.preload[0]", message: /under pki\/ \(the cluster's keys/ },
+  { name: "preload of binkube's state (.binkube/)", mutate: preload(".binkube/hash-cache.json"), field: "images.preload[0]", message: /under \.binkube\// },
+  { name: "preload through a link to /etc/passwd", mutate: preload("images/passwd.tar"), field: "images.preload[0]", message: /is a link to \/etc\/passwd, outside/ },
+  { name: "preload through a link into pki/", mutate: preload("images/ca.tar"), field: "images.preload[0]", message: /\(a link to .*pki\/ca\.key\) under pki\// },
+  { name: "preload of a directory", mutate: preload("images"), field: "images.preload[0]", message: /not a regular file \(a directory\)/ },
+  { name: "preload of a tar that is not docker save output", mutate: preload("images/plain.tar"), field: "images.preload[0]", message: /without manifest\.json or repositories.*docker save IMAGE -o FILE/ },
+  { name: "preload of a gzip-compressed archive", mutate: preload("images/pause.tar.gz"), field: "images.preload[0]", message: /gzip-compressed.*gunzip it/ },
+  { name: "preload of a text file named .tar", mutate: preload("a/pause.tar"), field: "images.preload[0]", message: /is not a tar archive/ },
+  { name: "binaries.dir that is a regular file", mutate: bindir("binfile"), field: "binaries.dir", message: /is a regular file — point binaries\.dir at the directory/ },
+  { name: "binary that is a shell script", mutate: bindir("bin-script"), field: "binaries.dir", message: /kubelet \(.*\) is a script, not an x86-64 ELF executable/ },
+  { name: "binary that is a link out of binaries.dir", mutate: bindir("bin-link"), field: "binaries.dir", message: /etcd \(.*\) is a link to \S+, outside binaries\.dir/ },
+  { name: "CNI plugin that is a link into pki/", mutate: bindir("bin-pki"), field: "binaries.dir", message: /cni\/ca-key \(.*\) is \(a link to .*pki\/ca\.key\) under pki\// },
+  { name: "binary for another architecture (arm64 ELF)", mutate: bindir("bin-arm"), field: "binaries.dir", message: /kube-proxy .*another architecture \(e_machine 183/ },
   // archive members and binary names
   { name: "archive member that climbs out (..)", mutate: archive({ kubelet: "../../../../etc/passwd" }), field: "binaries.urls[0].files.kubelet", message: /"\.\." path segment/ },
   { name: "archive member that tar reads as an option", mutate: archive({ kubelet: "--checkpoint-action=exec=id" }), field: "binaries.urls[0].files.kubelet", message: /starting with '-'/ },
@@ -103,9 +149,7 @@ describe("hostile and mistaken inventories", () => {
   for (const c of cases) {
     test(`refused, nothing written: ${c.name}`, async () => {
       const dir = tempDir("binkube-hostile-");
-      fs.mkdirSync(path.join(dir, "a"));
-      fs.mkdirSync(path.join(dir, "b"));
-      for (const f of ["a/pause.tar", "b/pause.tar", "-rf.tar"]) fs.writeFileSync(path.join(dir, f), "archive");
+      hostileFiles(dir);
       const file = path.join(dir, "cluster.yaml");
       const yaml = stringify(baseInventory());
       fs.writeFileSync(file, "mutate" in c ? stringify(c.mutate(baseInventory())) : c.bytes(yaml));
