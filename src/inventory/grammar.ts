@@ -172,8 +172,37 @@ const SHOWN_MAX = 80;
  * never reaches a terminal or a log.
  */
 export function shown(v: string): string {
-  const masked = visible(v).replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, "$1***@");
+  const masked = safeUrl(visible(v));
   if (masked.length <= SHOWN_MAX) return masked;
   const half = SHOWN_MAX / 2 - 2;
   return `${masked.slice(0, half)}…(${masked.length} characters)…${masked.slice(-half)}`;
 }
+
+/** Query parameters that carry a credential (tokens, signatures of pre-signed URLs, passwords). */
+const SECRET_PARAM = /^(?:access[_-]?token|token|auth|authorization|password|passwd|pass|secret|api[_-]?key|apikey|key|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential)$/i;
+
+/** What in a URL is a credential: userinfo (user:password@) or a token-like query parameter; undefined when none. */
+export function urlCredential(u: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(u)) return "user:password@";
+  const q = /\?([^#]*)/.exec(u)?.[1];
+  const param = q?.split("&").map((kv) => decodeURIComponentSafe(kv.split("=")[0]!)).find((k) => SECRET_PARAM.test(k));
+  return param ? `the query parameter ${param}` : undefined;
+}
+
+/** A URL as a log line, an error or a rendered file may show it: credentials masked. */
+export function safeUrl(u: string): string {
+  return u
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@")
+    .replace(/([?&])([^=&#]+)=([^&#]*)/g, (all, sep: string, k: string) => (SECRET_PARAM.test(decodeURIComponentSafe(k)) ? `${sep}${k}=***` : all));
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** The environment variable that holds the download credentials for `host` (BINKUBE_DOWNLOAD_AUTH_DL_EXAMPLE_COM). */
+export const downloadAuthVar = (host: string): string => `BINKUBE_DOWNLOAD_AUTH_${host.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;

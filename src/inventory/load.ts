@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { isNode, parseDocument, visit } from "yaml";
 import { cidrContains, cidrsOverlap, isIPv4, nthAddress, parseCidr } from "../util/ip";
-import { Check, archiveMember, binaryName, dnsName, fileName, flagName, hostAddress, imageRef, kubeletLabel, labelKey, labelValue, noInvisible, sanName, shown, visible, DNS_LABEL } from "./grammar";
+import { Check, archiveMember, binaryName, dnsName, fileName, flagName, hostAddress, imageRef, kubeletLabel, labelKey, labelValue, noInvisible, sanName, shown, urlCredential, downloadAuthVar, visible, DNS_LABEL } from "./grammar";
 import { Obj, Reader, isObj, join } from "./reader";
 import { FlagPolicy, KUBELET_WEAKENING, checkExtraArgs } from "./extra-args";
 import { KUBELET_FLAGS } from "./kubelet-flags";
@@ -389,7 +389,11 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     const url = r.str(u, "url", p, "");
     const sha256 = r.str(u, "sha256", p)?.toLowerCase();
     const sha512 = r.str(u, "sha512", p)?.toLowerCase();
-    if (!/^https?:\/\/[^\s/]+\/\S+$/.test(url)) r.error(`${p}.url`, `"${url}" is not an http(s) URL`, "write the full download URL");
+    const secret = urlCredential(url);
+    if (secret) {
+      const host = /^[a-z]+:\/\/(?:[^/?#]*@)?([^/:?#]+)/i.exec(url)?.[1] ?? "HOST";
+      r.error(`${p}.url`, `"${shown(url)}" carries a credential (${secret}); it would reach the render output, Terraform's plan and logs`, `remove it from the URL and export ${downloadAuthVar(host)}=USER:PASSWORD (HTTP basic) or =TOKEN (a bearer token) in the shell that runs binkube: it is sent to ${host} only, over https`);
+    } else if (!/^https?:\/\/[^\s/]+\/\S+$/.test(url)) r.error(`${p}.url`, `"${shown(url)}" is not an http(s) URL`, "write the full download URL");
     else if (url.startsWith("http:")) r.warn(`${p}.url`, "is plain http: the checksum still guards the content, but anyone on the path sees what is fetched", "use https unless this is a mirror on a trusted network");
     if (!sha256 && !sha512) r.error(p, "has no checksum", "add sha256: or sha512: with the published checksum (downloads are verified before any upload)");
     if (sha256 && !HEX(64).test(sha256)) r.error(`${p}.sha256`, "is not 64 hex digits", "copy the published sha256");
@@ -439,7 +443,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   const endpoint = r.str(api, "endpoint", "apiserver");
   if (endpoint !== undefined) {
     const m = /^https:\/\/([^/:]+):(\d+)$/.exec(endpoint);
-    if (!m) r.error("apiserver.endpoint", `"${endpoint}" is not https://HOST:PORT`, "write it like https://10.0.0.100:6443 (the load balancer or VIP)");
+    if (!m) r.error("apiserver.endpoint", `"${shown(endpoint)}" is not https://HOST:PORT${urlCredential(endpoint) ? " (and carries a credential: clients authenticate with their certificates)" : ""}`, "write it like https://10.0.0.100:6443 (the load balancer or VIP)");
     else if (isIPv4(m[1]!) ? hostAddress(m[1]!) : dnsName(m[1]!)) r.error("apiserver.endpoint", `"${m[1]}" ${isIPv4(m[1]!) ? hostAddress(m[1]!) : `is not an address or DNS name: it ${dnsName(m[1]!)}`}`, "use the VIP's IP or DNS name");
     else if (Number(m[2]) < 1 || Number(m[2]) > 65535) r.error("apiserver.endpoint", `port ${m[2]} is outside 1-65535`, "use the load balancer's port, usually 6443");
   }

@@ -28,6 +28,7 @@ const archive = (files: Record<string, string>, extra: Record<string, unknown> =
   binaries: { urls: [{ url: "https://downloads.example.invalid/kubernetes-server-linux-amd64.tar.gz", sha256: "a".repeat(64), files, ...extra }] },
 });
 const network = (n: Record<string, unknown>) => (i: RawInventory) => ({ ...i, network: n });
+const url = (u: string) => (i: RawInventory) => ({ ...i, binaries: { urls: [{ url: u, sha256: "a".repeat(64), name: "etcd" }] } });
 const preload = (file: string) => (i: RawInventory) => ({ ...i, images: { preload: [file] } });
 const bindir = (dir: string) => (i: RawInventory) => ({ ...i, binaries: { dir } });
 
@@ -103,6 +104,12 @@ const cases: Case[] = [
   { name: "binary that is a link out of binaries.dir", mutate: bindir("bin-link"), field: "binaries.dir", message: /etcd \(.*\) is a link to \S+, outside binaries\.dir/ },
   { name: "CNI plugin that is a link into pki/", mutate: bindir("bin-pki"), field: "binaries.dir", message: /cni\/ca-key \(.*\) is \(a link to .*pki\/ca\.key\) under pki\// },
   { name: "binary for another architecture (arm64 ELF)", mutate: bindir("bin-arm"), field: "binaries.dir", message: /kube-proxy .*another architecture \(e_machine 183/ },
+  // secrets in the inventory: they would reach render output, Terraform's plan and logs
+  { name: "download URL with user:token@", mutate: url("https://ci:glpat-SECRET1234@dl.example.invalid/etcd"), field: "binaries.urls[0].url", message: /"https:\/\/\*\*\*@dl\.example\.invalid\/etcd" carries a credential \(user:password@\).*export BINKUBE_DOWNLOAD_AUTH_DL_EXAMPLE_INVALID=USER:PASSWORD/ },
+  { name: "download URL with a bare token@", mutate: url("https://ghp_SECRET@dl.example.invalid/etcd"), field: "binaries.urls[0].url", message: /carries a credential.*BINKUBE_DOWNLOAD_AUTH_DL_EXAMPLE_INVALID/ },
+  { name: "download URL with ?access_token=", mutate: url("https://dl.example.invalid/etcd?access_token=SECRET"), field: "binaries.urls[0].url", message: /access_token=\*\*\*" carries a credential \(the query parameter access_token\)/ },
+  { name: "pre-signed download URL (X-Amz-Signature)", mutate: url("https://bucket.s3.example.invalid/etcd?X-Amz-Credential=AK%2F1&X-Amz-Signature=abcdef"), field: "binaries.urls[0].url", message: /query parameter X-Amz-Credential/ },
+  { name: "apiserver endpoint with credentials", mutate: (i) => ({ ...i, apiserver: { endpoint: "https://admin:SECRET@192.168.0.100:6443" } }), field: "apiserver.endpoint", message: /"https:\/\/\*\*\*@192\.168\.0\.100:6443" is not https:\/\/HOST:PORT \(and carries a credential/ },
   // archive members and binary names
   { name: "archive member that climbs out (..)", mutate: archive({ kubelet: "../../../../etc/passwd" }), field: "binaries.urls[0].files.kubelet", message: /"\.\." path segment/ },
   { name: "archive member that tar reads as an option", mutate: archive({ kubelet: "--checkpoint-action=exec=id" }), field: "binaries.urls[0].files.kubelet", message: /starting with '-'/ },
@@ -165,6 +172,7 @@ describe("hostile and mistaken inventories", () => {
           const hit = e.issues.find((i) => i.field === c.field && c.message.test(`${i.message} — ${i.fix}`));
           assert.ok(hit, `no issue on ${c.field} matching ${c.message}; got:\n${e.message}`);
           assert.ok(hit.fix.length > 5, "every issue carries a fix");
+          assert.doesNotMatch(e.message, /SECRET/, "no credential in the message");
           assert.match(e.message, new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: \\d+ problems?, nothing was written`), "the message names the file");
           return true;
         },
