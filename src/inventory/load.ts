@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { isNode, parseDocument, visit } from "yaml";
-import { cidrContains, cidrsOverlap, isIPv4, nthAddress, parseCidr } from "../util/ip";
+import { Cidr, cidrContains, cidrsOverlap, isIPv4, nthAddress, parseCidr } from "../util/ip";
 import { Check, archiveMember, binaryName, dnsName, fileName, flagName, hostAddress, imageRef, kubeletLabel, labelKey, labelValue, noInvisible, sanName, shown, urlCredential, downloadAuthVar, visible, DNS_LABEL } from "./grammar";
 import { Obj, Reader, isObj, join } from "./reader";
 import { FlagPolicy, KUBELET_WEAKENING, checkExtraArgs } from "./extra-args";
@@ -446,6 +446,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     if (!m) r.error("apiserver.endpoint", `"${shown(endpoint)}" is not https://HOST:PORT${urlCredential(endpoint) ? " (and carries a credential: clients authenticate with their certificates)" : ""}`, "write it like https://10.0.0.100:6443 (the load balancer or VIP)");
     else if (isIPv4(m[1]!) ? hostAddress(m[1]!) : dnsName(m[1]!)) r.error("apiserver.endpoint", `"${m[1]}" ${isIPv4(m[1]!) ? hostAddress(m[1]!) : `is not an address or DNS name: it ${dnsName(m[1]!)}`}`, "use the VIP's IP or DNS name");
     else if (Number(m[2]) < 1 || Number(m[2]) > 65535) r.error("apiserver.endpoint", `port ${m[2]} is outside 1-65535`, "use the load balancer's port, usually 6443");
+    else checkEndpointAddress(r, m[1]!, { svc, pod, serviceCIDR, podCIDR, clusterDNS, clusterDomain, hosts });
   }
   const masters = hosts.filter((h) => h.roles.includes("master"));
   if (endpoint === undefined && masters.length > 1) {
@@ -527,6 +528,26 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     state,
     kubelet: { extraArgs, weakened, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true), taintMasters },
   };
+}
+
+/**
+ * Where kubelets, kube-proxy and admin.kubeconfig send API traffic must be outside the cluster's
+ * own ranges: an address in the pod range goes into one node's cni0, one in the service range (the
+ * kubernetes Service, the DNS Service) is only reachable through the kube-proxy rules that need
+ * the API first. A name is checked through the inventory's hosts (no DNS lookup here).
+ */
+function checkEndpointAddress(r: Reader, host: string, n: { svc?: Cidr; pod?: Cidr; serviceCIDR: string; podCIDR: string; clusterDNS: string; clusterDomain: string; hosts: Host[] }): void {
+  const fix = "point apiserver.endpoint at the load balancer or VIP on the hosts' network (outside network.podCIDR and network.serviceCIDR)";
+  if (!isIPv4(host)) {
+    if (host === n.clusterDomain || host.endsWith(`.${n.clusterDomain}`)) return r.error("apiserver.endpoint", `${host} is a name inside the cluster domain ${n.clusterDomain}: hosts resolve it only through CoreDNS, which needs the API first`, fix);
+  }
+  const ip = isIPv4(host) ? host : n.hosts.find((h) => h.name === host)?.address;
+  if (!ip) return;
+  const label = ip === host ? ip : `${host} (${ip}, the address of host ${host})`;
+  if (n.svc && ip === nthAddress(n.svc, 1)) r.error("apiserver.endpoint", `${label} is the kubernetes Service's ClusterIP (the first address of ${n.serviceCIDR})`, fix);
+  else if (ip === n.clusterDNS) r.error("apiserver.endpoint", `${label} is network.clusterDNS, the DNS Service's ClusterIP`, fix);
+  else if (n.svc && cidrContains(n.svc, ip)) r.error("apiserver.endpoint", `${label} is inside the service range ${n.serviceCIDR}: only kube-proxy's rules, which need the API, make it reachable`, fix);
+  else if (n.pod && cidrContains(n.pod, ip)) r.error("apiserver.endpoint", `${label} is inside the pod range ${n.podCIDR}: API traffic would go into one node's cni0 (a cluster-wide outage)`, fix);
 }
 
 /**

@@ -29,6 +29,7 @@ const archive = (files: Record<string, string>, extra: Record<string, unknown> =
 });
 const network = (n: Record<string, unknown>) => (i: RawInventory) => ({ ...i, network: n });
 const url = (u: string) => (i: RawInventory) => ({ ...i, binaries: { urls: [{ url: u, sha256: "a".repeat(64), name: "etcd" }] } });
+const endpoint = (e: string) => (i: RawInventory) => ({ ...i, apiserver: { endpoint: e } });
 const preload = (file: string) => (i: RawInventory) => ({ ...i, images: { preload: [file] } });
 const bindir = (dir: string) => (i: RawInventory) => ({ ...i, binaries: { dir } });
 
@@ -130,6 +131,13 @@ const cases: Case[] = [
   { name: "apiserver on the kubelet's port", mutate: network({ apiserverPort: 10250 }), field: "network.apiserverPort", message: /10250 is the port of the kubelet API/ },
   { name: "apiserver on etcd's client port", mutate: network({ apiserverPort: 2379 }), field: "network.apiserverPort", message: /port of etcd clients/ },
   { name: "apiserver endpoint port 99999", mutate: (i) => ({ ...i, apiserver: { endpoint: "https://192.168.0.100:99999" } }), field: "apiserver.endpoint", message: /port 99999 is outside 1-65535/ },
+  // the apiserver endpoint inside the cluster's own ranges (kubelets and kube-proxy would lose the API)
+  { name: "endpoint VIP inside the pod range", mutate: endpoint("https://10.244.0.100:6443"), field: "apiserver.endpoint", message: /10\.244\.0\.100 is inside the pod range 10\.244\.0\.0\/16: .*cni0.*point apiserver\.endpoint at the load balancer/ },
+  { name: "endpoint VIP inside the service range", mutate: endpoint("https://10.0.0.100:6443"), field: "apiserver.endpoint", message: /inside the service range 10\.0\.0\.0\/24/ },
+  { name: "endpoint on the kubernetes Service IP", mutate: endpoint("https://10.0.0.1:443"), field: "apiserver.endpoint", message: /is the kubernetes Service's ClusterIP/ },
+  { name: "endpoint on the cluster DNS IP", mutate: endpoint("https://10.0.0.2:6443"), field: "apiserver.endpoint", message: /is network\.clusterDNS/ },
+  { name: "endpoint named after a host whose address is in the pod range", mutate: (i) => ({ ...endpoint("https://k8s-node2:6443")(i), network: { podCIDR: "192.168.0.0/22" } }), field: "apiserver.endpoint", message: /k8s-node2 \(192\.168\.0\.6, the address of host k8s-node2\) is inside the pod range/ },
+  { name: "endpoint inside the cluster domain", mutate: endpoint("https://kubernetes.default.svc.cluster.local:443"), field: "apiserver.endpoint", message: /inside the cluster domain cluster\.local: hosts resolve it only through CoreDNS/ },
   // names
   { name: "endpoint 10.10.0.300 (not a DNS name)", mutate: (i) => ({ ...i, apiserver: { endpoint: "https://10.10.0.300:6443" } }), field: "apiserver.endpoint", message: /all-numeric label/ },
   { name: "endpoint on loopback", mutate: (i) => ({ ...i, apiserver: { endpoint: "https://127.0.0.1:6443" } }), field: "apiserver.endpoint", message: /loopback/ },
