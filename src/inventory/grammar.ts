@@ -92,13 +92,16 @@ export const kubeletLabel: Check = (k) => {
 };
 
 // The image reference grammar of docker/distribution (reference/regexp.go).
-const NAME_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*";
+// Its separator `[-]*` may be empty, which RE2 shrugs off but made a JavaScript backtracking
+// explosion: `-+` is the same language, with every repetition starting at a separator.
+const NAME_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
 const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
 const DOMAIN = `${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*(?::[0-9]+)?`;
 const IMAGE_REF = new RegExp(`^((?:${DOMAIN}/)?${NAME_COMPONENT}(?:/${NAME_COMPONENT})*)(?::([\\w][\\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$`);
 
 /** A docker image reference (name[:tag][@digest]). */
 export const imageRef: Check = (v) => {
+  if (v.length > 512) return `is ${v.length} characters long (an image reference has at most 255 for its name, 128 for its tag)`;
   const m = IMAGE_REF.exec(v);
   if (!m) return "is not an image reference (registry/name:tag, lower-case name, no spaces)";
   if (m[1]!.length > 255) return "has a name longer than 255 characters";

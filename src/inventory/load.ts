@@ -7,6 +7,7 @@ import { isNode, parseDocument, visit } from "yaml";
 import { Cidr, cidrContains, cidrsOverlap, isIPv4, nthAddress, parseCidr } from "../util/ip";
 import { Check, archiveMember, binaryName, dnsName, fileName, flagName, hostAddress, imageRef, kubeletLabel, labelKey, labelValue, noInvisible, sanName, shown, urlCredential, downloadAuthVar, visible, DNS_LABEL } from "./grammar";
 import { Obj, Reader, isObj, join } from "./reader";
+import { MAX_DEPTH, MAX_FILE, MAX_VALUE, bombLine, sources, tooDeep } from "./yaml-source";
 import { FlagPolicy, KUBELET_WEAKENING, checkExtraArgs } from "./extra-args";
 import { KUBELET_FLAGS } from "./kubelet-flags";
 import { kubeletWrites } from "../steps/kubelet-files";
@@ -45,7 +46,7 @@ export class InventoryError extends Error {
 }
 
 export function formatIssues(file: string, issues: InventoryIssue[], kind = "error"): string {
-  const lines = issues.map((i) => `  ${kind}: ${i.field}: ${i.message} — fix: ${i.fix}`);
+  const lines = issues.map((i) => `  ${kind}: ${i.line ? `line ${i.line}: ` : ""}${i.field}: ${i.message} — fix: ${i.fix}`);
   const head = kind === "error" ? `${file}: ${issues.length} problem${issues.length === 1 ? "" : "s"}, nothing was written:` : `${file}:`;
   return [head, ...lines].join("\n");
 }
@@ -126,6 +127,9 @@ function firstInvalidUtf8(bytes: Buffer): number {
 }
 
 export function parseInventory(text: string, file: string): LoadResult {
+  if (text.length > MAX_FILE) throw new InventoryError(file, [{ field: "(file)", message: `is ${text.length} characters long; an inventory is a few kilobytes (at most ${MAX_FILE})`, fix: "check that this is the inventory, not a file pasted into it" }]);
+  const deep = tooDeep(text);
+  if (deep) throw new InventoryError(file, [{ field: deep.field || "(yaml)", line: deep.line, message: `nests more than ${MAX_DEPTH} levels deep (no inventory field is deeper than 5)`, fix: "remove the nesting: a value here is a string, a list of strings or a mapping of them" }]);
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   const lineOf = (pos?: { line: number }[]) => `(yaml line ${pos?.[0]?.line ?? "?"})`;
   const yamlIssues: InventoryIssue[] = doc.errors.map((e) => ({ field: lineOf(e.linePos), message: e.message.split("\n")[0]!, fix: "fix the YAML syntax" }));
@@ -142,9 +146,12 @@ export function parseInventory(text: string, file: string): LoadResult {
   try {
     raw = doc.toJS({ maxAliasCount: MAX_ALIASES });
   } catch (e) {
-    throw new InventoryError(file, [{ field: "(yaml)", message: `aliases expand too far (${(e as Error).message.split("\n")[0]}; the limit is ${MAX_ALIASES})`, fix: "write the repeated settings out, or use fewer *alias references" }]);
+    const line = bombLine(doc, text);
+    throw new InventoryError(file, [{ field: line ? `(yaml line ${line})` : "(yaml)", line, message: `aliases expand too far (${(e as Error).message.split("\n")[0]}; the limit is ${MAX_ALIASES})`, fix: `write the repeated settings out, or use fewer *alias references${line ? ` (an alias of an anchor that holds aliases itself, at line ${line}, multiplies them)` : ""}` }]);
   }
-  const r = new Reader();
+  const { at, tooLong } = sources(doc, text);
+  if (tooLong) throw new InventoryError(file, [{ field: tooLong.field, line: tooLong.line, message: `is ${tooLong.length} characters long (at most ${MAX_VALUE})`, fix: "check the value: no inventory field holds more than a URL or a flag list" }]);
+  const r = new Reader(at);
   checkInvisible(r, raw, "");
   if (!isObj(raw)) {
     r.error("(top)", "the inventory must be a mapping with at least a hosts: list", "start from examples/guide-two-hosts.yaml");
@@ -173,7 +180,7 @@ function checkInvisible(r: Reader, v: unknown, at: string): void {
 /** Records `check`'s problem with `value` as an error on `field`. Returns true when the value fits. */
 function fits(r: Reader, field: string, value: string, check: Check, fix: string): boolean {
   const bad = check(value);
-  if (bad) r.error(field, `"${visible(value)}" ${bad}`, fix);
+  if (bad) r.error(field, `"${shown(value)}" ${bad}`, fix);
   return !bad;
 }
 

@@ -137,6 +137,8 @@ export interface InventoryIssue {
   field: string;
   message: string;
   fix: string;
+  /** The line of the inventory file it is about, when the file has one for it. */
+  line?: number;
 }
 
 export function hasRole(host: Host, role: Role): boolean {

@@ -13,7 +13,7 @@ import { InventoryError, parseInventory } from "../../src/inventory/load";
 import { writeTree } from "../../src/render/tree";
 import { RawInventory, baseInventory, fakeElf, tempDir, writeFakeBinaries } from "../helpers/fixtures";
 
-type Case = { name: string; field: string; message: RegExp } & ({ mutate: (i: RawInventory) => unknown } | { bytes: (yaml: string) => Buffer });
+type Case = { name: string; field: string; message: RegExp; line?: number } & ({ mutate: (i: RawInventory) => unknown } | { bytes: (yaml: string) => Buffer });
 
 const set = (at: (i: RawInventory) => Record<string, unknown>, key: string, value: unknown) => (i: RawInventory) => {
   at(i)[key] = value;
@@ -30,6 +30,8 @@ const archive = (files: Record<string, string>, extra: Record<string, unknown> =
 const network = (n: Record<string, unknown>) => (i: RawInventory) => ({ ...i, network: n });
 const url = (u: string) => (i: RawInventory) => ({ ...i, binaries: { urls: [{ url: u, sha256: "a".repeat(64), name: "etcd" }] } });
 const endpoint = (e: string) => (i: RawInventory) => ({ ...i, apiserver: { endpoint: e } });
+const append = (text: string) => (y: string) => Buffer.from(y + text);
+const withLabel = (label: string) => (y: string) => Buffer.from(y.replace("address: 192.168.0.4\n", `address: 192.168.0.4\n    labels:\n      ${label}\n`));
 const preload = (file: string) => (i: RawInventory) => ({ ...i, images: { preload: [file] } });
 const bindir = (dir: string) => (i: RawInventory) => ({ ...i, binaries: { dir } });
 
@@ -148,13 +150,28 @@ const cases: Case[] = [
   // versions and validity
   { name: "Kubernetes patch release that never existed", mutate: (i) => ({ ...i, kubernetes: { version: "v1.17.18" } }), field: "kubernetes.version", message: /never released \(v1.17 ended at v1.17.17\)/ },
   { name: "kubelet certificates outliving the CA", mutate: (i) => ({ ...i, certificates: { caValidityDays: 365, kubeletValidityDays: 3000, validityDays: 365 } }), field: "certificates.kubeletValidityDays", message: /would outlive the CA/ },
+  // YAML 1.1/1.2 coercions where a string lands, and limits (line numbers: the base inventory is 21 lines)
+  { name: "label value 1.10 (read as the number 1.1)", bytes: withLabel("sw-version: 1.10"), field: "hosts[0].labels.sw-version", line: 7, message: /got number 1\.1 \(written 1\.10\) — quote it: sw-version: "1\.10" \(unquoted, 1\.10 becomes 1\.1\)/ },
+  { name: "label value 0x1F (a hex number)", bytes: withLabel("build: 0x1F"), field: "hosts[0].labels.build", line: 7, message: /written 0x1F\) — quote it: build: "0x1F" \(unquoted, 0x1F becomes 31\)/ },
+  { name: "label value 1e3 (an exponent)", bytes: withLabel("batch: 1e3"), field: "hosts[0].labels.batch", line: 7, message: /1e3 becomes 1000/ },
+  { name: "label value true (a boolean)", bytes: withLabel("gpu: true"), field: "hosts[0].labels.gpu", line: 7, message: /got boolean true — quote it: gpu: "true"/ },
+  { name: "pause image 3.10 (a number)", bytes: append("images:\n  pause: 3.10\n"), field: "images.pause", line: 23, message: /got number 3\.1 \(written 3\.10\) — quote it/ },
+  { name: "kubelet flag value 60 unquoted", bytes: append("kubelet:\n  extraArgs:\n    max-pods: 60\n"), field: "kubelet.extraArgs.max-pods", line: 24, message: /got number 60 — quote it: max-pods: "60"/ },
+  { name: "cluster name .inf", bytes: (y) => Buffer.from(y.replace("name: test", "name: .inf")), field: "cluster.name", line: 2, message: /got YAML's infinity \.inf/ },
+  { name: "apiserver port .nan", bytes: append("network:\n  apiserverPort: .nan\n"), field: "network.apiserverPort", line: 23, message: /got YAML's not-a-number \.nan/ },
+  { name: "a value nested 5000 deep", bytes: append(`kubelet:\n  extraArgs:\n    x: ${"[".repeat(5000)}${"]".repeat(5000)}\n`), field: "kubelet.extraArgs.x", line: 24, message: /nests more than 20 levels deep/ },
+  { name: "a block nested 50 deep", bytes: append(Array.from({ length: 50 }, (_, i) => `${"  ".repeat(i)}k${i}:`).join("\n") + " v\n"), field: `${Array.from({ length: 21 }, (_, i) => `k${i}`).join(".")}`, line: 42, message: /nests more than 20 levels deep/ },
+  { name: "a 1 MB value", bytes: append(`images:\n  coredns: ${"c".repeat(1_000_000)}\n`), field: "images.coredns", line: 23, message: /is 1000000 characters long \(at most 4096\)/ },
+  { name: "a 2 MB file", bytes: append(`# ${"#".repeat(2_000_000)}\n`), field: "(file)", message: /an inventory is a few kilobytes/ },
+  { name: "a long wrong value is shortened in its message", mutate: image("coredns", `${"x".repeat(400)} --privileged`), field: "images.coredns", message: /^"x{38}…\(413 characters\)…x{25} --privileged" is not an image reference/ },
+  { name: "an image reference of 3000 characters (once a regex backtracking stall)", mutate: image("coredns", `${"x".repeat(3000)} --privileged`), field: "images.coredns", message: /is 3013 characters long/ },
   // hidden characters and encodings
   { name: "tab inside the cluster name", mutate: (i) => ({ ...i, cluster: { name: "prod\tx" } }), field: "cluster.name", message: /contains a tab/ },
   { name: "bidi override inside a host name", mutate: set(host0, "name", "node\u202e1"), field: "hosts[0].name", message: /U\+202E/ },
   { name: "byte-order mark inside a key", bytes: (y) => Buffer.from(y.replace("hosts:", "\ufeffhosts:").replace("cluster:", "clu\ufeffster:"), "utf8"), field: "clu\\uFEFFster", message: /byte-order mark/ },
   { name: "Latin-1 bytes", bytes: (y) => Buffer.concat([Buffer.from(y.replace("name: test", "name: t"), "utf8"), Buffer.from("# caf\xe9\n", "latin1")]), field: "(file)", message: /not valid UTF-8 \(byte 0xe9 at line \d+/ },
   { name: "UTF-16 file", bytes: (y) => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(y, "utf16le")]), field: "(file)", message: /UTF-16 .*UTF-8 only/ },
-  { name: "YAML alias bomb", bytes: (y) => Buffer.from(`${y}x0: &a0 [v, v, v, v, v, v, v, v, v, v]\n${Array.from({ length: 8 }, (_, k) => `x${k + 1}: &a${k + 1} [${Array(10).fill(`*a${k}`).join(", ")}]`).join("\n")}\n`), field: "(yaml)", message: /aliases expand too far/ },
+  { name: "YAML alias bomb", bytes: (y) => Buffer.from(`${y}x0: &a0 [v, v, v, v, v, v, v, v, v, v]\n${Array.from({ length: 8 }, (_, k) => `x${k + 1}: &a${k + 1} [${Array(10).fill(`*a${k}`).join(", ")}]`).join("\n")}\n`), field: `(yaml line ${stringify(baseInventory()).split("\n").length + 2})`, message: /aliases expand too far.*anchor that holds aliases itself, at line \d+/ },
   { name: "unknown YAML tag (!env)", bytes: (y) => Buffer.from(y.replace("name: test", "name: !env CLUSTER_NAME")), field: "(yaml line 2)", message: /tag !env is not supported/ },
 ];
 
@@ -179,6 +196,7 @@ describe("hostile and mistaken inventories", () => {
           assert.ok(e instanceof InventoryError, `expected InventoryError, got ${String(e)}`);
           const hit = e.issues.find((i) => i.field === c.field && c.message.test(`${i.message} — ${i.fix}`));
           assert.ok(hit, `no issue on ${c.field} matching ${c.message}; got:\n${e.message}`);
+          if (c.line !== undefined) assert.equal(hit.line, c.line, `the issue names line ${c.line}`);
           assert.ok(hit.fix.length > 5, "every issue carries a fix");
           assert.doesNotMatch(e.message, /SECRET/, "no credential in the message");
           assert.match(e.message, new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: \\d+ problems?, nothing was written`), "the message names the file");
