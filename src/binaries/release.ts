@@ -31,9 +31,12 @@ const kubernetes: Versioned = {
   problem: (got, inv) => (got === inv.kubernetesVersion ? undefined : `but kubernetes.version says ${inv.kubernetesVersion}`),
   fix: (inv) => releaseFix(inv.kubernetesVersion),
 };
-const etcd = (pattern: RegExp): Versioned => ({
-  args: pattern.source.startsWith("etcdctl") ? ["version"] : ["--version"],
-  read: (out) => (pattern.exec(out)?.[1] ? `v${pattern.exec(out)![1]}` : undefined),
+const etcd = (args: string[], pattern: RegExp): Versioned => ({
+  args,
+  read: (out) => {
+    const m = pattern.exec(out);
+    return m ? `v${m[1]}` : undefined;
+  },
   problem: (got, inv) => (got === inv.etcdVersion ? undefined : `but etcd.version says ${inv.etcdVersion}`),
   fix: (inv) => `Fix: point binaries at the etcd ${inv.etcdVersion} release, or set etcd.version to the release the binaries are (v3.4.x), and re-run`,
 });
@@ -58,8 +61,9 @@ export const VERSIONED: Readonly<Record<string, Versioned>> = {
   "kube-scheduler": kubernetes,
   kubelet: kubernetes,
   "kube-proxy": kubernetes,
-  etcd: etcd(/etcd Version: (\d+\.\d+\.\d+)/),
-  etcdctl: etcd(/etcdctl version: (\d+\.\d+\.\d+)/),
+  etcd: etcd(["--version"], /etcd Version: (\d+\.\d+\.\d+)/),
+  // etcdctl v3 has no --version flag ("unknown flag"): its version is a subcommand
+  etcdctl: etcd(["version"], /etcdctl version: (\d+\.\d+\.\d+)/),
   "docker/dockerd": dockerd,
 };
 

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { Inventory } from "../inventory/types";
 import { writeFileAtomic } from "../util/fs";
 import { BinkubeError } from "../errors";
-import { forbiddenDirs, placed } from "../inventory/placed";
+import { forbiddenDirs, placed, shipRoots } from "../inventory/placed";
 import { sha256, sha256File } from "../util/hash";
 
 export { sha256, sha256File };
@@ -90,7 +90,7 @@ export function openBinaries(inv: Inventory): BinaryIndex {
         // An absolute name is a local file shipped as is (image archives to preload): never one
         // from pki/ or .binkube/, whatever validation let through (inventory/placed.ts).
         if (path.isAbsolute(name)) {
-          const where = placed(name, [{ dir: inv.baseDir, what: "the inventory's directory" }, ...(inv.binaries.dir ? [{ dir: inv.binaries.dir, what: "binaries.dir" }] : [])], forbiddenDirs(inv.baseDir));
+          const where = placed(name, shipRoots(inv.baseDir, inv.binaries.dir), forbiddenDirs(inv.baseDir));
           if ("problem" in where && !/missing/.test(where.problem)) throw new BinkubeError(`${name} ${where.problem}: refusing to ship it`);
         }
         info = path.isAbsolute(name) ? fromFile(name, name) : fromDir(name) ?? fromUrls(name);

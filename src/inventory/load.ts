@@ -11,7 +11,7 @@ import { MAX_DEPTH, MAX_FILE, MAX_VALUE, bombLine, sources, tooDeep } from "./ya
 import { FlagPolicy, KUBELET_WEAKENING, checkExtraArgs } from "./extra-args";
 import { KUBELET_FLAGS } from "./kubelet-flags";
 import { kubeletWrites } from "../steps/kubelet-files";
-import { dockerArchive, elfX64, forbiddenDirs, placed } from "./placed";
+import { dockerArchive, elfX64, forbiddenDirs, placed, shipRoots } from "./placed";
 import { BINARIES } from "../binaries/catalog";
 import { BinaryUrl, ENGINES, Host, Inventory, InventoryIssue, ROLES, Role, SshSettings } from "./types";
 
@@ -476,7 +476,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     if (!fits(r, `images.preload[${i}]`, base, fileName, "rename the archive (it keeps its file name on every node)")) return;
     if (archiveNames.has(base)) return r.error(`images.preload[${i}]`, `has the same file name as images.preload[${archiveNames.get(base)}] (${base}); both would land at one path on the nodes`, "rename one of them");
     archiveNames.set(base, i);
-    const where = placed(p, [{ dir: baseDir, what: "the inventory's directory" }, ...(binDir ? [{ dir: binDir, what: "binaries.dir" }] : [])], forbiddenDirs(baseDir));
+    const where = placed(p, shipRoots(baseDir, binDir), forbiddenDirs(baseDir));
     if ("problem" in where) return r.error(`images.preload[${i}]`, `image archive ${shown(p)} ${where.problem}`, "preload only docker save archives kept beside the inventory (e.g. images/pause.tar) or in binaries.dir");
     const notArchive = dockerArchive(where.real);
     if (notArchive) r.error(`images.preload[${i}]`, `${shown(p)} ${notArchive}`, "create it with `docker save IMAGE -o FILE`");

@@ -14,6 +14,11 @@ export function forbiddenDirs(baseDir: string): { dir: string; what: string }[] 
   ];
 }
 
+/** Where a shipped file may be: beside the inventory, or in binaries.dir. */
+export function shipRoots(baseDir: string, binariesDir?: string): { dir: string; what: string }[] {
+  return [{ dir: baseDir, what: "the inventory's directory" }, ...(binariesDir ? [{ dir: binariesDir, what: "binaries.dir" }] : [])];
+}
+
 const realOr = (p: string): string => {
   try {
     return fs.realpathSync(p);

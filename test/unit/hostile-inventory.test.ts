@@ -11,6 +11,7 @@ import { stringify } from "yaml";
 import { openCluster } from "../../src/cluster";
 import { InventoryError, parseInventory } from "../../src/inventory/load";
 import { writeTree } from "../../src/render/tree";
+import { openBinaries } from "../../src/binaries/source";
 import { RawInventory, baseInventory, fakeElf, tempDir, writeFakeBinaries } from "../helpers/fixtures";
 
 type Case = { name: string; field: string; message: RegExp; line?: number } & ({ mutate: (i: RawInventory) => unknown } | { bytes: (yaml: string) => Buffer });
@@ -222,6 +223,16 @@ describe("hostile and mistaken inventories", () => {
       assert.ok(!fs.existsSync(out), "no render tree");
     });
   }
+
+  test("the binary index refuses to ship a file from pki/ or .binkube/, whatever validation let through", () => {
+    const dir = tempDir("binkube-hostile-");
+    hostileFiles(dir);
+    const { inventory } = parseInventory(stringify(baseInventory()), path.join(dir, "cluster.yaml"));
+    const index = openBinaries(inventory);
+    assert.throws(() => index.get(path.join(dir, "pki", "ca.key")), /pki\/ca\.key is under pki\/ .*refusing to ship it/);
+    assert.throws(() => index.get(path.join(dir, "images", "ca.tar")), /a link to .*pki\/ca\.key\) under pki\//);
+    assert.equal(index.get(path.join(dir, "a", "pause.tar")).present, true, "a file beside the inventory is shipped");
+  });
 
   test("a plain-http URL with a checksum is a warning, not an error", () => {
     const raw = { ...baseInventory(), binaries: { urls: [{ url: "http://mirror.example.invalid/etcd", sha256: "a".repeat(64), name: "etcd" }] } };
