@@ -21,6 +21,12 @@ export const LAB_HOST_SETTINGS = [
   '    image-gc-low-threshold: "99"',
 ];
 
+/**
+ * The etcd the lab's binaries are (test/fixtures/debian-binaries.sh: Debian's etcd-server), which
+ * the runner checks against etcd.version (binaries/release.ts) before it ships them.
+ */
+export const LAB_ETCD_VERSION = "v3.4.23";
+
 /** The inventory for the lab's hosts; paths in it are relative to the inventory's directory. */
 export function renderInventory(st: LabState): string {
   const lines = [
@@ -38,7 +44,7 @@ export function renderInventory(st: LabState): string {
   for (const h of st.hosts) {
     lines.push(`  - name: ${h.name}`, `    address: ${h.address}`, `    roles: [${h.roles.join(", ")}]`);
   }
-  lines.push("binaries:", "  dir: bin", ...LAB_HOST_SETTINGS, "");
+  lines.push("etcd:", `  version: ${LAB_ETCD_VERSION}`, "binaries:", "  dir: bin", ...LAB_HOST_SETTINGS, "");
   return lines.join("\n");
 }
 
@@ -63,6 +69,8 @@ export function mergeInventory(existing: string, st: LabState): string {
     doc.setIn(["ssh", "sudo"], true);
   }
   doc.setIn(["ssh", "knownHosts"], path.relative(st.dir, st.knownHosts));
+  // a lab inventory from before etcd versions were checked names none (v3.4.3 by default)
+  if (!doc.hasIn(["etcd", "version"])) doc.setIn(["etcd", "version"], LAB_ETCD_VERSION);
   const old = doc.get("hosts");
   const byName = new Map<string, YAMLMap>();
   if (isSeq(old)) for (const item of old.items) if (isMap(item)) byName.set(String(item.get("name")), item);

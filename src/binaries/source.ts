@@ -5,6 +5,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Inventory } from "../inventory/types";
 import { writeFileAtomic } from "../util/fs";
+import { BinkubeError } from "../errors";
+import { forbiddenDirs, placed, shipRoots } from "../inventory/placed";
 import { sha256, sha256File } from "../util/hash";
 
 export { sha256, sha256File };
@@ -85,7 +87,12 @@ export function openBinaries(inv: Inventory): BinaryIndex {
     get(name) {
       let info = infos.get(name);
       if (!info) {
-        // An absolute name is a local file shipped as is (image archives to preload).
+        // An absolute name is a local file shipped as is (image archives to preload): never one
+        // from pki/ or .binkube/, whatever validation let through (inventory/placed.ts).
+        if (path.isAbsolute(name)) {
+          const where = placed(name, shipRoots(inv.baseDir, inv.binaries.dir), forbiddenDirs(inv.baseDir));
+          if ("problem" in where && !/missing/.test(where.problem)) throw new BinkubeError(`${name} ${where.problem}: refusing to ship it`);
+        }
         info = path.isAbsolute(name) ? fromFile(name, name) : fromDir(name) ?? fromUrls(name);
         if (!info) {
           missing.add(name);

@@ -92,13 +92,16 @@ export const kubeletLabel: Check = (k) => {
 };
 
 // The image reference grammar of docker/distribution (reference/regexp.go).
-const NAME_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*";
+// Its separator `[-]*` may be empty, which RE2 shrugs off but made a JavaScript backtracking
+// explosion: `-+` is the same language, with every repetition starting at a separator.
+const NAME_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
 const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
 const DOMAIN = `${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*(?::[0-9]+)?`;
 const IMAGE_REF = new RegExp(`^((?:${DOMAIN}/)?${NAME_COMPONENT}(?:/${NAME_COMPONENT})*)(?::([\\w][\\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$`);
 
 /** A docker image reference (name[:tag][@digest]). */
 export const imageRef: Check = (v) => {
+  if (v.length > 512) return `is ${v.length} characters long (an image reference has at most 255 for its name, 128 for its tag)`;
   const m = IMAGE_REF.exec(v);
   if (!m) return "is not an image reference (registry/name:tag, lower-case name, no spaces)";
   if (m[1]!.length > 255) return "has a name longer than 255 characters";
@@ -162,3 +165,47 @@ export function describeChar(c: string): string {
   const names: Record<string, string> = { " ": "a space", "\t": "a tab", "\n": "a newline", "\r": "a carriage return", '"': "a double quote", "'": "a single quote", "\\": "a backslash", "$": "'$'", "`": "a backtick", "\ufeff": "a byte-order mark (U+FEFF)" };
   return names[c] ?? (c.charCodeAt(0) < 0x20 || c.charCodeAt(0) > 0x7e ? `the character U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}` : `'${c}'`);
 }
+
+/** The longest value an error message repeats; a longer one is cut in the middle. */
+const SHOWN_MAX = 80;
+
+/**
+ * A value as an error or warning may repeat it: invisible characters written out, credentials in
+ * a URL (user:password@) masked, and cut to SHOWN_MAX characters, so a 1 MB paste or a token
+ * never reaches a terminal or a log.
+ */
+export function shown(v: string): string {
+  const masked = safeUrl(visible(v));
+  if (masked.length <= SHOWN_MAX) return masked;
+  const half = SHOWN_MAX / 2 - 2;
+  return `${masked.slice(0, half)}…(${masked.length} characters)…${masked.slice(-half)}`;
+}
+
+/** Query parameters that carry a credential (tokens, signatures of pre-signed URLs, passwords). */
+const SECRET_PARAM = /^(?:access[_-]?token|token|auth|authorization|password|passwd|pass|secret|api[_-]?key|apikey|key|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential)$/i;
+
+/** What in a URL is a credential: userinfo (user:password@) or a token-like query parameter; undefined when none. */
+export function urlCredential(u: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(u)) return "user:password@";
+  const q = /\?([^#]*)/.exec(u)?.[1];
+  const param = q?.split("&").map((kv) => decodeURIComponentSafe(kv.split("=")[0]!)).find((k) => SECRET_PARAM.test(k));
+  return param ? `the query parameter ${param}` : undefined;
+}
+
+/** A URL as a log line, an error or a rendered file may show it: credentials masked. */
+export function safeUrl(u: string): string {
+  return u
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@")
+    .replace(/([?&])([^=&#]+)=([^&#]*)/g, (all, sep: string, k: string) => (SECRET_PARAM.test(decodeURIComponentSafe(k)) ? `${sep}${k}=***` : all));
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** The environment variable that holds the download credentials for `host` (BINKUBE_DOWNLOAD_AUTH_DL_EXAMPLE_COM). */
+export const downloadAuthVar = (host: string): string => `BINKUBE_DOWNLOAD_AUTH_${host.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;

@@ -4,9 +4,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { isNode, parseDocument, visit } from "yaml";
-import { cidrContains, cidrsOverlap, isIPv4, nthAddress, parseCidr } from "../util/ip";
-import { Check, archiveMember, binaryName, dnsName, fileName, flagName, flagWord, hostAddress, imageRef, kubeletLabel, labelKey, labelValue, noInvisible, sanName, visible, DNS_LABEL } from "./grammar";
+import { Cidr, cidrContains, cidrsOverlap, isIPv4, nthAddress, parseCidr } from "../util/ip";
+import { Check, archiveMember, binaryName, dnsName, fileName, flagName, hostAddress, imageRef, kubeletLabel, labelKey, labelValue, noInvisible, sanName, shown, urlCredential, downloadAuthVar, visible, DNS_LABEL } from "./grammar";
 import { Obj, Reader, isObj, join } from "./reader";
+import { MAX_DEPTH, MAX_FILE, MAX_VALUE, bombLine, sources, tooDeep } from "./yaml-source";
+import { FlagPolicy, KUBELET_WEAKENING, checkExtraArgs } from "./extra-args";
+import { KUBELET_FLAGS } from "./kubelet-flags";
+import { kubeletWrites } from "../steps/kubelet-files";
+import { dockerArchive, elfX64, forbiddenDirs, placed, shipRoots } from "./placed";
+import { BINARIES } from "../binaries/catalog";
 import { BinaryUrl, ENGINES, Host, Inventory, InventoryIssue, ROLES, Role, SshSettings } from "./types";
 
 export const DEFAULT_CONFIG = "./cluster.yaml";
@@ -40,7 +46,7 @@ export class InventoryError extends Error {
 }
 
 export function formatIssues(file: string, issues: InventoryIssue[], kind = "error"): string {
-  const lines = issues.map((i) => `  ${kind}: ${i.field}: ${i.message} — fix: ${i.fix}`);
+  const lines = issues.map((i) => `  ${kind}: ${i.line ? `line ${i.line}: ` : ""}${i.field}: ${i.message} — fix: ${i.fix}`);
   const head = kind === "error" ? `${file}: ${issues.length} problem${issues.length === 1 ? "" : "s"}, nothing was written:` : `${file}:`;
   return [head, ...lines].join("\n");
 }
@@ -51,8 +57,26 @@ const SSH_FIELDS = ["user", "port", "privateKey", "knownHosts", "hostKeyFingerpr
 const LAST_1_17_PATCH = 17;
 /** Aliases a document may expand: enough for shared ssh settings, far too few for an alias bomb. */
 const MAX_ALIASES = 100;
-/** Kubelet flags binkube writes itself: a second value would silently override or conflict. */
-const MANAGED_KUBELET_FLAGS = ["logtostderr", "v", "hostname-override", "node-ip", "network-plugin", "cni-bin-dir", "cni-conf-dir", "kubeconfig", "bootstrap-kubeconfig", "config", "cert-dir", "pod-infra-container-image", "node-labels"];
+/** kubelet.extraArgs: v1.17's flags, what binkube writes (rendered), what weakens the kubelet. */
+const KUBELET_POLICY: FlagPolicy = {
+  component: "kubelet",
+  known: KUBELET_FLAGS,
+  get writes() {
+    return kubeletWrites();
+  },
+  weakening: KUBELET_WEAKENING,
+  // the guide's starting values, sized per cluster
+  tunable: ["max-pods", "eviction-hard"],
+  instead: {
+    "node-labels": "use hosts[].labels",
+    "pod-infra-container-image": "use images.pause",
+    "node-ip": "binkube sets it to each host's hosts[].address (the address in its certificates): change that",
+    "hostname-override": "binkube sets it to each host's hosts[].name (its node name and certificate): change that",
+    "fail-swap-on": "use kubelet.failSwapOn",
+    "cluster-dns": "use network.clusterDNS",
+    "cluster-domain": "use network.clusterDomain",
+  },
+};
 const HEX = (n: number) => new RegExp(`^[0-9a-f]{${n}}$`);
 
 export interface LoadResult {
@@ -103,6 +127,9 @@ function firstInvalidUtf8(bytes: Buffer): number {
 }
 
 export function parseInventory(text: string, file: string): LoadResult {
+  if (text.length > MAX_FILE) throw new InventoryError(file, [{ field: "(file)", message: `is ${text.length} characters long; an inventory is a few kilobytes (at most ${MAX_FILE})`, fix: "check that this is the inventory, not a file pasted into it" }]);
+  const deep = tooDeep(text);
+  if (deep) throw new InventoryError(file, [{ field: deep.field || "(yaml)", line: deep.line, message: `nests more than ${MAX_DEPTH} levels deep (no inventory field is deeper than 5)`, fix: "remove the nesting: a value here is a string, a list of strings or a mapping of them" }]);
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   const lineOf = (pos?: { line: number }[]) => `(yaml line ${pos?.[0]?.line ?? "?"})`;
   const yamlIssues: InventoryIssue[] = doc.errors.map((e) => ({ field: lineOf(e.linePos), message: e.message.split("\n")[0]!, fix: "fix the YAML syntax" }));
@@ -119,9 +146,12 @@ export function parseInventory(text: string, file: string): LoadResult {
   try {
     raw = doc.toJS({ maxAliasCount: MAX_ALIASES });
   } catch (e) {
-    throw new InventoryError(file, [{ field: "(yaml)", message: `aliases expand too far (${(e as Error).message.split("\n")[0]}; the limit is ${MAX_ALIASES})`, fix: "write the repeated settings out, or use fewer *alias references" }]);
+    const line = bombLine(doc, text);
+    throw new InventoryError(file, [{ field: line ? `(yaml line ${line})` : "(yaml)", line, message: `aliases expand too far (${(e as Error).message.split("\n")[0]}; the limit is ${MAX_ALIASES})`, fix: `write the repeated settings out, or use fewer *alias references${line ? ` (an alias of an anchor that holds aliases itself, at line ${line}, multiplies them)` : ""}` }]);
   }
-  const r = new Reader();
+  const { at, tooLong } = sources(doc, text);
+  if (tooLong) throw new InventoryError(file, [{ field: tooLong.field, line: tooLong.line, message: `is ${tooLong.length} characters long (at most ${MAX_VALUE})`, fix: "check the value: no inventory field holds more than a URL or a flag list" }]);
+  const r = new Reader(at);
   checkInvisible(r, raw, "");
   if (!isObj(raw)) {
     r.error("(top)", "the inventory must be a mapping with at least a hosts: list", "start from examples/guide-two-hosts.yaml");
@@ -150,7 +180,7 @@ function checkInvisible(r: Reader, v: unknown, at: string): void {
 /** Records `check`'s problem with `value` as an error on `field`. Returns true when the value fits. */
 function fits(r: Reader, field: string, value: string, check: Check, fix: string): boolean {
   const bad = check(value);
-  if (bad) r.error(field, `"${visible(value)}" ${bad}`, fix);
+  if (bad) r.error(field, `"${shown(value)}" ${bad}`, fix);
   return !bad;
 }
 
@@ -366,7 +396,11 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     const url = r.str(u, "url", p, "");
     const sha256 = r.str(u, "sha256", p)?.toLowerCase();
     const sha512 = r.str(u, "sha512", p)?.toLowerCase();
-    if (!/^https?:\/\/[^\s/]+\/\S+$/.test(url)) r.error(`${p}.url`, `"${url}" is not an http(s) URL`, "write the full download URL");
+    const secret = urlCredential(url);
+    if (secret) {
+      const host = /^[a-z]+:\/\/(?:[^/?#]*@)?([^/:?#]+)/i.exec(url)?.[1] ?? "HOST";
+      r.error(`${p}.url`, `"${shown(url)}" carries a credential (${secret}); it would reach the render output, Terraform's plan and logs`, `remove it from the URL and export ${downloadAuthVar(host)}=USER:PASSWORD (HTTP basic) or =TOKEN (a bearer token) in the shell that runs binkube: it is sent to ${host} only, over https`);
+    } else if (!/^https?:\/\/[^\s/]+\/\S+$/.test(url)) r.error(`${p}.url`, `"${shown(url)}" is not an http(s) URL`, "write the full download URL");
     else if (url.startsWith("http:")) r.warn(`${p}.url`, "is plain http: the checksum still guards the content, but anyone on the path sees what is fetched", "use https unless this is a mirror on a trusted network");
     if (!sha256 && !sha512) r.error(p, "has no checksum", "add sha256: or sha512: with the published checksum (downloads are verified before any upload)");
     if (sha256 && !HEX(64).test(sha256)) r.error(`${p}.sha256`, "is not 64 hex digits", "copy the published sha256");
@@ -383,6 +417,8 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     urls.push({ url, sha256, sha512, files, name });
   });
   if (!dirText && urls.length === 0) r.error("binaries", "no binary source", "set binaries.dir to a directory holding etcd, kube-apiserver, … or list binaries.urls with checksums");
+  const binDir = dirText ? expandPath(dirText, baseDir) : undefined;
+  if (binDir) checkBinariesDir(r, binDir, baseDir);
   const cacheDir = expandPath(r.str(bin, "cacheDir", "binaries", path.join(os.homedir(), ".cache", "binkube")), baseDir);
 
   const runtime = r.oneOf(raw, "runtime", "", ["docker"] as const, "docker");
@@ -414,9 +450,10 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   const endpoint = r.str(api, "endpoint", "apiserver");
   if (endpoint !== undefined) {
     const m = /^https:\/\/([^/:]+):(\d+)$/.exec(endpoint);
-    if (!m) r.error("apiserver.endpoint", `"${endpoint}" is not https://HOST:PORT`, "write it like https://10.0.0.100:6443 (the load balancer or VIP)");
+    if (!m) r.error("apiserver.endpoint", `"${shown(endpoint)}" is not https://HOST:PORT${urlCredential(endpoint) ? " (and carries a credential: clients authenticate with their certificates)" : ""}`, "write it like https://10.0.0.100:6443 (the load balancer or VIP)");
     else if (isIPv4(m[1]!) ? hostAddress(m[1]!) : dnsName(m[1]!)) r.error("apiserver.endpoint", `"${m[1]}" ${isIPv4(m[1]!) ? hostAddress(m[1]!) : `is not an address or DNS name: it ${dnsName(m[1]!)}`}`, "use the VIP's IP or DNS name");
     else if (Number(m[2]) < 1 || Number(m[2]) > 65535) r.error("apiserver.endpoint", `port ${m[2]} is outside 1-65535`, "use the load balancer's port, usually 6443");
+    else checkEndpointAddress(r, m[1]!, { svc, pod, serviceCIDR, podCIDR, clusterDNS, clusterDomain, hosts });
   }
   const masters = hosts.filter((h) => h.roles.includes("master"));
   if (endpoint === undefined && masters.length > 1) {
@@ -439,18 +476,21 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     if (!fits(r, `images.preload[${i}]`, base, fileName, "rename the archive (it keeps its file name on every node)")) return;
     if (archiveNames.has(base)) return r.error(`images.preload[${i}]`, `has the same file name as images.preload[${archiveNames.get(base)}] (${base}); both would land at one path on the nodes`, "rename one of them");
     archiveNames.set(base, i);
-    checkReadableFile(r, `images.preload[${i}]`, p, "image archive", "create it with `docker save IMAGE -o FILE`");
+    const where = placed(p, shipRoots(baseDir, binDir), forbiddenDirs(baseDir));
+    if ("problem" in where) return r.error(`images.preload[${i}]`, `image archive ${shown(p)} ${where.problem}`, "preload only docker save archives kept beside the inventory (e.g. images/pause.tar) or in binaries.dir");
+    const notArchive = dockerArchive(where.real);
+    if (notArchive) r.error(`images.preload[${i}]`, `${shown(p)} ${notArchive}`, "create it with `docker save IMAGE -o FILE`");
   });
 
   const kl = r.section(raw, "kubelet", "");
-  r.known(kl, ["extraArgs", "failSwapOn", "taintMasters"], "kubelet");
+  r.known(kl, ["extraArgs", "weakened", "failSwapOn", "taintMasters"], "kubelet");
   const extraArgs = r.strMap(kl, "extraArgs", "kubelet");
-  for (const [k, v] of Object.entries(extraArgs)) {
-    const field = join("kubelet.extraArgs", k);
-    if (flagName(k)) r.error(field, `"${k}" ${flagName(k)}`, "write the flag without leading dashes, e.g. max-pods: \"60\"");
-    else if (MANAGED_KUBELET_FLAGS.includes(k)) r.error(field, `--${k} is set by binkube`, k === "node-labels" ? "use hosts[].labels" : k === "pod-infra-container-image" ? "use images.pause" : "remove it (binkube derives it from the inventory)");
-    else fits(r, field, v, flagWord, "a kubelet flag value is one word: no spaces, quotes, backslashes or '$'");
+  for (const k of Object.keys(extraArgs)) {
+    if (!flagName(k)) continue;
+    r.error(join("kubelet.extraArgs", visible(k)), `"${shown(k)}" ${flagName(k)}`, "write the flag without leading dashes, e.g. max-pods: \"60\"");
+    delete extraArgs[k];
   }
+  const weakened = checkExtraArgs(r, "kubelet.extraArgs", extraArgs, "kubelet.weakened", r.list(kl, "weakened", "kubelet"), KUBELET_POLICY);
 
   const taintMasters = r.bool(kl, "taintMasters", "kubelet", false);
   if (taintMasters && hosts.length > 0 && hosts.filter((h) => h.roles.includes("node")).every((h) => h.roles.includes("master")))
@@ -482,7 +522,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
       apiserverPort,
       flannelBackend,
     },
-    binaries: { dir: dirText ? expandPath(dirText, baseDir) : undefined, urls, cacheDir },
+    binaries: { dir: binDir, urls, cacheDir },
     runtime,
     cni,
     certificates: { validityDays, caValidityDays, kubeletValidityDays },
@@ -493,9 +533,67 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     kubeProxy: { conntrackMaxPerCore },
     rolling: { maxUnavailable, drainTimeoutSeconds },
     state,
-    kubelet: { extraArgs, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true), taintMasters },
+    kubelet: { extraArgs, weakened, failSwapOn: r.bool(kl, "failSwapOn", "kubelet", true), taintMasters },
   };
 }
+
+/**
+ * Where kubelets, kube-proxy and admin.kubeconfig send API traffic must be outside the cluster's
+ * own ranges: an address in the pod range goes into one node's cni0, one in the service range (the
+ * kubernetes Service, the DNS Service) is only reachable through the kube-proxy rules that need
+ * the API first. A name is checked through the inventory's hosts (no DNS lookup here).
+ */
+function checkEndpointAddress(r: Reader, host: string, n: { svc?: Cidr; pod?: Cidr; serviceCIDR: string; podCIDR: string; clusterDNS: string; clusterDomain: string; hosts: Host[] }): void {
+  const fix = "point apiserver.endpoint at the load balancer or VIP on the hosts' network (outside network.podCIDR and network.serviceCIDR)";
+  if (!isIPv4(host)) {
+    if (host === n.clusterDomain || host.endsWith(`.${n.clusterDomain}`)) return r.error("apiserver.endpoint", `${host} is a name inside the cluster domain ${n.clusterDomain}: hosts resolve it only through CoreDNS, which needs the API first`, fix);
+  }
+  const ip = isIPv4(host) ? host : n.hosts.find((h) => h.name === host)?.address;
+  if (!ip) return;
+  const label = ip === host ? ip : `${host} (${ip}, the address of host ${host})`;
+  if (n.svc && ip === nthAddress(n.svc, 1)) r.error("apiserver.endpoint", `${label} is the kubernetes Service's ClusterIP (the first address of ${n.serviceCIDR})`, fix);
+  else if (ip === n.clusterDNS) r.error("apiserver.endpoint", `${label} is network.clusterDNS, the DNS Service's ClusterIP`, fix);
+  else if (n.svc && cidrContains(n.svc, ip)) r.error("apiserver.endpoint", `${label} is inside the service range ${n.serviceCIDR}: only kube-proxy's rules, which need the API, make it reachable`, fix);
+  else if (n.pod && cidrContains(n.pod, ip)) r.error("apiserver.endpoint", `${label} is inside the pod range ${n.podCIDR}: API traffic would go into one node's cni0 (a cluster-wide outage)`, fix);
+}
+
+/**
+ * binaries.dir, when it exists, is a directory, and every binary binkube would take from it (by
+ * name, and all of docker/ and cni/) is an x86-64 ELF executable inside it (after links), not
+ * under pki/ or .binkube/. A missing directory is only a warning at synth (filled later).
+ */
+function checkBinariesDir(r: Reader, dir: string, baseDir: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    return;
+  }
+  if (!st.isDirectory()) return r.error("binaries.dir", `${shown(dir)} is ${st.isFile() ? "a regular file" : "not a directory"}`, "point binaries.dir at the directory holding etcd, kube-apiserver, …, docker/ and cni/ (an archive goes in binaries.urls)");
+  const forbidden = forbiddenDirs(baseDir);
+  const group = (g: string) => {
+    try {
+      return fs.readdirSync(path.join(dir, g)).map((n) => `${g}/${n}`);
+    } catch {
+      return [];
+    }
+  };
+  for (const name of [...Object.values(BINARIES).flat(), ...group("docker"), ...group("cni")]) {
+    const file = path.join(dir, name);
+    if (!fs.existsSync(file) && !isLink(file)) continue;
+    const where = placed(file, [{ dir, what: "binaries.dir" }], forbidden);
+    const bad = "problem" in where ? where.problem : elfX64(where.real);
+    if (bad) r.error("binaries.dir", `${name} (${shown(file)}) ${bad}`, "binaries.dir holds the linux-amd64 binaries themselves (copies, or links within binaries.dir)");
+  }
+}
+
+const isLink = (p: string): boolean => {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+};
 
 /** rolling.maxUnavailable: a count (>= 1) or a percentage of the nodes ("25%", 1-100). */
 function readMaxUnavailable(r: Reader, rolling: Obj): number | `${number}%` {

@@ -1,6 +1,7 @@
 // A small typed reader over parsed YAML that records one issue per mistake instead of throwing,
 // so an operator sees every problem in the file at once.
-import { visible } from "./grammar";
+import { shown, visible } from "./grammar";
+import type { SourceOf } from "./yaml-source";
 import { InventoryIssue } from "./types";
 
 export type Obj = Record<string, unknown>;
@@ -32,12 +33,33 @@ export class Reader {
   readonly issues: InventoryIssue[] = [];
   readonly warnings: InventoryIssue[] = [];
 
+  /** `sources`: where each value came from (yaml-source.ts), so an issue names its line. */
+  constructor(private readonly sources: Map<string, SourceOf> = new Map()) {}
+
   error(field: string, message: string, fix: string): void {
-    this.issues.push({ field, message, fix });
+    this.issues.push({ field, message, fix, line: this.lineOf(field) });
   }
 
   warn(field: string, message: string, fix: string): void {
-    this.warnings.push({ field, message, fix });
+    this.warnings.push({ field, message, fix, line: this.lineOf(field) });
+  }
+
+  /** The line of `field`, or of the nearest enclosing value the file has (a missing field's section). */
+  private lineOf(field: string): number | undefined {
+    for (let f = field; f; f = f.replace(/(?:\.[^.[\]]*|\[\d+\])$/, "")) {
+      const line = this.sources.get(f)?.line;
+      if (line) return line;
+      if (!/[.[]/.test(f)) break;
+    }
+    return undefined;
+  }
+
+  /** A value that YAML read as a number, boolean or null where a string lands: refused, saying what it became. */
+  private notString(field: string, v: unknown): void {
+    const written = this.sources.get(field)?.text;
+    const became = typeof v === "number" || typeof v === "boolean" ? describe(v) : undefined;
+    const changed = written !== undefined && became !== undefined && written !== String(v);
+    this.error(field, `must be a string, got ${describe(v)}${changed ? ` (written ${shown(written)})` : ""}`, written && became ? `quote it: ${field.split(".").pop()}: "${shown(written)}"${changed ? ` (unquoted, ${shown(written)} becomes ${typeof v === "number" && !Number.isFinite(v) ? describe(v) : String(v)})` : ""}` : "quote the value");
   }
 
   /** Reports keys that are not in `known` (typos), suggesting the closest known key. */
@@ -68,9 +90,8 @@ export class Reader {
   str(obj: Obj, key: string, path: string, fallback?: string): string | undefined {
     const v = obj[key];
     if (v === undefined || v === null) return fallback;
-    if (typeof v === "number") return String(v);
     if (typeof v !== "string") {
-      this.error(join(path, key), `must be a string, got ${describe(v)}`, `quote the value`);
+      this.notString(join(path, key), v);
       return fallback;
     }
     return v;
@@ -80,7 +101,7 @@ export class Reader {
     const v = obj[key];
     if (v === undefined || v === null) return fallback;
     if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-      this.error(join(path, key), `must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`, `set a value in ${min}..${max}`);
+      this.error(join(path, key), `must be a whole number from ${min} to ${max}, got ${describe(v)}`, `set a value in ${min}..${max}`);
       return fallback;
     }
     return v;
@@ -90,7 +111,7 @@ export class Reader {
     const v = obj[key];
     if (v === undefined || v === null) return fallback;
     if (typeof v !== "boolean") {
-      this.error(join(path, key), `must be true or false, got ${JSON.stringify(v)}`, "write true or false without quotes");
+      this.error(join(path, key), `must be true or false, got ${describe(v)}`, "write true or false without quotes");
       return fallback;
     }
     return v;
@@ -109,7 +130,7 @@ export class Reader {
   strList(obj: Obj, key: string, path: string): string[] {
     return this.list(obj, key, path).flatMap((item, i) => {
       if (typeof item === "string") return [item];
-      this.error(`${join(path, key)}[${i}]`, `must be a string, got ${describe(item)}`, "quote the value");
+      this.notString(`${join(path, key)}[${i}]`, item);
       return [];
     });
   }
@@ -123,8 +144,8 @@ export class Reader {
     }
     const out: Record<string, string> = {};
     for (const [k, val] of Object.entries(v)) {
-      if (typeof val === "string" || typeof val === "number" || typeof val === "boolean") out[k] = String(val);
-      else this.error(join(join(path, key), k), `must be a string, got ${describe(val)}`, "quote the value");
+      if (typeof val === "string") out[k] = val;
+      else this.notString(join(join(path, key), visible(k)), val);
     }
     return out;
   }
@@ -147,5 +168,6 @@ export function describe(v: unknown): string {
   if (Array.isArray(v)) return "a list";
   if (v === null) return "null";
   if (typeof v === "object") return "a mapping";
-  return `${typeof v} ${JSON.stringify(v)}`;
+  if (typeof v === "number" && !Number.isFinite(v)) return Number.isNaN(v) ? "YAML's not-a-number .nan" : `YAML's ${v > 0 ? "" : "negative "}infinity ${v > 0 ? "" : "-"}.inf`;
+  return `${typeof v} ${typeof v === "string" ? JSON.stringify(shown(v)) : JSON.stringify(v)}`;
 }

@@ -116,12 +116,20 @@ export interface Inventory {
     conntrackMaxPerCore: number;
   };
   kubelet: {
-    /** Extra kubelet flags for unusual hosts (documented in docs/inventory.md). */
+    /** Extra kubelet flags for unusual hosts (documented in docs/inventory.md; policy in inventory/extra-args.ts). */
     extraArgs: Record<string, string>;
+    /** extraArgs that weaken the kubelet, each accepted with the operator's reason (and warned about at every render and deploy). */
+    weakened: Weakened[];
     failSwapOn: boolean;
     /** Taint masters that are also nodes NoSchedule (node-role.kubernetes.io/master), as kubeadm does. */
     taintMasters: boolean;
   };
+}
+
+/** A setting that weakens a component, accepted because the inventory says why (docs/cis.md). */
+export interface Weakened {
+  flag: string;
+  reason: string;
 }
 
 export interface InventoryIssue {
@@ -129,6 +137,8 @@ export interface InventoryIssue {
   field: string;
   message: string;
   fix: string;
+  /** The line of the inventory file it is about, when the file has one for it. */
+  line?: number;
 }
 
 export function hasRole(host: Host, role: Role): boolean {

@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { BinaryIndex } from "../binaries/source";
 import { Plan } from "../plan";
+import { safeUrl } from "../inventory/grammar";
 
 export interface TreeSummary {
   hosts: number;
@@ -27,7 +28,7 @@ export function writeTree(plan: Plan, binaries: BinaryIndex, outDir: string): Tr
           fs.symlinkSync(info.localPath, target); // a link, not a 100 MB copy per host
           summary.binariesLinked++;
         } else {
-          fs.writeFileSync(target, `# binary ${f.binary}: not available locally (${info.url ?? "missing from binaries.dir"})\n`, { mode: 0o644 });
+          fs.writeFileSync(target, `# binary ${f.binary}: not available locally (${info.url ? safeUrl(info.url) : "missing from binaries.dir"})\n`, { mode: 0o644 });
           if (!summary.binariesMissing.includes(f.binary)) summary.binariesMissing.push(f.binary);
         }
       } else {

@@ -64,7 +64,7 @@ async function runInstance(configFile: string, stepName: string, hostName: strin
     throw new BinkubeError(`${where}: ${why}. Fix: put them in binaries.dir or list them in binaries.urls, then re-run; nothing was changed on ${hostName}`);
   }
   await fetchBinaries(cluster, needed, out);
-  checkReleaseLocally(cluster.binaries, needed, cluster.inv.kubernetesVersion, where);
+  checkReleaseLocally(cluster.binaries, needed, cluster.inv, where);
   t.loaded = performance.now();
 
   const rc = await openRunContext(cluster, { log: out, verbose: opts.verbose, connect: step.connect, firstBringUp: opts.firstBringUp === true }).catch((e: Error) => {

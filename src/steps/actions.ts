@@ -3,7 +3,7 @@
 import { GateError, waitFor } from "../util/wait";
 import { K8S } from "./files";
 import { shq } from "../remote/shell";
-import { releaseFix, releaseIn } from "../binaries/release";
+import { VERSIONED, versionProblem } from "../binaries/release";
 import type { RunContext, StepRemote } from "./types";
 import { RemoteError } from "../remote/errors";
 import { sleep } from "../util/sleep";
@@ -159,16 +159,15 @@ export async function nodeReadyStatus(control: StepRemote, node: string): Promis
 }
 
 /**
- * The Kubernetes binary the step just shipped is the release the inventory names, checked on the
- * host before its unit restarts (the old process keeps running). The runner checks the same
- * before connecting when the operator's machine can run the binaries (binaries/release.ts).
+ * A binary the step just shipped (at `path` on the host; its name in the binary source) is the
+ * release the inventory names, checked on the host before its unit restarts (the old process keeps
+ * running). The runner checks the same before connecting when the operator's machine can run the
+ * binaries (binaries/release.ts).
  */
-export async function checkReleaseVersion(rc: RunContext, binaryName: string): Promise<void> {
-  const bin = `${K8S.bin}/${binaryName}`;
-  const r = await rc.sh(`${bin} --version 2>&1 | head -n1`, { allowFail: true });
-  const got = releaseIn(r.stdout);
-  if (got === rc.inv.kubernetesVersion) return;
-  throw new GateError(
-    `${bin} on ${rc.host.name} is ${got ?? `unreadable (${r.stdout.trim().slice(0, 120)})`}, but kubernetes.version says ${rc.inv.kubernetesVersion}; ${binaryName} was not restarted. ${releaseFix(rc.inv.kubernetesVersion)}`,
-  );
+export async function checkReleaseVersion(rc: RunContext, binaryName: string, path = `${K8S.bin}/${binaryName}`): Promise<void> {
+  const v = VERSIONED[binaryName];
+  if (!v) throw new Error(`no version check for ${binaryName}`);
+  const r = await rc.sh(`${shq(path)} ${v.args.join(" ")} 2>&1 | head -n3`, { allowFail: true });
+  const problem = versionProblem(binaryName, `${path} on ${rc.host.name}`, r.stdout, rc.inv);
+  if (problem) throw new GateError(problem.replace("nothing was changed", `${binaryName.split("/").pop()} was not restarted`));
 }

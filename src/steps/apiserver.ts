@@ -12,11 +12,30 @@ import { TLS_CIPHER_SUITES } from "./tls";
 import { encryptionConfig } from "../pki/encryption";
 import { waitFor } from "../util/wait";
 import { activeAndHealthy, applyUnit, checkReleaseVersion, kubectl } from "./actions";
+import { posix } from "node:path";
+import { shq } from "../remote/shell";
+
+/** The apiserver's audit log (--audit-log-path), which lumberjack rotates beside itself. */
+export const AUDIT_LOG = "/opt/kubernetes/logs/k8s-audit.log";
+
+/**
+ * The audit log and its rotated copies are root's alone (0600, in a 0700 directory). The v1.17
+ * apiserver leaves creating the file to lumberjack v2.0.0, which makes it 0644; lumberjack keeps the
+ * mode and owner of an existing file when it rotates (a new file gets the old one's), so a file
+ * made 0600 here stays 0600. Kubernetes does the same itself from v1.21 (kubernetes#95387).
+ */
+export function auditLogCommand(log = AUDIT_LOG): string {
+  const dir = posix.dirname(log);
+  const name = posix.basename(log, ".log");
+  return `mkdir -p ${shq(dir)} && chown root:root ${shq(dir)} && chmod 0700 ${shq(dir)} && touch ${shq(log)} && chown root:root ${shq(log)} && find ${shq(dir)} -maxdepth 1 -type f -name ${shq(`${name}*`)} -exec chmod 0600 {} +`;
+}
 
 async function runApiserver(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   // The static token file of earlier versions (one shared, never-expiring bootstrap token) must not linger.
   await rc.sh(`rm -f ${K8S.cfg}/token.csv`);
+  // Before the (re)start: the running apiserver keeps writing to the file it has open, whose mode this fixes too.
+  await rc.sh(auditLogCommand());
   await checkReleaseVersion(rc, "kube-apiserver");
   const action = await applyUnit(rc, "kube-apiserver", sync.changed.length > 0);
   await activeAndHealthy(rc, "kube-apiserver", { timeoutMs: 60_000 }, () =>
@@ -67,6 +86,7 @@ export const apiserver: StepDef = {
         nodePortRange: inv.network.nodePortRange,
         cipherSuites: TLS_CIPHER_SUITES.join(","),
         anonymousAuth: inv.apiserver.anonymousAuth,
+        auditLog: AUDIT_LOG,
       }),
       unit("kube-apiserver", "kube-apiserver/kube-apiserver.service"),
       { ...secret(`${K8S.cfg}/admin.kubeconfig`, certKubeconfig(inv, pki, "admin", "admin", `https://${host.address}:${inv.network.apiserverPort}`)), live: true },

@@ -4,15 +4,15 @@ import { BINARIES, REQUIRED_CNI } from "../binaries/catalog";
 import { hasRole, kubeletHosts } from "../inventory/types";
 import { bootstrapKubeconfig } from "../pki/kubeconfig";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
-import { CGROUP_DRIVER } from "./runtime";
+import { kubeletConf, kubeletConfig } from "./kubelet-files";
 import { StepDef, RunContext, StepRemote } from "./types";
-import { TLS_CIPHER_SUITES } from "./tls";
 import { kubeletServerCert } from "../pki/catalog";
 import { leaf } from "../pki/store";
 import { waitFor } from "../util/wait";
 import { KUBECTL, activeAndHealthy, applyUnit, checkReleaseVersion, hasJoined, kubectl, kubectlApply, nodeReadyStatus } from "./actions";
 import { bootstrapTokenSecret, newBootstrapToken } from "./bootstrap-token";
 import { shq } from "../remote/shell";
+import { shown } from "../inventory/grammar";
 
 
 /**
@@ -71,6 +71,8 @@ async function applyNodeRole(rc: RunContext, control: StepRemote): Promise<strin
 }
 
 async function runKubelet(rc: RunContext): Promise<string> {
+  // Accepted in the inventory with a reason, and said again at every deploy (docs/cis.md).
+  for (const w of rc.inv.kubelet.weakened) rc.log(`warning: kubelet on ${rc.host.name} runs with --${w.flag}=${shown(rc.inv.kubelet.extraArgs[w.flag] ?? "")}, which weakens it (kubelet.weakened: "${shown(w.reason)}"; docs/cis.md)`);
   const sync = await rc.sync();
   await checkReleaseVersion(rc, "kubelet");
   const control = await rc.controlPlane();
@@ -149,20 +151,8 @@ export const kubelet: StepDef = {
       ...cni.map((n) => ({ ...binary("/opt/cni/bin", n), live: true })),
       { ...flannelCniConfig(), live: true },
       cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),
-      templated(`${K8S.cfg}/kubelet.conf`, "kubelet/kubelet.conf", {
-        name: host.name,
-        address: host.address,
-        pauseImage: inv.images.pause,
-        nodeLabels: labels,
-        extraArgs: inv.kubelet.extraArgs,
-      }),
-      templated(`${K8S.cfg}/kubelet-config.yml`, "kubelet/kubelet-config.yml", {
-        cgroupDriver: CGROUP_DRIVER,
-        clusterDNS: inv.network.clusterDNS,
-        clusterDomain: inv.network.clusterDomain,
-        failSwapOn: inv.kubelet.failSwapOn,
-        cipherSuites: TLS_CIPHER_SUITES,
-      }),
+      kubeletConf({ name: host.name, address: host.address, pauseImage: inv.images.pause, nodeLabels: labels, extraArgs: inv.kubelet.extraArgs }),
+      kubeletConfig({ clusterDNS: inv.network.clusterDNS, clusterDomain: inv.network.clusterDomain, failSwapOn: inv.kubelet.failSwapOn }),
       cert(`${K8S.ssl}/kubelet-server.pem`, serving.certPem),
       secret(`${K8S.ssl}/kubelet-server-key.pem`, serving.keyPem),
       unit("kubelet", "kubelet/kubelet.service"),

@@ -56,7 +56,7 @@ async function preflight(rc: RunContext): Promise<string[]> {
 async function runPrepare(rc: RunContext): Promise<string> {
   const problems = await preflight(rc);
   if (problems.length > 0) throw new GateError(`preflight failed:\n  - ${problems.join("\n  - ")}`);
-  await rc.sh(`mkdir -p ${ETCD.bin} ${ETCD.cfg} ${ETCD.ssl} ${K8S.bin} ${K8S.cfg} ${K8S.ssl} ${K8S.manifests} /opt/kubernetes/logs /opt/cni/bin /etc/cni/net.d /usr/lib/systemd/system && mkdir -p -m 0700 /var/lib/etcd`);
+  await rc.sh(`mkdir -p ${ETCD.bin} ${ETCD.cfg} ${ETCD.ssl} ${K8S.bin} ${K8S.cfg} ${K8S.ssl} ${K8S.manifests} /opt/cni/bin /etc/cni/net.d /usr/lib/systemd/system && mkdir -p -m 0700 /var/lib/etcd /opt/kubernetes/logs`);
   // etcd runs as a system user of its own (no login, no home of its own beyond the data dir).
   if (hasRole(rc.host, "etcd")) await rc.sh(`id -u ${ETCD_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/etcd --no-create-home --shell /usr/sbin/nologin ${ETCD_USER}`);
   const sync = await rc.sync();

@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { REQUIRED_DOCKER } from "../binaries/catalog";
 import { kubeletHosts } from "../inventory/types";
 import { binary, templated, unit } from "./files";
+import { CGROUP_DRIVER } from "./kubelet-files";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
 import { limiter } from "../remote/async";
@@ -80,7 +81,6 @@ export function loadArchiveCommand(archive: string): string {
   return `s=$(sha256sum -- ${a} | cut -d' ' -f1); if [ "$(cat -- ${marker} 2>/dev/null)" != "$s" ]; then docker load -q -i ${a} >/dev/null && echo "$s" > ${marker} && echo loaded; fi`;
 }
 
-export const CGROUP_DRIVER = "cgroupfs";
 const DOCKER_BIN = "/usr/bin";
 const DAEMON_JSON = "/etc/docker/daemon.json";
 /** Image archives (docker save) preloaded before kubelet starts: air-gapped nodes need no registry. */

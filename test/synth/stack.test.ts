@@ -7,7 +7,7 @@ import { describe, test } from "node:test";
 import { Testing } from "cdktf";
 import { openCluster } from "../../src/cluster";
 import { ClusterStack } from "../../stacks/cluster-stack";
-import { baseInventory, RawInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import { baseInventory, fakeElf, RawInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
 
 interface Synth {
   json: string;
@@ -90,7 +90,7 @@ describe("cluster stack", () => {
     dns.network = { clusterDNS: "10.0.0.10" };
     assert.deepEqual(changed(base, await synth(dir, dns)), ["addons", "kubelet_k8s_master", "kubelet_k8s_node", "kubelet_k8s_node2"]);
     // a new kube-proxy binary re-runs exactly the kube-proxy steps
-    fs.writeFileSync(path.join(dir, "bin", "kube-proxy"), "#!/bin/sh\necho v2\n");
+    fs.writeFileSync(path.join(dir, "bin", "kube-proxy"), fakeElf("Kubernetes v1.17.17 (a rebuilt kube-proxy)"), { mode: 0o755 });
     const afterBinary = await synth(dir, baseInventory());
     assert.deepEqual(changed(base, afterBinary), ["kube_proxy_k8s_master", "kube_proxy_k8s_node", "kube_proxy_k8s_node2"]);
     // a renewed kube-proxy certificate: the same steps and nothing else

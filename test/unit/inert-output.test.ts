@@ -16,7 +16,7 @@ import { StepInstance } from "../../src/plan";
 import { loadArchiveCommand } from "../../src/steps/runtime";
 import { buildCheckScript, buildFinalizeScript, prepareFiles } from "../../src/remote/sync";
 import { ClusterStack } from "../../stacks/cluster-stack";
-import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import { baseInventory, dockerArchiveBytes, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
 
 // A directory name that means something to sh, Terraform and systemd alike.
 const HOSTILE_DIR = "inv ${a} %{b} $(id) `id` 'q' \"d\" ;|&<>*?[x] #c %n";
@@ -29,7 +29,7 @@ const EXTRA_ARGS = {
   "register-with-taints": "dedicated=infra:NoSchedule",
   "system-reserved": "cpu=100m,memory=100Mi",
   "feature-gates": "A=true,B=false",
-  "volume-plugin-dir": "/x;y|z&w(v)u*t?s[r]q{p}o!n#m~l^k%j@i+h=g,f:e",
+  "root-dir": "/x;y|z&w(v)u*t?s[r]q{p}o!n#m~l^k%j@i+h=g,f:e",
 };
 const IMAGES = {
   pause: `registry.local:5000/team_a/pause-x__y.z:3.1-rc.1_b@${DIGEST}`,
@@ -120,7 +120,7 @@ describe("hostile but valid values render inert", () => {
     dir = path.join(root, HOSTILE_DIR);
     fs.mkdirSync(dir);
     writeFakeBinaries(path.join(dir, "bin"));
-    fs.writeFileSync(path.join(dir, HOSTILE_ARCHIVE), "not really an image");
+    fs.writeFileSync(path.join(dir, HOSTILE_ARCHIVE), dockerArchiveBytes());
     hostile = await openCluster(writeInventory(dir, hostileInventory(dir)), { create: true });
     const plainDir = path.join(root, "plain");
     fs.mkdirSync(plainDir);

@@ -75,7 +75,9 @@ describe("rendered files", () => {
       const f = flags(file(guide, step, "k8s-master", `/opt/kubernetes/cfg/${conf}.conf`));
       assert.ok(!f.has("master"), `${conf} must not use the insecure port`);
       assert.deepEqual(f.get("kubeconfig"), [`/opt/kubernetes/cfg/${conf}.kubeconfig`]);
-      assert.deepEqual(f.get("address"), ["127.0.0.1"], "insecure healthz port bound to localhost");
+      assert.deepEqual(f.get("port"), ["0"], "the insecure port is off");
+      assert.ok(!f.has("address"), "no insecure bind address (nothing listens there)");
+      assert.deepEqual(f.get("bind-address"), ["127.0.0.1"], "the secure port on localhost only");
       const kc = parse(file(guide, step, "k8s-master", `/opt/kubernetes/cfg/${conf}.kubeconfig`));
       assert.ok(kc.users[0].user["client-certificate-data"]);
     }
@@ -232,7 +234,7 @@ describe("rendered files", () => {
   });
 
   test("apiserver.anonymousAuth: false adds --anonymous-auth=false; the default leaves anonymous requests to RBAC", () => {
-    const data = { etcdServers: "https://1.2.3.4:2379", address: "1.2.3.4", apiserverPort: 6443, serviceCIDR: "10.0.0.0/24", nodePortRange: "30000-32767", cipherSuites: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" };
+    const data = { etcdServers: "https://1.2.3.4:2379", address: "1.2.3.4", apiserverPort: 6443, serviceCIDR: "10.0.0.0/24", nodePortRange: "30000-32767", cipherSuites: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", auditLog: "/opt/kubernetes/logs/k8s-audit.log" };
     assert.deepEqual(flags(render("kube-apiserver/kube-apiserver.conf", { ...data, anonymousAuth: false })).get("anonymous-auth"), ["false"]);
     assert.equal(flags(render("kube-apiserver/kube-apiserver.conf", { ...data, anonymousAuth: true })).get("anonymous-auth"), undefined);
     assert.equal(flags(file(guide, "apiserver", "k8s-master", "/opt/kubernetes/cfg/kube-apiserver.conf")).get("anonymous-auth"), undefined);

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { openCluster, openStepInstance } from "../../src/cluster";
 import { phaseTimes, runStep } from "../../src/runner/run-step";
 import { stepByName } from "../../src/steps";
-import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import { baseInventory, fakeElf, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
 
 test("a step process renders its own instance exactly as synth planned it, and refuses drift before touching the host", async () => {
   const dir = tempDir();
@@ -33,7 +33,7 @@ test("binaries that are not kubernetes.version are refused before the step conne
   if (process.platform !== "linux" || process.arch !== "x64") return t.skip("the local check runs where the linux-amd64 binaries run");
   const dir = tempDir();
   writeFakeBinaries(path.join(dir, "bin"));
-  fs.writeFileSync(path.join(dir, "bin", "kubelet"), "#!/bin/sh\necho Kubernetes v1.17.12\n", { mode: 0o755 });
+  fs.writeFileSync(path.join(dir, "bin", "kubelet"), fakeElf("Kubernetes v1.17.12"), { mode: 0o755 });
   const file = writeInventory(dir, baseInventory());
   await openCluster(file, { create: true });
   const opts = { verbose: false, allowMissingBinaries: false, out: () => undefined };
@@ -41,6 +41,23 @@ test("binaries that are not kubernetes.version are refused before the step conne
   await assert.rejects(runStep(file, "kubelet", "k8s-node", opts), /step kubelet on k8s-node: kubelet \(.*\/bin\/kubelet\) is v1\.17\.12, but kubernetes\.version says v1\.17\.17; nothing was changed\. Fix: point binaries at the v1\.17\.17 release/);
   // kube-proxy is v1.17.17: past the check, to the connection
   await assert.rejects(runStep(file, "kube-proxy", "k8s-node", opts), /cannot connect: host k8s-node: no ssh.privateKey/);
+});
+
+test("etcd, etcdctl and dockerd are version-checked like the Kubernetes binaries", async (t) => {
+  if (process.platform !== "linux" || process.arch !== "x64") return t.skip("the local check runs where the linux-amd64 binaries run");
+  const dir = tempDir();
+  writeFakeBinaries(path.join(dir, "bin"));
+  // what the lab's Debian packages are, against the inventory's default etcd v3.4.3
+  fs.writeFileSync(path.join(dir, "bin", "etcd"), fakeElf("etcd Version: 3.4.23\nGit SHA: Not provided"), { mode: 0o755 });
+  fs.writeFileSync(path.join(dir, "bin", "docker", "dockerd"), fakeElf("Docker version 1.12.6, build 78d1802"), { mode: 0o755 });
+  const file = writeInventory(dir, baseInventory());
+  await openCluster(file, { create: true });
+  const opts = { verbose: false, allowMissingBinaries: false, out: () => undefined };
+  await assert.rejects(runStep(file, "etcd", "k8s-node", opts), /step etcd on k8s-node: etcd \(.*\/bin\/etcd\) is v3\.4\.23, but etcd\.version says v3\.4\.3; nothing was changed\. Fix: point binaries at the etcd v3\.4\.3 release, or set etcd\.version/);
+  await assert.rejects(runStep(file, "runtime", "k8s-node", opts), /docker\/dockerd \(.*\) is 1\.12\.6, but kubelet v1\.17 needs docker 1\.13\.1 or later/);
+  fs.writeFileSync(file, fs.readFileSync(file, "utf8") + "etcd:\n  version: v3.4.23\n");
+  fs.writeFileSync(path.join(dir, "bin", "etcdctl"), fakeElf("etcdctl version: 3.4.22"), { mode: 0o755 });
+  await assert.rejects(runStep(file, "etcd", "k8s-node", opts), /etcdctl \(.*\) is v3\.4\.22, but etcd\.version says v3\.4\.23/);
 });
 
 test("step processes run the compiled dist/ only while it matches the sources, else the TypeScript", () => {

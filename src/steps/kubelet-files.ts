@@ -1,0 +1,53 @@
+// The kubelet's flags file and config file, and what binkube sets through them. The kubelet step
+// ships these; the inventory checks kubelet.extraArgs against kubeletWrites() (inventory/extra-args.ts),
+// so a flag or field added to a template is protected from an override the moment it is written.
+import { parse } from "yaml";
+import { K8S, templated } from "./files";
+import { TLS_CIPHER_SUITES } from "./tls";
+import { PlannedFile } from "./types";
+
+/** The cgroup driver docker and the kubelet agree on (docker's daemon.json says the same). */
+export const CGROUP_DRIVER = "cgroupfs";
+
+export interface KubeletFlagsInput {
+  name: string;
+  address: string;
+  pauseImage: string;
+  /** key=value,… or "" (then no --node-labels). */
+  nodeLabels: string;
+  extraArgs: Record<string, string>;
+}
+
+export const kubeletConf = (v: KubeletFlagsInput): PlannedFile => templated(`${K8S.cfg}/kubelet.conf`, "kubelet/kubelet.conf", { ...v });
+
+export const kubeletConfig = (v: { clusterDNS: string; clusterDomain: string; failSwapOn: boolean }): PlannedFile =>
+  templated(`${K8S.cfg}/kubelet-config.yml`, "kubelet/kubelet-config.yml", { cgroupDriver: CGROUP_DRIVER, cipherSuites: TLS_CIPHER_SUITES, ...v });
+
+/** What binkube writes for a component: the flags on its command line and the field paths of its config file. */
+export interface Writes {
+  flags: Set<string>;
+  /** Dotted paths of every leaf in the config file (`authentication.anonymous.enabled`, `evictionHard.memory.available`). */
+  config: Set<string>;
+}
+
+/** Flag names in a flags file (`--name=value`). */
+export const flagsIn = (text: string): Set<string> => new Set([...text.matchAll(/(?:^|[\s"])--([a-z0-9][a-z0-9-]*)=/g)].map((m) => m[1]!));
+
+function leafPaths(v: unknown, at: string, out: Set<string>): Set<string> {
+  if (v !== null && typeof v === "object" && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) leafPaths(x, at ? `${at}.${k}` : k, out);
+  else out.add(at);
+  return out;
+}
+
+let writes: Writes | undefined;
+/**
+ * What binkube sets on every kubelet, whatever the inventory says: rendered once with every
+ * optional part present (labels), and with no extraArgs (those are what is being checked).
+ */
+export function kubeletWrites(): Writes {
+  writes ??= {
+    flags: flagsIn(kubeletConf({ name: "node", address: "192.0.2.1", pauseImage: "pause:3.1", nodeLabels: "a=b", extraArgs: {} }).content!),
+    config: leafPaths(parse(kubeletConfig({ clusterDNS: "10.0.0.2", clusterDomain: "cluster.local", failSwapOn: true }).content!), "", new Set()),
+  };
+  return writes;
+}
