@@ -44,7 +44,7 @@ test("check: a host that matches has no drift; an edit, a deleted file, a mode, 
 
   sysctl("active");
   // files changed under 2 s ago are not cached yet: wait them out, so the second check reads the cache
-  execFileSync("sleep", ["2.2"]);
+  execFileSync("sleep", ["3.1"]); // ctimes are whole seconds: 3 s apart is surely over 2
   assert.deepEqual(drifts(), []);
   assert.equal(fs.readFileSync(cache, "utf8").trim().split("\n").length, 2, "both files cached");
   assert.deepEqual(drifts(), [], "a check from the cache agrees");
