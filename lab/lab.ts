@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { cgroupProcs, hostCgroupDirs } from "./cgroups";
-import { BRIDGE, GATEWAY, MAX_HOSTS, SUBNET, baseRootfsDir, bootTimeoutMs, hostAddress, hostName, labDir, machineName, rolesFor } from "./config";
+import { BRIDGE, GATEWAY, MAX_HOSTS, MAX_SLOTS, SUBNET, baseRootfsDir, bootTimeoutMs, hostAddress, hostName, labDir, machineName, rolesFor } from "./config";
 import {
   ensureRootfs,
   hostRunning,
@@ -141,7 +141,10 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
         throw new Error(`${dir}: its lab.json says slot ${existing.slot} but that slot is taken; run 'binkube lab down --dir ${dir}' first`);
       }
     } else {
-      slot = allocateSlot(dir);
+      // BINKUBE_LAB_SLOT: a slot to try first. Side work (a second lab while an e2e runs) asks for
+      // a high one, since several e2e suites expect the first lab at slot 0's addresses.
+      const wanted = process.env.BINKUBE_LAB_SLOT;
+      slot = allocateSlot(dir, wanted && /^\d+$/.test(wanted) && Number(wanted) < MAX_SLOTS ? Number(wanted) : undefined);
     }
     const base = await ensureBaseRootfs({
       log,
