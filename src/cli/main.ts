@@ -16,6 +16,7 @@ import { serveSteps } from "./step-server";
 import { runStep } from "../runner/run-step";
 import { describeRestore, restorePlan, runRestore } from "../etcd-restore";
 import { checkCommand, repairCommand } from "./repair";
+import { formatClusters, readRegistry } from "../deploy/clusters";
 
 const USAGE = `usage: binkube <command> [options]
 
@@ -40,6 +41,8 @@ const USAGE = `usage: binkube <command> [options]
                                        files); exit 1 on any drift. Read-only, one SSH session per host
   repair [--config FILE]               re-run exactly the (step, host) instances check finds drifted,
                                        through cdktf deploy (Terraform -replace), in bring-up order
+  clusters                             the clusters deployed from this machine: inventory, hosts,
+                                       state backend, last deploy, and which one is deploying now
   lab up [--hosts N] | down | status   local test hosts (systemd-nspawn)
 
 The inventory is --config, else $BINKUBE_CONFIG, else ./cluster.yaml.`;
@@ -125,6 +128,9 @@ async function run(argv: string[]): Promise<number> {
       await runStep(configFrom(args), "remove", host, { verbose: args.flags.get("verbose") === true, allowMissingBinaries: false });
       return 0;
     }
+    case "clusters":
+      process.stdout.write(formatClusters(readRegistry()) + "\n");
+      return 0;
     case "check":
       return (await checkCommand(configFrom(args))).code;
     case "repair":

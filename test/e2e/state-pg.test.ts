@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { labDown, labUp } from "../../lab/lab";
 import { CACHE, ROOT, appendClusterSettings, clusterFixtures } from "../helpers/cluster";
 import { labSkipReason } from "../helpers/e2e";
+import { synthesizedStackDir } from "../../stacks/stack-home";
 import { tempDir } from "../helpers/fixtures";
 import { Postgres, startPostgres } from "../helpers/postgres";
 import { plain, run } from "../helpers/proc";
@@ -70,14 +71,13 @@ describe("shared Terraform state in PostgreSQL (state.backend: pg)", { skip }, (
     assert.match(out, /✓ step addons on lab1: .*3 nodes Ready/);
   });
 
-  test("the state lives in PostgreSQL: with cdktf.out deleted, a deploy finds nothing to change", async () => {
-    const stacks = path.join(ROOT, "cdktf.out", "stacks");
-    const mine = fs.readdirSync(stacks).filter((s) => fs.readFileSync(path.join(stacks, s, "cdk.tf.json"), "utf8").includes(dir));
-    assert.equal(mine.length, 1);
-    const tf = fs.readFileSync(path.join(stacks, mine[0]!, "cdk.tf.json"), "utf8");
+  test("the state lives in PostgreSQL: with its synthesized stack deleted, a deploy finds nothing to change", async () => {
+    const mine = synthesizedStackDir(dir);
+    assert.ok(mine, "no synthesized stack beside the inventory");
+    const tf = fs.readFileSync(path.join(mine, "cdk.tf.json"), "utf8");
     assert.match(tf, /"pg": \{\s*"schema_name": "binkube_lab"\s*\}/, "the backend is pg, with no connection string in cdk.tf.json");
     assert.ok(!tf.includes(pg.connStr) && !tf.includes("pgsock"), "the connection string reached cdktf.out");
-    fs.rmSync(path.join(stacks, mine[0]!), { recursive: true, force: true });
+    fs.rmSync(mine, { recursive: true, force: true });
     assert.ok(!fs.existsSync(path.join(dir, ".binkube", "terraform.tfstate")), "a local state file exists beside the inventory");
     const before = stepRuns().length;
     const r = await deploy();
