@@ -47,7 +47,12 @@ describe("shared Terraform state in PostgreSQL (state.backend: pg)", { skip }, (
 
   // Terraform's pg backend locks with advisory locks and stores no lock info, so its refusal cannot
   // name the holder (the Lock Info it prints is the refused run's own); docs/state.md shows the query that does.
-  test("two deploys at once: one applies, the other is refused on the lock; no step runs twice", async () => {
+  // The second deploy is a teammate's: the same inventory and pki/ in a directory of their own
+  // (from the same directory binkube's own per-inventory lock would refuse it before Terraform runs).
+  test("two deploys at once (two operators): one applies, the other is refused on the lock; no step runs twice", async () => {
+    const mate = tempDir("binkube-pg-mate-");
+    for (const e of fs.readdirSync(dir)) if (e !== ".binkube" && e !== "cluster.yaml") fs.symlinkSync(path.join(dir, e), path.join(mate, e));
+    fs.copyFileSync(file, path.join(mate, "cluster.yaml"));
     const first = deploy();
     // the second starts once the first holds the lock (its apply has begun: a lock row exists)
     const deadline = Date.now() + 300_000;
@@ -55,7 +60,7 @@ describe("shared Terraform state in PostgreSQL (state.backend: pg)", { skip }, (
       assert.ok(Date.now() < deadline, "the first deploy never took the state lock");
       await new Promise((r) => setTimeout(r, 500));
     }
-    const second = await deploy();
+    const second = await run("npx", ["cdktf", "deploy", "--auto-approve"], { env: { ...env, BINKUBE_CONFIG: path.join(mate, "cluster.yaml") }, cwd: ROOT, timeoutMs: 1_500_000 });
     const a = await first;
     const out = plain(a.stdout + a.stderr);
     const refused = plain(second.stdout + second.stderr);

@@ -1,0 +1,121 @@
+// Many clusters from one checkout (issue 29): two lab clusters, two inventories, deployed at the
+// same time from this checkout; then a no-op deploy of each; a second deploy of one inventory
+// while its first runs is refused at once, naming the first; `binkube clusters` lists both; a
+// stack left in the shared cdktf.out/stacks/ by an older binkube moves home with no redeploy.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { labDown, labUp } from "../../lab/lab";
+import { lockHolder } from "../../src/deploy/inventory-lock";
+import { synthesizedStackDir } from "../../stacks/stack-home";
+import { CACHE, ROOT, appendClusterSettings, clusterClients, clusterFixtures } from "../helpers/cluster";
+import { labSkipReason } from "../helpers/e2e";
+import { tempDir } from "../helpers/fixtures";
+import { plain, run } from "../helpers/proc";
+
+function why(): string | undefined {
+  const lab = labSkipReason();
+  if (lab) return lab;
+  if (!fs.existsSync(path.join(CACHE, "k8s-v1.17.17", "bin", "kubelet"))) return `Kubernetes v1.17.17 binaries are not cached in ${CACHE} (.ci/run builds them)`;
+  return undefined;
+}
+const skip = process.env.BINKUBE_E2E_CLUSTER === "0" ? "BINKUBE_E2E_CLUSTER=0" : why();
+
+describe("many clusters from one checkout", { skip }, () => {
+  const dirs = { a: tempDir("binkube-many-a-"), b: tempDir("binkube-many-b-") };
+  const env = (d: string): NodeJS.ProcessEnv => ({ ...process.env, BINKUBE_CONFIG: path.join(d, "cluster.yaml"), CHECKPOINT_DISABLE: "1" });
+  const deploy = (d: string) => run("npx", ["cdktf", "deploy", "--auto-approve"], { env: env(d), cwd: ROOT, timeoutMs: 1_500_000 });
+  const failed = (out: string) => out.split("\n").filter((l) => /binkube|Error/.test(l)).slice(-30).join("\n");
+  const stepRuns = (d: string) => (fs.existsSync(path.join(d, ".binkube", "steps.log")) ? fs.readFileSync(path.join(d, ".binkube", "steps.log"), "utf8").trim().split("\n").length : 0);
+  const sharedStacks = path.join(ROOT, "cdktf.out", "stacks");
+
+  before(async () => {
+    await clusterFixtures(path.join(dirs.a, "bin"), path.join(dirs.a, "images"));
+    // the second cluster uses the same release files (an inventory names its binaries directory)
+    for (const e of ["bin", "images"]) fs.symlinkSync(path.join(dirs.a, e), path.join(dirs.b, e));
+    // one host each (etcd, master and node): two whole clusters side by side on two cores
+    await Promise.all(Object.values(dirs).map((d) => labUp({ dir: d, hosts: 1, log: () => undefined })));
+    for (const d of Object.values(dirs)) {
+      appendClusterSettings(d);
+      // two clusters, two names (the lab names both "lab")
+      const f = path.join(d, "cluster.yaml");
+      fs.writeFileSync(f, fs.readFileSync(f, "utf8").replace(/^(cluster:\s*\n\s+name:\s*).*$/m, `$1${path.basename(d).startsWith("binkube-many-a") ? "alpha" : "beta"}`));
+    }
+  });
+
+  after(async () => {
+    await Promise.all(Object.values(dirs).map((d) => labDown({ dir: d, log: () => undefined })));
+  });
+
+  test("two inventories deploy at the same time from one checkout, and both clusters come up", async () => {
+    const [a, b] = await Promise.all([deploy(dirs.a), deploy(dirs.b)]);
+    const outA = plain(a.stdout + a.stderr);
+    const outB = plain(b.stdout + b.stderr);
+    fs.writeFileSync(path.join(dirs.a, "deploy1.log"), outA);
+    fs.writeFileSync(path.join(dirs.b, "deploy1.log"), outB);
+    assert.equal(a.code, 0, `cluster A:\n${failed(outA)}`);
+    assert.equal(b.code, 0, `cluster B:\n${failed(outB)}`);
+    console.log(`# concurrent first deploys: A ${(a.ms / 1000).toFixed(1)} s, B ${(b.ms / 1000).toFixed(1)} s`);
+    for (const [d, out] of [[dirs.a, outA], [dirs.b, outB]] as const) {
+      assert.match(out, /✓ step addons on lab1: .*1 nodes? Ready/);
+      // each stack lives beside its inventory; the shared cdktf.out/stacks holds none
+      assert.ok(synthesizedStackDir(d), `no stack beside ${d}`);
+      const nodes = await clusterClients(d, path.join(dirs.a, "bin")).kubectl("get", "nodes", "--no-headers");
+      assert.match(nodes.stdout, /^lab1\s+Ready/m, nodes.stdout + nodes.stderr);
+    }
+    assert.deepEqual(fs.existsSync(sharedStacks) ? fs.readdirSync(sharedStacks) : [], []);
+  });
+
+  test("a second deploy of the same inventory while the first runs is refused at once, naming the first; a no-op deploy of each changes nothing", async () => {
+    const runsA = stepRuns(dirs.a);
+    const runsB = stepRuns(dirs.b);
+    const first = deploy(dirs.a);
+    const noopB = deploy(dirs.b);
+    const deadline = Date.now() + 120_000;
+    while (!lockHolder(path.join(dirs.a, ".binkube"))) {
+      assert.ok(Date.now() < deadline, "the first deploy never took the inventory's lock");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const holder = lockHolder(path.join(dirs.a, ".binkube"))!;
+    const second = await deploy(dirs.a);
+    const refused = plain(second.stdout + second.stderr);
+    fs.writeFileSync(path.join(dirs.a, "deploy-refused.log"), refused);
+    assert.notEqual(second.code, 0, "the second deploy of the same inventory ran");
+    assert.match(refused, new RegExp(`another cdktf command is working on ${dirs.a}/cluster\\.yaml: \`cdktf deploy --auto-approve\` \\(pid ${holder.pid},`));
+    console.log(`# refused second deploy of one inventory: exited after ${(second.ms / 1000).toFixed(1)} s`);
+    const [a, b] = await Promise.all([first, noopB]);
+    for (const [r, name] of [[a, "A"], [b, "B"]] as const) {
+      const out = plain(r.stdout + r.stderr);
+      assert.equal(r.code, 0, `no-op deploy of ${name}:\n${failed(out)}`);
+      assert.match(out, /No changes/, `the no-op deploy of ${name} changed something`);
+    }
+    assert.equal(stepRuns(dirs.a), runsA, "a step ran in cluster A (the refused deploy, or the no-op)");
+    assert.equal(stepRuns(dirs.b), runsB, "a step ran in cluster B");
+  });
+
+  test("binkube clusters lists both, with hosts, backend and last deploy", async () => {
+    const r = await run(process.execPath, [path.join(ROOT, "bin", "binkube.cjs"), "clusters"], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    for (const [name, d] of [["alpha", dirs.a], ["beta", dirs.b]] as const) {
+      const line = r.stdout.split("\n").find((l) => l.includes(`${d}/cluster.yaml`));
+      assert.ok(line, `${d} is not listed:\n${r.stdout}`);
+      assert.match(line, new RegExp(`^${name}\\s+\\S+\\s+1\\s+local ${d}/\\.binkube/terraform\\.tfstate\\s+\\d+ (s|min) ago \\(state written\\)`));
+    }
+  });
+
+  test("upgrading binkube: a stack an older binkube left in cdktf.out/stacks/ moves home; the deploy is a no-op", async () => {
+    // as binkube before this change kept it: the stack in the checkout's shared directory
+    const own = synthesizedStackDir(dirs.b)!;
+    fs.mkdirSync(sharedStacks, { recursive: true });
+    fs.renameSync(own, path.join(sharedStacks, path.basename(own)));
+    const runs = stepRuns(dirs.b);
+    const r = await deploy(dirs.b);
+    const out = plain(r.stdout + r.stderr);
+    assert.equal(r.code, 0, failed(out));
+    assert.match(out, /moved this cluster's stack from .*cdktf\.out\/stacks\/binkube-beta-\w+ to .*\.binkube\/cdktf\.out\/stacks/);
+    assert.match(out, /No changes/);
+    assert.equal(stepRuns(dirs.b), runs, "the upgrade redeployed a step");
+    assert.ok(fs.existsSync(path.join(own, ".terraform")), "the stack's terraform init did not move with it");
+  });
+});
