@@ -3,10 +3,12 @@
 // while its first runs is refused at once, naming the first; `binkube clusters` lists both; a
 // stack left in the shared cdktf.out/stacks/ by an older binkube moves home with no redeploy.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { labDown, labUp } from "../../lab/lab";
+import { labDown, labUp, sshArgs } from "../../lab/lab";
+import type { LabState } from "../../lab/lab";
 import { lockHolder } from "../../src/deploy/inventory-lock";
 import { synthesizedStackDir } from "../../stacks/stack-home";
 import { CACHE, ROOT, appendClusterSettings, clusterClients, clusterFixtures } from "../helpers/cluster";
@@ -29,13 +31,16 @@ describe("many clusters from one checkout", { skip }, () => {
   const failed = (out: string) => out.split("\n").filter((l) => /binkube|Error/.test(l)).slice(-30).join("\n");
   const stepRuns = (d: string) => (fs.existsSync(path.join(d, ".binkube", "steps.log")) ? fs.readFileSync(path.join(d, ".binkube", "steps.log"), "utf8").trim().split("\n").length : 0);
   const sharedStacks = path.join(ROOT, "cdktf.out", "stacks");
+  let labA: LabState;
+  const sshA = (cmd: string) => run("ssh", [...sshArgs(labA, "lab1"), cmd], { timeoutMs: 60_000 });
 
   before(async () => {
     await clusterFixtures(path.join(dirs.a, "bin"), path.join(dirs.a, "images"));
-    // the second cluster uses the same release files (an inventory names its binaries directory)
-    for (const e of ["bin", "images"]) fs.symlinkSync(path.join(dirs.a, e), path.join(dirs.b, e));
+    // the second cluster ships the same release files: hard links (binkube refuses symlinks that
+    // lead out of an inventory's directory)
+    for (const e of ["bin", "images"]) execFileSync("cp", ["-al", path.join(dirs.a, e), path.join(dirs.b, e)]);
     // one host each (etcd, master and node): two whole clusters side by side on two cores
-    await Promise.all(Object.values(dirs).map((d) => labUp({ dir: d, hosts: 1, log: () => undefined })));
+    labA = (await Promise.all(Object.values(dirs).map((d) => labUp({ dir: d, hosts: 1, log: () => undefined }))))[0]!;
     for (const d of Object.values(dirs)) {
       appendClusterSettings(d);
       // two clusters, two names (the lab names both "lab")
@@ -67,11 +72,16 @@ describe("many clusters from one checkout", { skip }, () => {
     assert.deepEqual(fs.existsSync(sharedStacks) ? fs.readdirSync(sharedStacks) : [], []);
   });
 
-  test("a second deploy of the same inventory while the first runs is refused at once, naming the first; a no-op deploy of each changes nothing", async () => {
-    const runsA = stepRuns(dirs.a);
-    const runsB = stepRuns(dirs.b);
-    const first = deploy(dirs.a);
-    const noopB = deploy(dirs.b);
+  test("a second deploy of an inventory while its first runs is refused at once, naming the first; then a no-op deploy of each changes nothing", async () => {
+    // a change that rolls A's kubelet, so the first deploy is still running when the second starts
+    const file = path.join(dirs.a, "cluster.yaml");
+    fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace("kubelet:\n  extraArgs:\n", 'kubelet:\n  extraArgs:\n    max-pods: "105"\n'));
+    assert.match(fs.readFileSync(file, "utf8"), /max-pods: "105"/);
+    // ...and holds it there: lab1's `systemctl restart kubelet` waits 60 s (a wrapper first in
+    // PATH), so the first deploy is surely running while the second one starts up
+    const wrapper = '#!/bin/sh\ncase "$*" in "restart kubelet") sleep 60;; esac\nexec /usr/bin/systemctl "$@"\n';
+    assert.equal((await sshA(`echo ${Buffer.from(wrapper).toString("base64")} | base64 -d > /usr/local/sbin/systemctl && chmod 755 /usr/local/sbin/systemctl`)).code, 0);
+    const first = deploy(dirs.a).finally(() => sshA("rm -f /usr/local/sbin/systemctl"));
     const deadline = Date.now() + 120_000;
     while (!lockHolder(path.join(dirs.a, ".binkube"))) {
       assert.ok(Date.now() < deadline, "the first deploy never took the inventory's lock");
@@ -81,17 +91,24 @@ describe("many clusters from one checkout", { skip }, () => {
     const second = await deploy(dirs.a);
     const refused = plain(second.stdout + second.stderr);
     fs.writeFileSync(path.join(dirs.a, "deploy-refused.log"), refused);
+    const a = await first;
+    const out = plain(a.stdout + a.stderr);
+    fs.writeFileSync(path.join(dirs.a, "deploy2.log"), out);
+    assert.equal(a.code, 0, `the first deploy failed:\n${failed(out)}`);
+    assert.match(out, /✓ step kubelet on lab1/);
     assert.notEqual(second.code, 0, "the second deploy of the same inventory ran");
     assert.match(refused, new RegExp(`another cdktf command is working on ${dirs.a}/cluster\\.yaml: \`cdktf deploy --auto-approve\` \\(pid ${holder.pid},`));
-    console.log(`# refused second deploy of one inventory: exited after ${(second.ms / 1000).toFixed(1)} s`);
-    const [a, b] = await Promise.all([first, noopB]);
-    for (const [r, name] of [[a, "A"], [b, "B"]] as const) {
-      const out = plain(r.stdout + r.stderr);
-      assert.equal(r.code, 0, `no-op deploy of ${name}:\n${failed(out)}`);
-      assert.match(out, /No changes/, `the no-op deploy of ${name} changed something`);
-    }
-    assert.equal(stepRuns(dirs.a), runsA, "a step ran in cluster A (the refused deploy, or the no-op)");
-    assert.equal(stepRuns(dirs.b), runsB, "a step ran in cluster B");
+    assert.doesNotMatch(refused, /step kubelet/, "the refused deploy ran a step");
+    console.log(`# refused second deploy of one inventory: exited after ${(second.ms / 1000).toFixed(1)} s, the first took ${(a.ms / 1000).toFixed(1)} s`);
+    // no-op deploys of both clusters, at the same time
+    const runs = [stepRuns(dirs.a), stepRuns(dirs.b)];
+    const noops = await Promise.all([deploy(dirs.a), deploy(dirs.b)]);
+    noops.forEach((r, i) => {
+      const o = plain(r.stdout + r.stderr);
+      assert.equal(r.code, 0, `no-op deploy ${i ? "B" : "A"}:\n${failed(o)}`);
+      assert.match(o, /No changes/, `the no-op deploy of ${i ? "B" : "A"} changed something`);
+    });
+    assert.deepEqual([stepRuns(dirs.a), stepRuns(dirs.b)], runs, "a no-op deploy ran a step");
   });
 
   test("binkube clusters lists both, with hosts, backend and last deploy", async () => {
