@@ -73,7 +73,7 @@ export function parseBindings(json: string): Binding[] {
 }
 
 /** What kubectl says when it never got an answer from the apiserver. */
-const UNREACHABLE = /Unable to connect to the server|connection refused|no route to host|i\/o timeout|context deadline exceeded|Client\.Timeout|TLS handshake|x509:|Unauthorized|timed out/i;
+const UNREACHABLE = /Unable to connect to the server|The connection to the server .* was refused|connection refused|no route to host|i\/o timeout|context deadline exceeded|Client\.Timeout|TLS handshake|x509:|Unauthorized|timed out/i;
 
 /** The AccessApi through KUBECTL with KUBECONFIG (admin.kubeconfig) against SERVER. */
 export function kubectlAccessApi(kubectl: string, kubeconfig: string, server: string, run = runProcess): AccessApi {
