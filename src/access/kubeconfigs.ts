@@ -14,7 +14,7 @@ import { formatTable } from "../util/table";
 import { writeFileAtomic } from "../util/fs";
 import { AccessApi, ApiUnavailable } from "./api";
 import { IssuedCert, UserRecord, latestCertificate, liveCertificates, readAccessLedger, updateAccessLedger, validUntil } from "./ledger";
-import { DEFAULT_DAYS, daysProblem, groupProblem, namespaceProblem, roleProblem, userNameProblem } from "./names";
+import { DEFAULT_DAYS, MAX_DAYS, daysProblem, groupProblem, namespaceProblem, roleProblem, userNameProblem } from "./names";
 import { Binding, bindingFor, bindingsNaming, describeBinding, sameBinding } from "./rbac";
 
 const DAY = 86_400_000;
@@ -57,7 +57,7 @@ function checkRequest(inv: Inventory, ca: Issued, req: Required<Pick<CreateReque
   if (np) throw refuse(`namespace "${req.namespace}" ${np}`, "name an existing namespace, or leave --namespace out for a cluster-wide binding");
   const caDaysLeft = Math.floor((certFacts(ca.cert).notAfter.getTime() - now.getTime()) / DAY);
   const dp = daysProblem(req.days, caDaysLeft);
-  if (dp) throw refuse(`--days ${req.days} ${dp}`, `use --days ${Math.min(DEFAULT_DAYS, Math.max(1, caDaysLeft))} or less`);
+  if (dp) throw refuse(`--days ${req.days} ${dp}`, caDaysLeft >= 1 ? `use --days ${Math.min(MAX_DAYS, caDaysLeft)} or less` : "the cluster CA itself expires within a day: every credential of the cluster needs a new CA");
   if (prior?.revokedAt && liveCertificates(prior, now).length > 0) {
     throw refuse(
       `${req.name} was revoked on ${day(prior.revokedAt)}, and its certificate still authenticates as User ${req.name} until ${day(validUntil(prior))}: a new binding for that user would authorize the revoked certificate again`,

@@ -53,7 +53,8 @@ export async function kubeconfigCommand(sub: string | undefined, rest: string[],
       const name = rest[0];
       if (!name || rest.length > 1) throw new BinkubeError("kubeconfig create needs one NAME", { where: "kubeconfig" });
       const daysText = flag(args, "days");
-      const days = daysText === undefined ? undefined : /^\d+$/.test(daysText) ? Number(daysText) : Number.NaN;
+      if (daysText !== undefined && !/^\d+$/.test(daysText)) throw new BinkubeError(`--days "${daysText}" is not a whole number of days`, { where: "kubeconfig", fix: "e.g. --days 30" });
+      const days = daysText === undefined ? undefined : Number(daysText);
       const ca = loadPair(inv.pkiDir, "ca");
       if (!ca) throw new BinkubeError(`the cluster CA (${inv.pkiDir}/ca.crt, ca.key) is missing`, { where: "kubeconfig", fix: "deploy the cluster first (npx cdktf deploy)" });
       const created = await createKubeconfig({ inv, api: await clusterApi(inv, say), ca }, { name, group: flag(args, "group"), role: flag(args, "role"), namespace: flag(args, "namespace"), days });

@@ -87,6 +87,33 @@ function allFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? allFiles(path.join(dir, e.name)) : [path.join(dir, e.name)]));
 }
 
+/** A kubectl that logs its argv and stdin and answers from a script: the API's wire side. */
+function scriptedKubectl(dir: string): string {
+  const file = path.join(dir, "kubectl");
+  fs.writeFileSync(path.join(dir, "bindings.json"), JSON.stringify({
+    apiVersion: "v1",
+    kind: "List",
+    items: [
+      { kind: "ClusterRoleBinding", metadata: { name: "binkube-user-bob", labels: { "binkube.io/user": "bob" } }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" }, subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "bob" }] },
+      { kind: "RoleBinding", metadata: { name: "x", namespace: "team-a" }, roleRef: { kind: "Role", name: "r" } },
+    ],
+  }));
+  fs.writeFileSync(file, `#!/bin/bash
+printf '%s ' "$@" >> ${dir}/calls; echo >> ${dir}/calls
+cat >> ${dir}/stdin
+case " $* " in
+*" get clusterrolebindings,rolebindings "*) cat ${dir}/bindings.json ;;
+*" get clusterrole view "*) echo clusterrole.rbac.authorization.k8s.io/view ;;
+*" get clusterrole "*) echo 'Error from server (NotFound): clusterroles.rbac.authorization.k8s.io "auditor" not found' >&2; exit 1 ;;
+*" get namespace down "*) echo 'The connection to the server 192.168.0.4:6443 was refused - did you specify the right host or port?' >&2; exit 1 ;;
+*" get namespace forbidden "*) echo 'Error from server (Forbidden): namespaces "forbidden" is forbidden' >&2; exit 1 ;;
+*" apply "*) echo applied ;;
+*" delete "*) echo deleted ;;
+esac
+`, { mode: 0o755 });
+  return file;
+}
+
 describe("names", () => {
   const inv = loadInventory(writeInventory(tempDir(), { ...baseInventory(), addons: { metricsServer: true } })).inventory;
   test("a user is a DNS label that is not one of Kubernetes' or binkube's own identities", () => {
@@ -204,7 +231,8 @@ describe("kubeconfig create", () => {
     assert.ok(Math.abs(Date.parse(/^notAfter=(.*)$/m.exec(out)![1]!) - (now.getTime() + 7 * DAY)) < 2000);
     const shortCa = await createCA("kubernetes-ca", 20);
     await assert.rejects(createKubeconfig({ inv, api: cluster, ca: shortCa }, { name: "carol" }), /--days 30 is past the cluster CA's own expiry \(19 days left\).*Fix: use --days 19 or less/);
-    await assert.rejects(createKubeconfig({ inv, api: cluster, ca }, { name: "carol", days: 400 }), /more than 365/);
+    await assert.rejects(createKubeconfig({ inv, api: cluster, ca }, { name: "carol", days: 400 }), /--days 400 is more than 365.*Fix: use --days 365 or less/);
+    assert.equal(readAccessLedger(inv.pkiDir).users.carol, undefined, "nothing recorded for a refused request");
   });
 
   test("files: kubeconfig 0600 in a 0700 directory; the key is nowhere else and never in the output", async () => {
@@ -418,33 +446,6 @@ describe("certs check", () => {
 });
 
 describe("kubectl as the AccessApi", () => {
-  /** A kubectl that logs its argv and stdin and answers from a script: the API's wire side. */
-  function scriptedKubectl(dir: string): string {
-    const file = path.join(dir, "kubectl");
-    fs.writeFileSync(path.join(dir, "bindings.json"), JSON.stringify({
-      apiVersion: "v1",
-      kind: "List",
-      items: [
-        { kind: "ClusterRoleBinding", metadata: { name: "binkube-user-bob", labels: { "binkube.io/user": "bob" } }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" }, subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "bob" }] },
-        { kind: "RoleBinding", metadata: { name: "x", namespace: "team-a" }, roleRef: { kind: "Role", name: "r" } },
-      ],
-    }));
-    fs.writeFileSync(file, `#!/bin/bash
-printf '%s ' "$@" >> ${dir}/calls; echo >> ${dir}/calls
-cat >> ${dir}/stdin
-case " $* " in
-  *" get clusterrolebindings,rolebindings "*) cat ${dir}/bindings.json ;;
-  *" get clusterrole view "*) echo clusterrole.rbac.authorization.k8s.io/view ;;
-  *" get clusterrole "*) echo 'Error from server (NotFound): clusterroles.rbac.authorization.k8s.io "auditor" not found' >&2; exit 1 ;;
-  *" get namespace down "*) echo 'The connection to the server 192.168.0.4:6443 was refused - did you specify the right host or port?' >&2; exit 1 ;;
-  *" get namespace forbidden "*) echo 'Error from server (Forbidden): namespaces "forbidden" is forbidden' >&2; exit 1 ;;
-  *" apply "*) echo applied ;;
-  *" delete "*) echo deleted ;;
-esac
-`, { mode: 0o755 });
-    return file;
-  }
-
   test("the exact kubectl commands, the manifest on stdin, and errors sorted into unreachable and other", async () => {
     const dir = tempDir();
     const api = kubectlAccessApi(scriptedKubectl(dir), "/inv/admin.kubeconfig", "https://192.168.0.4:6443");
@@ -495,4 +496,30 @@ test("the CLI: list shows the ledger when the cluster cannot be asked; a bad sub
   const noName = cli("revoke");
   assert.equal(noName.status, 2);
   assert.ok(fs.existsSync(path.join(dir, "kubeconfigs", "alice.kubeconfig")));
+});
+
+test("the CLI: create finds the CA, admin.kubeconfig and a kubectl (PATH when binaries have none) and tells what it did", async () => {
+  const { inv, dir } = setup();
+  const fake = tempDir();
+  scriptedKubectl(fake);
+  fs.mkdirSync(inv.pkiDir, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(inv.pkiDir, "ca.crt"), ca.certPem);
+  fs.writeFileSync(path.join(inv.pkiDir, "ca.key"), ca.keyPem, { mode: 0o600 });
+  const bin = path.join(__dirname, "..", "..", "bin", "binkube.cjs");
+  const cli = (...args: string[]) => spawnSync(process.execPath, [bin, "kubeconfig", ...args, "--config", inv.file], { encoding: "utf8", env: { ...process.env, BINKUBE_FROM_SOURCE: "1", PATH: `${fake}${path.delimiter}${process.env.PATH}` } });
+  const noAdmin = cli("create", "alice", "--role", "view");
+  assert.equal(noAdmin.status, 1);
+  assert.match(noAdmin.stderr, /admin\.kubeconfig is missing.*Fix: deploy the cluster first/);
+  fs.writeFileSync(path.join(dir, "admin.kubeconfig"), "apiVersion: v1\nkind: Config\n", { mode: 0o600 });
+  const r = cli("create", "alice", "--role", "view", "--days", "3");
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /applied clusterrolebinding binkube-user-alice: User alice → ClusterRole view/);
+  assert.match(r.stderr, /wrote .*kubeconfigs\/alice\.kubeconfig \(0600\).*\(3 days\)/);
+  assert.doesNotMatch(r.stdout + r.stderr, /PRIVATE KEY|client-key-data/);
+  assert.equal(fs.statSync(path.join(dir, "kubeconfigs", "alice.kubeconfig")).mode & 0o777, 0o600);
+  const calls = fs.readFileSync(path.join(fake, "calls"), "utf8");
+  assert.match(calls, new RegExp(`--kubeconfig ${path.join(dir, "admin.kubeconfig").replace(/[.]/g, "\\.")} --request-timeout=20s apply --filename -`));
+  const badDays = cli("create", "bob", "--days", "two");
+  assert.equal(badDays.status, 1);
+  assert.match(badDays.stderr, /kubeconfig: --days "two" is not a whole number of days\. Fix: e\.g\. --days 30/);
 });
