@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { InventoryError, loadInventory } from "../inventory/load";
 import { rotateEncryptionKey } from "../pki/encryption";
 import { openCluster } from "../cluster";
-import { checkRows, formatCertTable } from "../pki/check";
+import { checkRows, formatCertTable, userCertRows } from "../pki/check";
 import { formatServed, remoteRows } from "../pki/remote-check";
 import { writeTree } from "../render/tree";
 import { reportCluster, synthCluster } from "./synth-report";
@@ -17,6 +17,7 @@ import { runStep } from "../runner/run-step";
 import { describeRestore, restorePlan, runRestore } from "../etcd-restore";
 import { checkCommand, repairCommand } from "./repair";
 import { formatClusters, readRegistry } from "../deploy/clusters";
+import { kubeconfigCommand } from "./kubeconfig";
 
 const USAGE = `usage: binkube <command> [options]
 
@@ -43,6 +44,17 @@ const USAGE = `usage: binkube <command> [options]
                                        through cdktf deploy (Terraform -replace), in bring-up order
   clusters                             the clusters deployed from this machine: inventory, hosts,
                                        state backend, last deploy, and which one is deploying now
+  kubeconfig create NAME [--role view|edit|admin|CLUSTERROLE] [--namespace NS] [--group G]
+                    [--days N] [--config FILE]
+                                       a client certificate for User NAME (group G) from the cluster
+                                       CA, bound to ClusterRole ROLE (default view) in NS, or cluster-
+                                       wide without --namespace; writes kubeconfigs/NAME.kubeconfig
+                                       (0600). --days: default 30, at most 365
+  kubeconfig list [--config FILE]      who has what, until when, and whether the binding is in the cluster
+  kubeconfig revoke NAME [--config FILE]
+                                       delete NAME's binding and kubeconfig. The certificate itself
+                                       cannot be revoked in v1.17: it authenticates until it expires,
+                                       but authorizes nothing
   lab up [--hosts N] | down | status   local test hosts (systemd-nspawn)
 
 The inventory is --config, else $BINKUBE_CONFIG, else ./cluster.yaml.`;
@@ -73,8 +85,9 @@ async function run(argv: string[]): Promise<number> {
       if (sub === "check") {
         const cluster = await openCluster(configFrom(args), { create: true });
         reportChanges(cluster.pkiChanges);
-        const rows = checkRows(cluster.inv, cluster.pki);
+        const rows = [...checkRows(cluster.inv, cluster.pki), ...userCertRows(cluster.inv.pkiDir)];
         process.stdout.write(formatCertTable(rows) + "\n");
+        if (rows.some((r) => r.name.startsWith("user/") && r.status !== "ok")) say("a user/NAME certificate is renewed by `binkube kubeconfig create NAME` with its role (see `binkube kubeconfig list`), or ended by `binkube kubeconfig revoke NAME`");
         let bad = rows.some((r) => r.status !== "ok");
         if (args.flags.get("remote") === true) {
           const served = await remoteRows(cluster.inv, cluster.pki);
@@ -135,6 +148,11 @@ async function run(argv: string[]): Promise<number> {
       return (await checkCommand(configFrom(args))).code;
     case "repair":
       return repairCommand(configFrom(args), say);
+    case "kubeconfig": {
+      if (sub !== "create" && sub !== "list" && sub !== "revoke") throw new UsageError(`kubeconfig: unknown subcommand "${sub ?? ""}" (create, list, revoke)`);
+      if (sub !== "list" && rest.length !== 1) throw new UsageError(`kubeconfig ${sub} needs one NAME`);
+      return kubeconfigCommand(sub, rest, args, configFrom(args), say);
+    }
     case "lab":
       // The lab (test hosts) is loaded only for its own commands: deploys never load it.
       return (require("../../lab/cli") as typeof import("../../lab/cli")).labCommand(argv.slice(1));
