@@ -40,17 +40,11 @@ export function adoptLegacyStack(sharedOutdir: string, name: string, baseDir: st
   const old = path.join(sharedOutdir, "stacks", name);
   const dest = stackDir(baseDir, name);
   if (!fs.existsSync(old) || fs.existsSync(dest)) return false;
+  // A copy, not a move: cdktf listed cdktf.out/stacks/ before running this app and prunes what
+  // the manifest does not name with a plain rmSync, which throws on a path that is gone; and a
+  // concurrent synth of another inventory may be listing it too. The old copy is cdktf's to remove.
   fs.mkdirSync(path.dirname(dest), { recursive: true });
-  try {
-    fs.renameSync(old, dest);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EXDEV") throw e;
-    fs.cpSync(old, dest, { recursive: true, verbatimSymlinks: true });
-    fs.rmSync(old, { recursive: true, force: true });
-  }
-  // cdktf listed cdktf.out/stacks/ before running this app and removes what the manifest does not
-  // name with a plain rmSync, which throws on a path that is gone: leave it an empty directory.
-  fs.mkdirSync(old);
+  fs.cpSync(old, dest, { recursive: true, verbatimSymlinks: true });
   return true;
 }
 

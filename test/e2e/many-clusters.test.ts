@@ -2,6 +2,7 @@
 // same time from this checkout; then a no-op deploy of each; a second deploy of one inventory
 // while its first runs is refused at once, naming the first; `binkube clusters` lists both; a
 // stack left in the shared cdktf.out/stacks/ by an older binkube moves home with no redeploy.
+// Day-2 jobs that need a whole cluster but no particular shape run here too: scoped access.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -13,6 +14,7 @@ import { lockHolder } from "../../src/deploy/inventory-lock";
 import { synthesizedStackDir } from "../../stacks/stack-home";
 import { CACHE, ROOT, appendClusterSettings, clusterClients, clusterFixtures } from "../helpers/cluster";
 import { labSkipReason } from "../helpers/e2e";
+import { accessChecks } from "./access-checks";
 import { tempDir } from "../helpers/fixtures";
 import { plain, run } from "../helpers/proc";
 
@@ -111,6 +113,11 @@ describe("many clusters from one checkout", { skip }, () => {
     assert.deepEqual([stepRuns(dirs.a), stepRuns(dirs.b)], runs, "a no-op deploy ran a step");
   });
 
+  // issue 27's scoped access, on cluster A (a whole cluster is at hand here)
+  test("scoped access: a view user reads pods but no Secrets and cannot exec; an edit user is held to its namespace; revoke takes it away", async () => {
+    await accessChecks({ config: path.join(dirs.a, "cluster.yaml"), kubectl: path.join(dirs.a, "bin", "kubectl"), dir: dirs.a });
+  });
+
   test("binkube clusters lists both, with hosts, backend and last deploy", async () => {
     const r = await run(process.execPath, [path.join(ROOT, "bin", "binkube.cjs"), "clusters"], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
@@ -130,9 +137,10 @@ describe("many clusters from one checkout", { skip }, () => {
     const r = await deploy(dirs.b);
     const out = plain(r.stdout + r.stderr);
     assert.equal(r.code, 0, failed(out));
-    assert.match(out, /moved this cluster's stack from .*cdktf\.out\/stacks\/binkube-beta-\w+ to .*\.binkube\/cdktf\.out\/stacks/);
+    assert.match(out, /copied this cluster's stack from .*cdktf\.out\/stacks\/binkube-beta-\w+ to .*\.binkube\/cdktf\.out\/stacks/);
     assert.match(out, /No changes/);
     assert.equal(stepRuns(dirs.b), runs, "the upgrade redeployed a step");
     assert.ok(fs.existsSync(path.join(own, ".terraform")), "the stack's terraform init did not move with it");
+    assert.ok(!fs.existsSync(path.join(sharedStacks, path.basename(own))), "cdktf did not prune the old copy");
   });
 });
