@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   // cdktf's shared output directory (cdktf.json "output" or --output); the stack itself goes
   // beside the inventory, where no other inventory's synth prunes it (stacks/stack-home.ts).
   const shared = path.resolve(process.env.CDKTF_OUTDIR ?? "cdktf.out");
-  if (adoptLegacyStack(shared, name, baseDir)) say(`copied this cluster's stack from ${path.join(shared, "stacks", name)} to ${stackDir(baseDir, name)} (nothing is redeployed; cdktf prunes the old copy)`);
+  if (adoptLegacyStack(shared, name, baseDir)) say(`moved this cluster's stack from ${path.join(shared, "stacks", name)} to ${stackDir(baseDir, name)} (nothing is redeployed)`);
   // cdktf's own validations spawn `terraform version` once per resource; checked once above.
   const app = new App({ outdir: stackHome(baseDir), skipValidation: true });
   new ClusterStack(app, name, cluster, { binkube: [process.execPath, CLI_ENTRY] });

@@ -40,11 +40,17 @@ export function adoptLegacyStack(sharedOutdir: string, name: string, baseDir: st
   const old = path.join(sharedOutdir, "stacks", name);
   const dest = stackDir(baseDir, name);
   if (!fs.existsSync(old) || fs.existsSync(dest)) return false;
-  // A copy, not a move: cdktf listed cdktf.out/stacks/ before running this app and prunes what
-  // the manifest does not name with a plain rmSync, which throws on a path that is gone; and a
-  // concurrent synth of another inventory may be listing it too. The old copy is cdktf's to remove.
+  // A move: cdktf prunes only directories the manifest does not name, and this one has the
+  // stack's own name, so our cdktf command does not look for it again. (A concurrent synth of
+  // another inventory may still be listing it as an orphan: docs/many-clusters.md.)
   fs.mkdirSync(path.dirname(dest), { recursive: true });
-  fs.cpSync(old, dest, { recursive: true, verbatimSymlinks: true });
+  try {
+    fs.renameSync(old, dest);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EXDEV") throw e;
+    fs.cpSync(old, dest, { recursive: true, verbatimSymlinks: true });
+    fs.rmSync(old, { recursive: true, force: true });
+  }
   return true;
 }
 
