@@ -16,7 +16,7 @@ import { serveSteps } from "./step-server";
 import { runStep } from "../runner/run-step";
 import { describeRestore, restorePlan, runRestore } from "../etcd-restore";
 import { checkCommand, repairCommand } from "./repair";
-import { formatClusters, readRegistry } from "../deploy/clusters";
+import { formatClusters, pruneRegistry, readRegistry } from "../deploy/clusters";
 import { kubeconfigCommand } from "./kubeconfig";
 
 const USAGE = `usage: binkube <command> [options]
@@ -42,8 +42,9 @@ const USAGE = `usage: binkube <command> [options]
                                        files); exit 1 on any drift. Read-only, one SSH session per host
   repair [--config FILE]               re-run exactly the (step, host) instances check finds drifted,
                                        through cdktf deploy (Terraform -replace), in bring-up order
-  clusters                             the clusters deployed from this machine: inventory, hosts,
-                                       state backend, last deploy, and which one is deploying now
+  clusters [--prune]                   the clusters deployed from this machine: inventory, hosts,
+                                       state backend, last deploy, and which one is deploying now;
+                                       --prune forgets those whose inventory is gone
   kubeconfig create NAME [--role view|edit|admin|CLUSTERROLE] [--namespace NS] [--group G]
                     [--days N] [--config FILE]
                                        a client certificate for User NAME (group G) from the cluster
@@ -142,6 +143,7 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case "clusters":
+      if (args.flags.get("prune") === true) for (const f of pruneRegistry()) say(`clusters: forgot ${f} (the inventory is gone)`);
       process.stdout.write(formatClusters(readRegistry()) + "\n");
       return 0;
     case "check":

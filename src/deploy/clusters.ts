@@ -119,3 +119,10 @@ export function formatClusters(records: ClusterRecord[], now = new Date()): stri
   });
   return formatTable(["CLUSTER", "INVENTORY", "HOSTS", "STATE", "LAST DEPLOY", "NOW"], rows);
 }
+
+/** Drops the records of inventories that no longer exist; returns what it dropped. */
+export function pruneRegistry(env?: NodeJS.ProcessEnv): string[] {
+  const gone = readRegistry(env).filter((r) => !fs.existsSync(r.inventory));
+  for (const r of gone) fs.rmSync(recordFile(r.inventory, env), { force: true });
+  return gone.map((r) => r.inventory);
+}

@@ -28,7 +28,9 @@ const skip = process.env.BINKUBE_E2E_CLUSTER === "0" ? "BINKUBE_E2E_CLUSTER=0" :
 
 describe("many clusters from one checkout", { skip }, () => {
   const dirs = { a: tempDir("binkube-many-a-"), b: tempDir("binkube-many-b-") };
-  const env = (d: string): NodeJS.ProcessEnv => ({ ...process.env, BINKUBE_CONFIG: path.join(d, "cluster.yaml"), CHECKPOINT_DISABLE: "1" });
+  // a registry of its own, so the operator's `binkube clusters` does not collect test clusters
+  const registry = tempDir("binkube-many-registry-");
+  const env = (d: string): NodeJS.ProcessEnv => ({ ...process.env, BINKUBE_CONFIG: path.join(d, "cluster.yaml"), CHECKPOINT_DISABLE: "1", XDG_STATE_HOME: registry });
   const deploy = (d: string) => run("npx", ["cdktf", "deploy", "--auto-approve"], { env: env(d), cwd: ROOT, timeoutMs: 1_500_000 });
   const failed = (out: string) => out.split("\n").filter((l) => /binkube|Error/.test(l)).slice(-30).join("\n");
   const stepRuns = (d: string) => (fs.existsSync(path.join(d, ".binkube", "steps.log")) ? fs.readFileSync(path.join(d, ".binkube", "steps.log"), "utf8").trim().split("\n").length : 0);
@@ -119,7 +121,7 @@ describe("many clusters from one checkout", { skip }, () => {
   });
 
   test("binkube clusters lists both, with hosts, backend and last deploy", async () => {
-    const r = await run(process.execPath, [path.join(ROOT, "bin", "binkube.cjs"), "clusters"], { timeoutMs: 60_000 });
+    const r = await run(process.execPath, [path.join(ROOT, "bin", "binkube.cjs"), "clusters"], { env: { ...process.env, XDG_STATE_HOME: registry }, timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
     for (const [name, d] of [["alpha", dirs.a], ["beta", dirs.b]] as const) {
       const line = r.stdout.split("\n").find((l) => l.includes(`${d}/cluster.yaml`));

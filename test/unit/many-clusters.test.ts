@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import { deployOwner } from "../../src/deploy/cli-process";
-import { claimDirectory, formatClusters, readRegistry, recordSynth } from "../../src/deploy/clusters";
+import { claimDirectory, formatClusters, pruneRegistry, readRegistry, recordSynth } from "../../src/deploy/clusters";
 import { lockFile, lockHolder, takeDeployLock } from "../../src/deploy/inventory-lock";
 import { claim, release } from "../../src/deploy/owned-lock";
 import { procStartTime } from "../../src/util/fs";
@@ -205,4 +205,6 @@ test("binkube clusters: each synth records its inventory; the table shows backen
   assert.match(lines.find((l) => l.startsWith("staging"))!, new RegExp(`3\\s+local .*staging/\\.binkube/terraform\\.tfstate\\s+5 min ago \\(state written\\)\\s+deploying now \\(pid ${process.pid}: cdktf deploy --auto-approve\\)`));
   assert.match(lines.find((l) => l.startsWith("pgc"))!, /6\s+pg schema binkube_pgc\s+never\s+inventory gone/);
   assert.match(formatClusters([]), /no cluster deployed from this machine yet/);
+  assert.deepEqual(pruneRegistry(env), [pgc.file]);
+  assert.deepEqual(readRegistry(env).map((r) => r.cluster), ["staging"]);
 });
