@@ -12,19 +12,13 @@ import { labDown, labUp, sshArgs } from "../../lab/lab";
 import type { LabState } from "../../lab/lab";
 import { lockHolder } from "../../src/deploy/inventory-lock";
 import { synthesizedStackDir } from "../../stacks/stack-home";
-import { CACHE, ROOT, appendClusterSettings, clusterClients, clusterFixtures } from "../helpers/cluster";
-import { labSkipReason } from "../helpers/e2e";
+import { ROOT, appendClusterSettings, clusterClients, clusterFixtures } from "../helpers/cluster";
+import { clusterSkipReason } from "../helpers/e2e";
 import { accessChecks } from "./access-checks";
 import { tempDir } from "../helpers/fixtures";
 import { plain, run } from "../helpers/proc";
 
-function why(): string | undefined {
-  const lab = labSkipReason();
-  if (lab) return lab;
-  if (!fs.existsSync(path.join(CACHE, "k8s-v1.17.17", "bin", "kubelet"))) return `Kubernetes v1.17.17 binaries are not cached in ${CACHE} (.ci/run builds them)`;
-  return undefined;
-}
-const skip = process.env.BINKUBE_E2E_CLUSTER === "0" ? "BINKUBE_E2E_CLUSTER=0" : why();
+const skip = clusterSkipReason();
 
 describe("many clusters from one checkout", { skip }, () => {
   const dirs = { a: tempDir("binkube-many-a-"), b: tempDir("binkube-many-b-") };

@@ -7,20 +7,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { labDown, labUp } from "../../lab/lab";
-import { CACHE, ROOT, appendClusterSettings, clusterFixtures } from "../helpers/cluster";
-import { labSkipReason } from "../helpers/e2e";
+import { ROOT, appendClusterSettings, clusterFixtures } from "../helpers/cluster";
+import { clusterSkipReason } from "../helpers/e2e";
 import { synthesizedStackDir } from "../../stacks/stack-home";
 import { tempDir } from "../helpers/fixtures";
 import { Postgres, startPostgres } from "../helpers/postgres";
 import { plain, run } from "../helpers/proc";
 
-function why(): string | undefined {
-  const lab = labSkipReason();
-  if (lab) return lab;
-  if (!fs.existsSync(path.join(CACHE, "k8s-v1.17.17", "bin", "kubelet"))) return `Kubernetes v1.17.17 binaries are not cached in ${CACHE} (.ci/run builds them)`;
-  return undefined;
-}
-const skip = process.env.BINKUBE_E2E_CLUSTER === "0" ? "BINKUBE_E2E_CLUSTER=0" : why();
+const skip = clusterSkipReason();
 
 describe("shared Terraform state in PostgreSQL (state.backend: pg)", { skip }, () => {
   const dir = tempDir("binkube-pg-");
