@@ -28,3 +28,25 @@ export function stepResource(scope: Construct, id: string, props: StepResourcePr
   }
   return new DataResource(scope, id, { triggersReplace: triggers, provisioners, dependsOn: props.dependsOn });
 }
+
+export interface TeardownResourceProps {
+  engine: Engine;
+  /** The host's name: the only trigger, so the resource is never replaced (a replacement would run its destroy provisioner). */
+  host: string;
+  command: string;
+  dependsOn: ITerraformDependable[];
+}
+
+/**
+ * One per host: nothing at create; `when = destroy` runs `binkube teardown` when the resource is
+ * destroyed (cdktf destroy). Step resources never carry a destroy provisioner: Terraform runs
+ * those on every replacement too, that is on every trigger change.
+ */
+export function teardownResource(scope: Construct, id: string, props: TeardownResourceProps): ITerraformDependable {
+  const provisioners = [{ type: "local-exec" as const, when: "destroy" as const, command: tfLiteral(props.command) }];
+  const triggers = { host: tfLiteral(props.host) };
+  if (props.engine === "null_resource") {
+    return new NullResource(scope, id, { triggers, provisioners, dependsOn: props.dependsOn });
+  }
+  return new DataResource(scope, id, { triggersReplace: triggers, provisioners, dependsOn: props.dependsOn });
+}

@@ -18,6 +18,7 @@ import { describeRestore, restorePlan, runRestore } from "../etcd-restore";
 import { checkCommand, repairCommand } from "./repair";
 import { formatClusters, pruneRegistry, readRegistry } from "../deploy/clusters";
 import { kubeconfigCommand } from "./kubeconfig";
+import { teardownCommand } from "../teardown";
 
 const USAGE = `usage: binkube <command> [options]
 
@@ -33,6 +34,14 @@ const USAGE = `usage: binkube <command> [options]
                                        run one bring-up step on one host (called by cdktf deploy)
   remove --host NAME [--config FILE]   drain / remove from etcd a host that left the inventory
                                        (called by cdktf deploy)
+  teardown --host NAME [--config FILE]
+                                       stop, disable and remove everything binkube deployed on a
+                                       host (called by cdktf destroy); etcd data is moved aside,
+                                       BINKUBE_TEARDOWN_DATA=delete deletes it with /var/lib/docker
+                                       and /var/lib/kubelet
+  reset --host NAME [--yes] [--config FILE]
+                                       the same teardown for one host outside Terraform; without
+                                       --yes it only says what it would do
   etcd restore --snapshot FILE [--yes] [--config FILE]
                                        rebuild etcd on every member from FILE (e.g. one of
                                        .binkube/etcd-snapshots/<host>/), then restart the control
@@ -141,6 +150,12 @@ async function run(argv: string[]): Promise<number> {
       if (typeof host !== "string") throw new UsageError("remove needs --host NAME");
       await runStep(configFrom(args), "remove", host, { verbose: args.flags.get("verbose") === true, allowMissingBinaries: false });
       return 0;
+    }
+    case "teardown":
+    case "reset": {
+      const host = args.flags.get("host");
+      if (typeof host !== "string") throw new UsageError(`${cmd} needs --host NAME`);
+      return teardownCommand(configFrom(args), host, say, cmd === "reset" ? { reset: { yes: args.flags.get("yes") === true } } : {});
     }
     case "clusters":
       if (args.flags.get("prune") === true) for (const f of pruneRegistry()) say(`clusters: forgot ${f} (the inventory is gone)`);

@@ -1,0 +1,238 @@
+// binkube teardown / binkube reset: take one host back to what it was before binkube deployed
+// to it. What is removed comes from the plan (every file every step instance of the host ships,
+// every unit those steps run), not from a hand-kept list, so a new step's files go too. One
+// script over one SSH session; every command tolerates absence, so a re-run after an
+// interrupted teardown finishes the job.
+import * as path from "node:path";
+import { openBinaries } from "./binaries/source";
+import { BinkubeError } from "./errors";
+import { loadInventory } from "./inventory/load";
+import { forgetHost } from "./inventory/ledger";
+import { Host, Inventory } from "./inventory/types";
+import { Log } from "./log";
+import { loadPki } from "./pki/store";
+import { Plan, buildPlan } from "./plan";
+import { RemoteHost } from "./remote";
+import { shq } from "./remote/shell";
+import { sshTarget } from "./runner/target";
+import { stepByName } from "./steps";
+import { ETCD, K8S, SYSTEMD_DIR } from "./steps/files";
+
+/** The etcd member's data directory (templates/etcd/etcd.conf.hbs ETCD_DATA_DIR). */
+export const ETCD_DATA_DIR = `${ETCD.data}/default.etcd`;
+/** Where pods' volumes are mounted (secrets and service-account tokens: tmpfs) and docker's layers. */
+const KUBELET_DIR = "/var/lib/kubelet";
+const DOCKER_DIR = "/var/lib/docker";
+
+/**
+ * Written on the host by the steps or by the components themselves, so no PlannedFile names them:
+ * the kubelet's certificates from its CSR (--cert-dir) and the kubeconfig its bootstrap wrote, the
+ * etcd join drop-in and its environment file, the components' logs, the drain step's marks.
+ */
+const WRITTEN_ON_HOST = [
+  `${K8S.ssl}/kubelet-client-*.pem`,
+  `${K8S.ssl}/kubelet.crt`,
+  `${K8S.ssl}/kubelet.key`,
+  `${K8S.cfg}/kubelet.kubeconfig`,
+  `${ETCD.cfg}/etcd-join.conf`,
+  "/etc/systemd/system/*.service.d/10-binkube-*.conf",
+];
+const WRITTEN_DIRS = ["/opt/kubernetes/logs", "/var/lib/binkube"];
+
+/** Interfaces the runtime and the CNI create (veths: the host ends of pods' and containers' pairs). */
+const INTERFACES = ["cni0", "flannel.1", "docker0"];
+/** iptables chains kube-proxy, flannel, the CNI portmap/bridge plugins and docker create. */
+const CHAIN_PATTERN = "^(KUBE-|FLANNEL|CNI-|DOCKER)";
+const TABLES = ["filter", "nat", "mangle"];
+const BUILTIN_CHAINS = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+
+export type DataMode = "aside" | "delete";
+
+export interface TeardownPlan {
+  host: Host;
+  /** systemd units of the host's step instances, in the order they stop (dependents first). */
+  units: string[];
+  /** Every path the host's step instances ship, sorted. */
+  files: string[];
+  data: DataMode;
+  /** Where etcd's data goes in "aside" mode. */
+  aside: string;
+}
+
+/** BINKUBE_TEARDOWN_DATA=delete deletes the data; anything else (or nothing) keeps etcd's aside. */
+export function dataMode(env: NodeJS.ProcessEnv = process.env): DataMode {
+  const v = env.BINKUBE_TEARDOWN_DATA;
+  if (v === undefined || v === "" || v === "keep") return "aside";
+  if (v === "delete") return "delete";
+  throw new BinkubeError(`BINKUBE_TEARDOWN_DATA=${v}: expected "delete" (or unset, which keeps etcd's data aside)`);
+}
+
+/** The plan of the inventory as it is, rendered as triggers see it (only paths are used: nothing is issued). */
+export function planForTeardown(inv: Inventory): Plan {
+  return buildPlan({ inv, pki: loadPki(inv).identity, binaries: openBinaries(inv), gone: [] });
+}
+
+/** What tearing `hostName` down removes, from the plan. Undefined when the host is not in the plan's inventory. */
+export function teardownPlan(plan: Plan, hostName: string, data: DataMode, now = new Date()): TeardownPlan | undefined {
+  const host = plan.inv.hosts.find((h) => h.name === hostName);
+  if (!host) return undefined;
+  const mine = plan.instances.filter((i) => i.host.name === hostName);
+  // Bring-up order reversed: kubelet before docker, the apiserver before etcd.
+  const units = [...new Set(mine.flatMap((i) => stepByName(i.step)?.units ?? []))].reverse();
+  const files = [...new Set(mine.flatMap((i) => i.files.map((f) => f.path)))].sort();
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  return { host, units, files, data, aside: `${ETCD_DATA_DIR}.torn-down-${stamp}` };
+}
+
+/** What the teardown does, in order: printed by `binkube reset` without --yes, and for an unreachable host. */
+export function describeTeardown(tp: TeardownPlan): string[] {
+  return [
+    `units stopped and disabled: ${tp.units.join(", ") || "none"}`,
+    `everything mounted under ${KUBELET_DIR} unmounted (pods' volumes)`,
+    `${tp.files.length} files binkube shipped removed (${topDirs(tp.files).join(", ")}), with the unit files and what the components wrote there (kubelet certificates, logs)`,
+    `interfaces ${INTERFACES.join(", ")} and leftover veth* deleted; iptables chains KUBE-*, FLANNEL*, CNI-*, DOCKER* in ${TABLES.join("/")} flushed and deleted with their jumps`,
+    tp.data === "delete"
+      ? `data DELETED: ${ETCD_DATA_DIR}, ${DOCKER_DIR}, ${KUBELET_DIR} (BINKUBE_TEARDOWN_DATA=delete)`
+      : `etcd data (if any) moved to ${tp.aside}; ${DOCKER_DIR} and ${KUBELET_DIR} kept (BINKUBE_TEARDOWN_DATA=delete deletes them)`,
+  ];
+}
+
+/** "/opt/kubernetes", "/usr/lib/systemd/system", …: the directories the files are under, for people. */
+function topDirs(files: string[]): string[] {
+  return [...new Set(files.map((f) => f.split("/").slice(0, 3).join("/")))].sort();
+}
+
+/** Directories the files leave behind, deepest first (removed only when empty, never a top-level one). */
+function leftDirs(files: string[]): string[] {
+  const dirs = new Set<string>();
+  for (const f of files) for (let d = path.posix.dirname(f); d.split("/").length > 2; d = path.posix.dirname(d)) dirs.add(d);
+  return [...dirs].sort((a, b) => b.split("/").length - a.split("/").length || a.localeCompare(b));
+}
+
+/**
+ * The script that tears the host down, for `sh` as root. `root` prefixes every path (tests run
+ * it in a temp dir); on a host it is "". Ends with "teardown: done" on stdout; exits non-zero
+ * only when a mount under a directory to delete would not go (deleting through it could reach
+ * whatever is mounted there).
+ */
+export function teardownScript(tp: TeardownPlan, opts: { root?: string } = {}): string {
+  const q = (p: string) => `"$R"${shq(p)}`;
+  // A glob must stay outside quotes to expand.
+  const glob = (p: string) => `"$R"${p}`;
+  const unitFiles = tp.units.map((u) => `${SYSTEMD_DIR}/${u}.service`);
+  const files = [...new Set([...tp.files, ...unitFiles])].sort();
+  const lines = [
+    "set -u",
+    `R=${shq(opts.root ?? "")}`,
+    "rc=0",
+    "# 1. every unit of the host's steps: stopped (docker stops its containers) and disabled",
+    ...tp.units.map((u) => `systemctl disable --now ${shq(`${u}.service`)} >/dev/null 2>&1 || true`),
+    ...tp.units.map((u) => `systemctl reset-failed ${shq(`${u}.service`)} >/dev/null 2>&1 || true`),
+    "# 2. pods' volumes (secrets: tmpfs) and docker's layers unmounted, deepest first, before anything there is removed",
+    "unmount_under() {",
+    `  for m in $(awk -v p="$1" '$2 == p || index($2, p "/") == 1 { print $2 }' "$R"/proc/mounts 2>/dev/null | sort -r); do`,
+    '    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true',
+    "  done",
+    `  if awk -v p="$1" '$2 == p || index($2, p "/") == 1 { found = 1 } END { exit !found }' "$R"/proc/mounts 2>/dev/null; then`,
+    '    echo "teardown: still mounted under $1 (see /proc/mounts)"; return 1',
+    "  fi",
+    "}",
+    `kubelet_clear=0; unmount_under "$R"${shq(KUBELET_DIR)} && kubelet_clear=1`,
+    `docker_clear=0; unmount_under "$R"${shq(DOCKER_DIR)} && docker_clear=1`,
+    "# 3. every file binkube shipped (from the plan), the unit files, and what the components wrote beside them",
+    ...files.map((f) => `rm -f ${q(f)}`),
+    ...WRITTEN_ON_HOST.map((f) => `rm -f ${glob(f)}`),
+    ...WRITTEN_DIRS.map((d) => `rm -rf --one-file-system ${q(d)}`),
+    ...tp.units.map((u) => `rmdir ${q(`/etc/systemd/system/${u}.service.d`)} 2>/dev/null || true`),
+    ...leftDirs(files).map((d) => `rmdir ${q(d)} 2>/dev/null || true`),
+    "# 4. network: the bridges, flannel's VXLAN device, the veths left of pods and containers",
+    ...INTERFACES.map((i) => `ip link delete ${shq(i)} 2>/dev/null || true`),
+    `for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep '^veth'); do ip link delete "$v" 2>/dev/null || true; done`,
+    "# 5. iptables: jumps from the built-in chains first, then every chain flushed, then deleted",
+    "if command -v iptables >/dev/null 2>&1; then",
+    `  for t in ${TABLES.join(" ")}; do`,
+    `    for c in ${BUILTIN_CHAINS.join(" ")}; do`,
+    `      for n in $(iptables -w -t "$t" -L "$c" -n --line-numbers 2>/dev/null | awk 'NR > 2 && $2 ~ /${CHAIN_PATTERN}/ { print $1 }' | sort -rn); do`,
+    '        iptables -w -t "$t" -D "$c" "$n" 2>/dev/null || true',
+    "      done",
+    "    done",
+    `    chains=$(iptables -w -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /${CHAIN_PATTERN}/ { print $2 }')`,
+    '    for c in $chains; do iptables -w -t "$t" -F "$c" 2>/dev/null || true; done',
+    '    for c in $chains; do iptables -w -t "$t" -X "$c" 2>/dev/null || true; done',
+    "  done",
+    "fi",
+    "# 6. data",
+    ...(tp.data === "delete"
+      ? [
+          `rm -rf --one-file-system ${q(ETCD_DATA_DIR)}`,
+          `if [ "$docker_clear" = 1 ]; then rm -rf --one-file-system ${q(DOCKER_DIR)}; else echo "teardown: ${DOCKER_DIR} NOT deleted: something is still mounted there"; rc=1; fi`,
+          `if [ "$kubelet_clear" = 1 ]; then rm -rf --one-file-system ${q(KUBELET_DIR)}; else echo "teardown: ${KUBELET_DIR} NOT deleted: something is still mounted there"; rc=1; fi`,
+          'echo "teardown: data deleted"',
+        ]
+      : [`if [ -d ${q(ETCD_DATA_DIR)} ]; then mv ${q(ETCD_DATA_DIR)} ${q(tp.aside)} && echo "teardown: etcd data kept at ${tp.aside}"; fi`]),
+    "systemctl daemon-reload >/dev/null 2>&1 || true",
+    'if [ "$rc" = 0 ]; then echo "teardown: done"; fi',
+    'exit "$rc"',
+  ];
+  return lines.join("\n") + "\n";
+}
+
+/** Runs the script on the host. An unreachable host throws, saying what is left there. */
+export async function runTeardown(inv: Inventory, tp: TeardownPlan, log: Log): Promise<string[]> {
+  let conn: RemoteHost;
+  try {
+    conn = await RemoteHost.connect(sshTarget(tp.host), { log, retries: 1 });
+  } catch (e) {
+    const why = (e as Error).message.split("\n")[0]!;
+    throw new BinkubeError(
+      [
+        `teardown of ${tp.host.name}: cannot reach it (${why}). Nothing was changed there; it still has everything binkube deployed:`,
+        ...describeTeardown(tp).map((l) => `  not done: ${l}`),
+        `Fix: bring ${tp.host.name} back and run \`npx cdktf destroy\` again (it retries this host), or \`binkube reset --host ${tp.host.name} --yes\`; or wipe the machine. It stays in .binkube/hosts.json until then.`,
+      ].join("\n"),
+    );
+  }
+  try {
+    const r = await conn.exec(teardownScript(tp), { allowFail: true, timeoutMs: 300_000 });
+    const said = r.stdout.split("\n").filter((l) => l.startsWith("teardown: ")).map((l) => l.slice("teardown: ".length));
+    if (r.code !== 0) throw new BinkubeError(`teardown of ${tp.host.name}: the script exited ${r.code} (${[...said, r.stderr.trim().split("\n").pop() ?? ""].filter(Boolean).join("; ")}). Fix: see what is still mounted (findmnt) on ${tp.host.name}, then re-run; every part tolerates what is already gone`);
+    forgetHost(inv, tp.host.name);
+    return said;
+  } finally {
+    await conn.close();
+  }
+}
+
+export interface TeardownOptions {
+  /** `binkube reset`: outside Terraform, only with `yes`. */
+  reset?: { yes: boolean };
+  env?: NodeJS.ProcessEnv;
+}
+
+/** `binkube teardown --host NAME` (Terraform's destroy provisioner) and `binkube reset --host NAME`. */
+export async function teardownCommand(configFile: string, hostName: string, say: Log, opts: TeardownOptions = {}): Promise<number> {
+  const cmd = opts.reset ? "reset" : "teardown";
+  const { inventory: inv } = loadInventory(configFile);
+  const data = dataMode(opts.env);
+  if (!inv.hosts.some((h) => h.name === hostName)) {
+    if (!opts.reset) {
+      say(`teardown: ${hostName} is not in the inventory: that is a host removal, which the plan's remove step does (drain, etcd member removal, units stopped); nothing to do here`);
+      return 0;
+    }
+    throw new BinkubeError(`reset: ${hostName} is not in ${inv.file}: its roles decide what binkube shipped there, so what to remove is unknown. Fix: add it back with its roles for the reset, or wipe the machine`);
+  }
+  const tp = teardownPlan(planForTeardown(inv), hostName, data)!;
+  if (opts.reset) {
+    say(`reset ${hostName}:`);
+    for (const l of describeTeardown(tp)) say(`  ${l}`);
+    say(`WARNING: ${hostName} is still in the inventory, so Terraform's state still records it as deployed: after the reset, \`npx binkube repair\` (or \`npx cdktf deploy\` with -replace of its resources) deploys it again, \`npx cdktf destroy\` tears down the whole cluster`);
+    if (!opts.reset.yes) {
+      say("reset: nothing done. Re-run with --yes to tear the host down");
+      return 1;
+    }
+  }
+  const said = await runTeardown(inv, tp, say);
+  for (const l of said) say(`${cmd} ${hostName}: ${l}`);
+  say(`${cmd} ${hostName}: forgotten in .binkube/hosts.json (a next deploy treats it as new); pki/ is kept`);
+  return 0;
+}
