@@ -25,7 +25,14 @@ async function synth(dir: string, raw: RawInventory): Promise<Synth> {
   const json = Testing.synth(stack);
   const parsed = JSON.parse(json) as { resource: Record<string, Synth["resources"]> };
   const type = Object.keys(parsed.resource)[0]!;
-  return { json, resources: parsed.resource[type]!, type, raw: parsed as unknown as Record<string, unknown> };
+  // The step resources and their edges among themselves; the teardown resources (one per host,
+  // every step depending on its host's) are test/synth/teardown.test.ts's.
+  const resources = Object.fromEntries(
+    Object.entries(parsed.resource[type]!)
+      .filter(([id]) => !id.startsWith("teardown_"))
+      .map(([id, r]) => [id, { ...r, depends_on: r.depends_on?.filter((d) => !d.split(".")[1]!.startsWith("teardown_")) }]),
+  );
+  return { json, resources, type, raw: parsed as unknown as Record<string, unknown> };
 }
 
 const triggersOf = (s: Synth) => Object.fromEntries(Object.entries(s.resources).map(([id, r]) => [id, JSON.stringify(r.triggers_replace ?? r.triggers)]));
