@@ -1,0 +1,199 @@
+// binkube teardown: what it removes comes from the plan; the script runs under real sh against a
+// temp root with scripted systemctl, umount, ip and iptables on PATH; the host-removal rule.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, test } from "node:test";
+import { openCluster } from "../../src/cluster";
+import { ETCD_DATA_DIR, TeardownPlan, dataMode, describeTeardown, teardownCommand, teardownPlan, teardownScript } from "../../src/teardown";
+import { SYSTEMD_DIR } from "../../src/steps/files";
+import { readLedger } from "../../src/inventory/ledger";
+import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+
+const NOW = new Date("2026-12-05T03:04:05.678Z");
+
+async function planned(): Promise<{ dir: string; file: string; plan: Awaited<ReturnType<typeof openCluster>>["plan"] }> {
+  const dir = tempDir();
+  writeFakeBinaries(path.join(dir, "bin"));
+  const file = writeInventory(dir, baseInventory());
+  const { plan } = await openCluster(file, { create: true });
+  return { dir, file, plan };
+}
+
+/**
+ * Scripted commands: each logs its argv to $LOG. umount drops the mount from the fake
+ * /proc/mounts (unless it is listed in $STUCK); iptables answers -L/-S from canned text.
+ */
+function fakeBin(dir: string): string {
+  const bin = path.join(dir, "fakebin");
+  fs.mkdirSync(bin, { recursive: true });
+  const log = 'echo "$(basename "$0") $*" >> "$LOG"';
+  const scripts: Record<string, string> = {
+    systemctl: log,
+    umount: `${log}
+m="$1"; [ "$m" = "-l" ] && m="$2"
+if [ -n "\${STUCK:-}" ] && [ "$m" = "$STUCK" ]; then exit 32; fi
+grep -v " $m " "$FAKE_ROOT/proc/mounts" > "$FAKE_ROOT/proc/mounts.new"; mv "$FAKE_ROOT/proc/mounts.new" "$FAKE_ROOT/proc/mounts"`,
+    ip: `${log}
+if [ "$1 $2" = "-o link" ]; then printf '%s\\n' '5: host0@if6: <BROADCAST> mtu 1500' '7: veth1a2b@if3: <BROADCAST> mtu 1450' '9: vethc3d4@if3: <BROADCAST> mtu 1450'; fi`,
+    iptables: `${log}
+case "$*" in
+  "-w -t filter -L FORWARD -n --line-numbers") printf '%s\\n' 'Chain FORWARD (policy DROP)' 'num  target     prot opt source destination' '1    KUBE-FORWARD  all  --  0.0.0.0/0 0.0.0.0/0' '2    MY-FW      all  --  0.0.0.0/0 0.0.0.0/0' '3    DOCKER-USER  all  --  0.0.0.0/0 0.0.0.0/0' '4    FLANNEL-FWD  all  --  0.0.0.0/0 0.0.0.0/0' ;;
+  "-w -t nat -L POSTROUTING -n --line-numbers") printf '%s\\n' 'Chain POSTROUTING (policy ACCEPT)' 'num  target     prot opt source destination' '1    KUBE-POSTROUTING  all  --  0.0.0.0/0 0.0.0.0/0' '2    CNI-abc123  all  --  10.244.0.0/16 0.0.0.0/0' ;;
+  "-w -t filter -S") printf '%s\\n' '-P FORWARD DROP' '-N DOCKER-USER' '-N FLANNEL-FWD' '-N KUBE-FORWARD' '-N MY-FW' '-A FORWARD -j KUBE-FORWARD' ;;
+  "-w -t nat -S") printf '%s\\n' '-N CNI-abc123' '-N KUBE-POSTROUTING' '-N KUBE-SVC-XYZ' ;;
+esac`,
+  };
+  for (const [name, body] of Object.entries(scripts)) fs.writeFileSync(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  return bin;
+}
+
+/** A host as binkube left it, under `root`: every planned file, the kubelet's own files, pods' mounts, etcd data. */
+function deployedHost(root: string, tp: TeardownPlan): string[] {
+  const put = (p: string, body = "x") => {
+    fs.mkdirSync(path.dirname(root + p), { recursive: true });
+    fs.writeFileSync(root + p, body);
+  };
+  for (const f of tp.files) put(f);
+  put("/opt/kubernetes/ssl/kubelet-client-2026-12-01-00-00-00.pem");
+  put("/opt/kubernetes/ssl/kubelet-client-current.pem");
+  put("/opt/kubernetes/cfg/kubelet.kubeconfig");
+  put("/opt/kubernetes/logs/kubelet.INFO");
+  put("/etc/systemd/system/etcd.service.d/10-binkube-join.conf");
+  put(`${ETCD_DATA_DIR}/member/snap/db`, "etcd data");
+  put("/var/lib/docker/image/overlay2/repositories.json");
+  put("/var/lib/kubelet/cpu_manager_state");
+  put("/opt/other/keep.txt", "not binkube's");
+  const mounts = [
+    `${root}/var/lib/kubelet/pods/p1/volumes/kubernetes.io~secret/token-abc`,
+    `${root}/var/lib/kubelet/pods/p1/volumes/kubernetes.io~secret/token-abc/nested`,
+    `${root}/var/lib/kubelet/pods/p2/volumes/kubernetes.io~secret/flannel-token`,
+    `${root}/var/lib/docker/overlay2/l1/merged`,
+  ];
+  put("/proc/mounts", ["/dev/sda1 / ext4 rw 0 0", `tmpfs ${root}/var/lib/kubeletother tmpfs rw 0 0`, ...mounts.map((m) => `tmpfs ${m} tmpfs rw 0 0`)].join("\n") + "\n");
+  return mounts;
+}
+
+function runScript(root: string, script: string, env: Record<string, string> = {}) {
+  const log = path.join(root, "calls.log");
+  fs.writeFileSync(log, "");
+  const r = spawnSync("sh", ["-c", script], { env: { PATH: `${fakeBin(root)}:/usr/bin:/bin`, LOG: log, FAKE_ROOT: root, ...env }, encoding: "utf8" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, calls: fs.readFileSync(log, "utf8").trim().split("\n").filter(Boolean) };
+}
+
+const exists = (p: string) => fs.existsSync(p);
+
+describe("teardown", () => {
+  test("what a host loses comes from the plan: every file its instances ship and every unit of its steps", async () => {
+    const { plan } = await planned();
+    const master = teardownPlan(plan, "k8s-master", "aside", NOW)!;
+    const node = teardownPlan(plan, "k8s-node", "aside", NOW)!;
+    for (const inst of plan.instances) {
+      const tp = inst.host.name === "k8s-master" ? master : inst.host.name === "k8s-node" ? node : undefined;
+      for (const f of inst.files) if (tp) assert.ok(tp.files.includes(f.path), `${inst.id}: ${f.path}`);
+    }
+    assert.ok(!node.files.some((f) => /kube-apiserver/.test(f)), "a node without the master role gets no apiserver file removed");
+    assert.ok(master.files.includes(`${SYSTEMD_DIR}/kube-apiserver.service`));
+    assert.ok(node.files.includes("/etc/cni/net.d/10-flannel.conflist"));
+    assert.deepEqual([...node.units].sort(), ["docker", "etcd", "kube-proxy", "kubelet"]);
+    assert.deepEqual([...master.units].sort(), ["docker", "etcd", "kube-apiserver", "kube-controller-manager", "kube-proxy", "kube-scheduler", "kubelet"]);
+    assert.ok(master.units.indexOf("kubelet") < master.units.indexOf("docker") && master.units.indexOf("kube-apiserver") < master.units.indexOf("etcd"), "dependents stop first");
+    assert.equal(master.aside, `${ETCD_DATA_DIR}.torn-down-20261205T030405Z`);
+    assert.equal(teardownPlan(plan, "elsewhere", "aside"), undefined);
+  });
+
+  test("the script under sh: units stopped, mounts gone deepest first, every shipped file removed, network cleaned, etcd data aside", async () => {
+    const { plan } = await planned();
+    const tp = teardownPlan(plan, "k8s-master", "aside", NOW)!;
+    const root = tempDir();
+    const mounts = deployedHost(root, tp);
+    const r = runScript(root, teardownScript(tp, { root }));
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /teardown: etcd data kept at \/var\/lib\/etcd\/default\.etcd\.torn-down-20261205T030405Z/);
+    assert.match(r.stdout, /teardown: done/);
+    for (const u of tp.units) assert.ok(r.calls.includes(`systemctl disable --now ${u}.service`), u);
+    assert.ok(r.calls.includes("systemctl daemon-reload"));
+    // unmounted, deepest first, before anything under /var/lib/kubelet goes
+    const umounts = r.calls.filter((c) => c.startsWith("umount ")).map((c) => c.slice("umount ".length));
+    assert.deepEqual([...umounts].sort(), [...mounts].sort());
+    assert.ok(umounts.indexOf(mounts[1]!) < umounts.indexOf(mounts[0]!), "the nested mount first");
+    assert.ok(!umounts.some((m) => m.endsWith("kubeletother")), "a sibling directory with the same prefix is not touched");
+    for (const f of tp.files) assert.ok(!exists(root + f), `removed: ${f}`);
+    assert.ok(!exists(root + "/opt/kubernetes"), "binkube's directories go once empty");
+    assert.ok(!exists(root + "/opt/etcd"));
+    assert.ok(!exists(root + "/etc/systemd/system/etcd.service.d"));
+    assert.ok(exists(root + "/opt/other/keep.txt"), "nothing else");
+    assert.ok(exists(root + "/usr/lib/systemd/system") || !exists(root + "/usr/lib/systemd"), "a shared directory is only removed when empty");
+    assert.equal(fs.readFileSync(root + "/var/lib/etcd/default.etcd.torn-down-20261205T030405Z/member/snap/db", "utf8"), "etcd data");
+    assert.ok(!exists(root + ETCD_DATA_DIR));
+    assert.ok(exists(root + "/var/lib/docker/image/overlay2/repositories.json") && exists(root + "/var/lib/kubelet/cpu_manager_state"), "data kept by default");
+    // network
+    for (const i of ["cni0", "flannel.1", "docker0", "veth1a2b", "vethc3d4"]) assert.ok(r.calls.includes(`ip link delete ${i}`), i);
+    assert.ok(!r.calls.includes("ip link delete host0"), "only veth* interfaces: host0 is the host's own");
+    // jumps from built-in chains by number, highest first, then flush, then delete; MY-FW stays
+    const ipt = r.calls.filter((c) => c.startsWith("iptables ") && / -[DFX] /.test(c));
+    assert.deepEqual(ipt.filter((c) => c.includes(" -D ")), ["iptables -w -t filter -D FORWARD 4", "iptables -w -t filter -D FORWARD 3", "iptables -w -t filter -D FORWARD 1", "iptables -w -t nat -D POSTROUTING 2", "iptables -w -t nat -D POSTROUTING 1"]);
+    for (const c of ["DOCKER-USER", "FLANNEL-FWD", "KUBE-FORWARD"]) assert.ok(ipt.indexOf(`iptables -w -t filter -F ${c}`) < ipt.indexOf(`iptables -w -t filter -X ${c}`) && ipt.includes(`iptables -w -t filter -X ${c}`), c);
+    for (const c of ["CNI-abc123", "KUBE-POSTROUTING", "KUBE-SVC-XYZ"]) assert.ok(ipt.includes(`iptables -w -t nat -X ${c}`), c);
+    assert.ok(!ipt.some((c) => c.includes("MY-FW") || c.includes("-D FORWARD 2")), "another chain and its jump are left alone");
+    // a re-run after everything is gone succeeds (what a retried destroy does)
+    const again = runScript(root, teardownScript(tp, { root }));
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.match(again.stdout, /teardown: done/);
+  });
+
+  test("BINKUBE_TEARDOWN_DATA=delete deletes etcd's data, /var/lib/docker and /var/lib/kubelet once nothing is mounted there", async () => {
+    const { plan } = await planned();
+    const tp = teardownPlan(plan, "k8s-node", dataMode({ BINKUBE_TEARDOWN_DATA: "delete" }), NOW)!;
+    const root = tempDir();
+    deployedHost(root, tp);
+    const r = runScript(root, teardownScript(tp, { root }));
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /teardown: data deleted/);
+    for (const d of [ETCD_DATA_DIR, "/var/lib/docker", "/var/lib/kubelet"]) assert.ok(!exists(root + d), d);
+    assert.ok(!fs.readdirSync(root + "/var/lib/etcd").some((n) => n.includes("torn-down")), "nothing set aside");
+    assert.ok(describeTeardown(tp).some((l) => /DELETED/.test(l)));
+  });
+
+  test("a mount that will not go: nothing under it is deleted and the teardown fails (a re-run retries)", async () => {
+    const { plan } = await planned();
+    const tp = teardownPlan(plan, "k8s-node", "delete", NOW)!;
+    const root = tempDir();
+    const mounts = deployedHost(root, tp);
+    const r = runScript(root, teardownScript(tp, { root }), { STUCK: mounts[2]! });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout, /still mounted under .*\/var\/lib\/kubelet/);
+    assert.match(r.stdout, /\/var\/lib\/kubelet NOT deleted/);
+    assert.doesNotMatch(r.stdout, /teardown: done/);
+    assert.ok(exists(root + "/var/lib/kubelet/cpu_manager_state"), "kept: deleting through a mount could reach what is mounted");
+    assert.ok(!exists(root + "/var/lib/docker"), "docker's directory had nothing left mounted");
+  });
+
+  test("BINKUBE_TEARDOWN_DATA: unset keeps, delete deletes, anything else is refused", () => {
+    assert.equal(dataMode({}), "aside");
+    assert.equal(dataMode({ BINKUBE_TEARDOWN_DATA: "delete" }), "delete");
+    assert.throws(() => dataMode({ BINKUBE_TEARDOWN_DATA: "yes" }), /BINKUBE_TEARDOWN_DATA=yes/);
+  });
+
+  test("a host no longer in the inventory is a host removal: teardown does nothing and succeeds; reset refuses", async () => {
+    const { dir, file } = await planned();
+    const said: string[] = [];
+    assert.equal(await teardownCommand(file, "gone-host", (l) => said.push(l)), 0);
+    assert.match(said.join("\n"), /gone-host is not in the inventory: that is a host removal, which the plan's remove step does/);
+    await assert.rejects(teardownCommand(file, "gone-host", () => {}, { reset: { yes: true } }), /reset: gone-host is not in/);
+    assert.ok(fs.existsSync(path.join(dir, "pki")));
+  });
+
+  test("reset without --yes says what it would do and warns that Terraform still records the host; nothing is contacted", async () => {
+    const { dir, file } = await planned();
+    const said: string[] = [];
+    assert.equal(await teardownCommand(file, "k8s-node", (l) => said.push(l), { reset: { yes: false }, env: {} }), 1);
+    const out = said.join("\n");
+    assert.match(out, /units stopped and disabled: .*kubelet/);
+    assert.match(out, /Terraform's state still records it as deployed/);
+    assert.match(out, /binkube repair/);
+    assert.match(out, /nothing done/);
+    assert.ok(readLedger({ baseDir: dir } as never)["k8s-node"], "still in the ledger: nothing was torn down");
+  });
+});
