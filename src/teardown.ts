@@ -102,10 +102,17 @@ function topDirs(files: string[]): string[] {
   return [...new Set(files.map((f) => f.split("/").slice(0, 3).join("/")))].sort();
 }
 
-/** Directories the files leave behind, deepest first (removed only when empty, never a top-level one). */
+/**
+ * The trees prepare.ts creates for binkube alone. Directories the files leave behind go only when
+ * empty and only inside these: /usr/lib/systemd/system or /etc/sysctl.d are the system's, even empty.
+ */
+const OWN_TREES = ["/opt/kubernetes", "/opt/etcd", "/opt/cni", "/etc/cni"];
+
+/** Directories inside binkube's own trees the files leave behind, deepest first, the trees themselves last. */
 function leftDirs(files: string[]): string[] {
   const dirs = new Set<string>();
-  for (const f of files) for (let d = path.posix.dirname(f); d.split("/").length > 2; d = path.posix.dirname(d)) dirs.add(d);
+  const own = (d: string) => OWN_TREES.some((t) => d === t || d.startsWith(`${t}/`));
+  for (const f of files) for (let d = path.posix.dirname(f); own(d); d = path.posix.dirname(d)) dirs.add(d);
   return [...dirs].sort((a, b) => b.split("/").length - a.split("/").length || a.localeCompare(b));
 }
 
