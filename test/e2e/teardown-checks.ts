@@ -1,0 +1,77 @@
+// `cdktf destroy` on a live cluster, for a suite that has one (not a *.test.ts file: the runner
+// does not pick it up). Written for the 1-host lab cluster "lab1" (etcd + master + node):
+//
+//   await teardownChecks({ dir, env, root: ROOT, ssh: (cmd) => lab.ssh("lab1", cmd) });
+//
+// `dir` is the inventory's directory (cluster.yaml, .binkube/), `env` the environment cdktf runs
+// with (BINKUBE_CONFIG …). It destroys the cluster, checks that the host holds nothing of it,
+// destroys again (a no-op), and deploys a new cluster on the same host.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { loadInventory } from "../../src/inventory/load";
+import { SYSTEMD_DIR } from "../../src/steps/files";
+import { ETCD_DATA_DIR, planForTeardown, teardownPlan } from "../../src/teardown";
+import { shq } from "../../src/remote/shell";
+import { plain, run } from "../helpers/proc";
+
+export interface TeardownCheckOptions {
+  dir: string;
+  env: NodeJS.ProcessEnv;
+  ssh: (cmd: string) => Promise<{ code: number; stdout: string; stderr: string }>;
+  root: string;
+  /** The host to check (default lab1). */
+  host?: string;
+}
+
+export async function teardownChecks(opts: TeardownCheckOptions): Promise<void> {
+  const host = opts.host ?? "lab1";
+  const cdktf = (cmd: "deploy" | "destroy") => run("npx", ["cdktf", cmd, "--auto-approve"], { env: opts.env, cwd: opts.root, timeoutMs: 1_500_000 });
+  const sh = async (cmd: string) => {
+    const r = await opts.ssh(cmd);
+    assert.equal(r.code, 0, `on ${host}: ${cmd}\n${r.stdout}\n${r.stderr}`);
+    return r.stdout;
+  };
+  // What binkube shipped there, from the plan of this inventory (as the teardown derives it).
+  const { inventory: inv } = loadInventory(path.join(opts.dir, "cluster.yaml"));
+  const tp = teardownPlan(planForTeardown(inv), host, "aside")!;
+  assert.ok(tp && tp.files.length > 0 && tp.units.length > 0, `${host} is in the plan with files and units`);
+  assert.ok((await sh(`ls ${shq(`${SYSTEMD_DIR}/kubelet.service`)}`)).includes("kubelet.service"), "before: the cluster is deployed");
+
+  // 1. destroy: every resource goes, the host is torn down
+  const destroyed = await cdktf("destroy");
+  const out = plain(destroyed.stdout + destroyed.stderr);
+  assert.equal(destroyed.code, 0, `cdktf destroy: ${out.slice(-4000)}`);
+  assert.match(out, /Destroy complete! Resources: [1-9]\d* destroyed/);
+  assert.match(out, new RegExp(`teardown ${host}: etcd data kept at ${ETCD_DATA_DIR.replace(/\./g, "\\.")}\\.torn-down-\\d{8}T\\d{6}Z`));
+
+  const unitFiles = tp.units.map((u) => `${SYSTEMD_DIR}/${u}.service`);
+  const left = await sh(`for f in ${[...tp.files, ...unitFiles].map(shq).join(" ")}; do [ -e "$f" ] && echo "left: $f"; done; find /opt/kubernetes /opt/etcd /opt/cni -type f 2>/dev/null | sed 's/^/left: /'; ls /etc/systemd/system/*.service.d/10-binkube-* 2>/dev/null | sed 's/^/left: /'; true`);
+  assert.equal(left.trim(), "", `files binkube shipped are still on ${host}`);
+  for (const u of tp.units) {
+    const state = (await opts.ssh(`systemctl is-active ${shq(u)}; systemctl is-enabled ${shq(u)}`)).stdout;
+    assert.doesNotMatch(state, /^(active|enabled)$/m, `unit ${u} still active or enabled: ${state}`);
+  }
+  const links = await sh("ip -o link show");
+  for (const i of ["cni0", "flannel.1", "docker0"]) assert.ok(!links.includes(` ${i}:`) && !links.includes(` ${i}@`), `interface ${i} still there`);
+  assert.doesNotMatch(await sh("iptables-save"), /^:(KUBE-|FLANNEL|CNI-)/m, "iptables chains of kube-proxy / flannel / CNI left");
+  assert.doesNotMatch(await sh("awk '{ print $2 }' /proc/mounts"), /^\/var\/lib\/kubelet\//m, "pods' volumes still mounted");
+  const data = await sh(`ls -d ${ETCD_DATA_DIR}* 2>/dev/null; true`);
+  assert.match(data, /default\.etcd\.torn-down-/, "etcd data moved aside");
+  assert.doesNotMatch(data, new RegExp(`^${ETCD_DATA_DIR.replace(/\./g, "\\.")}$`, "m"), "no etcd data dir in place");
+  const ledger = JSON.parse(fs.readFileSync(path.join(opts.dir, ".binkube", "hosts.json"), "utf8")) as Record<string, unknown>;
+  assert.ok(!(host in ledger), `${host} forgotten in the host ledger`);
+
+  // 2. a second destroy has nothing to do
+  const again = await cdktf("destroy");
+  const out2 = plain(again.stdout + again.stderr);
+  assert.equal(again.code, 0, `second cdktf destroy: ${out2.slice(-4000)}`);
+  assert.match(out2, /Resources: 0 destroyed|No objects need to be destroyed/);
+  assert.doesNotMatch(out2, /teardown --host/, "no teardown ran");
+
+  // 3. a deploy brings a new cluster up on the same host
+  const deployed = await cdktf("deploy");
+  const out3 = plain(deployed.stdout + deployed.stderr);
+  assert.equal(deployed.code, 0, `cdktf deploy after destroy: ${out3.slice(-4000)}`);
+  assert.match(out3, new RegExp(`✓ step addons on ${host}: .*Ready`));
+}
