@@ -8,7 +8,7 @@ import { openBinaries } from "./binaries/source";
 import { BinkubeError } from "./errors";
 import { loadInventory } from "./inventory/load";
 import { forgetHost } from "./inventory/ledger";
-import { Host, Inventory } from "./inventory/types";
+import { Host, Inventory, hasRole } from "./inventory/types";
 import { Log } from "./log";
 import { loadPki } from "./pki/store";
 import { Plan, buildPlan } from "./plan";
@@ -233,6 +233,7 @@ export async function teardownCommand(configFile: string, hostName: string, say:
     say(`reset ${hostName}:`);
     for (const l of describeTeardown(tp)) say(`  ${l}`);
     say(`WARNING: ${hostName} is still in the inventory, so Terraform's state still records it as deployed: after the reset, \`npx binkube repair\` (or \`npx cdktf deploy\` with -replace of its resources) deploys it again, \`npx cdktf destroy\` tears down the whole cluster`);
+    if (hasRole(tp.host, "etcd")) say(`WARNING: ${hostName} stays a member of the etcd cluster, its data set aside; in a cluster of several members, remove it from the inventory and deploy first (member remove), then reset it and add it back (docs/day2.md, "Tearing down")`);
     if (!opts.reset.yes) {
       say("reset: nothing done. Re-run with --yes to tear the host down");
       return 1;
