@@ -6,10 +6,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, test } from "node:test";
 import { openCluster } from "../../src/cluster";
-import { ETCD_DATA_DIR, TeardownPlan, dataMode, describeTeardown, teardownCommand, teardownPlan, teardownScript } from "../../src/teardown";
+import { ETCD_DATA_DIR, TeardownPlan, dataMode, describeTeardown, runTeardown, teardownCommand, teardownPlan, teardownScript } from "../../src/teardown";
 import { SYSTEMD_DIR } from "../../src/steps/files";
 import { readLedger } from "../../src/inventory/ledger";
 import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import { generateKey } from "../helpers/sshd";
 
 const NOW = new Date("2026-12-05T03:04:05.678Z");
 
@@ -183,6 +184,34 @@ describe("teardown", () => {
     assert.match(said.join("\n"), /gone-host is not in the inventory: that is a host removal, which the plan's remove step does/);
     await assert.rejects(teardownCommand(file, "gone-host", () => {}, { reset: { yes: true } }), /reset: gone-host is not in/);
     assert.ok(fs.existsSync(path.join(dir, "pki")));
+  });
+
+  test("an unreachable host: the teardown fails, says what is left there and how to retry, and the host stays in the ledger", async () => {
+    const dir = tempDir();
+    writeFakeBinaries(path.join(dir, "bin"));
+    generateKey(path.join(dir, "id_test"));
+    // a port nobody listens on, on this machine: bind, read the number, close
+    const net = await import("node:net");
+    const port = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const file = writeInventory(dir, baseInventory());
+    const { plan } = await openCluster(file, { create: true });
+    // the inventory refuses a loopback address: the host record is pointed here after validation
+    const tp = teardownPlan(plan, "k8s-node", "aside")!;
+    tp.host = { ...tp.host, address: "127.0.0.1", ssh: { ...tp.host.ssh, privateKey: path.join(dir, "id_test"), knownHosts: path.join(dir, "known_hosts"), port } };
+    fs.writeFileSync(path.join(dir, "known_hosts"), "");
+    await assert.rejects(runTeardown(plan.inv, tp, () => {}), (e: Error) => {
+      assert.match(e.message, /^teardown of k8s-node: cannot reach it \(.*ECONNREFUSED.*\)\. Nothing was changed there/);
+      assert.match(e.message, /not done: units stopped and disabled: .*kubelet/);
+      assert.match(e.message, /not done: etcd data \(if any\) moved to/);
+      assert.match(e.message, /run `npx cdktf destroy` again \(it retries this host\)/);
+      return true;
+    });
+    assert.ok(readLedger({ baseDir: dir } as never)["k8s-node"], "not forgotten: it was not torn down");
   });
 
   test("reset without --yes says what it would do and warns that Terraform still records the host; nothing is contacted", async () => {
