@@ -15,7 +15,7 @@ import { Cluster, openCluster } from "../../src/cluster";
 import { StepInstance } from "../../src/plan";
 import { loadArchiveCommand } from "../../src/steps/runtime";
 import { buildCheckScript, buildFinalizeScript, prepareFiles } from "../../src/remote/sync";
-import { ClusterStack } from "../../stacks/cluster-stack";
+import { ClusterStack, teardownId } from "../../stacks/cluster-stack";
 import { baseInventory, dockerArchiveBytes, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
 
 // A directory name that means something to sh, Terraform and systemd alike.
@@ -215,11 +215,18 @@ describe("hostile but valid values render inert", () => {
       assert.doesNotMatch(s.replace(/\$\$\{|%%\{/g, ""), /\$\{|%\{/, `unescaped template sequence in ${s}`);
       return s.replace(/\$\$\{/g, "${").replace(/%%\{/g, "%{");
     };
+    assert.ok(hostile.inv.hosts.every((h) => resources[teardownId(h)]), "every host's teardown resource");
     for (const [id, r] of Object.entries(resources)) {
       for (const k of Object.keys(r.triggers_replace)) asTerraformReads(k);
       const command = asTerraformReads(r.provisioner[0]!["local-exec"].command);
       execFileSync("sh", ["-c", command]);
       const argv = fs.readFileSync(rec, "utf8").split("\0").filter(Boolean);
+      const torn = hostile.inv.hosts.find((h) => teardownId(h) === id);
+      if (torn) {
+        // a host's teardown resource: its destroy-time command, with the same quoting
+        assert.deepEqual(argv, ["teardown", "--host", torn.name, "--config", hostile.inv.file], id);
+        continue;
+      }
       const inst = hostile.plan.instances.find((i) => i.id === id)!;
       assert.deepEqual(argv, ["step", inst.step, "--host", inst.host.name, "--config", hostile.inv.file, "--hash", inst.hash, ...(inst.firstBringUp ? ["--first-bring-up"] : [])], id);
     }
