@@ -3,7 +3,8 @@
 // the ledger until `binkube remove` has drained it; that is how removal knows what to undo.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { writeFileAtomic } from "../util/fs";
+import { claim, release } from "../deploy/owned-lock";
+import { procStartTime, writeFileAtomic } from "../util/fs";
 import { Host, Inventory } from "./types";
 
 export type Ledger = Record<string, Host>;
@@ -30,10 +31,26 @@ export function updateLedger(inv: Inventory): Host[] {
   return removed;
 }
 
+/**
+ * Removes one host. Under a lock: Terraform runs the teardowns (and removals) of several hosts at
+ * once, each its own process, and two read-modify-writes would lose one of the deletions.
+ */
 export function forgetHost(inv: Inventory, name: string): void {
-  const ledger = readLedger(inv);
-  delete ledger[name];
-  writeFileAtomic(ledgerPath(inv), JSON.stringify(ledger, null, 2) + "\n", 0o644);
+  const lock = `${ledgerPath(inv)}.lock`;
+  const mine = { pid: process.pid, start: procStartTime(process.pid) ?? 0 };
+  fs.mkdirSync(path.dirname(lock), { recursive: true });
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (const t0 = Date.now(); claim(lock, mine) !== undefined; ) {
+    if (Date.now() - t0 > 30_000) throw new Error(`host ledger: ${lock} held for 30 s by another binkube process; remove it if none runs, then re-run`);
+    Atomics.wait(pause, 0, 0, 20);
+  }
+  try {
+    const ledger = readLedger(inv);
+    delete ledger[name];
+    writeFileAtomic(ledgerPath(inv), JSON.stringify(ledger, null, 2) + "\n", 0o644);
+  } finally {
+    release(lock, mine);
+  }
 }
 
 /** etcd quorum after removing one member: the healthy remaining members must be a majority. */
