@@ -3,8 +3,7 @@
 // the ledger until `binkube remove` has drained it; that is how removal knows what to undo.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { claim, release } from "../deploy/owned-lock";
-import { procStartTime, writeFileAtomic } from "../util/fs";
+import { writeFileAtomic } from "../util/fs";
 import { Host, Inventory } from "./types";
 
 export type Ledger = Record<string, Host>;
@@ -36,20 +35,39 @@ export function updateLedger(inv: Inventory): Host[] {
  * once, each its own process, and two read-modify-writes would lose one of the deletions.
  */
 export function forgetHost(inv: Inventory, name: string): void {
-  const lock = `${ledgerPath(inv)}.lock`;
-  const mine = { pid: process.pid, start: procStartTime(process.pid) ?? 0 };
-  fs.mkdirSync(path.dirname(lock), { recursive: true });
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (const t0 = Date.now(); claim(lock, mine) !== undefined; ) {
-    if (Date.now() - t0 > 30_000) throw new Error(`host ledger: ${lock} held for 30 s by another binkube process; remove it if none runs, then re-run`);
-    Atomics.wait(pause, 0, 0, 20);
-  }
-  try {
+  withLedgerLock(inv, () => {
     const ledger = readLedger(inv);
     delete ledger[name];
     writeFileAtomic(ledgerPath(inv), JSON.stringify(ledger, null, 2) + "\n", 0o644);
+  });
+}
+
+/**
+ * A directory as the lock (mkdir is atomic; a lock file's holder record can be read half
+ * written). It is held for one small write: one older than 10 s was left by a process that died.
+ */
+function withLedgerLock(inv: Inventory, f: () => void): void {
+  const lock = `${ledgerPath(inv)}.lock`;
+  fs.mkdirSync(path.dirname(lock), { recursive: true });
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (const t0 = Date.now(); ; Atomics.wait(pause, 0, 0, 10)) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    try {
+      if (Date.now() - fs.statSync(lock).mtimeMs > 10_000) fs.rmdirSync(lock);
+    } catch {
+      // released meanwhile
+    }
+    if (Date.now() - t0 > 30_000) throw new Error(`host ledger: ${lock} held for 30 s; remove it if no binkube process runs, then re-run`);
+  }
+  try {
+    f();
   } finally {
-    release(lock, mine);
+    fs.rmSync(lock, { recursive: true, force: true });
   }
 }
 
