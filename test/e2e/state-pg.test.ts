@@ -69,7 +69,7 @@ describe("shared Terraform state in PostgreSQL (state.backend: pg)", { skip }, (
     assert.equal(a.code, 0, failed(out));
     assert.notEqual(second.code, 0, "the second deploy ran beside the first");
     assert.match(refused, /Error acquiring the state lock/);
-    assert.match(refused, /Workspace is already locked|Already locked for workspace creation/);
+    assert.match(refused, /Workspace is already locked|already locked for workspace creation/i);
     const runs = stepRuns();
     assert.ok(runs.length >= 10, `only ${runs.length} step runs`);
     assert.equal(new Set(runs).size, runs.length, `a step ran twice: ${runs.join(", ")}`);
