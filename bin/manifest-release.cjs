@@ -26,7 +26,11 @@ function cliAlive() {
   return !!s && s.state !== "Z" && s.start === cliStart;
 }
 
-/** A process under the CLI working in the stack's directory: Terraform, so the manifest was read. */
+/**
+ * A process under the CLI working in the stack's directory that is not node: Terraform (or a
+ * shell it runs), so the manifest was read. Node processes there do not count: the step server
+ * the app prestarts works in the stack's directory before the CLI has read anything.
+ */
 function terraformStarted() {
   let pids;
   try {
@@ -42,6 +46,13 @@ function terraformStarted() {
       continue;
     }
     if (cwd !== stackDir) continue;
+    let exe = "";
+    try {
+      exe = fs.readlinkSync(`/proc/${pid}/exe`);
+    } catch {
+      continue;
+    }
+    if (/(^|\/)node[^/]*$/.test(exe)) continue;
     for (let p = pid, hops = 0; p > 1 && hops < 10; hops++) {
       const s = stat(p);
       if (!s) break;

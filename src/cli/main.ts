@@ -16,6 +16,7 @@ import { serveSteps } from "./step-server";
 import { runStep } from "../runner/run-step";
 import { describeRestore, restorePlan, runRestore } from "../etcd-restore";
 import { checkCommand, repairCommand } from "./repair";
+import { backupNow, fetchSnapshot, listBackups, parseSnapshotRef } from "../etcd-backups";
 import { formatClusters, pruneRegistry, readRegistry } from "../deploy/clusters";
 import { kubeconfigCommand } from "./kubeconfig";
 import { teardownCommand } from "../teardown";
@@ -42,7 +43,12 @@ const USAGE = `usage: binkube <command> [options]
   reset --host NAME [--yes] [--config FILE]
                                        the same teardown for one host outside Terraform; without
                                        --yes it only says what it would do
-  etcd restore --snapshot FILE [--yes] [--config FILE]
+  etcd backup [--host NAME] [--config FILE]
+                                       take an etcd snapshot now on a member (default: the first)
+                                       and copy it home to .binkube/etcd-snapshots/<host>/
+  etcd backups [--config FILE]         every snapshot on every member and beside the inventory,
+                                       with age, size and the --snapshot to restore it
+  etcd restore --snapshot FILE|MEMBER:PATH [--yes] [--config FILE]
                                        rebuild etcd on every member from FILE (e.g. one of
                                        .binkube/etcd-snapshots/<host>/), then restart the control
                                        plane; without --yes it only says what it would do
@@ -117,10 +123,24 @@ async function run(argv: string[]): Promise<number> {
       throw new UsageError("certs needs check or renew");
     }
     case "etcd": {
-      if (sub !== "restore") throw new UsageError(`etcd: unknown subcommand "${sub ?? ""}" (etcd restore --snapshot FILE)`);
-      const snapshot = args.flags.get("snapshot");
-      if (typeof snapshot !== "string") throw new UsageError("etcd restore needs --snapshot FILE");
       const { inventory } = loadInventory(configFrom(args));
+      if (sub === "backup") {
+        const host = args.flags.get("host");
+        say(await backupNow(inventory, typeof host === "string" ? host : undefined, say));
+        return 0;
+      }
+      if (sub === "backups") {
+        process.stdout.write((await listBackups(inventory)) + "\n");
+        return 0;
+      }
+      if (sub !== "restore") throw new UsageError(`etcd: unknown subcommand "${sub ?? ""}" (etcd backup | backups | restore --snapshot FILE)`);
+      let snapshot = args.flags.get("snapshot");
+      if (typeof snapshot !== "string") throw new UsageError("etcd restore needs --snapshot FILE (or MEMBER:/var/lib/etcd-snapshots/NAME.db)");
+      const onMember = parseSnapshotRef(inventory, snapshot);
+      if (onMember) {
+        snapshot = await fetchSnapshot(inventory, onMember, say);
+        say(`etcd restore: copied ${onMember.host.name}:${onMember.remotePath} to ${snapshot}`);
+      }
       const plan = restorePlan(inventory, snapshot);
       for (const line of describeRestore(plan)) say(line);
       if (args.flags.get("yes") !== true) {

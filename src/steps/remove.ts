@@ -11,7 +11,7 @@ import { ETCDCTL, changeMembership, parseMemberList } from "./etcdctl";
 import { RunContext, StepDef } from "./types";
 import { GateError } from "../util/wait";
 
-const UNITS = ["kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "docker", "etcd"];
+const UNITS = ["kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "docker", "etcd-backup.timer", "etcd"];
 
 async function removeEtcdMember(rc: RunContext): Promise<string> {
   const name = rc.host.name;

@@ -2,7 +2,8 @@
 // same time from this checkout; then a no-op deploy of each; a second deploy of one inventory
 // while its first runs is refused at once, naming the first; `binkube clusters` lists both; a
 // stack left in the shared cdktf.out/stacks/ by an older binkube moves home with no redeploy.
-// Day-2 jobs that need a whole cluster but no particular shape run here too: scoped access.
+// Day-2 jobs that need a whole cluster but no particular shape run here too: scoped access (A),
+// scheduled etcd backups and a restore from one (B).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -12,7 +13,7 @@ import { labDown, labUp, sshArgs } from "../../lab/lab";
 import type { LabState } from "../../lab/lab";
 import { lockHolder } from "../../src/deploy/inventory-lock";
 import { synthesizedStackDir } from "../../stacks/stack-home";
-import { ROOT, appendClusterSettings, clusterClients, clusterFixtures } from "../helpers/cluster";
+import { ROOT, appendClusterSettings, clusterClients, clusterFixtures, waitUntil } from "../helpers/cluster";
 import { clusterSkipReason } from "../helpers/e2e";
 import { accessChecks } from "./access-checks";
 import { tempDir } from "../helpers/fixtures";
@@ -30,6 +31,7 @@ describe("many clusters from one checkout", { skip }, () => {
   const stepRuns = (d: string) => (fs.existsSync(path.join(d, ".binkube", "steps.log")) ? fs.readFileSync(path.join(d, ".binkube", "steps.log"), "utf8").trim().split("\n").length : 0);
   const sharedStacks = path.join(ROOT, "cdktf.out", "stacks");
   let labA: LabState;
+  let labB: LabState;
   const sshA = (cmd: string) => run("ssh", [...sshArgs(labA, "lab1"), cmd], { timeoutMs: 60_000 });
 
   before(async () => {
@@ -38,7 +40,7 @@ describe("many clusters from one checkout", { skip }, () => {
     // lead out of an inventory's directory)
     for (const e of ["bin", "images"]) execFileSync("cp", ["-al", path.join(dirs.a, e), path.join(dirs.b, e)]);
     // one host each (etcd, master and node): two whole clusters side by side on two cores
-    labA = (await Promise.all(Object.values(dirs).map((d) => labUp({ dir: d, hosts: 1, log: () => undefined }))))[0]!;
+    [labA, labB] = await Promise.all(Object.values(dirs).map((d) => labUp({ dir: d, hosts: 1, log: () => undefined })));
     for (const d of Object.values(dirs)) {
       appendClusterSettings(d);
       // two clusters, two names (the lab names both "lab")
@@ -122,6 +124,60 @@ describe("many clusters from one checkout", { skip }, () => {
       assert.ok(line, `${d} is not listed:\n${r.stdout}`);
       assert.match(line, new RegExp(`^${name}\\s+\\S+\\s+1\\s+local ${d}/\\.binkube/terraform\\.tfstate\\s+\\d+ (s|min) ago \\(state written\\)`));
     }
+  });
+
+  // issue 27's scheduled backups, on cluster B: the schedule shortened to every 20 s
+  test("scheduled etcd backups: the timer snapshots on schedule and keeps the newest 2; etcd backups lists them; a restore from one brings its keyspace back", async () => {
+    const d = dirs.b;
+    const file = path.join(d, "cluster.yaml");
+    const bin = (...a: string[]) => run(process.execPath, [path.join(ROOT, "bin", "binkube.cjs"), ...a, "--config", file], { env: env(d), timeoutMs: 600_000 });
+    const { kubectl } = clusterClients(d, path.join(dirs.a, "bin"));
+    const sshB = (cmd: string) => run("ssh", [...sshArgs(labB, "lab1"), cmd], { timeoutMs: 60_000 });
+    const original = fs.readFileSync(file, "utf8");
+    assert.match(original, /^etcd:\n  version: /m);
+    fs.writeFileSync(file, original.replace(/^etcd:\n/m, 'etcd:\n  backup:\n    schedule: "*:*:0/20"\n    keep: 2\n'));
+    try {
+      const r = await deploy(d);
+      const out = plain(r.stdout + r.stderr);
+      assert.equal(r.code, 0, failed(out));
+      assert.match(out, /✓ step etcd-backup on lab1: .*etcd-backup\.timer (re)?started, next snapshot/);
+      assert.doesNotMatch(out, /step etcd on lab1/, "a schedule change restarted etcd");
+      assert.equal((await kubectl("create", "configmap", "before-backup", "--from-literal=k=v")).code, 0);
+      const t0 = Math.floor(Date.now() / 1000);
+      const scheduled = async () => (await sshB("stat -c '%Y %n' /var/lib/etcd-snapshots/scheduled-*.db 2>/dev/null; true")).stdout.trim().split("\n").filter(Boolean).map((l) => ({ mtime: Number(l.split(" ")[0]), file: l.split(" ")[1]! }));
+      // two runs after the ConfigMap exists (20 s apart), and never more than 2 kept
+      const deadline = Date.now() + 120_000;
+      let seen = await scheduled();
+      while (seen.filter((s) => s.mtime > t0 + 1).length < 2) {
+        assert.ok(Date.now() < deadline, `no two scheduled snapshots in 120 s: ${JSON.stringify(seen)}`);
+        assert.ok(seen.length <= 2, `more than keep=2 scheduled snapshots: ${JSON.stringify(seen)}`);
+        await new Promise((res) => setTimeout(res, 2000));
+        seen = await scheduled();
+      }
+      assert.ok(seen.length <= 2, JSON.stringify(seen));
+      const mode = (await sshB(`stat -c '%a' ${seen[0]!.file}`)).stdout.trim();
+      assert.equal(mode, "600");
+      assert.match((await sshB("systemctl show -p Result --value etcd-backup.service")).stdout, /^success/);
+      const newest = seen.sort((a, b) => b.mtime - a.mtime)[0]!.file;
+      const listed = await bin("etcd", "backups");
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.ok(listed.stdout.includes(`lab1:${newest}`), `etcd backups does not list ${newest}:\n${listed.stdout}`);
+      // written after the backup: gone after the restore
+      assert.equal((await kubectl("create", "configmap", "after-backup", "--from-literal=k=v")).code, 0);
+      // pause the timer so no later snapshot replaces the one named below
+      await sshB("systemctl stop etcd-backup.timer");
+      const restored = await bin("etcd", "restore", "--snapshot", `lab1:${newest}`, "--yes");
+      assert.equal(restored.code, 0, restored.stdout + restored.stderr);
+      assert.match(restored.stderr + restored.stdout, /etcd restored from scheduled-.*\.db on 1 members/);
+      await waitUntil("the API answers after the restore", async () => (await kubectl("get", "configmap", "before-backup")).code === 0, 180_000);
+      assert.match((await kubectl("get", "configmap", "after-backup")).stderr, /NotFound/);
+      assert.equal((await sshB("systemctl is-active etcd-backup.timer")).stdout.trim(), "active", "the restore did not start the timer again");
+    } finally {
+      fs.writeFileSync(file, original);
+    }
+    // back to the default schedule: only the backup step changes
+    const back = await deploy(d);
+    assert.equal(back.code, 0, failed(plain(back.stdout + back.stderr)));
   });
 
   test("upgrading binkube: a stack an older binkube left in cdktf.out/stacks/ moves home; the deploy is a no-op", async () => {

@@ -147,11 +147,15 @@ test("manifest watcher: frees the lock as soon as the command runs a process in 
   fs.mkdirSync(stackDir(base, "c"), { recursive: true });
   fs.writeFileSync(path.join(stackHome(base), "manifest.json"), JSON.stringify({ stacks: { c: { name: "c", workingDirectory: "stacks/c", synthesizedStackPath: "stacks/c/cdk.tf.json" } } }));
   const shared = path.join(root, "cdktf.out");
-  // a stand-in cdktf command that starts "terraform" in the stack's directory after 1 s
-  const cli = spawn("bash", ["-c", `sleep 1; cd ${JSON.stringify(fs.realpathSync(stackDir(base, "c")))} && sleep 20`], { stdio: "ignore" });
+  // a stand-in cdktf command: first a node process in the stack's directory (as the step server the
+  // app prestarts), which must not count; after 2 s "terraform" there
+  const sd = JSON.stringify(fs.realpathSync(stackDir(base, "c")));
+  const cli = spawn("bash", ["-c", `(cd ${sd} && exec ${JSON.stringify(process.execPath)} -e 'setTimeout(() => {}, 4000)') & sleep 2; cd ${sd} && sleep 20`], { stdio: "ignore" });
   try {
     publishManifest({ sharedOutdir: shared, baseDir: base, stack: "c", inventory: "C", owner: { pid: cli.pid!, start: procStartTime(cli.pid!)!, command: "cdktf deploy" }, say: () => undefined });
     assert.ok(fs.existsSync(path.join(shared, ".manifest.lock")));
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(fs.existsSync(path.join(shared, ".manifest.lock")), "a node process in the stack's directory freed the lock");
     const t0 = Date.now();
     while (fs.existsSync(path.join(shared, ".manifest.lock")) && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
     assert.ok(!fs.existsSync(path.join(shared, ".manifest.lock")), "still locked 5 s after the command entered the stack directory");
