@@ -50,13 +50,21 @@ export type DataMode = "aside" | "delete";
 
 export interface TeardownPlan {
   host: Host;
-  /** systemd units of the host's step instances, in the order they stop (dependents first). */
+  /**
+   * systemd units of the host's step instances with their suffix ("kubelet.service",
+   * "etcd-backup.timer"), in the order they stop: dependents first, a timer before the job it starts.
+   */
   units: string[];
   /** Every path the host's step instances ship, sorted. */
   files: string[];
   data: DataMode;
   /** Where etcd's data goes in "aside" mode. */
   aside: string;
+}
+
+/** "kubelet" → "kubelet.service"; "etcd-backup.timer" stays (steps name services without the suffix). */
+export function unitName(u: string): string {
+  return /\.(service|timer|socket|mount|path)$/.test(u) ? u : `${u}.service`;
 }
 
 /** BINKUBE_TEARDOWN_DATA=delete deletes the data; anything else (or nothing) keeps etcd's aside. */
@@ -77,8 +85,12 @@ export function teardownPlan(plan: Plan, hostName: string, data: DataMode, now =
   const host = plan.inv.hosts.find((h) => h.name === hostName);
   if (!host) return undefined;
   const mine = plan.instances.filter((i) => i.host.name === hostName);
-  // Bring-up order reversed: kubelet before docker, the apiserver before etcd.
-  const units = [...new Set(mine.flatMap((i) => stepByName(i.step)?.units ?? []))].reverse();
+  // Bring-up order reversed: kubelet before docker, the apiserver before etcd, etcd-backup.timer
+  // before the etcd-backup.service it starts (a step's jobs listed before its units, then reversed).
+  const units = [...new Set(mine.flatMap((i) => {
+    const def = stepByName(i.step);
+    return [...(def?.jobs ?? []), ...(def?.units ?? [])].map(unitName);
+  }))].reverse();
   const files = [...new Set(mine.flatMap((i) => i.files.map((f) => f.path)))].sort();
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
   return { host, units, files, data, aside: `${ETCD_DATA_DIR}.torn-down-${stamp}` };
@@ -126,15 +138,16 @@ export function teardownScript(tp: TeardownPlan, opts: { root?: string } = {}): 
   const q = (p: string) => `"$R"${shq(p)}`;
   // A glob must stay outside quotes to expand.
   const glob = (p: string) => `"$R"${p}`;
-  const unitFiles = tp.units.map((u) => `${SYSTEMD_DIR}/${u}.service`);
+  const unitFiles = tp.units.map((u) => `${SYSTEMD_DIR}/${u}`);
   const files = [...new Set([...tp.files, ...unitFiles])].sort();
   const lines = [
     "set -u",
     `R=${shq(opts.root ?? "")}`,
     "rc=0",
     "# 1. every unit of the host's steps: stopped (docker stops its containers) and disabled",
-    ...tp.units.map((u) => `systemctl disable --now ${shq(`${u}.service`)} >/dev/null 2>&1 || true`),
-    ...tp.units.map((u) => `systemctl reset-failed ${shq(`${u}.service`)} >/dev/null 2>&1 || true`),
+    // stop on its own too: disable fails once the unit file is gone (a re-run), and --now with it
+    ...tp.units.map((u) => `systemctl disable --now ${shq(u)} >/dev/null 2>&1 || systemctl stop ${shq(u)} >/dev/null 2>&1 || true`),
+    ...tp.units.map((u) => `systemctl reset-failed ${shq(u)} >/dev/null 2>&1 || true`),
     "# 2. pods' volumes (secrets: tmpfs) and docker's layers unmounted, deepest first, before anything there is removed",
     "unmount_under() {",
     `  for m in $(awk -v p="$1" '$2 == p || index($2, p "/") == 1 { print $2 }' "$R"/proc/mounts 2>/dev/null | sort -r); do`,
@@ -150,7 +163,11 @@ export function teardownScript(tp: TeardownPlan, opts: { root?: string } = {}): 
     ...files.map((f) => `rm -f ${q(f)}`),
     ...WRITTEN_ON_HOST.map((f) => `rm -f ${glob(f)}`),
     ...WRITTEN_DIRS.map((d) => `rm -rf --one-file-system ${q(d)}`),
-    ...tp.units.map((u) => `rmdir ${q(`/etc/systemd/system/${u}.service.d`)} 2>/dev/null || true`),
+    // what `systemctl enable` linked (WantedBy=), should the disable above have failed; a
+    // Persistent= timer's record of its last run
+    ...tp.units.map((u) => `rm -f ${glob(`/etc/systemd/system/*.wants/${u}`)}`),
+    ...tp.units.filter((u) => u.endsWith(".timer")).map((u) => `rm -f ${q(`/var/lib/systemd/timers/stamp-${u}`)}`),
+    ...tp.units.map((u) => `rmdir ${q(`/etc/systemd/system/${u}.d`)} 2>/dev/null || true`),
     ...leftDirs(files).map((d) => `rmdir ${q(d)} 2>/dev/null || true`),
     "# 4. network: the bridges, flannel's VXLAN device, the veths left of pods and containers",
     ...INTERFACES.map((i) => `ip link delete ${shq(i)} 2>/dev/null || true`),

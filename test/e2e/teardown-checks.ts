@@ -45,7 +45,7 @@ export async function teardownChecks(opts: TeardownCheckOptions): Promise<void> 
   assert.match(out, /Destroy complete! Resources: [1-9]\d* destroyed/);
   assert.match(out, new RegExp(`teardown ${host}: etcd data kept at ${ETCD_DATA_DIR.replace(/\./g, "\\.")}\\.torn-down-\\d{8}T\\d{6}Z`));
 
-  const unitFiles = tp.units.map((u) => `${SYSTEMD_DIR}/${u}.service`);
+  const unitFiles = tp.units.map((u) => `${SYSTEMD_DIR}/${u}`);
   const left = await sh(`for f in ${[...tp.files, ...unitFiles].map(shq).join(" ")}; do [ -e "$f" ] && echo "left: $f"; done; find /opt/kubernetes /opt/etcd /opt/cni -type f 2>/dev/null | sed 's/^/left: /'; ls /etc/systemd/system/*.service.d/10-binkube-* 2>/dev/null | sed 's/^/left: /'; true`);
   assert.equal(left.trim(), "", `files binkube shipped are still on ${host}`);
   for (const u of tp.units) {

@@ -66,6 +66,12 @@ function deployedHost(root: string, tp: TeardownPlan): string[] {
   put("/var/lib/docker/image/overlay2/repositories.json");
   put("/var/lib/kubelet/cpu_manager_state");
   put("/opt/other/keep.txt", "not binkube's");
+  // what systemctl enable links and what a Persistent= timer records
+  put("/etc/systemd/system/multi-user.target.wants/kubelet.service");
+  put("/etc/systemd/system/timers.target.wants/etcd-backup.timer");
+  put("/etc/systemd/system/multi-user.target.wants/ssh.service", "the system's");
+  put("/var/lib/systemd/timers/stamp-etcd-backup.timer");
+  put("/var/lib/systemd/timers/stamp-apt-daily.timer", "the system's");
   const mounts = [
     `${root}/var/lib/kubelet/pods/p1/volumes/kubernetes.io~secret/token-abc`,
     `${root}/var/lib/kubelet/pods/p1/volumes/kubernetes.io~secret/token-abc/nested`,
@@ -97,9 +103,13 @@ describe("teardown", () => {
     assert.ok(!node.files.some((f) => /kube-apiserver/.test(f)), "a node without the master role gets no apiserver file removed");
     assert.ok(master.files.includes(`${SYSTEMD_DIR}/kube-apiserver.service`));
     assert.ok(node.files.includes("/etc/cni/net.d/10-flannel.conflist"));
-    assert.deepEqual([...node.units].sort(), ["docker", "etcd", "kube-proxy", "kubelet"]);
-    assert.deepEqual([...master.units].sort(), ["docker", "etcd", "kube-apiserver", "kube-controller-manager", "kube-proxy", "kube-scheduler", "kubelet"]);
-    assert.ok(master.units.indexOf("kubelet") < master.units.indexOf("docker") && master.units.indexOf("kube-apiserver") < master.units.indexOf("etcd"), "dependents stop first");
+    assert.deepEqual([...node.units].sort(), ["docker.service", "etcd-backup.service", "etcd-backup.timer", "etcd.service", "kube-proxy.service", "kubelet.service"]);
+    assert.deepEqual([...master.units].sort(), ["docker.service", "etcd-backup.service", "etcd-backup.timer", "etcd.service", "kube-apiserver.service", "kube-controller-manager.service", "kube-proxy.service", "kube-scheduler.service", "kubelet.service"]);
+    const at = (u: string) => master.units.indexOf(u);
+    assert.ok(at("kubelet.service") < at("docker.service") && at("kube-apiserver.service") < at("etcd.service"), "dependents stop first");
+    assert.ok(at("etcd-backup.timer") < at("etcd-backup.service") && at("etcd-backup.service") < at("etcd.service"), "the timer first (it would start the job again), then a running snapshot, then etcd");
+    // the scheduled backups' script, service and timer (step etcd-backup) are in the plan's files
+    for (const f of ["/opt/etcd/bin/etcd-backup", `${SYSTEMD_DIR}/etcd-backup.service`, `${SYSTEMD_DIR}/etcd-backup.timer`]) assert.ok(node.files.includes(f), f);
     assert.equal(master.aside, `${ETCD_DATA_DIR}.torn-down-20261205T030405Z`);
     assert.equal(teardownPlan(plan, "elsewhere", "aside"), undefined);
   });
@@ -113,7 +123,10 @@ describe("teardown", () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /teardown: etcd data kept at \/var\/lib\/etcd\/default\.etcd\.torn-down-20261205T030405Z/);
     assert.match(r.stdout, /teardown: done/);
-    for (const u of tp.units) assert.ok(r.calls.includes(`systemctl disable --now ${u}.service`), u);
+    for (const u of tp.units) assert.ok(r.calls.includes(`systemctl disable --now ${u}`), u);
+    assert.ok(r.calls.includes("systemctl disable --now etcd-backup.timer") && r.calls.includes("systemctl disable --now etcd-backup.service"), "the scheduled backups stop");
+    for (const f of ["/etc/systemd/system/multi-user.target.wants/kubelet.service", "/etc/systemd/system/timers.target.wants/etcd-backup.timer", "/var/lib/systemd/timers/stamp-etcd-backup.timer"]) assert.ok(!exists(root + f), `removed: ${f}`);
+    for (const f of ["/etc/systemd/system/multi-user.target.wants/ssh.service", "/var/lib/systemd/timers/stamp-apt-daily.timer"]) assert.ok(exists(root + f), `the system's: ${f}`);
     assert.ok(r.calls.includes("systemctl daemon-reload"));
     // unmounted, deepest first, before anything under /var/lib/kubelet goes
     const umounts = r.calls.filter((c) => c.startsWith("umount ")).map((c) => c.slice("umount ".length));
