@@ -100,6 +100,7 @@ export function teardownPlan(plan: Plan, hostName: string, data: DataMode, now =
 export function describeTeardown(tp: TeardownPlan): string[] {
   return [
     `units stopped and disabled: ${tp.units.join(", ") || "none"}`,
+    ...(tp.units.includes(DOCKER_UNIT) ? ["docker's containers removed (docker rm -f) once the kubelet is stopped, before docker stops: with live-restore they would outlive it"] : []),
     `everything mounted under ${KUBELET_DIR} unmounted (pods' volumes)`,
     `${tp.files.length} files binkube shipped removed (${topDirs(tp.files).join(", ")}), with the unit files and what the components wrote there (kubelet certificates, logs)`,
     `interfaces ${INTERFACES.join(", ")} and leftover veth* deleted; iptables chains KUBE-*, FLANNEL*, CNI-*, DOCKER* in ${TABLES.join("/")} flushed and deleted with their jumps`,
@@ -128,13 +129,41 @@ function leftDirs(files: string[]): string[] {
   return [...dirs].sort((a, b) => b.split("/").length - a.split("/").length || a.localeCompare(b));
 }
 
+const DOCKER_UNIT = "docker.service";
+/** Seconds `docker rm -f` of every container may take by default (then docker is stopped anyway). */
+const CONTAINER_REMOVAL_S = 180;
+
+/**
+ * docker runs with live-restore (daemon.json) and KillMode=process (its unit): stopping it leaves
+ * every container running (flannel re-adding its iptables rules, pods' mounts busy). So once the
+ * kubelet is stopped (nothing restarts them), every container is removed while docker still
+ * answers, bounded by `timeout` (it kills the whole process group).
+ */
+function removeContainers(seconds: number): string[] {
+  return [
+    `if ids=$(timeout -k 5 60 docker ps -aq 2>/dev/null) && [ -n "$ids" ]; then`,
+    `  if printf '%s\n' $ids | timeout -k 10 ${seconds} xargs -r docker rm -f >/dev/null 2>&1; then echo "teardown: $(printf '%s\n' $ids | wc -l | tr -d ' ') containers removed"`,
+    `  else echo "teardown: docker rm -f of the containers failed or took over ${seconds} s: docker is stopped anyway, and live-restore leaves what was not removed running"; fi`,
+    "fi",
+  ];
+}
+
+/**
+ * After docker stopped: a containerd-shim still running is a container docker left (its mounts
+ * stay busy), a containerd the one dockerd started. Said, not killed: `ps` on the host tells whose.
+ */
+function reportShims(): string[] {
+  return [`left=$(echo $(pgrep -x 'containerd|containerd-shim' 2>/dev/null)); if [ -n "$left" ]; then echo "teardown: containerd/containerd-shim still running after docker stopped (pids $left; see ps -ef): containers docker did not remove"; fi`];
+}
+
 /**
  * The script that tears the host down, for `sh` as root. `root` prefixes every path (tests run
- * it in a temp dir); on a host it is "". Ends with "teardown: done" on stdout; exits non-zero
+ * it in a temp dir); on a host it is "". `containerRemovalS` bounds the removal of docker's
+ * containers (tests shorten it). Ends with "teardown: done" on stdout; exits non-zero
  * only when a mount under a directory to delete would not go (deleting through it could reach
  * whatever is mounted there).
  */
-export function teardownScript(tp: TeardownPlan, opts: { root?: string } = {}): string {
+export function teardownScript(tp: TeardownPlan, opts: { root?: string; containerRemovalS?: number } = {}): string {
   const q = (p: string) => `"$R"${shq(p)}`;
   // A glob must stay outside quotes to expand.
   const glob = (p: string) => `"$R"${p}`;
@@ -144,9 +173,13 @@ export function teardownScript(tp: TeardownPlan, opts: { root?: string } = {}): 
     "set -u",
     `R=${shq(opts.root ?? "")}`,
     "rc=0",
-    "# 1. every unit of the host's steps: stopped (docker stops its containers) and disabled",
-    // stop on its own too: disable fails once the unit file is gone (a re-run), and --now with it
-    ...tp.units.map((u) => `systemctl disable --now ${shq(u)} >/dev/null 2>&1 || systemctl stop ${shq(u)} >/dev/null 2>&1 || true`),
+    "# 1. every unit of the host's steps stopped and disabled, dependents first; docker's containers removed before docker stops",
+    ...tp.units.flatMap((u) => [
+      ...(u === DOCKER_UNIT ? removeContainers(opts.containerRemovalS ?? CONTAINER_REMOVAL_S) : []),
+      // stop on its own too: disable fails once the unit file is gone (a re-run), and --now with it
+      `systemctl disable --now ${shq(u)} >/dev/null 2>&1 || systemctl stop ${shq(u)} >/dev/null 2>&1 || true`,
+      ...(u === DOCKER_UNIT ? reportShims() : []),
+    ]),
     ...tp.units.map((u) => `systemctl reset-failed ${shq(u)} >/dev/null 2>&1 || true`),
     "# 2. pods' volumes (secrets: tmpfs) and docker's layers unmounted, deepest first, before anything there is removed",
     "unmount_under() {",
@@ -217,7 +250,8 @@ export async function runTeardown(inv: Inventory, tp: TeardownPlan, log: Log): P
     );
   }
   try {
-    const r = await conn.exec(teardownScript(tp), { allowFail: true, timeoutMs: 300_000 });
+    // docker ps and rm -f of every container alone may take 4 minutes (removeContainers)
+    const r = await conn.exec(teardownScript(tp), { allowFail: true, timeoutMs: 600_000 });
     const said = r.stdout.split("\n").filter((l) => l.startsWith("teardown: ")).map((l) => l.slice("teardown: ".length));
     if (r.code !== 0) throw new BinkubeError(`teardown of ${tp.host.name}: the script exited ${r.code} (${[...said, r.stderr.trim().split("\n").pop() ?? ""].filter(Boolean).join("; ")}). Fix: see what is still mounted (findmnt) on ${tp.host.name}, then re-run; every part tolerates what is already gone`);
     forgetHost(inv, tp.host.name);

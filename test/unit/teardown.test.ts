@@ -24,7 +24,9 @@ async function planned(): Promise<{ dir: string; file: string; plan: Awaited<Ret
 
 /**
  * Scripted commands: each logs its argv to $LOG. umount drops the mount from the fake
- * /proc/mounts (unless it is listed in $STUCK); iptables answers -L/-S from canned text.
+ * /proc/mounts (unless it is listed in $STUCK); iptables answers -L/-S from canned text; docker
+ * lists and removes the containers in $FAKE_ROOT/containers (docker rm hangs with $DOCKER_HANG);
+ * pgrep prints $PIDS.
  */
 function fakeBin(dir: string): string {
   const bin = path.join(dir, "fakebin");
@@ -32,6 +34,16 @@ function fakeBin(dir: string): string {
   const log = 'echo "$(basename "$0") $*" >> "$LOG"';
   const scripts: Record<string, string> = {
     systemctl: log,
+    docker: `${log}
+c="$FAKE_ROOT/containers"
+case "$1" in
+  ps) [ -f "$c" ] && cat "$c"; exit 0 ;;
+  rm) shift; [ "$1" = "-f" ] && shift
+    if [ -n "\${DOCKER_HANG:-}" ]; then sleep 30; fi
+    for id in "$@"; do grep -vx "$id" "$c" > "$c.new"; mv "$c.new" "$c"; done ;;
+esac`,
+    pgrep: `${log}
+[ -n "\${PIDS:-}" ] && printf '%s\n' $PIDS; [ -n "\${PIDS:-}" ]`,
     umount: `${log}
 m="$1"; [ "$m" = "-l" ] && m="$2"
 if [ -n "\${STUCK:-}" ] && [ "$m" = "$STUCK" ]; then exit 32; fi
@@ -66,6 +78,8 @@ function deployedHost(root: string, tp: TeardownPlan): string[] {
   put("/var/lib/docker/image/overlay2/repositories.json");
   put("/var/lib/kubelet/cpu_manager_state");
   put("/opt/other/keep.txt", "not binkube's");
+  // live-restore: stopping docker leaves these running unless they are removed first
+  if (tp.units.includes("docker.service")) put("/containers", "c0ffee01\nc0ffee02\nc0ffee03\n");
   // what systemctl enable links and what a Persistent= timer records
   put("/etc/systemd/system/multi-user.target.wants/kubelet.service");
   put("/etc/systemd/system/timers.target.wants/etcd-backup.timer");
@@ -155,6 +169,50 @@ describe("teardown", () => {
     const again = runScript(root, teardownScript(tp, { root }));
     assert.equal(again.code, 0, again.stdout + again.stderr);
     assert.match(again.stdout, /teardown: done/);
+  });
+
+  test("docker's containers (live-restore keeps them through a stop) are removed after the kubelet stops and before docker does", async () => {
+    const { plan } = await planned();
+    const tp = teardownPlan(plan, "k8s-node", "aside", NOW)!;
+    const root = tempDir();
+    deployedHost(root, tp);
+    const r = runScript(root, teardownScript(tp, { root }));
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(fs.readFileSync(root + "/containers", "utf8"), "", "every container removed");
+    assert.match(r.stdout, /teardown: 3 containers removed/);
+    const at = (c: string) => r.calls.indexOf(c);
+    assert.ok(at("docker rm -f c0ffee01 c0ffee02 c0ffee03") > at("systemctl disable --now kubelet.service"), "after the kubelet stopped: nothing recreates them");
+    assert.ok(at("docker rm -f c0ffee01 c0ffee02 c0ffee03") < at("systemctl disable --now docker.service"), "while docker still answers");
+    assert.ok(at("pgrep -x containerd|containerd-shim") > at("systemctl disable --now docker.service"), "what docker left is looked for once it stopped");
+    assert.doesNotMatch(r.stdout, /still running/);
+  });
+
+  test("containers docker does not remove in time: docker is stopped anyway and what is left running is said", async () => {
+    const { plan } = await planned();
+    const tp = teardownPlan(plan, "k8s-node", "aside", NOW)!;
+    const root = tempDir();
+    deployedHost(root, tp);
+    const t0 = Date.now();
+    const r = runScript(root, teardownScript(tp, { root, containerRemovalS: 1 }), { DOCKER_HANG: "1", PIDS: "4242 4343" });
+    assert.ok(Date.now() - t0 < 20_000, "bounded by the timeout, not by docker");
+    assert.match(r.stdout, /teardown: docker rm -f of the containers failed or took over 1 s/);
+    assert.ok(r.calls.includes("systemctl disable --now docker.service"));
+    assert.match(r.stdout, /teardown: containerd\/containerd-shim still running after docker stopped \(pids 4242 4343; see ps -ef\)/);
+  });
+
+  test("a host without docker (an etcd member only): no docker command is run", async () => {
+    const dir = tempDir();
+    writeFakeBinaries(path.join(dir, "bin"));
+    const raw = baseInventory();
+    raw.hosts = [...raw.hosts, { name: "etcd-only", address: "192.168.0.9", roles: ["etcd"] }];
+    const { plan } = await openCluster(writeInventory(dir, raw), { create: true });
+    const tp = teardownPlan(plan, "etcd-only", "aside", NOW)!;
+    assert.deepEqual(tp.units, ["etcd-backup.timer", "etcd-backup.service", "etcd.service"]);
+    const root = tempDir();
+    deployedHost(root, tp);
+    const r = runScript(root, teardownScript(tp, { root }));
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.ok(!r.calls.some((c) => c.startsWith("docker ") || c.startsWith("pgrep ")), r.calls.join("\n"));
   });
 
   test("BINKUBE_TEARDOWN_DATA=delete deletes etcd's data, /var/lib/docker and /var/lib/kubelet once nothing is mounted there", async () => {
