@@ -39,6 +39,29 @@ const WRITTEN_ON_HOST = [
 ];
 const WRITTEN_DIRS = ["/opt/kubernetes/logs", "/var/lib/binkube"];
 
+/**
+ * flannel v0.12 and docker also put rules straight into built-in chains, jumping to no chain of
+ * their own (nat POSTROUTING: `-s <podCIDR> -d <podCIDR> -j RETURN`, `-s <podCIDR> ! -d 224.0.0.0/4
+ * -j MASQUERADE`, `-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE`; filter FORWARD: `-s/-d <podCIDR>
+ * -j ACCEPT`, `-o docker0 … -j ACCEPT`). A rule of these chains with one of these words (the pod
+ * network, docker's default bridge network, the interfaces) is deleted by its own text: its
+ * `iptables -S` line with -A turned into -D. xargs splits the line as iptables quoted it (a
+ * comment with spaces) and runs nothing else, unlike eval.
+ */
+const RULE_CHAINS = ["nat:POSTROUTING", "filter:FORWARD"];
+const DOCKER_NET = "172.17.0.0/16";
+function builtinRules(podCIDR: string): string[] {
+  const words = [podCIDR, DOCKER_NET, ...INTERFACES].join(" ");
+  return [
+    `  for tc in ${RULE_CHAINS.join(" ")}; do`,
+    '    t=${tc%%:*}; c=${tc#*:}',
+    `    iptables -w -t "$t" -S "$c" 2>/dev/null | awk -v words=${shq(words)} 'BEGIN { n = split(words, w, " "); for (i = 1; i <= n; i++) ours[w[i]] = 1 } $1 == "-A" { for (i = 3; i <= NF; i++) if ($i in ours) { sub(/^-A /, "-D "); print; next } }' | while IFS= read -r rule; do`,
+    `      printf '%s\n' "$rule" | xargs iptables -w -t "$t" 2>/dev/null || echo "teardown: iptables -t $t $rule: could not delete it"`,
+    "    done",
+    "  done",
+  ];
+}
+
 /** Interfaces the runtime and the CNI create (veths: the host ends of pods' and containers' pairs). */
 const INTERFACES = ["cni0", "flannel.1", "docker0"];
 /** iptables chains kube-proxy, flannel, the CNI portmap/bridge plugins and docker create. */
@@ -60,6 +83,8 @@ export interface TeardownPlan {
   data: DataMode;
   /** Where etcd's data goes in "aside" mode. */
   aside: string;
+  /** The cluster's pod network (flannel's Network): rules naming it in built-in chains are the cluster's. */
+  podCIDR: string;
 }
 
 /** "kubelet" → "kubelet.service"; "etcd-backup.timer" stays (steps name services without the suffix). */
@@ -93,7 +118,7 @@ export function teardownPlan(plan: Plan, hostName: string, data: DataMode, now =
   }))].reverse();
   const files = [...new Set(mine.flatMap((i) => i.files.map((f) => f.path)))].sort();
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-  return { host, units, files, data, aside: `${ETCD_DATA_DIR}.torn-down-${stamp}` };
+  return { host, units, files, data, aside: `${ETCD_DATA_DIR}.torn-down-${stamp}`, podCIDR: plan.inv.network.podCIDR };
 }
 
 /** What the teardown does, in order: printed by `binkube reset` without --yes, and for an unreachable host. */
@@ -103,7 +128,7 @@ export function describeTeardown(tp: TeardownPlan): string[] {
     ...(tp.units.includes(DOCKER_UNIT) ? ["docker's containers removed (docker rm -f) once the kubelet is stopped, before docker stops: with live-restore they would outlive it"] : []),
     `everything mounted under ${KUBELET_DIR} unmounted (pods' volumes)`,
     `${tp.files.length} files binkube shipped removed (${topDirs(tp.files).join(", ")}), with the unit files and what the components wrote there (kubelet certificates, logs)`,
-    `interfaces ${INTERFACES.join(", ")} and leftover veth* deleted; iptables chains KUBE-*, FLANNEL*, CNI-*, DOCKER* in ${TABLES.join("/")} flushed and deleted with their jumps`,
+    `interfaces ${INTERFACES.join(", ")} and leftover veth* deleted; iptables chains KUBE-*, FLANNEL*, CNI-*, DOCKER* in ${TABLES.join("/")} flushed and deleted with their jumps; the rules flannel and docker put in nat POSTROUTING and filter FORWARD (naming ${tp.podCIDR}, ${DOCKER_NET} or those interfaces) deleted`,
     tp.data === "delete"
       ? `data DELETED: ${ETCD_DATA_DIR}, ${DOCKER_DIR}, ${KUBELET_DIR} (BINKUBE_TEARDOWN_DATA=delete)`
       : `etcd data (if any) moved to ${tp.aside}; ${DOCKER_DIR} and ${KUBELET_DIR} kept (BINKUBE_TEARDOWN_DATA=delete deletes them)`,
@@ -205,7 +230,7 @@ export function teardownScript(tp: TeardownPlan, opts: { root?: string; containe
     "# 4. network: the bridges, flannel's VXLAN device, the veths left of pods and containers",
     ...INTERFACES.map((i) => `ip link delete ${shq(i)} 2>/dev/null || true`),
     `for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep '^veth'); do ip link delete "$v" 2>/dev/null || true; done`,
-    "# 5. iptables: jumps from the built-in chains first, then every chain flushed, then deleted",
+    "# 5. iptables: jumps from the built-in chains first, then every chain flushed, then deleted; then flannel's and docker's own rules in built-in chains",
     "if command -v iptables >/dev/null 2>&1; then",
     `  for t in ${TABLES.join(" ")}; do`,
     `    for c in ${BUILTIN_CHAINS.join(" ")}; do`,
@@ -217,6 +242,7 @@ export function teardownScript(tp: TeardownPlan, opts: { root?: string; containe
     '    for c in $chains; do iptables -w -t "$t" -F "$c" 2>/dev/null || true; done',
     '    for c in $chains; do iptables -w -t "$t" -X "$c" 2>/dev/null || true; done',
     "  done",
+    ...builtinRules(tp.podCIDR),
     "fi",
     "# 6. data",
     ...(tp.data === "delete"

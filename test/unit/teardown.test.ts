@@ -51,7 +51,10 @@ grep -v " $m " "$FAKE_ROOT/proc/mounts" > "$FAKE_ROOT/proc/mounts.new"; mv "$FAK
     ip: `${log}
 if [ "$1 $2" = "-o link" ]; then printf '%s\\n' '5: host0@if6: <BROADCAST> mtu 1500' '7: veth1a2b@if3: <BROADCAST> mtu 1450' '9: vethc3d4@if3: <BROADCAST> mtu 1450'; fi`,
     iptables: `${log}
+if [ "$3" = "-D" ] || [ "$4" = "-D" ]; then printf 'iptables-argv' >> "$LOG"; printf ' <%s>' "$@" >> "$LOG"; echo >> "$LOG"; fi
 case "$*" in
+  "-w -t nat -S POSTROUTING") printf '%s\\n' '-P POSTROUTING ACCEPT' '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING' '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE' '-A POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN' '-A POSTROUTING -s 10.244.0.0/16 ! -d 224.0.0.0/4 -j MASQUERADE --random-fully' '-A POSTROUTING ! -s 10.244.0.0/16 -d 10.244.1.0/24 -j RETURN' '-A POSTROUTING -s 10.244.0.0/16 -m comment --comment "flanneld  masq" -j MASQUERADE' '-A POSTROUTING -s 192.168.9.0/24 -j MASQUERADE' '-A POSTROUTING -s 10.244.0.0/17 -j MASQUERADE' ;;
+  "-w -t filter -S FORWARD") printf '%s\\n' '-P FORWARD DROP' '-A FORWARD -s 10.244.0.0/16 -j ACCEPT' '-A FORWARD -d 10.244.0.0/16 -j ACCEPT' '-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT' '-A FORWARD -i eth0 -j ACCEPT' '-A FORWARD -i docker01 -j ACCEPT' ;;
   "-w -t filter -L FORWARD -n --line-numbers") printf '%s\\n' 'Chain FORWARD (policy DROP)' 'num  target     prot opt source destination' '1    KUBE-FORWARD  all  --  0.0.0.0/0 0.0.0.0/0' '2    MY-FW      all  --  0.0.0.0/0 0.0.0.0/0' '3    DOCKER-USER  all  --  0.0.0.0/0 0.0.0.0/0' '4    FLANNEL-FWD  all  --  0.0.0.0/0 0.0.0.0/0' ;;
   "-w -t nat -L POSTROUTING -n --line-numbers") printf '%s\\n' 'Chain POSTROUTING (policy ACCEPT)' 'num  target     prot opt source destination' '1    KUBE-POSTROUTING  all  --  0.0.0.0/0 0.0.0.0/0' '2    CNI-abc123  all  --  10.244.0.0/16 0.0.0.0/0' ;;
   "-w -t filter -S") printf '%s\\n' '-P FORWARD DROP' '-N DOCKER-USER' '-N FLANNEL-FWD' '-N KUBE-FORWARD' '-N MY-FW' '-A FORWARD -j KUBE-FORWARD' ;;
@@ -161,10 +164,23 @@ describe("teardown", () => {
     assert.ok(!r.calls.includes("ip link delete host0"), "only veth* interfaces: host0 is the host's own");
     // jumps from built-in chains by number, highest first, then flush, then delete; MY-FW stays
     const ipt = r.calls.filter((c) => c.startsWith("iptables ") && / -[DFX] /.test(c));
-    assert.deepEqual(ipt.filter((c) => c.includes(" -D ")), ["iptables -w -t filter -D FORWARD 4", "iptables -w -t filter -D FORWARD 3", "iptables -w -t filter -D FORWARD 1", "iptables -w -t nat -D POSTROUTING 2", "iptables -w -t nat -D POSTROUTING 1"]);
+    assert.deepEqual(ipt.filter((c) => / -D \S+ \d+$/.test(c)), ["iptables -w -t filter -D FORWARD 4", "iptables -w -t filter -D FORWARD 3", "iptables -w -t filter -D FORWARD 1", "iptables -w -t nat -D POSTROUTING 2", "iptables -w -t nat -D POSTROUTING 1"]);
     for (const c of ["DOCKER-USER", "FLANNEL-FWD", "KUBE-FORWARD"]) assert.ok(ipt.indexOf(`iptables -w -t filter -F ${c}`) < ipt.indexOf(`iptables -w -t filter -X ${c}`) && ipt.includes(`iptables -w -t filter -X ${c}`), c);
     for (const c of ["CNI-abc123", "KUBE-POSTROUTING", "KUBE-SVC-XYZ"]) assert.ok(ipt.includes(`iptables -w -t nat -X ${c}`), c);
     assert.ok(!ipt.some((c) => c.includes("MY-FW") || c.includes("-D FORWARD 2")), "another chain and its jump are left alone");
+    // flannel's and docker's rules in built-in chains, by their text (argv exactly as iptables -S quoted it)
+    const argv = r.calls.filter((c) => c.startsWith("iptables-argv ") && !/<\d+>$/.test(c)).map((c) => c.slice("iptables-argv ".length));
+    assert.deepEqual(argv, [
+      "<-w> <-t> <nat> <-D> <POSTROUTING> <-s> <172.17.0.0/16> <!> <-o> <docker0> <-j> <MASQUERADE>",
+      "<-w> <-t> <nat> <-D> <POSTROUTING> <-s> <10.244.0.0/16> <-d> <10.244.0.0/16> <-j> <RETURN>",
+      "<-w> <-t> <nat> <-D> <POSTROUTING> <-s> <10.244.0.0/16> <!> <-d> <224.0.0.0/4> <-j> <MASQUERADE> <--random-fully>",
+      "<-w> <-t> <nat> <-D> <POSTROUTING> <!> <-s> <10.244.0.0/16> <-d> <10.244.1.0/24> <-j> <RETURN>",
+      "<-w> <-t> <nat> <-D> <POSTROUTING> <-s> <10.244.0.0/16> <-m> <comment> <--comment> <flanneld  masq> <-j> <MASQUERADE>",
+      "<-w> <-t> <filter> <-D> <FORWARD> <-s> <10.244.0.0/16> <-j> <ACCEPT>",
+      "<-w> <-t> <filter> <-D> <FORWARD> <-d> <10.244.0.0/16> <-j> <ACCEPT>",
+      "<-w> <-t> <filter> <-D> <FORWARD> <-o> <docker0> <-m> <conntrack> <--ctstate> <RELATED,ESTABLISHED> <-j> <ACCEPT>",
+    ], "the host's own rules (192.168.9.0/24, 10.244.0.0/17, eth0, docker01) stay; kube-proxy's jump went by number above");
+    assert.doesNotMatch(r.stdout, /could not delete/);
     // a re-run after everything is gone succeeds (what a retried destroy does)
     const again = runScript(root, teardownScript(tp, { root }));
     assert.equal(again.code, 0, again.stdout + again.stderr);
