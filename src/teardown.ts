@@ -123,15 +123,24 @@ export function teardownPlan(plan: Plan, hostName: string, data: DataMode, now =
 
 /** What the teardown does, in order: printed by `binkube reset` without --yes, and for an unreachable host. */
 export function describeTeardown(tp: TeardownPlan): string[] {
+  const node = runsRuntime(tp);
   return [
     `units stopped and disabled: ${tp.units.join(", ") || "none"}`,
-    ...(tp.units.includes(DOCKER_UNIT) ? ["docker's containers removed (docker rm -f) once the kubelet is stopped, before docker stops: with live-restore they would outlive it"] : []),
-    `everything mounted under ${KUBELET_DIR} unmounted (pods' volumes)`,
+    ...(node
+      ? [
+          "docker's containers removed (docker rm -f) once the kubelet is stopped, before docker stops: with live-restore they would outlive it",
+          `everything mounted under ${KUBELET_DIR} and ${DOCKER_DIR} unmounted (pods' volumes, docker's layers)`,
+        ]
+      : []),
     `${tp.files.length} files binkube shipped removed (${topDirs(tp.files).join(", ")}), with the unit files and what the components wrote there (kubelet certificates, logs)`,
-    `interfaces ${INTERFACES.join(", ")} and leftover veth* deleted; iptables chains KUBE-*, FLANNEL*, CNI-*, DOCKER* in ${TABLES.join("/")} flushed and deleted with their jumps; the rules flannel and docker put in nat POSTROUTING and filter FORWARD (naming ${tp.podCIDR}, ${DOCKER_NET} or those interfaces) deleted`,
+    ...(node
+      ? [
+          `interfaces ${INTERFACES.join(", ")} and leftover veth* deleted; iptables chains KUBE-*, FLANNEL*, CNI-*, DOCKER* in ${TABLES.join("/")} flushed and deleted with their jumps; the rules flannel and docker put in nat POSTROUTING and filter FORWARD (naming ${tp.podCIDR}, ${DOCKER_NET} or those interfaces) deleted`,
+        ]
+      : [`no docker, kubelet or pod network here: docker, ${DOCKER_DIR}, interfaces and iptables are left alone`]),
     tp.data === "delete"
-      ? `data DELETED: ${ETCD_DATA_DIR}, ${DOCKER_DIR}, ${KUBELET_DIR} (BINKUBE_TEARDOWN_DATA=delete)`
-      : `etcd data (if any) moved to ${tp.aside}; ${DOCKER_DIR} and ${KUBELET_DIR} kept (BINKUBE_TEARDOWN_DATA=delete deletes them)`,
+      ? `data DELETED: ${[ETCD_DATA_DIR, ...(node ? [DOCKER_DIR, KUBELET_DIR] : [])].join(", ")} (BINKUBE_TEARDOWN_DATA=delete)`
+      : `etcd data (if any) moved to ${tp.aside}${node ? `; ${DOCKER_DIR} and ${KUBELET_DIR} kept (BINKUBE_TEARDOWN_DATA=delete deletes them)` : ""}`,
   ];
 }
 
@@ -182,6 +191,38 @@ function reportShims(): string[] {
 }
 
 /**
+ * Whether binkube ran docker, the kubelet and the pod network on the host (the runtime step's
+ * hosts are the kubelet's). On an etcd member alone none of it is binkube's: a docker, its
+ * /var/lib/docker, docker0 or iptables rules there belong to someone else and are left alone.
+ */
+export function runsRuntime(tp: TeardownPlan): boolean {
+  return tp.units.includes(DOCKER_UNIT);
+}
+
+/** 4. and 5.: interfaces and iptables (hosts that ran the pod network). */
+function network(tp: TeardownPlan): string[] {
+  return [
+    "# 4. network: the bridges, flannel's VXLAN device, the veths left of pods and containers",
+    ...INTERFACES.map((i) => `ip link delete ${shq(i)} 2>/dev/null || true`),
+    `for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep '^veth'); do ip link delete "$v" 2>/dev/null || true; done`,
+    "# 5. iptables: jumps from the built-in chains first, then every chain flushed, then deleted; then flannel's and docker's own rules in built-in chains",
+    "if command -v iptables >/dev/null 2>&1; then",
+    `  for t in ${TABLES.join(" ")}; do`,
+    `    for c in ${BUILTIN_CHAINS.join(" ")}; do`,
+    `      for n in $(iptables -w -t "$t" -L "$c" -n --line-numbers 2>/dev/null | awk 'NR > 2 && $2 ~ /${CHAIN_PATTERN}/ { print $1 }' | sort -rn); do`,
+    '        iptables -w -t "$t" -D "$c" "$n" 2>/dev/null || true',
+    "      done",
+    "    done",
+    `    chains=$(iptables -w -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /${CHAIN_PATTERN}/ { print $2 }')`,
+    '    for c in $chains; do iptables -w -t "$t" -F "$c" 2>/dev/null || true; done',
+    '    for c in $chains; do iptables -w -t "$t" -X "$c" 2>/dev/null || true; done',
+    "  done",
+    ...builtinRules(tp.podCIDR),
+    "fi",
+  ];
+}
+
+/**
  * The script that tears the host down, for `sh` as root. `root` prefixes every path (tests run
  * it in a temp dir); on a host it is "". `containerRemovalS` bounds the removal of docker's
  * containers (tests shorten it). Ends with "teardown: done" on stdout; exits non-zero
@@ -189,6 +230,7 @@ function reportShims(): string[] {
  * whatever is mounted there).
  */
 export function teardownScript(tp: TeardownPlan, opts: { root?: string; containerRemovalS?: number } = {}): string {
+  const node = runsRuntime(tp);
   const q = (p: string) => `"$R"${shq(p)}`;
   // A glob must stay outside quotes to expand.
   const glob = (p: string) => `"$R"${p}`;
@@ -215,8 +257,9 @@ export function teardownScript(tp: TeardownPlan, opts: { root?: string; containe
     '    echo "teardown: still mounted under $1 (see /proc/mounts)"; return 1',
     "  fi",
     "}",
-    `kubelet_clear=0; unmount_under "$R"${shq(KUBELET_DIR)} && kubelet_clear=1`,
-    `docker_clear=0; unmount_under "$R"${shq(DOCKER_DIR)} && docker_clear=1`,
+    ...(node
+      ? [`kubelet_clear=0; unmount_under "$R"${shq(KUBELET_DIR)} && kubelet_clear=1`, `docker_clear=0; unmount_under "$R"${shq(DOCKER_DIR)} && docker_clear=1`]
+      : ["# (no kubelet or docker here: binkube did not run them on this host)"]),
     "# 3. every file binkube shipped (from the plan), the unit files, and what the components wrote beside them",
     ...files.map((f) => `rm -f ${q(f)}`),
     ...WRITTEN_ON_HOST.map((f) => `rm -f ${glob(f)}`),
@@ -227,29 +270,17 @@ export function teardownScript(tp: TeardownPlan, opts: { root?: string; containe
     ...tp.units.filter((u) => u.endsWith(".timer")).map((u) => `rm -f ${q(`/var/lib/systemd/timers/stamp-${u}`)}`),
     ...tp.units.map((u) => `rmdir ${q(`/etc/systemd/system/${u}.d`)} 2>/dev/null || true`),
     ...leftDirs(files).map((d) => `rmdir ${q(d)} 2>/dev/null || true`),
-    "# 4. network: the bridges, flannel's VXLAN device, the veths left of pods and containers",
-    ...INTERFACES.map((i) => `ip link delete ${shq(i)} 2>/dev/null || true`),
-    `for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep '^veth'); do ip link delete "$v" 2>/dev/null || true; done`,
-    "# 5. iptables: jumps from the built-in chains first, then every chain flushed, then deleted; then flannel's and docker's own rules in built-in chains",
-    "if command -v iptables >/dev/null 2>&1; then",
-    `  for t in ${TABLES.join(" ")}; do`,
-    `    for c in ${BUILTIN_CHAINS.join(" ")}; do`,
-    `      for n in $(iptables -w -t "$t" -L "$c" -n --line-numbers 2>/dev/null | awk 'NR > 2 && $2 ~ /${CHAIN_PATTERN}/ { print $1 }' | sort -rn); do`,
-    '        iptables -w -t "$t" -D "$c" "$n" 2>/dev/null || true',
-    "      done",
-    "    done",
-    `    chains=$(iptables -w -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /${CHAIN_PATTERN}/ { print $2 }')`,
-    '    for c in $chains; do iptables -w -t "$t" -F "$c" 2>/dev/null || true; done',
-    '    for c in $chains; do iptables -w -t "$t" -X "$c" 2>/dev/null || true; done',
-    "  done",
-    ...builtinRules(tp.podCIDR),
-    "fi",
+    ...(node ? network(tp) : ["# 4., 5. (no pod network here: no kubelet, docker, flannel or kube-proxy ran on this host)"]),
     "# 6. data",
     ...(tp.data === "delete"
       ? [
           `rm -rf --one-file-system ${q(ETCD_DATA_DIR)}`,
-          `if [ "$docker_clear" = 1 ]; then rm -rf --one-file-system ${q(DOCKER_DIR)}; else echo "teardown: ${DOCKER_DIR} NOT deleted: something is still mounted there"; rc=1; fi`,
-          `if [ "$kubelet_clear" = 1 ]; then rm -rf --one-file-system ${q(KUBELET_DIR)}; else echo "teardown: ${KUBELET_DIR} NOT deleted: something is still mounted there"; rc=1; fi`,
+          ...(node
+            ? [
+                `if [ "$docker_clear" = 1 ]; then rm -rf --one-file-system ${q(DOCKER_DIR)}; else echo "teardown: ${DOCKER_DIR} NOT deleted: something is still mounted there"; rc=1; fi`,
+                `if [ "$kubelet_clear" = 1 ]; then rm -rf --one-file-system ${q(KUBELET_DIR)}; else echo "teardown: ${KUBELET_DIR} NOT deleted: something is still mounted there"; rc=1; fi`,
+              ]
+            : []),
           'echo "teardown: data deleted"',
         ]
       : [`if [ -d ${q(ETCD_DATA_DIR)} ]; then mv ${q(ETCD_DATA_DIR)} ${q(tp.aside)} && echo "teardown: etcd data kept at ${tp.aside}"; fi`]),

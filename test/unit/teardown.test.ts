@@ -216,7 +216,7 @@ describe("teardown", () => {
     assert.match(r.stdout, /teardown: containerd\/containerd-shim still running after docker stopped \(pids 4242 4343; see ps -ef\)/);
   });
 
-  test("a host without docker (an etcd member only): no docker command is run", async () => {
+  test("an etcd member alone: binkube ran no docker, kubelet or pod network there, so none of theirs is touched", async () => {
     const dir = tempDir();
     writeFakeBinaries(path.join(dir, "bin"));
     const raw = baseInventory();
@@ -226,9 +226,18 @@ describe("teardown", () => {
     assert.deepEqual(tp.units, ["etcd-backup.timer", "etcd-backup.service", "etcd.service"]);
     const root = tempDir();
     deployedHost(root, tp);
-    const r = runScript(root, teardownScript(tp, { root }));
+    // someone else's docker on the member: its containers, layers and mounts are not binkube's
+    fs.writeFileSync(root + "/containers", "0therc0ntainer\n");
+    const r = runScript(root, teardownScript({ ...tp, data: "delete" }, { root }));
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.ok(!r.calls.some((c) => c.startsWith("docker ") || c.startsWith("pgrep ")), r.calls.join("\n"));
+    assert.ok(!r.calls.some((c) => /^(docker|pgrep|umount|ip|iptables) /.test(c)), r.calls.join("\n"));
+    assert.equal(fs.readFileSync(root + "/containers", "utf8"), "0therc0ntainer\n");
+    assert.ok(exists(root + "/var/lib/docker/image/overlay2/repositories.json") && exists(root + "/var/lib/kubelet/cpu_manager_state"), "not deleted in delete mode either");
+    assert.ok(!exists(root + ETCD_DATA_DIR), "etcd's data is binkube's: deleted");
+    for (const f of tp.files) assert.ok(!exists(root + f), `removed: ${f}`);
+    const said = describeTeardown({ ...tp, data: "delete" }).join("\n");
+    assert.match(said, /no docker, kubelet or pod network here/);
+    assert.doesNotMatch(said, /containers removed|DELETED: .*docker/);
   });
 
   test("BINKUBE_TEARDOWN_DATA=delete deletes etcd's data, /var/lib/docker and /var/lib/kubelet once nothing is mounted there", async () => {
