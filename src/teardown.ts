@@ -17,6 +17,9 @@ import { shq } from "./remote/shell";
 import { sshTarget } from "./runner/target";
 import { stepByName } from "./steps";
 import { ETCD, K8S, SYSTEMD_DIR } from "./steps/files";
+import { PREPARE_DIRS } from "./steps/prepare";
+import { IMAGES_DIR } from "./steps/runtime";
+import { STAGE_PREFIX, TEMP_MARKER } from "./remote/sync";
 
 /** The etcd member's data directory (templates/etcd/etcd.conf.hbs ETCD_DATA_DIR). */
 export const ETCD_DATA_DIR = `${ETCD.data}/default.etcd`;
@@ -27,17 +30,34 @@ const DOCKER_DIR = "/var/lib/docker";
 /**
  * Written on the host by the steps or by the components themselves, so no PlannedFile names them:
  * the kubelet's certificates from its CSR (--cert-dir) and the kubeconfig its bootstrap wrote, the
- * etcd join drop-in and its environment file, the components' logs, the drain step's marks.
+ * bootstrap kubeconfig the kubelet step writes over stdin (it holds the join token) and its temp
+ * name, the runtime step's image-load markers (ARCHIVE.loaded), the etcd join drop-in and its
+ * environment file, the components' logs, the drain step's marks.
  */
 const WRITTEN_ON_HOST = [
   `${K8S.ssl}/kubelet-client-*.pem`,
   `${K8S.ssl}/kubelet.crt`,
   `${K8S.ssl}/kubelet.key`,
   `${K8S.cfg}/kubelet.kubeconfig`,
+  `${K8S.cfg}/bootstrap.kubeconfig`,
+  `${K8S.cfg}/bootstrap.kubeconfig.tmp`,
+  `${IMAGES_DIR}/*.loaded`,
   `${ETCD.cfg}/etcd-join.conf`,
   "/etc/systemd/system/*.service.d/10-binkube-*.conf",
 ];
 const WRITTEN_DIRS = ["/opt/kubernetes/logs", "/var/lib/binkube"];
+/** docker's own file beside the daemon.json binkube ships: its trust key. */
+const DOCKER_WRITTEN = ["/etc/docker/key.json"];
+/**
+ * What the pod network leaves on a node: the CNI plugins' state (host-local IP reservations of
+ * pods that are gone, flannel's saved net configs) and flannel's subnet.env. A new cluster on the
+ * host must not inherit them (another pod CIDR: stale reservations, a wrong subnet).
+ */
+const NETWORK_STATE = ["/var/lib/cni", "/run/flannel"];
+/** docker's runtime directory: containers' network namespaces are bind-mounted in netns/. */
+const DOCKER_RUN = "/run/docker";
+/** Where file sync stages uploads when it goes through sudo (the ssh user's default TMPDIR). */
+const STAGE_DIR = "/var/tmp";
 
 /**
  * flannel v0.12 and docker also put rules straight into built-in chains, jumping to no chain of
@@ -85,6 +105,11 @@ export interface TeardownPlan {
   aside: string;
   /** The cluster's pod network (flannel's Network): rules naming it in built-in chains are the cluster's. */
   podCIDR: string;
+  /**
+   * Every directory binkube ships files to on any host, sorted: an interrupted upload leaves its
+   * temp file (`.NAME.binkube-tmp-RANDOM`) there. Every host's, so a host whose roles changed is covered.
+   */
+  uploadDirs: string[];
 }
 
 /** "kubelet" → "kubelet.service"; "etcd-backup.timer" stays (steps name services without the suffix). */
@@ -118,7 +143,8 @@ export function teardownPlan(plan: Plan, hostName: string, data: DataMode, now =
   }))].reverse();
   const files = [...new Set(mine.flatMap((i) => i.files.map((f) => f.path)))].sort();
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-  return { host, units, files, data, aside: `${ETCD_DATA_DIR}.torn-down-${stamp}`, podCIDR: plan.inv.network.podCIDR };
+  const uploadDirs = [...new Set(plan.instances.flatMap((i) => i.files.map((f) => path.posix.dirname(f.path))))].sort();
+  return { host, units, files, data, aside: `${ETCD_DATA_DIR}.torn-down-${stamp}`, podCIDR: plan.inv.network.podCIDR, uploadDirs };
 }
 
 /** What the teardown does, in order: printed by `binkube reset` without --yes, and for an unreachable host. */
@@ -132,7 +158,8 @@ export function describeTeardown(tp: TeardownPlan): string[] {
           `everything mounted under ${KUBELET_DIR} and ${DOCKER_DIR} unmounted (pods' volumes, docker's layers)`,
         ]
       : []),
-    `${tp.files.length} files binkube shipped removed (${topDirs(tp.files).join(", ")}), with the unit files and what the components wrote there (kubelet certificates, logs)`,
+    `${tp.files.length} files binkube shipped removed (${topDirs(tp.files).join(", ")}), with the unit files and what the steps and components wrote there (kubelet certificates, the bootstrap kubeconfig, image-load markers, logs, interrupted uploads' temp files); directories binkube made go once empty, and what is left in them is named`,
+    ...(node ? [`network state removed: ${[...NETWORK_STATE, DOCKER_RUN].join(", ")} (containers' netns unmounted first), /etc/docker/key.json`] : []),
     ...(node
       ? [
           `interfaces ${INTERFACES.join(", ")} and leftover veth* deleted; iptables chains KUBE-*, FLANNEL*, CNI-*, DOCKER* in ${TABLES.join("/")} flushed and deleted with their jumps; the rules flannel and docker put in nat POSTROUTING and filter FORWARD (naming ${tp.podCIDR}, ${DOCKER_NET} or those interfaces) deleted`,
@@ -150,17 +177,30 @@ function topDirs(files: string[]): string[] {
 }
 
 /**
- * The trees prepare.ts creates for binkube alone. Directories the files leave behind go only when
- * empty and only inside these: /usr/lib/systemd/system or /etc/sysctl.d are the system's, even empty.
+ * The trees binkube creates for itself (prepare.ts on every host; /etc/docker with daemon.json).
+ * Directories go only when empty and only inside these: /usr/lib/systemd/system or /etc/sysctl.d
+ * are the system's, even empty.
  */
-const OWN_TREES = ["/opt/kubernetes", "/opt/etcd", "/opt/cni", "/etc/cni"];
+const OWN_TREES = ["/opt/kubernetes", "/opt/etcd", "/opt/cni", "/etc/cni", "/etc/docker"];
 
-/** Directories inside binkube's own trees the files leave behind, deepest first, the trees themselves last. */
+/**
+ * Directories inside binkube's own trees that the files (shipped or written there) leave behind, and the ones prepare made
+ * on every host whatever its roles (/opt/etcd/bin on a node, /opt/kubernetes/manifests), deepest
+ * first, the trees themselves last.
+ */
 function leftDirs(files: string[]): string[] {
   const dirs = new Set<string>();
   const own = (d: string) => OWN_TREES.some((t) => d === t || d.startsWith(`${t}/`));
-  for (const f of files) for (let d = path.posix.dirname(f); own(d); d = path.posix.dirname(d)) dirs.add(d);
+  for (const f of [...files, ...WRITTEN_ON_HOST, ...PREPARE_DIRS.map((d) => `${d}/-`)]) for (let d = path.posix.dirname(f); own(d); d = path.posix.dirname(d)) dirs.add(d);
   return [...dirs].sort((a, b) => b.split("/").length - a.split("/").length || a.localeCompare(b));
+}
+
+/** The own trees that exist, with what they still hold: shipped for an earlier inventory, or not binkube's. */
+function reportLeft(trees: string[]): string[] {
+  return trees.map(
+    (t) =>
+      `if [ -e "$R"${shq(t)} ]; then echo "teardown: kept ${t}: it holds what the plan does not name: $(cd "$R"${shq(t)} && find . ! -type d | head -n 5 | sed 's|^\./||' | tr '\n' ' ')(shipped for an earlier inventory, or not binkube's)"; fi`,
+  );
 }
 
 const DOCKER_UNIT = "docker.service";
@@ -202,8 +242,10 @@ export function runsRuntime(tp: TeardownPlan): boolean {
 /** 4. and 5.: interfaces and iptables (hosts that ran the pod network). */
 function network(tp: TeardownPlan): string[] {
   return [
-    "# 4. network: the bridges, flannel's VXLAN device, the veths left of pods and containers",
+    "# 4. network: the bridges, flannel's VXLAN device, the veths left of pods and containers; the CNI's and flannel's state; docker's netns",
     ...INTERFACES.map((i) => `ip link delete ${shq(i)} 2>/dev/null || true`),
+    ...NETWORK_STATE.map((d) => `rm -rf --one-file-system ${`"$R"${shq(d)}`}`),
+    `if [ "$run_clear" = 1 ]; then rm -rf --one-file-system ${`"$R"${shq(DOCKER_RUN)}`}; else echo "teardown: ${DOCKER_RUN} kept: something is still mounted there"; fi`,
     `for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep '^veth'); do ip link delete "$v" 2>/dev/null || true; done`,
     "# 5. iptables: jumps from the built-in chains first, then every chain flushed, then deleted; then flannel's and docker's own rules in built-in chains",
     "if command -v iptables >/dev/null 2>&1; then",
@@ -258,18 +300,28 @@ export function teardownScript(tp: TeardownPlan, opts: { root?: string; containe
     "  fi",
     "}",
     ...(node
-      ? [`kubelet_clear=0; unmount_under "$R"${shq(KUBELET_DIR)} && kubelet_clear=1`, `docker_clear=0; unmount_under "$R"${shq(DOCKER_DIR)} && docker_clear=1`]
+      ? [
+          `kubelet_clear=0; unmount_under "$R"${shq(KUBELET_DIR)} && kubelet_clear=1`,
+          `docker_clear=0; unmount_under "$R"${shq(DOCKER_DIR)} && docker_clear=1`,
+          // containers' network namespaces (nsfs bind mounts in /run/docker/netns)
+          `run_clear=0; unmount_under "$R"${shq(DOCKER_RUN)} && run_clear=1`,
+        ]
       : ["# (no kubelet or docker here: binkube did not run them on this host)"]),
     "# 3. every file binkube shipped (from the plan), the unit files, and what the components wrote beside them",
     ...files.map((f) => `rm -f ${q(f)}`),
     ...WRITTEN_ON_HOST.map((f) => `rm -f ${glob(f)}`),
     ...WRITTEN_DIRS.map((d) => `rm -rf --one-file-system ${q(d)}`),
+    ...(node ? DOCKER_WRITTEN.map((f) => `rm -f ${q(f)}`) : []),
+    // interrupted uploads: temp files beside their targets, and sudo's staging directories
+    ...tp.uploadDirs.map((d) => `rm -f ${q(d)}/${shq(".")}*${shq(TEMP_MARKER)}*`),
+    `rm -rf ${q(STAGE_DIR)}/${shq(STAGE_PREFIX)}*`,
     // what `systemctl enable` linked (WantedBy=), should the disable above have failed; a
     // Persistent= timer's record of its last run
     ...tp.units.map((u) => `rm -f ${glob(`/etc/systemd/system/*.wants/${u}`)}`),
     ...tp.units.filter((u) => u.endsWith(".timer")).map((u) => `rm -f ${q(`/var/lib/systemd/timers/stamp-${u}`)}`),
     ...tp.units.map((u) => `rmdir ${q(`/etc/systemd/system/${u}.d`)} 2>/dev/null || true`),
     ...leftDirs(files).map((d) => `rmdir ${q(d)} 2>/dev/null || true`),
+    ...reportLeft(OWN_TREES),
     ...(node ? network(tp) : ["# 4., 5. (no pod network here: no kubelet, docker, flannel or kube-proxy ran on this host)"]),
     "# 6. data",
     ...(tp.data === "delete"

@@ -4,6 +4,11 @@ import { GateError } from "../util/wait";
 import { ETCD, ETCD_USER, K8S, templated } from "./files";
 import { StepDef, RunContext } from "./types";
 
+/** The directories prepare creates on every host, whatever its roles (the teardown removes them again once empty). */
+export const PREPARE_DIRS = [ETCD.bin, ETCD.cfg, ETCD.ssl, K8S.bin, K8S.cfg, K8S.ssl, K8S.manifests, "/opt/cni/bin", "/etc/cni/net.d", "/usr/lib/systemd/system"];
+/** The same, 0700: etcd's data and the components' logs (the audit log among them). */
+export const PREPARE_PRIVATE_DIRS = [ETCD.data, "/opt/kubernetes/logs"];
+
 /** Allowed clock difference: certificates are backdated 5 minutes. */
 const MAX_SKEW_S = 120;
 
@@ -56,7 +61,7 @@ async function preflight(rc: RunContext): Promise<string[]> {
 async function runPrepare(rc: RunContext): Promise<string> {
   const problems = await preflight(rc);
   if (problems.length > 0) throw new GateError(`preflight failed:\n  - ${problems.join("\n  - ")}`);
-  await rc.sh(`mkdir -p ${ETCD.bin} ${ETCD.cfg} ${ETCD.ssl} ${K8S.bin} ${K8S.cfg} ${K8S.ssl} ${K8S.manifests} /opt/cni/bin /etc/cni/net.d /usr/lib/systemd/system && mkdir -p -m 0700 /var/lib/etcd /opt/kubernetes/logs`);
+  await rc.sh(`mkdir -p ${PREPARE_DIRS.join(" ")} && mkdir -p -m 0700 ${PREPARE_PRIVATE_DIRS.join(" ")}`);
   // etcd runs as a system user of its own (no login, no home of its own beyond the data dir).
   if (hasRole(rc.host, "etcd")) await rc.sh(`id -u ${ETCD_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/etcd --no-create-home --shell /usr/sbin/nologin ${ETCD_USER}`);
   const sync = await rc.sync();

@@ -65,6 +65,35 @@ esac`,
   return bin;
 }
 
+/**
+ * What the steps and the components write on a host besides the planned files (review finding 3):
+ * interrupted uploads' temp files beside their targets and in sudo's staging dir, the bootstrap
+ * kubeconfig (a join token), image-load markers; on a node docker's key, the CNI's and flannel's state.
+ */
+function writtenOnHost(tp: TeardownPlan): Record<string, string> {
+  const files: Record<string, string> = {
+    "/opt/kubernetes/cfg/.kubelet.conf.binkube-tmp-0a1b2c3d4e5f": "half an upload",
+    "/usr/lib/systemd/system/.etcd.service.binkube-tmp-0a1b2c3d4e5f": "half an upload",
+    "/etc/sysctl.d/.99-kubernetes.conf.binkube-tmp-0a1b2c3d4e5f": "half an upload",
+    "/usr/bin/.dockerd.binkube-tmp-0a1b2c3d4e5f": "half an upload",
+    "/var/tmp/binkube-stage.Xy12345678/3": "staged",
+    "/opt/kubernetes/cfg/bootstrap.kubeconfig": "token: abcdef.0123456789abcdef",
+    "/opt/kubernetes/cfg/bootstrap.kubeconfig.tmp": "token: abcdef.0123456789abcdef",
+    "/opt/kubernetes/images/pause.tar.loaded": "sha256",
+    "/opt/kubernetes/images/coredns.tar.loaded": "sha256",
+  };
+  if (tp.units.includes("docker.service")) {
+    Object.assign(files, {
+      "/etc/docker/key.json": "docker's trust key",
+      "/run/flannel/subnet.env": "FLANNEL_SUBNET=10.244.1.1/24",
+      "/var/lib/cni/networks/cbr0/10.244.1.5": "container id",
+      "/var/lib/cni/flannel/0123abcd": "{}",
+      "/run/docker/netns/1a2b3c/x": "a network namespace (a bind mount on the host)",
+    });
+  }
+  return files;
+}
+
 /** A host as binkube left it, under `root`: every planned file, the kubelet's own files, pods' mounts, etcd data. */
 function deployedHost(root: string, tp: TeardownPlan): string[] {
   const put = (p: string, body = "x") => {
@@ -89,11 +118,16 @@ function deployedHost(root: string, tp: TeardownPlan): string[] {
   put("/etc/systemd/system/multi-user.target.wants/ssh.service", "the system's");
   put("/var/lib/systemd/timers/stamp-etcd-backup.timer");
   put("/var/lib/systemd/timers/stamp-apt-daily.timer", "the system's");
+  // prepare's directories, on every host whatever its roles, some never holding a file
+  for (const d of ["/opt/kubernetes/manifests", "/opt/etcd/bin", "/opt/cni/bin", "/etc/cni/net.d"]) fs.mkdirSync(root + d, { recursive: true });
+  for (const [f, body] of Object.entries(writtenOnHost(tp))) put(f, body);
+  const node = tp.units.includes("docker.service");
   const mounts = [
     `${root}/var/lib/kubelet/pods/p1/volumes/kubernetes.io~secret/token-abc`,
     `${root}/var/lib/kubelet/pods/p1/volumes/kubernetes.io~secret/token-abc/nested`,
     `${root}/var/lib/kubelet/pods/p2/volumes/kubernetes.io~secret/flannel-token`,
     `${root}/var/lib/docker/overlay2/l1/merged`,
+    ...(node ? [`${root}/run/docker/netns/1a2b3c`] : []),
   ];
   put("/proc/mounts", ["/dev/sda1 / ext4 rw 0 0", `tmpfs ${root}/var/lib/kubeletother tmpfs rw 0 0`, ...mounts.map((m) => `tmpfs ${m} tmpfs rw 0 0`)].join("\n") + "\n");
   return mounts;
@@ -151,6 +185,11 @@ describe("teardown", () => {
     assert.ok(umounts.indexOf(mounts[1]!) < umounts.indexOf(mounts[0]!), "the nested mount first");
     assert.ok(!umounts.some((m) => m.endsWith("kubeletother")), "a sibling directory with the same prefix is not touched");
     for (const f of tp.files) assert.ok(!exists(root + f), `removed: ${f}`);
+    for (const f of Object.keys(writtenOnHost(tp))) assert.ok(!exists(root + f), `removed: ${f}`);
+    for (const d of ["/etc/docker", "/run/flannel", "/var/lib/cni", "/run/docker", "/var/tmp/binkube-stage.Xy12345678"]) assert.ok(!exists(root + d), `removed: ${d}`);
+    assert.ok(exists(root + "/usr/bin") && exists(root + "/var/tmp") && exists(root + "/etc/sysctl.d"), "the system's directories stay");
+    assert.ok(r.calls.includes(`umount ${root}/run/docker/netns/1a2b3c`), "docker's netns unmounted before /run/docker goes");
+    assert.doesNotMatch(r.stdout, /teardown: kept \//, "nothing left in binkube's trees");
     assert.ok(!exists(root + "/opt/kubernetes"), "binkube's directories go once empty");
     assert.ok(!exists(root + "/opt/etcd"));
     assert.ok(!exists(root + "/etc/systemd/system/etcd.service.d"));
@@ -238,6 +277,38 @@ describe("teardown", () => {
     const said = describeTeardown({ ...tp, data: "delete" }).join("\n");
     assert.match(said, /no docker, kubelet or pod network here/);
     assert.doesNotMatch(said, /containers removed|DELETED: .*docker/);
+  });
+
+  test("what the plan does not name stays in binkube's trees and is named; another program's temp files stay", async () => {
+    const { plan } = await planned();
+    const tp = teardownPlan(plan, "k8s-node", "aside", NOW)!;
+    const root = tempDir();
+    deployedHost(root, tp);
+    const put = (p: string) => {
+      fs.mkdirSync(path.dirname(root + p), { recursive: true });
+      fs.writeFileSync(root + p, "x");
+    };
+    put("/opt/kubernetes/bin/kubectl-old"); // shipped for an earlier inventory
+    put("/etc/docker/certs.d/registry.local/ca.crt"); // someone's registry CA
+    put("/usr/bin/.vim.tmp-123"); // not a binkube temp name
+    put("/opt/kubernetes/cfg/binkube-tmp-notdotted");
+    const r = runScript(root, teardownScript(tp, { root }));
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /teardown: kept \/opt\/kubernetes: it holds what the plan does not name: .*bin\/kubectl-old/);
+    assert.match(r.stdout, /teardown: kept \/etc\/docker: it holds what the plan does not name: certs\.d\/registry\.local\/ca\.crt/);
+    assert.ok(exists(root + "/etc/docker/certs.d/registry.local/ca.crt") && !exists(root + "/etc/docker/key.json") && !exists(root + "/etc/docker/daemon.json"));
+    assert.ok(exists(root + "/usr/bin/.vim.tmp-123") && exists(root + "/opt/kubernetes/cfg/binkube-tmp-notdotted"));
+    assert.ok(exists(root + "/opt/kubernetes/bin/kubectl-old"));
+  });
+
+  test("a netns mount under /run/docker that will not go: /run/docker stays and is named", async () => {
+    const { plan } = await planned();
+    const tp = teardownPlan(plan, "k8s-node", "aside", NOW)!;
+    const root = tempDir();
+    const mounts = deployedHost(root, tp);
+    const r = runScript(root, teardownScript(tp, { root }), { STUCK: mounts.find((m) => m.includes("/run/docker/"))! });
+    assert.match(r.stdout, /teardown: \/run\/docker kept: something is still mounted there/);
+    assert.ok(exists(root + "/run/docker/netns/1a2b3c/x"), "nothing deleted through the mount");
   });
 
   test("BINKUBE_TEARDOWN_DATA=delete deletes etcd's data, /var/lib/docker and /var/lib/kubelet once nothing is mounted there", async () => {
