@@ -17,7 +17,8 @@ import { waitFor } from "./util/wait";
 import { KUBECTL } from "./steps/actions";
 
 const DATA_DIR = `${ETCD.data}/default.etcd`;
-const UPLOAD_DIR = "/var/lib/etcd-restore";
+/** Where a restore uploads the snapshot on each member (removed after a restore that completes; the teardown removes it always). */
+export const UPLOAD_DIR = "/var/lib/etcd-restore";
 const CONTROL_PLANE_UNITS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
 const NODE_UNITS = ["kubelet", "kube-proxy"];
 

@@ -20,12 +20,25 @@ import { ETCD, K8S, SYSTEMD_DIR } from "./steps/files";
 import { PREPARE_DIRS } from "./steps/prepare";
 import { IMAGES_DIR } from "./steps/runtime";
 import { STAGE_PREFIX, TEMP_MARKER } from "./remote/sync";
+import { UPLOAD_DIR as RESTORE_UPLOAD_DIR } from "./etcd-restore";
+import { SNAPSHOT_DIR } from "./steps/etcd-snapshot";
 
 /** The etcd member's data directory (templates/etcd/etcd.conf.hbs ETCD_DATA_DIR). */
 export const ETCD_DATA_DIR = `${ETCD.data}/default.etcd`;
 /** Where pods' volumes are mounted (secrets and service-account tokens: tmpfs) and docker's layers. */
 const KUBELET_DIR = "/var/lib/kubelet";
 const DOCKER_DIR = "/var/lib/docker";
+
+/**
+ * Data beside etcd's that a teardown deletes in "delete" mode and names when it keeps it.
+ * etcd's: the snapshots taken before restarts and by etcd-backup.timer (every Secret each) and
+ * the data a restore set aside. A node's: docker's layers, the pods' directories, dockershim's
+ * sandbox checkpoints, the containers' logs (kubelet's /var/log/pods, its links in /var/log/containers).
+ * /var/lib/etcd-restore (a snapshot a restore uploaded) is not kept in either mode: it holds every
+ * Secret and nothing reads it again.
+ */
+const ETCD_KEPT = [SNAPSHOT_DIR, `${ETCD_DATA_DIR}.before-restore-*`];
+const NODE_KEPT = [DOCKER_DIR, KUBELET_DIR, "/var/lib/dockershim", "/var/log/pods", "/var/log/containers"];
 
 /**
  * Written on the host by the steps or by the components themselves, so no PlannedFile names them:
@@ -165,9 +178,10 @@ export function describeTeardown(tp: TeardownPlan): string[] {
           `interfaces ${INTERFACES.join(", ")} and leftover veth* deleted; iptables chains KUBE-*, FLANNEL*, CNI-*, DOCKER* in ${TABLES.join("/")} flushed and deleted with their jumps; the rules flannel and docker put in nat POSTROUTING and filter FORWARD (naming ${tp.podCIDR}, ${DOCKER_NET} or those interfaces) deleted`,
         ]
       : [`no docker, kubelet or pod network here: docker, ${DOCKER_DIR}, interfaces and iptables are left alone`]),
+    `${RESTORE_UPLOAD_DIR} (a snapshot a restore uploaded: every Secret) deleted`,
     tp.data === "delete"
-      ? `data DELETED: ${[ETCD_DATA_DIR, ...(node ? [DOCKER_DIR, KUBELET_DIR] : [])].join(", ")} (BINKUBE_TEARDOWN_DATA=delete)`
-      : `etcd data (if any) moved to ${tp.aside}${node ? `; ${DOCKER_DIR} and ${KUBELET_DIR} kept (BINKUBE_TEARDOWN_DATA=delete deletes them)` : ""}`,
+      ? `data DELETED: ${[ETCD_DATA_DIR, ...ETCD_KEPT, ...(node ? NODE_KEPT : [])].join(", ")} (BINKUBE_TEARDOWN_DATA=delete)`
+      : `etcd data (if any) moved to ${tp.aside}; kept, and named when there: ${[...ETCD_KEPT, ...(node ? NODE_KEPT : [])].join(", ")} (BINKUBE_TEARDOWN_DATA=delete deletes them; the snapshots hold every Secret)`,
   ];
 }
 
@@ -323,19 +337,28 @@ export function teardownScript(tp: TeardownPlan, opts: { root?: string; containe
     ...leftDirs(files).map((d) => `rmdir ${q(d)} 2>/dev/null || true`),
     ...reportLeft(OWN_TREES),
     ...(node ? network(tp) : ["# 4., 5. (no pod network here: no kubelet, docker, flannel or kube-proxy ran on this host)"]),
-    "# 6. data",
+    "# 6. data: a restore's uploaded snapshot always goes (every Secret, never read again), so do half-written scheduled snapshots",
+    `rm -rf --one-file-system ${q(RESTORE_UPLOAD_DIR)}`,
+    `rm -f ${q(SNAPSHOT_DIR)}/.*.tmp ${q(SNAPSHOT_DIR)}/.*.tmp.part`,
     ...(tp.data === "delete"
       ? [
-          `rm -rf --one-file-system ${q(ETCD_DATA_DIR)}`,
+          `rm -rf --one-file-system ${q(ETCD_DATA_DIR)} ${ETCD_KEPT.map(glob).join(" ")}`,
           ...(node
             ? [
                 `if [ "$docker_clear" = 1 ]; then rm -rf --one-file-system ${q(DOCKER_DIR)}; else echo "teardown: ${DOCKER_DIR} NOT deleted: something is still mounted there"; rc=1; fi`,
                 `if [ "$kubelet_clear" = 1 ]; then rm -rf --one-file-system ${q(KUBELET_DIR)}; else echo "teardown: ${KUBELET_DIR} NOT deleted: something is still mounted there"; rc=1; fi`,
+                `rm -rf --one-file-system ${NODE_KEPT.filter((d) => d !== DOCKER_DIR && d !== KUBELET_DIR).map(q).join(" ")}`,
               ]
             : []),
-          'echo "teardown: data deleted"',
+          `echo "teardown: data deleted: ${[ETCD_DATA_DIR, ...ETCD_KEPT, ...(node ? NODE_KEPT : [])].join(", ")}"`,
         ]
-      : [`if [ -d ${q(ETCD_DATA_DIR)} ]; then mv ${q(ETCD_DATA_DIR)} ${q(tp.aside)} && echo "teardown: etcd data kept at ${tp.aside}"; fi`]),
+      : [
+          `if [ -d ${q(ETCD_DATA_DIR)} ]; then mv ${q(ETCD_DATA_DIR)} ${q(tp.aside)} && echo "teardown: etcd data kept at ${tp.aside}"; fi`,
+          // named, so whoever reads the output knows what is still there (BINKUBE_TEARDOWN_DATA=delete deletes it)
+          `for d in ${[...ETCD_KEPT, ...(node ? NODE_KEPT : [])].map(glob).join(" ")}; do if [ -e "$d" ]; then echo "teardown: kept \${d#"$R"}"; fi; done`,
+        ]),
+    // prepare made it on every host; it holds what was set aside, if anything
+    `rmdir ${q(ETCD.data)} 2>/dev/null || true`,
     "systemctl daemon-reload >/dev/null 2>&1 || true",
     'if [ "$rc" = 0 ]; then echo "teardown: done"; fi',
     'exit "$rc"',

@@ -94,6 +94,25 @@ function writtenOnHost(tp: TeardownPlan): Record<string, string> {
   return files;
 }
 
+/** Data beside etcd's and a node's (review finding 4): kept and named, or deleted with BINKUBE_TEARDOWN_DATA=delete. */
+function dataOnHost(tp: TeardownPlan): Record<string, string> {
+  return {
+    "/var/lib/etcd-snapshots/snapshot-20261201T000000Z.db": "every Secret",
+    "/var/lib/etcd-snapshots/scheduled-20261204T000000Z.db": "every Secret",
+    [`${ETCD_DATA_DIR}.before-restore-20261130T000000Z/member/snap/db`]: "the data a restore set aside",
+    ...(tp.units.includes("docker.service")
+      ? {
+          "/var/lib/dockershim/sandbox/0123abcd": "a sandbox checkpoint",
+          "/var/log/pods/kube-system_coredns-1_uid/coredns/0.log": "a container's log",
+          "/var/log/containers/coredns-1_kube-system_coredns-0123.log": "a link to it",
+        }
+      : {}),
+  };
+}
+
+/** Deleted in either mode: a snapshot a restore uploaded (every Secret, read once), half-written scheduled snapshots. */
+const ALWAYS_DELETED = ["/var/lib/etcd-restore/snapshot-20261201T000000Z.db", "/var/lib/etcd-snapshots/.scheduled-20261205T000000Z.db.tmp", "/var/lib/etcd-snapshots/.scheduled-20261205T000000Z.db.tmp.part"];
+
 /** A host as binkube left it, under `root`: every planned file, the kubelet's own files, pods' mounts, etcd data. */
 function deployedHost(root: string, tp: TeardownPlan): string[] {
   const put = (p: string, body = "x") => {
@@ -109,6 +128,7 @@ function deployedHost(root: string, tp: TeardownPlan): string[] {
   put(`${ETCD_DATA_DIR}/member/snap/db`, "etcd data");
   put("/var/lib/docker/image/overlay2/repositories.json");
   put("/var/lib/kubelet/cpu_manager_state");
+  for (const [f, body] of Object.entries(dataOnHost(tp))) put(f, body);
   put("/opt/other/keep.txt", "not binkube's");
   // live-restore: stopping docker leaves these running unless they are removed first
   if (tp.units.includes("docker.service")) put("/containers", "c0ffee01\nc0ffee02\nc0ffee03\n");
@@ -121,6 +141,7 @@ function deployedHost(root: string, tp: TeardownPlan): string[] {
   // prepare's directories, on every host whatever its roles, some never holding a file
   for (const d of ["/opt/kubernetes/manifests", "/opt/etcd/bin", "/opt/cni/bin", "/etc/cni/net.d"]) fs.mkdirSync(root + d, { recursive: true });
   for (const [f, body] of Object.entries(writtenOnHost(tp))) put(f, body);
+  for (const f of ALWAYS_DELETED) put(f, "every Secret");
   const node = tp.units.includes("docker.service");
   const mounts = [
     `${root}/var/lib/kubelet/pods/p1/volumes/kubernetes.io~secret/token-abc`,
@@ -189,7 +210,7 @@ describe("teardown", () => {
     for (const d of ["/etc/docker", "/run/flannel", "/var/lib/cni", "/run/docker", "/var/tmp/binkube-stage.Xy12345678"]) assert.ok(!exists(root + d), `removed: ${d}`);
     assert.ok(exists(root + "/usr/bin") && exists(root + "/var/tmp") && exists(root + "/etc/sysctl.d"), "the system's directories stay");
     assert.ok(r.calls.includes(`umount ${root}/run/docker/netns/1a2b3c`), "docker's netns unmounted before /run/docker goes");
-    assert.doesNotMatch(r.stdout, /teardown: kept \//, "nothing left in binkube's trees");
+    assert.doesNotMatch(r.stdout, /teardown: kept \/(opt|etc)\//, "nothing left in binkube's trees");
     assert.ok(!exists(root + "/opt/kubernetes"), "binkube's directories go once empty");
     assert.ok(!exists(root + "/opt/etcd"));
     assert.ok(!exists(root + "/etc/systemd/system/etcd.service.d"));
@@ -198,6 +219,13 @@ describe("teardown", () => {
     assert.equal(fs.readFileSync(root + "/var/lib/etcd/default.etcd.torn-down-20261205T030405Z/member/snap/db", "utf8"), "etcd data");
     assert.ok(!exists(root + ETCD_DATA_DIR));
     assert.ok(exists(root + "/var/lib/docker/image/overlay2/repositories.json") && exists(root + "/var/lib/kubelet/cpu_manager_state"), "data kept by default");
+    for (const f of Object.keys(dataOnHost(tp))) assert.ok(exists(root + f), `kept: ${f}`);
+    for (const d of ["/var/lib/etcd-snapshots", `${ETCD_DATA_DIR}.before-restore-20261130T000000Z`, "/var/lib/docker", "/var/lib/kubelet", "/var/lib/dockershim", "/var/log/pods", "/var/log/containers"]) {
+      assert.match(r.stdout, new RegExp(`^teardown: kept ${d.replace(/\./g, "\\.")}$`, "m"), `named: ${d}`);
+    }
+    for (const f of ALWAYS_DELETED) assert.ok(!exists(root + f), `deleted in either mode: ${f}`);
+    assert.ok(!exists(root + "/var/lib/etcd-restore"));
+    assert.match(describeTeardown(tp).join("\n"), /kept, and named when there: \/var\/lib\/etcd-snapshots, .*\/var\/log\/containers/);
     // network
     for (const i of ["cni0", "flannel.1", "docker0", "veth1a2b", "vethc3d4"]) assert.ok(r.calls.includes(`ip link delete ${i}`), i);
     assert.ok(!r.calls.includes("ip link delete host0"), "only veth* interfaces: host0 is the host's own");
@@ -319,8 +347,10 @@ describe("teardown", () => {
     const r = runScript(root, teardownScript(tp, { root }));
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /teardown: data deleted/);
-    for (const d of [ETCD_DATA_DIR, "/var/lib/docker", "/var/lib/kubelet"]) assert.ok(!exists(root + d), d);
-    assert.ok(!fs.readdirSync(root + "/var/lib/etcd").some((n) => n.includes("torn-down")), "nothing set aside");
+    for (const d of [ETCD_DATA_DIR, "/var/lib/docker", "/var/lib/kubelet", "/var/lib/etcd-snapshots", `${ETCD_DATA_DIR}.before-restore-20261130T000000Z`, "/var/lib/dockershim", "/var/log/pods", "/var/log/containers", "/var/lib/etcd-restore"]) assert.ok(!exists(root + d), d);
+    assert.ok(!exists(root + "/var/lib/etcd"), "prepare's /var/lib/etcd goes once empty: nothing set aside");
+    assert.doesNotMatch(r.stdout, /teardown: kept \/var/);
+    assert.ok(exists(root + "/var/log") && exists(root + "/var/lib"), "the system's directories stay");
     assert.ok(describeTeardown(tp).some((l) => /DELETED/.test(l)));
   });
 
