@@ -175,7 +175,7 @@ export function describeTeardown(tp: TeardownPlan): string[] {
     ...(node ? [`network state removed: ${[...NETWORK_STATE, DOCKER_RUN].join(", ")} (containers' netns unmounted first), /etc/docker/key.json`] : []),
     ...(node
       ? [
-          `interfaces ${INTERFACES.join(", ")} and leftover veth* deleted; iptables chains KUBE-*, FLANNEL*, CNI-*, DOCKER* in ${TABLES.join("/")} flushed and deleted with their jumps; the rules flannel and docker put in nat POSTROUTING and filter FORWARD (naming ${tp.podCIDR}, ${DOCKER_NET} or those interfaces) deleted`,
+          `interfaces ${INTERFACES.join(", ")} and leftover veth* deleted, routes inside ${tp.podCIDR} flushed (host-gw); iptables chains KUBE-*, FLANNEL*, CNI-*, DOCKER* in ${TABLES.join("/")} flushed and deleted with their jumps; the rules flannel and docker put in nat POSTROUTING and filter FORWARD (naming ${tp.podCIDR}, ${DOCKER_NET} or those interfaces) deleted`,
         ]
       : [`no docker, kubelet or pod network here: docker, ${DOCKER_DIR}, interfaces and iptables are left alone`]),
     `${RESTORE_UPLOAD_DIR} (a snapshot a restore uploaded: every Secret) deleted`,
@@ -258,6 +258,9 @@ function network(tp: TeardownPlan): string[] {
   return [
     "# 4. network: the bridges, flannel's VXLAN device, the veths left of pods and containers; the CNI's and flannel's state; docker's netns",
     ...INTERFACES.map((i) => `ip link delete ${shq(i)} 2>/dev/null || true`),
+    // flannel's host-gw backend routes each other node's pod subnet via that node (vxlan's went
+    // with flannel.1). Only routes inside the pod network: no host address is in it (inventory check).
+    `ip -4 route flush root ${shq(tp.podCIDR)} 2>/dev/null || true`,
     ...NETWORK_STATE.map((d) => `rm -rf --one-file-system ${`"$R"${shq(d)}`}`),
     `if [ "$run_clear" = 1 ]; then rm -rf --one-file-system ${`"$R"${shq(DOCKER_RUN)}`}; else echo "teardown: ${DOCKER_RUN} kept: something is still mounted there"; fi`,
     `for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep '^veth'); do ip link delete "$v" 2>/dev/null || true; done`,

@@ -229,6 +229,7 @@ describe("teardown", () => {
     // network
     for (const i of ["cni0", "flannel.1", "docker0", "veth1a2b", "vethc3d4"]) assert.ok(r.calls.includes(`ip link delete ${i}`), i);
     assert.ok(!r.calls.includes("ip link delete host0"), "only veth* interfaces: host0 is the host's own");
+    assert.ok(r.calls.includes("ip -4 route flush root 10.244.0.0/16"), "host-gw's routes to the other nodes' pod subnets, only inside the pod network");
     // jumps from built-in chains by number, highest first, then flush, then delete; MY-FW stays
     const ipt = r.calls.filter((c) => c.startsWith("iptables ") && / -[DFX] /.test(c));
     assert.deepEqual(ipt.filter((c) => / -D \S+ \d+$/.test(c)), ["iptables -w -t filter -D FORWARD 4", "iptables -w -t filter -D FORWARD 3", "iptables -w -t filter -D FORWARD 1", "iptables -w -t nat -D POSTROUTING 2", "iptables -w -t nat -D POSTROUTING 1"]);
