@@ -89,7 +89,7 @@ function builtinRules(podCIDR: string): string[] {
     `  for tc in ${RULE_CHAINS.join(" ")}; do`,
     '    t=${tc%%:*}; c=${tc#*:}',
     `    iptables -w -t "$t" -S "$c" 2>/dev/null | awk -v words=${shq(words)} 'BEGIN { n = split(words, w, " "); for (i = 1; i <= n; i++) ours[w[i]] = 1 } $1 == "-A" { for (i = 3; i <= NF; i++) if ($i in ours) { sub(/^-A /, "-D "); print; next } }' | while IFS= read -r rule; do`,
-    `      printf '%s\n' "$rule" | xargs iptables -w -t "$t" 2>/dev/null || echo "teardown: iptables -t $t $rule: could not delete it"`,
+    `      printf '%s\\n' "$rule" | xargs iptables -w -t "$t" 2>/dev/null || echo "teardown: iptables -t $t $rule: could not delete it"`,
     "    done",
     "  done",
   ];
@@ -213,7 +213,7 @@ function leftDirs(files: string[]): string[] {
 function reportLeft(trees: string[]): string[] {
   return trees.map(
     (t) =>
-      `if [ -e "$R"${shq(t)} ]; then echo "teardown: kept ${t}: it holds what the plan does not name: $(cd "$R"${shq(t)} && find . ! -type d | head -n 5 | sed 's|^\./||' | tr '\n' ' ')(shipped for an earlier inventory, or not binkube's)"; fi`,
+      `if [ -e "$R"${shq(t)} ]; then echo "teardown: kept ${t}: it holds what the plan does not name: $(cd "$R"${shq(t)} && find . ! -type d | head -n 5 | sed 's|^\\./||' | tr '\\n' ' ')(shipped for an earlier inventory, or not binkube's)"; fi`,
   );
 }
 
@@ -230,7 +230,7 @@ const CONTAINER_REMOVAL_S = 180;
 function removeContainers(seconds: number): string[] {
   return [
     `if ids=$(timeout -k 5 60 docker ps -aq 2>/dev/null) && [ -n "$ids" ]; then`,
-    `  if printf '%s\n' $ids | timeout -k 10 ${seconds} xargs -r docker rm -f >/dev/null 2>&1; then echo "teardown: $(printf '%s\n' $ids | wc -l | tr -d ' ') containers removed"`,
+    `  if printf '%s\\n' $ids | timeout -k 10 ${seconds} xargs -r docker rm -f >/dev/null 2>&1; then echo "teardown: $(printf '%s\\n' $ids | wc -l | tr -d ' ') containers removed"`,
     `  else echo "teardown: docker rm -f of the containers failed or took over ${seconds} s: docker is stopped anyway, and live-restore leaves what was not removed running"; fi`,
     "fi",
   ];
