@@ -48,13 +48,28 @@ export async function teardownChecks(opts: TeardownCheckOptions): Promise<void> 
   const unitFiles = tp.units.map((u) => `${SYSTEMD_DIR}/${u}`);
   const left = await sh(`for f in ${[...tp.files, ...unitFiles].map(shq).join(" ")}; do [ -e "$f" ] && echo "left: $f"; done; find /opt/kubernetes /opt/etcd /opt/cni -type f 2>/dev/null | sed 's/^/left: /'; ls /etc/systemd/system/*.service.d/10-binkube-* 2>/dev/null | sed 's/^/left: /'; true`);
   assert.equal(left.trim(), "", `files binkube shipped are still on ${host}`);
+  // what the steps and components wrote (review findings 3, 4) and the directories binkube made
+  const written = await sh(
+    `for p in /opt/kubernetes /opt/etcd /opt/cni /etc/cni /etc/docker /run/flannel /var/lib/cni /run/docker /var/lib/etcd-restore /var/lib/binkube /var/lib/systemd/timers/stamp-etcd-backup.timer /etc/systemd/system/timers.target.wants/etcd-backup.timer; do [ -e "$p" ] && echo "left: $p"; done; ` +
+      `find / -xdev -name '.*.binkube-tmp-*' 2>/dev/null | sed 's/^/left: /'; true`,
+  );
+  assert.equal(written.trim(), "", `written on ${host} and still there`);
+  // docker's containers went before docker (live-restore, review finding 1): nothing of the runtime runs
+  assert.equal((await sh("pgrep -a -x 'dockerd|containerd|containerd-shim' || true")).trim(), "", "docker's processes left running");
+  assert.match(out, new RegExp(`teardown ${host}: \\d+ containers removed`));
+  assert.match(out, new RegExp(`teardown ${host}: kept /var/lib/docker`), "kept data is named");
   for (const u of tp.units) {
     const state = (await opts.ssh(`systemctl is-active ${shq(u)}; systemctl is-enabled ${shq(u)}`)).stdout;
     assert.doesNotMatch(state, /^(active|enabled)$/m, `unit ${u} still active or enabled: ${state}`);
   }
   const links = await sh("ip -o link show");
   for (const i of ["cni0", "flannel.1", "docker0"]) assert.ok(!links.includes(` ${i}:`) && !links.includes(` ${i}@`), `interface ${i} still there`);
-  assert.doesNotMatch(await sh("iptables-save"), /^:(KUBE-|FLANNEL|CNI-)/m, "iptables chains of kube-proxy / flannel / CNI left");
+  const rules = await sh("iptables-save");
+  assert.doesNotMatch(rules, /^:(KUBE-|FLANNEL|CNI-|DOCKER)/m, "iptables chains of kube-proxy / flannel / CNI / docker left");
+  // flannel's and docker's rules in the built-in chains (review finding 2)
+  const podNet = inv.network.podCIDR.replace(/\./g, "\\.");
+  assert.doesNotMatch(rules, new RegExp(`^-A (POSTROUTING|FORWARD) .*(${podNet}|172\\.17\\.0\\.0/16|docker0|cni0|flannel\\.1)( |$)`, "m"), `rules of the cluster's networks left:\n${rules}`);
+  assert.equal((await sh(`ip -4 route show root ${shq(inv.network.podCIDR)}`)).trim(), "", "routes into the pod network left");
   assert.doesNotMatch(await sh("awk '{ print $2 }' /proc/mounts"), /^\/var\/lib\/kubelet\//m, "pods' volumes still mounted");
   const data = await sh(`ls -d ${ETCD_DATA_DIR}* 2>/dev/null; true`);
   assert.match(data, /default\.etcd\.torn-down-/, "etcd data moved aside");
