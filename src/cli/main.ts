@@ -38,8 +38,8 @@ const USAGE = `usage: binkube <command> [options]
   teardown --host NAME [--config FILE]
                                        stop, disable and remove everything binkube deployed on a
                                        host (called by cdktf destroy); etcd data is moved aside,
-                                       BINKUBE_TEARDOWN_DATA=delete deletes it with /var/lib/docker
-                                       and /var/lib/kubelet
+                                       BINKUBE_TEARDOWN_DATA=delete deletes it with the snapshots,
+                                       /var/lib/docker, /var/lib/kubelet and the pods' logs
   reset --host NAME [--yes] [--config FILE]
                                        the same teardown for one host outside Terraform; without
                                        --yes it only says what it would do
