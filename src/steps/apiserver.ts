@@ -3,7 +3,7 @@
 // aggregation layer. kubectl and an admin kubeconfig ride along for the once-steps.
 import { BINARIES } from "../binaries/catalog";
 import { hostsWithRole } from "../inventory/types";
-import { certKubeconfig } from "../pki/kubeconfig";
+import { certKubeconfig, masterURL } from "../pki/kubeconfig";
 import { leaf } from "../pki/store";
 import { etcdClientURLs } from "./etcd";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
@@ -89,7 +89,7 @@ export const apiserver: StepDef = {
         auditLog: AUDIT_LOG,
       }),
       unit("kube-apiserver", "kube-apiserver/kube-apiserver.service"),
-      { ...secret(`${K8S.cfg}/admin.kubeconfig`, certKubeconfig(inv, pki, "admin", "admin", `https://${host.address}:${inv.network.apiserverPort}`)), live: true },
+      { ...secret(`${K8S.cfg}/admin.kubeconfig`, certKubeconfig(inv, pki, "admin", "admin", masterURL(inv, host.address))), live: true },
     ];
   },
 };

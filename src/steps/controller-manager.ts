@@ -2,7 +2,7 @@
 // the unauthenticated insecure port), signs kubelet certificates with the cluster CA, and signs
 // service-account tokens with a key of its own (the guide used the CA key).
 import { hostsWithRole } from "../inventory/types";
-import { certKubeconfig } from "../pki/kubeconfig";
+import { certKubeconfig, masterURL } from "../pki/kubeconfig";
 import { BINARIES } from "../binaries/catalog";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { StepDef } from "./types";
@@ -27,7 +27,7 @@ export const controllerManager: StepDef = {
     secret(`${K8S.ssl}/sa.key`, pki.serviceAccount.privateKeyPem),
     secret(
       `${K8S.cfg}/kube-controller-manager.kubeconfig`,
-      certKubeconfig(inv, pki, "kube-controller-manager", "system:kube-controller-manager", `https://${host.address}:${inv.network.apiserverPort}`),
+      certKubeconfig(inv, pki, "kube-controller-manager", "system:kube-controller-manager", masterURL(inv, host.address)),
     ),
     templated(`${K8S.cfg}/kube-controller-manager.conf`, "kube-controller-manager/kube-controller-manager.conf", {
       podCIDR: inv.network.podCIDR,

@@ -12,6 +12,7 @@ export const STEP_NAMES = [
   "etcd-health",
   "runtime",
   "apiserver",
+  "apiserver-proxy",
   "bootstrap",
   "controller-manager",
   "scheduler",
