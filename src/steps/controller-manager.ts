@@ -25,6 +25,8 @@ export const controllerManager: StepDef = {
     cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),
     secret(`${K8S.ssl}/ca-key.pem`, pki.cas.ca.keyPem),
     secret(`${K8S.ssl}/sa.key`, pki.serviceAccount.privateKeyPem),
+    // its own master's apiserver, not the node-local proxy: if that one is down, so is this host's
+    // share of the work, and leader election hands it to another master (the usual HA layout)
     secret(
       `${K8S.cfg}/kube-controller-manager.kubeconfig`,
       certKubeconfig(inv, pki, "kube-controller-manager", "system:kube-controller-manager", masterURL(inv, host.address)),

@@ -20,6 +20,8 @@ export const scheduler: StepDef = {
   units: ["kube-scheduler"],
   files: ({ inv, pki }, host) => [
     ...BINARIES.scheduler.map((b) => binary(K8S.bin, b)),
+    // its own master's apiserver, not the node-local proxy: if that one is down, so is this host's
+    // share of the work, and leader election hands it to another master (the usual HA layout)
     secret(`${K8S.cfg}/kube-scheduler.kubeconfig`, certKubeconfig(inv, pki, "kube-scheduler", "system:kube-scheduler", masterURL(inv, host.address))),
     templated(`${K8S.cfg}/kube-scheduler.conf`, "kube-scheduler/kube-scheduler.conf", {}),
     unit("kube-scheduler", "kube-scheduler/kube-scheduler.service"),

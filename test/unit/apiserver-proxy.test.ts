@@ -415,7 +415,7 @@ describe("Debian's haproxy 2.6 runs the rendered configuration", { skip: haproxy
       const req = https.get({ host: "127.0.0.1", port: listenPort, path: "/version", servername: "kubernetes", ca: fs.readFileSync(path.join(c.inv.pkiDir, "ca.crt")), agent: false }, (res) => {
         let text = "";
         res.on("data", (d: Buffer) => (text += d.toString()));
-        res.on("end", () => resolve({ text, cn: (res.socket as tls.TLSSocket).getPeerCertificate().subject.CN }));
+        res.on("end", () => resolve({ text, cn: (res.socket as tls.TLSSocket).getPeerCertificate().subject.CN as string }));
       });
       req.on("error", reject);
     });
