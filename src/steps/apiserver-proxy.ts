@@ -32,16 +32,20 @@ export const PROXY_BACKEND = "kube-apiservers";
 /**
  * The health checks: one each second per master (one small TLS request), `fall` failures in a row
  * take a master out, `rise` passes bring it back (not one lucky answer of a restarting apiserver).
- * A check may take up to the interval (haproxy caps a check's connect at `inter`), and new
- * connections that cannot connect within connectTimeoutMs are retried on another master meanwhile.
+ * A check must connect within the interval (haproxy caps a check's connect at `inter`) and may then
+ * wait checkTimeoutMs for the answer: a master that is gone fails fast, one that is only slow
+ * (a busy host) is not taken out. New connections that cannot connect within connectTimeoutMs are
+ * retried on another master meanwhile.
  */
-export const PROXY_CHECK = { intervalMs: 1000, fall: 2, rise: 2, connectTimeoutMs: 1000 } as const;
+export const PROXY_CHECK = { intervalMs: 1000, fall: 2, rise: 2, connectTimeoutMs: 1000, checkTimeoutMs: 5000 } as const;
 
 /**
- * How long after a master stops answering the node-side clients may still be sent to it, worst
- * case: up to one interval until its next check starts, then `fall` checks that each time out
- * after an interval, one interval apart (4 s with the values above). Its connections are closed
- * when it is marked down, so their clients reconnect through a healthy master.
+ * How long after a master stops answering (its host gone: no connection) the node-side clients
+ * may still be sent to it, worst case: up to one interval until its next check starts, then `fall`
+ * checks that each fail to connect within an interval, one interval apart (4 s with the values
+ * above). Its connections are closed when it is marked down, so their clients reconnect through a
+ * healthy master. (An apiserver that accepts connections but never answers takes longer to be
+ * taken out: fall x checkTimeoutMs more.)
  */
 export function proxyFailureWindowMs(check: { intervalMs: number; fall: number } = PROXY_CHECK): number {
   return check.intervalMs + check.fall * check.intervalMs + (check.fall - 1) * check.intervalMs;
@@ -66,6 +70,7 @@ export function proxyConfig(servers: { name: string; address: string; port: numb
     ...paths,
     maxconn: 2000,
     connectTimeoutMs: PROXY_CHECK.connectTimeoutMs,
+    checkTimeoutMs: PROXY_CHECK.checkTimeoutMs,
     checkIntervalMs: PROXY_CHECK.intervalMs,
     fall: PROXY_CHECK.fall,
     rise: PROXY_CHECK.rise,

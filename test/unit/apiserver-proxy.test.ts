@@ -141,6 +141,10 @@ backend kube-apiservers
     # again as soon as it begins to shut down. Authenticated with this host's own certificate.
     option httpchk GET /readyz
     http-check expect status 200
+    # A check connects within the interval (haproxy's cap), then may wait 5000 ms for the answer:
+    # a dead master (no connection) is told quickly from a busy one (connected, answering late),
+    # which a 1 s limit took out of rotation in the lab, both masters at once, during a deploy.
+    timeout check 5000ms
     # A check every 1000 ms; 2 failures in a row take an apiserver out, 2 passes bring
     # it back. Connections to one marked down are closed at once, so their clients reconnect
     # through a healthy one instead of waiting on a dead peer.
@@ -271,7 +275,7 @@ test("haproxy's version: the 2.6 line binkube's configuration is written for, no
 });
 
 test("the failure window the e2e holds the node-side poller to follows from the check settings", () => {
-  assert.deepEqual(PROXY_CHECK, { intervalMs: 1000, fall: 2, rise: 2, connectTimeoutMs: 1000 });
+  assert.deepEqual(PROXY_CHECK, { intervalMs: 1000, fall: 2, rise: 2, connectTimeoutMs: 1000, checkTimeoutMs: 5000 });
   assert.equal(proxyFailureWindowMs(), 4000);
   assert.equal(proxyFailureWindowMs({ intervalMs: 2000, fall: 3 }), 2000 + 6000 + 4000);
 });
@@ -348,15 +352,15 @@ describe("Debian's haproxy 2.6 runs the rendered configuration", { skip: haproxy
     }
   };
 
-  /** An apiserver stand-in: the apiserver's certificate, /readyz 200 (or `readyz`) only for a client certificate of the CA. */
-  const apiserver = (readyz: number, body: string) =>
+  /** An apiserver stand-in: the apiserver's certificate, /readyz `readyz` (after `delayMs`) only for a client certificate of the CA. */
+  const apiserver = (readyz: number, body: string, delayMs = 0) =>
     new Promise<number>((resolve) => {
       const read = (n: string) => fs.readFileSync(path.join(c.inv.pkiDir, n));
       const s = https.createServer({ key: read("apiserver.key"), cert: read("apiserver.crt"), ca: read("ca.crt"), requestCert: true, rejectUnauthorized: false }, (req, res) => {
         const peer = (req.socket as tls.TLSSocket).getPeerCertificate();
         if (req.url === "/readyz") {
           const who = (req.socket as tls.TLSSocket).authorized ? peer.subject?.CN : undefined;
-          res.writeHead(who === "system:binkube:apiserver-proxy:n1" ? readyz : 401).end(who ? "ok" : "Unauthorized");
+          setTimeout(() => res.writeHead(who === "system:binkube:apiserver-proxy:n1" ? readyz : 401).end(who ? "ok" : "Unauthorized"), delayMs);
         } else res.writeHead(200).end(body);
       });
       servers.push(s);
@@ -367,6 +371,7 @@ describe("Debian's haproxy 2.6 runs the rendered configuration", { skip: haproxy
     c = await issuedTwoMasters();
     const ready = await apiserver(200, "from-a");
     const failing = await apiserver(500, "from-b");
+    const slow = await apiserver(200, "from-c", 2 * PROXY_CHECK.intervalMs);
     // a free port for the proxy
     listenPort = await new Promise<number>((resolve) => {
       const s = https.createServer().listen(0, "127.0.0.1", () => {
@@ -380,6 +385,7 @@ describe("Debian's haproxy 2.6 runs the rendered configuration", { skip: haproxy
       [
         { name: "a", address: "127.0.0.1", port: ready },
         { name: "b", address: "127.0.0.1", port: failing },
+        { name: "c", address: "127.0.0.1", port: slow },
       ],
       { adminSocket: socket, caFile: path.join(c.inv.pkiDir, "ca.crt"), clientCertFile: clientPem, listenAddress: "127.0.0.1", listenPort },
     ).content!;
@@ -407,7 +413,13 @@ describe("Debian's haproxy 2.6 runs the rendered configuration", { skip: haproxy
       return s.find((x) => x.name === "a")?.check === "L7OK" && s.find((x) => x.name === "b")?.status === "DOWN";
     });
     const s = states();
-    assert.deepEqual(s.map((x) => [x.name, x.status, x.check]), [["a", "UP", "L7OK"], ["b", "DOWN", "L7STS"]]);
+    assert.deepEqual(s.map((x) => [x.name, x.status, x.check]).slice(0, 2), [["a", "UP", "L7OK"], ["b", "DOWN", "L7STS"]]);
+  });
+
+  test("a master that answers its checks late (busy, not gone) stays in rotation", async () => {
+    await new Promise((r) => setTimeout(r, 4 * PROXY_CHECK.intervalMs));
+    const c3 = states().find((x) => x.name === "c")!;
+    assert.deepEqual([c3.status, c3.check], ["UP", "L7OK"], "a check answered after 2 intervals took it out");
   });
 
   test("TLS passes through: a client of the proxy sees the apiserver's own certificate and its answer", async () => {
@@ -425,7 +437,7 @@ describe("Debian's haproxy 2.6 runs the rendered configuration", { skip: haproxy
   test("the remove step's commands take a master out: MAINT, no longer serving", async () => {
     cli("disable server kube-apiservers/b; shutdown sessions server kube-apiservers/b");
     await until("b in maintenance", () => states().find((x) => x.name === "b")?.status === "MAINT");
-    assert.deepEqual(states().filter(serving).map((x) => x.name), ["a"]);
+    assert.deepEqual(states().filter(serving).map((x) => x.name), ["a", "c"]);
   });
 
   test("a master that stops answering is marked down within the failure window, and the connections it carried are closed", async () => {
