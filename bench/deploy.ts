@@ -17,11 +17,11 @@
  *
  *   npm run bench:deploy [-- --etcd 3,6,12] [--full 3,6]     (default: both, these sizes)
  */
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { labDown, labUp } from "../lab/lab";
+import { synthesizedStackDir } from "../stacks/stack-home";
 import { run, type Res } from "../test/helpers/proc";
 import { tempDir } from "../test/helpers/fixtures";
 import { appendClusterSettings, clusterFixtures } from "../test/helpers/cluster";
@@ -106,10 +106,8 @@ async function wipeEtcd(lab: { hosts: { address: string }[]; privateKey: string;
 
 /** Back to before binkube's first deploy on this side: no PKI, no state, no stack directory. */
 function forgetDeploy(dir: string, inv: string): void {
+  // the stack is synthesized into .binkube/cdktf.out beside the inventory (stacks/stack-home.ts)
   for (const d of ["pki", ".binkube"]) fs.rmSync(path.join(dir, d), { recursive: true, force: true });
-  const stacks = path.join(ROOT, "cdktf.out", "stacks");
-  const tag = createHash("sha256").update(inv).digest("hex").slice(0, 8);
-  for (const s of fs.existsSync(stacks) ? fs.readdirSync(stacks) : []) if (s.endsWith(`-${tag}`)) fs.rmSync(path.join(stacks, s), { recursive: true, force: true });
 }
 
 async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube: Record<StepMode, number>; floor: number }> {
@@ -195,8 +193,7 @@ async function fullCluster(n: number, noop: boolean): Promise<{ n: number; first
         floorStack.done();
       }
       const sessions = stepRuns(dir, from).length;
-      const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, "cdktf.out", "manifest.json"), "utf8")) as { stacks: Record<string, { workingDirectory: string }> };
-      const stackDir = path.join(ROOT, "cdktf.out", Object.values(manifest.stacks)[0]!.workingDirectory);
+      const stackDir = synthesizedStackDir(dir)!;
       const plans: number[] = [];
       for (let i = 0; i < 3; i++) plans.push((await must("terraform plan", run("terraform", ["plan", "-input=false", "-detailed-exitcode"], { cwd: stackDir, env: deployEnv(inv), timeoutMs: 300_000 }))).ms / 1000);
       const floor = median(floors);

@@ -119,7 +119,7 @@ export function parseCheck(stdout: string): Map<string, { sha256?: string; mode?
 const short = (h: string) => h.slice(0, 12);
 
 /** The drifts of one host from its check output. */
-export function hostDrifts(host: string, expected: Expected[], units: { inst: StepInstance; unit: string; paths: string[] }[], stdout: string): Drift[] {
+export function hostDrifts(host: string, expected: Expected[], units: { inst: StepInstance; unit: string; paths: string[]; job?: boolean }[], stdout: string): Drift[] {
   const seen = parseCheck(stdout);
   const probes = parseUnitProbe(stdout, units);
   const drifts: Drift[] = [];
@@ -137,6 +137,11 @@ export function hostDrifts(host: string, expected: Expected[], units: { inst: St
   }
   for (const u of units) {
     const p = probes.get(u.unit)!;
+    if (u.job) {
+      // a oneshot its timer starts: inactive between runs; "failed" is what its last run left
+      if (p.active === "failed") add(u.inst, `unit ${u.unit}`, `its last run failed (journalctl -u ${u.unit} on ${host} says why)`);
+      continue;
+    }
     if (p.enabled !== "enabled") add(u.inst, `unit ${u.unit}`, `not enabled (${p.enabled})`);
     if (p.active !== "active") add(u.inst, `unit ${u.unit}`, `not active (${p.active})`);
     else if (p.stale.length > 0) add(u.inst, `unit ${u.unit}`, `running process is older than its files: ${describeStale(p)}`);
@@ -147,7 +152,10 @@ export function hostDrifts(host: string, expected: Expected[], units: { inst: St
 async function checkHost(cluster: Cluster, host: Host): Promise<HostReport> {
   const insts = cluster.plan.instances.filter((i) => i.host.name === host.name && i.step !== "remove");
   const expected = expectedFiles(cluster, insts, host);
-  const units = insts.flatMap((inst) => (stepByName(inst.step)?.units ?? []).map((unit) => ({ inst, unit, paths: readAtStart(inst.files) })));
+  const units = insts.flatMap((inst) => [
+    ...(stepByName(inst.step)?.units ?? []).map((unit) => ({ inst, unit, paths: readAtStart(inst.files) })),
+    ...(stepByName(inst.step)?.jobs ?? []).map((unit) => ({ inst, unit, paths: [], job: true })),
+  ]);
   const report: HostReport = { host: host.name, drifts: [], files: expected.length, units: units.length };
   let remote: RemoteHost | undefined;
   try {

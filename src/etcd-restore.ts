@@ -85,7 +85,8 @@ export async function runRestore(inv: Inventory, p: RestorePlan, log: (line: str
     say(`snapshot on ${p.members.length} members: revision ${hashes[0]!.revision}, ${hashes[0]!.totalKey} keys`);
 
     await each(p.masters, (h) => on(h).exec(`systemctl stop ${CONTROL_PLANE_UNITS.join(" ")}`));
-    await each(p.members, (h) => on(h).exec("systemctl stop etcd"));
+    // the scheduled snapshots too: a run against a stopped member would only fail
+    await each(p.members, (h) => on(h).exec("{ systemctl stop etcd-backup.timer 2>/dev/null || true; } && systemctl stop etcd"));
     say(`control plane and etcd stopped`);
 
     const cluster = etcdInitialCluster(inv);
@@ -114,6 +115,7 @@ export async function runRestore(inv: Inventory, p: RestorePlan, log: (line: str
       { timeoutMs: 180_000, intervalMs: 2000, log, fix: "check journalctl -u etcd on each member" },
     );
     say(`etcd healthy: ${p.members.length}/${p.members.length} members`);
+    await each(p.members, (h) => on(h).exec("systemctl start etcd-backup.timer 2>/dev/null || true"));
 
     await each(p.masters, (h) => on(h).exec(`systemctl start ${CONTROL_PLANE_UNITS.join(" ")}`));
     await each(p.masters, (h) =>

@@ -15,9 +15,9 @@ export interface ClusterStackOptions {
 }
 
 /**
- * One stack per inventory file: cdktf keeps each stack's `terraform init` state in
- * cdktf.out/stacks/<name>, and the backend path differs per inventory, so two inventories
- * must never share a stack directory.
+ * One stack per inventory file: its directory (`terraform init` state, cdk.tf.json) is beside the
+ * inventory (stacks/stack-home.ts), and the backend path differs per inventory, so two
+ * inventories never share a stack directory.
  */
 export function stackName(inv: { clusterName: string; file: string }): string {
   return `binkube-${inv.clusterName}-${crypto.createHash("sha256").update(inv.file).digest("hex").slice(0, 8)}`;

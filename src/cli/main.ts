@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { InventoryError, loadInventory } from "../inventory/load";
 import { rotateEncryptionKey } from "../pki/encryption";
 import { openCluster } from "../cluster";
-import { checkRows, formatCertTable } from "../pki/check";
+import { checkRows, formatCertTable, userCertRows } from "../pki/check";
 import { formatServed, remoteRows } from "../pki/remote-check";
 import { writeTree } from "../render/tree";
 import { reportCluster, synthCluster } from "./synth-report";
@@ -16,6 +16,9 @@ import { serveSteps } from "./step-server";
 import { runStep } from "../runner/run-step";
 import { describeRestore, restorePlan, runRestore } from "../etcd-restore";
 import { checkCommand, repairCommand } from "./repair";
+import { backupNow, fetchSnapshot, listBackups, parseSnapshotRef } from "../etcd-backups";
+import { formatClusters, pruneRegistry, readRegistry } from "../deploy/clusters";
+import { kubeconfigCommand } from "./kubeconfig";
 
 const USAGE = `usage: binkube <command> [options]
 
@@ -31,7 +34,12 @@ const USAGE = `usage: binkube <command> [options]
                                        run one bring-up step on one host (called by cdktf deploy)
   remove --host NAME [--config FILE]   drain / remove from etcd a host that left the inventory
                                        (called by cdktf deploy)
-  etcd restore --snapshot FILE [--yes] [--config FILE]
+  etcd backup [--host NAME] [--config FILE]
+                                       take an etcd snapshot now on a member (default: the first)
+                                       and copy it home to .binkube/etcd-snapshots/<host>/
+  etcd backups [--config FILE]         every snapshot on every member and beside the inventory,
+                                       with age, size and the --snapshot to restore it
+  etcd restore --snapshot FILE|MEMBER:PATH [--yes] [--config FILE]
                                        rebuild etcd on every member from FILE (e.g. one of
                                        .binkube/etcd-snapshots/<host>/), then restart the control
                                        plane; without --yes it only says what it would do
@@ -40,6 +48,20 @@ const USAGE = `usage: binkube <command> [options]
                                        files); exit 1 on any drift. Read-only, one SSH session per host
   repair [--config FILE]               re-run exactly the (step, host) instances check finds drifted,
                                        through cdktf deploy (Terraform -replace), in bring-up order
+  clusters [--prune]                   the clusters deployed from this machine: inventory, hosts,
+                                       state backend, last deploy, and which one is deploying now;
+                                       --prune forgets those whose inventory is gone
+  kubeconfig create NAME [--role view|edit|admin|CLUSTERROLE] [--namespace NS] [--group G]
+                    [--days N] [--config FILE]
+                                       a client certificate for User NAME (group G) from the cluster
+                                       CA, bound to ClusterRole ROLE (default view) in NS, or cluster-
+                                       wide without --namespace; writes kubeconfigs/NAME.kubeconfig
+                                       (0600). --days: default 30, at most 365
+  kubeconfig list [--config FILE]      who has what, until when, and whether the binding is in the cluster
+  kubeconfig revoke NAME [--config FILE]
+                                       delete NAME's binding and kubeconfig. The certificate itself
+                                       cannot be revoked in v1.17: it authenticates until it expires,
+                                       but authorizes nothing
   lab up [--hosts N] | down | status   local test hosts (systemd-nspawn)
 
 The inventory is --config, else $BINKUBE_CONFIG, else ./cluster.yaml.`;
@@ -70,8 +92,9 @@ async function run(argv: string[]): Promise<number> {
       if (sub === "check") {
         const cluster = await openCluster(configFrom(args), { create: true });
         reportChanges(cluster.pkiChanges);
-        const rows = checkRows(cluster.inv, cluster.pki);
+        const rows = [...checkRows(cluster.inv, cluster.pki), ...userCertRows(cluster.inv.pkiDir)];
         process.stdout.write(formatCertTable(rows) + "\n");
+        if (rows.some((r) => r.name.startsWith("user/") && r.status !== "ok")) say("a user/NAME certificate is renewed by `binkube kubeconfig create NAME` with its role (see `binkube kubeconfig list`), or ended by `binkube kubeconfig revoke NAME`");
         let bad = rows.some((r) => r.status !== "ok");
         if (args.flags.get("remote") === true) {
           const served = await remoteRows(cluster.inv, cluster.pki);
@@ -91,10 +114,24 @@ async function run(argv: string[]): Promise<number> {
       throw new UsageError("certs needs check or renew");
     }
     case "etcd": {
-      if (sub !== "restore") throw new UsageError(`etcd: unknown subcommand "${sub ?? ""}" (etcd restore --snapshot FILE)`);
-      const snapshot = args.flags.get("snapshot");
-      if (typeof snapshot !== "string") throw new UsageError("etcd restore needs --snapshot FILE");
       const { inventory } = loadInventory(configFrom(args));
+      if (sub === "backup") {
+        const host = args.flags.get("host");
+        say(await backupNow(inventory, typeof host === "string" ? host : undefined, say));
+        return 0;
+      }
+      if (sub === "backups") {
+        process.stdout.write((await listBackups(inventory)) + "\n");
+        return 0;
+      }
+      if (sub !== "restore") throw new UsageError(`etcd: unknown subcommand "${sub ?? ""}" (etcd backup | backups | restore --snapshot FILE)`);
+      let snapshot = args.flags.get("snapshot");
+      if (typeof snapshot !== "string") throw new UsageError("etcd restore needs --snapshot FILE (or MEMBER:/var/lib/etcd-snapshots/NAME.db)");
+      const onMember = parseSnapshotRef(inventory, snapshot);
+      if (onMember) {
+        snapshot = await fetchSnapshot(inventory, onMember, say);
+        say(`etcd restore: copied ${onMember.host.name}:${onMember.remotePath} to ${snapshot}`);
+      }
       const plan = restorePlan(inventory, snapshot);
       for (const line of describeRestore(plan)) say(line);
       if (args.flags.get("yes") !== true) {
@@ -125,10 +162,19 @@ async function run(argv: string[]): Promise<number> {
       await runStep(configFrom(args), "remove", host, { verbose: args.flags.get("verbose") === true, allowMissingBinaries: false });
       return 0;
     }
+    case "clusters":
+      if (args.flags.get("prune") === true) for (const f of pruneRegistry()) say(`clusters: forgot ${f} (the inventory is gone)`);
+      process.stdout.write(formatClusters(readRegistry()) + "\n");
+      return 0;
     case "check":
       return (await checkCommand(configFrom(args))).code;
     case "repair":
       return repairCommand(configFrom(args), say);
+    case "kubeconfig": {
+      if (sub !== "create" && sub !== "list" && sub !== "revoke") throw new UsageError(`kubeconfig: unknown subcommand "${sub ?? ""}" (create, list, revoke)`);
+      if (sub !== "list" && rest.length !== 1) throw new UsageError(`kubeconfig ${sub} needs one NAME`);
+      return kubeconfigCommand(sub, rest, args, configFrom(args), say);
+    }
     case "lab":
       // The lab (test hosts) is loaded only for its own commands: deploys never load it.
       return (require("../../lab/cli") as typeof import("../../lab/cli")).labCommand(argv.slice(1));

@@ -209,3 +209,20 @@ function decodeURIComponentSafe(s: string): string {
 
 /** The environment variable that holds the download credentials for `host` (BINKUBE_DOWNLOAD_AUTH_DL_EXAMPLE_COM). */
 export const downloadAuthVar = (host: string): string => `BINKUBE_DOWNLOAD_AUTH_${host.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
+
+/**
+ * A systemd calendar event (OnCalendar=, systemd.time(7)): a shorthand (daily, hourly, …) or an
+ * expression of weekdays, dates and times. Only the characters those use: no newline (another
+ * directive), no '%' (a unit-file specifier), no quote or backslash.
+ */
+export const calendarEvent: Check = (v) => {
+  if (v.trim() === "") return "is empty";
+  const bad = /[^A-Za-z0-9*/:,.~ -]/.exec(v);
+  if (bad) return `contains ${describeChar(bad[0])}, which an OnCalendar= expression does not use`;
+  if (v.length > 100) return "is longer than 100 characters";
+  const words = v.match(/[A-Za-z]+/g) ?? [];
+  const known = /^(minutely|hourly|daily|weekly|monthly|yearly|annually|quarterly|semiannually|mon|tue|wed|thu|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday|sunday|utc)$/i;
+  const unknown = words.find((w) => !known.test(w));
+  if (unknown) return `names "${unknown}", which is no weekday or calendar shorthand`;
+  return undefined;
+};

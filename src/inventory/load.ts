@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { isNode, parseDocument, visit } from "yaml";
 import { Cidr, cidrContains, cidrsOverlap, isIPv4, nthAddress, parseCidr } from "../util/ip";
-import { Check, archiveMember, binaryName, dnsName, fileName, flagName, hostAddress, imageRef, kubeletLabel, labelKey, labelValue, noInvisible, sanName, shown, urlCredential, downloadAuthVar, visible, DNS_LABEL } from "./grammar";
+import { Check, archiveMember, calendarEvent, binaryName, dnsName, fileName, flagName, hostAddress, imageRef, kubeletLabel, labelKey, labelValue, noInvisible, sanName, shown, urlCredential, downloadAuthVar, visible, DNS_LABEL } from "./grammar";
 import { Obj, Reader, isObj, join } from "./reader";
 import { MAX_DEPTH, MAX_FILE, MAX_VALUE, bombLine, sources, tooDeep } from "./yaml-source";
 import { FlagPolicy, KUBELET_WEAKENING, checkExtraArgs } from "./extra-args";
@@ -282,8 +282,15 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   else if (Number(patch[1]) > LAST_1_17_PATCH) r.error("kubernetes.version", `${kubernetesVersion} was never released (v1.17 ended at v1.17.${LAST_1_17_PATCH})`, `use v1.17.${LAST_1_17_PATCH}`);
 
   const etcd = r.section(raw, "etcd", "");
-  r.known(etcd, ["version"], "etcd");
+  r.known(etcd, ["version", "backup"], "etcd");
   const etcdVersion = r.str(etcd, "version", "etcd", DEFAULTS.etcdVersion);
+  // Scheduled snapshots on every member (steps/etcd-backup.ts): a cluster that runs for months
+  // without a binkube change still has a recent backup. Daily and 7 kept by default.
+  const eb = r.section(etcd, "backup", "etcd");
+  r.known(eb, ["schedule", "keep"], "etcd.backup");
+  const etcdBackup = { schedule: r.str(eb, "schedule", "etcd.backup", "daily"), keep: r.int(eb, "keep", "etcd.backup", 7, 1, 1000) };
+  const badSchedule = calendarEvent(etcdBackup.schedule);
+  if (badSchedule) r.error("etcd.backup.schedule", `"${shown(etcdBackup.schedule)}" ${badSchedule}`, 'give a systemd calendar event (systemd.time(7)): daily, hourly, or e.g. "*-*-* 02:30:00"');
   if (!/^v3\.4\.\d+$/.test(etcdVersion)) r.error("etcd.version", `"${etcdVersion}" is not an etcd v3.4 release`, "Kubernetes v1.17 is validated with etcd v3.4.x: use e.g. v3.4.3");
 
   const sshDefaults = readSsh(r, r.section(raw, "ssh", ""), "ssh", baseDir);
@@ -517,6 +524,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     clusterName,
     kubernetesVersion,
     etcdVersion,
+    etcdBackup,
     hosts,
     network: {
       serviceCIDR,

@@ -1,8 +1,9 @@
 // Files the inventory names and binkube ships to hosts (image archives, binaries): each is what it
 // claims to be and stays in its place. After links are resolved it is a regular file inside the
-// inventory's directory or binaries.dir, never under pki/ or .binkube/ (only the certificate steps
-// ship from pki/, and they read it themselves); an image archive is a docker-save tar, a binary an
-// x86-64 ELF executable. Each check returns the problem in a few words, or undefined.
+// inventory's directory or binaries.dir, never under pki/, .binkube/ or kubeconfigs/ (only the
+// certificate steps ship from pki/, and they read it themselves); an image archive is a
+// docker-save tar, a binary an x86-64 ELF executable. Each check returns the problem in a few
+// words, or undefined.
 import * as fs from "node:fs";
 import * as path from "node:path";
 
@@ -11,6 +12,7 @@ export function forbiddenDirs(baseDir: string): { dir: string; what: string }[] 
   return [
     { dir: path.join(baseDir, "pki"), what: "pki/ (the cluster's keys; only the certificate steps ship from there)" },
     { dir: path.join(baseDir, ".binkube"), what: ".binkube/ (binkube's state)" },
+    { dir: path.join(baseDir, "kubeconfigs"), what: "kubeconfigs/ (users' credentials, binkube kubeconfig create)" },
   ];
 }
 

@@ -63,6 +63,8 @@ export interface Inventory {
   clusterName: string;
   kubernetesVersion: string;
   etcdVersion: string;
+  /** Scheduled snapshots on the members: an OnCalendar= event and how many to keep on each. */
+  etcdBackup: { schedule: string; keep: number };
   hosts: Host[];
   network: {
     serviceCIDR: string;

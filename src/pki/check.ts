@@ -5,6 +5,7 @@ import { Pki, leafProblem, loadPair } from "./store";
 import { readRecord } from "./issuance";
 import { certFacts } from "./x509";
 import { formatTable } from "../util/table";
+import { latestCertificate, readAccessLedger } from "../access/ledger";
 
 export interface CertRow {
   name: string;
@@ -48,6 +49,27 @@ export function checkRows(inv: Inventory, pki: Pki, now = new Date()): CertRow[]
     row(spec.name, problem ? `WRONG: ${problem}` : pending ? (pending.issued ? "WRONG: not the certificate binkube issued (run npx cdktf deploy)" : "pending: reissued by the first step that ships it") : undefined, certFacts(issued.cert));
   }
   return rows;
+}
+
+/**
+ * One row per scoped credential (`binkube kubeconfig create`) not revoked: its newest certificate,
+ * from pki/users.json. Short-lived by design, so one is expiring in the last quarter of its life
+ * (at most the last 30 days), not in the last 30 days of a 30-day certificate's.
+ */
+export function userCertRows(pkiDir: string, now = new Date()): CertRow[] {
+  const caCN = CAS.find((c) => c.name === "ca")!.cn;
+  return Object.values(readAccessLedger(pkiDir).users)
+    .filter((u) => !u.revokedAt)
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((u) => {
+      const c = latestCertificate(u);
+      const notAfter = new Date(c.notAfter);
+      const lifeDays = (notAfter.getTime() - Date.parse(c.notBefore)) / 86400000;
+      const warnDays = Math.min(EXPIRY_WARNING_DAYS, Math.ceil(lifeDays / 4));
+      const daysLeft = Math.floor((notAfter.getTime() - now.getTime()) / 86400000);
+      const status = notAfter <= now ? "expired" : daysLeft < warnDays ? `expiring (< ${warnDays} d)` : "ok";
+      return { name: `user/${u.name}`, subject: [`CN=${u.name}`, ...(c.group ? [`O=${c.group}`] : [])].join(","), sans: "-", issuer: caCN, notAfter: c.notAfter.slice(0, 10), daysLeft, status };
+    });
 }
 
 export function formatCertTable(rows: CertRow[]): string {

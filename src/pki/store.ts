@@ -117,8 +117,8 @@ function tryLock(dir: string): { unlock?: () => void; holder: number } {
 
 const lockBusy = (dir: string, holder: number) => new BinkubeError(`${path.join(dir, ".lock")} is held by process ${holder}: another binkube is writing the PKI; wait for it or remove the directory if that process is gone`);
 
-/** The PKI lock for a one-shot process (synth, certs): waits by blocking, up to 60 s. */
-function lock(dir: string): () => void {
+/** The PKI lock for a one-shot process (synth, certs, kubeconfig): waits by blocking, up to 60 s. */
+export function lockPki(dir: string): () => void {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const { unlock, holder } = tryLock(dir);
@@ -166,7 +166,7 @@ async function lockAsync(dir: string): Promise<() => void> {
 export async function ensurePki(inv: Inventory, opts: EnsureOptions = {}): Promise<{ pki: Pki; identity: Pki; changes: PkiChange[] }> {
   const dir = inv.pkiDir;
   const now = opts.now ?? new Date();
-  const unlock = lock(dir);
+  const unlock = lockPki(dir);
   try {
     fs.chmodSync(dir, 0o700);
     const changes: PkiChange[] = [];

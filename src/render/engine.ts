@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import Handlebars from "handlebars";
-import { dnsName, flagWord } from "../inventory/grammar";
+import { calendarEvent, dnsName, flagWord } from "../inventory/grammar";
 import { yamlScalar } from "./yaml-scalar";
 import { BinkubeError } from "../errors";
 
@@ -37,6 +37,13 @@ const HELPERS: Record<string, (v: unknown) => string> = {
   int: (v) => {
     if (typeof v !== "number" || !Number.isInteger(v)) throw new BinkubeError(`${JSON.stringify(v)} is not a whole number`);
     return String(v);
+  },
+  /** A systemd calendar event (a timer's OnCalendar=). */
+  calendar: (v) => {
+    const text = scalar(v, "calendar");
+    const bad = calendarEvent(text);
+    if (bad) throw new BinkubeError(`"${text}" is not a calendar event: it ${bad}`);
+    return text;
   },
   /** A DNS name in a config language of its own (the Corefile). */
   dns: (v) => {

@@ -13,9 +13,9 @@ export function localSnapshotDir(baseDir: string, host: string): string {
   return path.join(baseDir, ".binkube", "etcd-snapshots", host);
 }
 
-/** Deletes all but the newest `keep` snapshot-*.db files of a local directory. */
-export function rotateLocal(dir: string, keep: number): string[] {
-  const snaps = fs.readdirSync(dir).filter((f) => /^snapshot-.*\.db$/.test(f)).sort();
+/** Deletes all but the newest `keep` PREFIX-*.db files of a local directory (snapshot-: before restarts; scheduled-: etcd-backup). */
+export function rotateLocal(dir: string, keep: number, prefix = "snapshot"): string[] {
+  const snaps = fs.readdirSync(dir).filter((f) => f.startsWith(`${prefix}-`) && f.endsWith(".db")).sort();
   const gone = snaps.slice(0, Math.max(0, snaps.length - keep));
   for (const f of gone) fs.rmSync(path.join(dir, f));
   return gone;

@@ -13,7 +13,7 @@ import { RunContext, StepDef, StepRemote } from "./types";
 import { GateError } from "../util/wait";
 import { PROXY, PROXY_BACKEND, PROXY_UNIT, ServerState, proxyCli, serverStates, serving } from "./apiserver-proxy";
 
-const UNITS = ["kubelet", "kube-proxy", PROXY_UNIT, "kube-scheduler", "kube-controller-manager", "kube-apiserver", "docker", "etcd"];
+const UNITS = ["kubelet", "kube-proxy", PROXY_UNIT, "kube-scheduler", "kube-controller-manager", "kube-apiserver", "docker", "etcd-backup.timer", "etcd"];
 
 async function removeEtcdMember(rc: RunContext): Promise<string> {
   const name = rc.host.name;

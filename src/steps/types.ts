@@ -10,6 +10,7 @@ export const STEP_NAMES = [
   "prepare",
   "etcd",
   "etcd-health",
+  "etcd-backup",
   "runtime",
   "apiserver",
   "apiserver-proxy",
@@ -105,6 +106,11 @@ export interface StepDef {
    * `live` ones is read by them at start (what `binkube check` compares with their start time).
    */
   units?: string[];
+  /**
+   * Oneshot services the step's timers start (not running between runs): `binkube check` reports
+   * one whose last run failed.
+   */
+  jobs?: string[];
   /** Binaries the step runs on its host without shipping them (another step on that host does). */
   usesBinaries?: string[];
   /** Inputs that are not files but must re-run the step when they change (never secrets). */

@@ -49,3 +49,16 @@ export function processAlive(pid: number | null | undefined, startTime?: number 
   if (startTime !== undefined && startTime !== null && procStartTime(pid) !== startTime) return false;
   return true;
 }
+
+/** The parent pid of a process, from /proc/PID/stat (field 4), or undefined if gone. */
+export function procParent(pid: number): number | undefined {
+  const stat = readFileOr(`/proc/${pid}/stat`, "");
+  if (!stat) return undefined;
+  const v = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/** A process's command line as words (empty if gone or unreadable). */
+export function procArgv(pid: number): string[] {
+  return readFileOr(`/proc/${pid}/cmdline`, "").split("\0").filter((w) => w !== "");
+}

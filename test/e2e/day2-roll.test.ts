@@ -8,8 +8,8 @@ import * as path from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { labDown, labUp, sshArgs } from "../../lab/lab";
 import type { LabState } from "../../lab/lab";
-import { CACHE, FIXTURES, ROOT, appendClusterSettings, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
-import { labSkipReason } from "../helpers/e2e";
+import { FIXTURES, ROOT, appendClusterSettings, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
+import { clusterSkipReason } from "../helpers/e2e";
 import { tempDir } from "../helpers/fixtures";
 import { plain, run } from "../helpers/proc";
 
@@ -18,13 +18,7 @@ const NEW = "v1.17.17";
 const MASTERS = ["10.250.213.11", "10.250.213.12"];
 const NODES = ["lab1", "lab2", "lab3"];
 
-function why(): string | undefined {
-  const lab = labSkipReason();
-  if (lab) return lab;
-  if (!fs.existsSync(path.join(CACHE, "k8s-v1.17.17", "bin", "kubelet"))) return `Kubernetes ${NEW} binaries are not cached in ${CACHE} (.ci/run builds them)`;
-  return undefined;
-}
-const skip = process.env.BINKUBE_E2E_CLUSTER === "0" ? "BINKUBE_E2E_CLUSTER=0" : why();
+const skip = clusterSkipReason();
 
 /** Resource creations in the order Terraform reported them: [id, "start" | "done"]. */
 function creations(out: string): [string, "start" | "done"][] {

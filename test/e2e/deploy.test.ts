@@ -12,6 +12,7 @@ import type { LabState } from "../../lab/lab";
 import { plain, run } from "../helpers/proc";
 import { tempDir } from "../helpers/fixtures";
 import { labSkipReason } from "../helpers/e2e";
+import { synthesizedStackDir } from "../../stacks/stack-home";
 
 const ROOT = path.join(__dirname, "..", "..");
 const BIN = path.join(ROOT, "bin", "binkube.cjs");
@@ -52,8 +53,8 @@ describe(`deploy to lab hosts (${engine === "tofu" ? "OpenTofu" : "Terraform"})`
     return n;
   };
   const deploy = () => run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 900_000 });
-  /** The synthesized stack of this suite's inventory (cdktf.out is shared by every inventory). */
-  const stackDirOf = () => fs.readdirSync(path.join(ROOT, "cdktf.out", "stacks")).map((s) => path.join(ROOT, "cdktf.out", "stacks", s)).find((d) => fs.readFileSync(path.join(d, "cdk.tf.json"), "utf8").includes(dir))!;
+  /** The synthesized stack of this suite's inventory (beside it, in .binkube/cdktf.out). */
+  const stackDirOf = () => synthesizedStackDir(dir)!;
   const step = (s: string, host: string) => run(process.execPath, [BIN, "step", s, "--host", host, "--config", config()], { env, timeoutMs: 300_000 });
 
   before(async () => {

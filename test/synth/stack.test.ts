@@ -56,12 +56,15 @@ describe("cluster stack", () => {
     const s = await synth(dir, baseInventory());
     assert.equal(s.type, "terraform_data");
     const ids = Object.keys(s.resources).sort();
-    assert.deepEqual(ids.filter((i) => i.startsWith("etcd_")), ["etcd_k8s_master", "etcd_k8s_node", "etcd_k8s_node2"]);
+    assert.deepEqual(ids.filter((i) => i.startsWith("etcd_k8s")), ["etcd_k8s_master", "etcd_k8s_node", "etcd_k8s_node2"]);
+    // the scheduled backups of each member, after that member
+    assert.deepEqual(ids.filter((i) => i.startsWith("etcd_backup_")), ["etcd_backup_k8s_master", "etcd_backup_k8s_node", "etcd_backup_k8s_node2"]);
     assert.deepEqual(ids.filter((i) => /^(bootstrap|addons)$/.test(i)), ["addons", "bootstrap"]);
-    assert.equal(ids.length, 3 /*prepare*/ + 3 /*etcd*/ + 1 + 3 /*runtime*/ + 1 /*apiserver*/ + 1 + 1 + 1 + 3 /*kubelet*/ + 3 /*proxy*/ + 1);
+    assert.equal(ids.length, 3 /*prepare*/ + 3 /*etcd*/ + 1 + 3 /*etcd-backup*/ + 3 /*runtime*/ + 1 /*apiserver*/ + 1 + 1 + 1 + 3 /*kubelet*/ + 3 /*proxy*/ + 1);
     const deps = (id: string) => (s.resources[id]!.depends_on ?? []).map((d) => d.split(".")[1]).sort();
     assert.deepEqual(deps("etcd-health"), ["etcd_k8s_master", "etcd_k8s_node", "etcd_k8s_node2"]);
     assert.deepEqual(deps("apiserver_k8s_master"), ["etcd-health", "prepare_k8s_master"]);
+    assert.deepEqual(deps("etcd_backup_k8s_node"), ["etcd_k8s_node"]);
     // a new node's kubelet does not wait for the controller-manager (its CSR waits for it instead)
     assert.deepEqual(deps("kubelet_k8s_node"), ["bootstrap", "runtime_k8s_node"]);
     assert.ok(deps("addons").includes("controller_manager_k8s_master"), "the addons' Deployments need the controller-manager");
@@ -244,7 +247,7 @@ describe("cluster stack", () => {
     );
     const again = await synth(d, baseInventory());
     const ids = Object.keys(again.resources);
-    assert.deepEqual(flagged(again), ids.filter((id) => !/^(prepare|etcd)_/.test(id)).sort(), "one etcd member applied: the others join it, not bootstrap");
+    assert.deepEqual(flagged(again), ids.filter((id) => !/^(prepare|etcd)_k8s/.test(id)).sort(), "one etcd member applied: the others join it, not bootstrap");
     assert.deepEqual(triggersOf(again), triggersOf(first), "the flag is never a trigger");
   });
 
