@@ -120,6 +120,50 @@ export async function serverStates(remote: StepRemote): Promise<ServerState[] | 
   return parseServerStates(r.stdout);
 }
 
+/**
+ * Runs `restart` (an apiserver's restart on `master`) with that master drained on every node-local
+ * proxy: no new connection goes to it while it stops and starts, the ones it carries finish or are
+ * closed by the apiserver itself, and its clients reconnect through the other masters. Afterwards
+ * it is set ready again and awaited UP (two authenticated /readyz passes) behind every proxy, so
+ * the next master's restart never finds a proxy with no apiserver to send to. Proxies that are not
+ * running yet (a first bring-up) are skipped. Without the drain a proxy would keep sending new
+ * connections to the restarting apiserver until its checks fail (up to the failure window), and
+ * the first connections after its start would reach it before it is ready.
+ */
+export async function withMasterDrained<T>(rc: RunContext, restart: () => Promise<T>): Promise<T> {
+  if (!rc.inv.apiserver.nodeLocalProxy) return restart();
+  const server = `${PROXY_BACKEND}/${rc.host.name}`;
+  const proxies: { host: Host; remote: StepRemote }[] = [];
+  for (const host of kubeletHosts(rc.inv)) {
+    const remote = host.name === rc.host.name ? rc.remote : await rc.onHost(host);
+    const states = await serverStates(remote).catch((e: Error) => {
+      throw new GateError(`the apiserver proxy on ${host.name} did not answer before ${rc.host.name}'s apiserver restarts (${e.message}); nothing was restarted. Fix: check journalctl -u ${PROXY_UNIT} on ${host.name}, then re-run`);
+    });
+    if (states?.some((s) => s.name === rc.host.name)) proxies.push({ host, remote });
+  }
+  const set = (state: "drain" | "ready") => Promise.all(proxies.map(({ remote }) => remote.exec(proxyCli(`set server ${server} state ${state}`), { timeoutMs: 15_000 })));
+  await set("drain");
+  if (proxies.length > 0) rc.log(`${rc.host.name} drained on ${proxies.length} apiserver prox${proxies.length === 1 ? "y" : "ies"} for its restart`);
+  let result: T;
+  try {
+    result = await restart();
+  } finally {
+    // ready again even when the restart failed: the proxies' own checks then keep it out
+    await set("ready");
+  }
+  for (const { host, remote } of proxies) {
+    await waitFor(
+      `${rc.host.name} UP behind the apiserver proxy on ${host.name}`,
+      async () => {
+        const s = (await serverStates(remote))?.find((x) => x.name === rc.host.name);
+        return s && serving(s) ? true : s ? `${s.status} (${s.check || "no check yet"})` : "not listed";
+      },
+      { timeoutMs: 60_000, intervalMs: 250, log: rc.log, fix: `check journalctl -u ${PROXY_UNIT} on ${host.name}: its checks of ${rc.host.name}:${rc.inv.network.apiserverPort}/readyz must pass` },
+    );
+  }
+  return result;
+}
+
 /** The pid of the worker that answers the admin socket (a reload starts a new one). */
 async function workerPid(rc: RunContext): Promise<string | undefined> {
   const r = await rc.sh(proxyCli("show info"), { allowFail: true, timeoutMs: 15_000 });

@@ -11,6 +11,7 @@ import type { LabState } from "../../lab/lab";
 import { FIXTURES, ROOT, appendClusterSettings, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
 import { clusterSkipReason } from "../helpers/e2e";
 import { tempDir } from "../helpers/fixtures";
+import { describeNodePolls, readNodePolls, startNodePoller } from "../helpers/node-poller";
 import { plain, run } from "../helpers/proc";
 
 const OLD = "v1.17.12";
@@ -148,12 +149,19 @@ spec:
     edit((t) => t.replace("  dir: bin-1.17.12\n", "  dir: bin\n").replace(`  version: ${OLD}\n`, `  version: ${NEW}\n`));
     const api = pollApi(MASTERS);
     const cluster = pollCluster();
+    // lab3 is no master: its kubelet and kube-proxy reach the API through its node-local proxy
+    const poller = startNodePoller(sshArgs(lab, "lab3"));
+    const since = Date.now();
     const r = await deploy("upgrade");
     const [polls, seen] = [await api.stop(), await cluster.stop()];
+    const node = readNodePolls(await poller.stop((c) => ssh("lab3", c)), since);
     const out = r.out;
     assert.equal(r.code, 0, failed(out));
-    console.log(`# upgrade ${OLD} → ${NEW}: ${(r.ms / 1000).toFixed(1)} s; ${polls.describe}; spread: min ${seen.minReady}/3 ready; nodes unavailable at once: max ${seen.maxUnavailable} (${seen.polls} polls)`);
+    console.log(`# upgrade ${OLD} → ${NEW}: ${(r.ms / 1000).toFixed(1)} s; ${polls.describe}; ${describeNodePolls(node, "lab3 → its apiserver proxy")}; spread: min ${seen.minReady}/3 ready; nodes unavailable at once: max ${seen.maxUnavailable} (${seen.polls} polls)`);
     assert.equal(polls.outages, 0, polls.describe);
+    assert.ok(node.polls > 100, `only ${node.polls} polls on lab3`);
+    assert.equal(node.failures, 0, describeNodePolls(node, "lab3 → its apiserver proxy"));
+    for (const m of ["lab1", "lab2"]) assert.match(out, new RegExp(`${m} drained on 3 apiserver proxies for its restart`), m);
     assert.ok(seen.minReady >= 2, `the spread Deployment fell to ${seen.minReady} ready pods`);
     assert.ok(seen.maxUnavailable <= 1, `${seen.maxUnavailable} nodes unavailable at once`);
     // the order: every apiserver, then controller-managers and schedulers, then the nodes one by one

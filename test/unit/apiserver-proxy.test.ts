@@ -441,7 +441,9 @@ describe("Debian's haproxy 2.6 runs the rendered configuration", { skip: haproxy
   });
 
   test("a master that stops answering is marked down within the failure window, and the connections it carried are closed", async () => {
-    // a connection through the proxy to a, kept open
+    // a connection through the proxy to a (the only server left in rotation), kept open
+    cli("disable server kube-apiservers/c");
+    await until("c in maintenance", () => states().find((x) => x.name === "c")?.status === "MAINT");
     const conn = tls.connect({ host: "127.0.0.1", port: listenPort, servername: "kubernetes", ca: fs.readFileSync(path.join(c.inv.pkiDir, "ca.crt")) });
     await new Promise<void>((resolve, reject) => conn.once("secureConnect", () => resolve()).once("error", reject));
     const closed = new Promise<number>((resolve) => conn.once("close", () => resolve(Date.now())));
