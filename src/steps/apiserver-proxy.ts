@@ -170,6 +170,9 @@ async function workerPid(rc: RunContext): Promise<string | undefined> {
   return /^Pid: (\d+)$/m.exec(r.stdout)?.[1];
 }
 
+/** How long the proxy step waits for every master to be UP before one serving master is enough. */
+const ALL_UP_WAIT_MS = 20_000;
+
 /** Files a reload applies (haproxy reads them again); anything else (binary, libraries, unit) needs a restart. */
 const RELOADED: ReadonlySet<string> = new Set([PROXY.config, PROXY.clientCert, PROXY.ca]);
 
@@ -218,16 +221,28 @@ async function runApiserverProxy(rc: RunContext): Promise<string> {
   const graceful = probe.active === "active" && probe.startedAt !== undefined && touched.length > 0 && touched.every((p) => RELOADED.has(p));
   const action = graceful ? await reload(rc, probe.startedAt!, touched) : await applyUnit(rc, PROXY_UNIT, sync.changed.length > 0, { probe });
   let states: ServerState[] = [];
-  await activeAndHealthy(rc, PROXY_UNIT, {}, () =>
-    waitFor(
+  await activeAndHealthy(rc, PROXY_UNIT, {}, async () => {
+    // Every master UP is the normal end, and what the next step's clients should find; a master
+    // that stays down (a host that is off) must not hold the nodes' roll, so after a while one
+    // serving master is enough and the summary names the others.
+    const all = await waitFor(
+      `every apiserver UP behind the proxy on ${rc.host.name}`,
+      async () => {
+        states = (await serverStates(rc.remote)) ?? [];
+        return states.length > 0 && states.every(serving) ? true : "not yet";
+      },
+      { timeoutMs: ALL_UP_WAIT_MS, intervalMs: 500, log: () => undefined, fix: "" },
+    ).then(() => true, () => false);
+    if (all) return;
+    await waitFor(
       `an apiserver UP behind the proxy on ${rc.host.name} (an authenticated /readyz passed)`,
       async () => {
         states = (await serverStates(rc.remote)) ?? [];
         return states.some(serving) ? true : states.length === 0 ? "no answer from haproxy's admin socket yet" : states.map((s) => `${s.name} ${s.status} (${s.check || "no check yet"})`).join(", ");
       },
       { timeoutMs: 60_000, intervalMs: 500, log: rc.log, fix: `check journalctl -u ${PROXY_UNIT} on ${rc.host.name}: the checks need the cluster CA, the host's proxy certificate and a master answering /readyz on :${rc.inv.network.apiserverPort}` },
-    ),
-  );
+    );
+  });
   const up = states.filter(serving).map((s) => s.name);
   const down = states.filter((s) => !serving(s)).map((s) => `${s.name} ${s.status}`);
   return `${sync.changed.length} files changed, ${action}, ${up.length}/${states.length} apiservers up (${up.join(", ")}${down.length ? `; ${down.join(", ")}` : ""})`;

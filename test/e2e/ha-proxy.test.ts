@@ -191,7 +191,9 @@ spec:
     assert.ok(scheduledMs > 0 && readyMs > 0, `the Deployment created during the outage did not run (scheduled ${scheduledMs} ms, ready ${readyMs} ms)`);
     assert.ok(node.polls > 500, `only ${node.polls} polls on lab3`);
     assert.ok(node.failures <= allowed, `${node.failures} node-side polls failed, more than the ${allowed} of the proxy's ${window} ms failure window`);
-    assert.equal(polls.down[addr("lab2")], 0, "lab2's apiserver stopped answering");
+    // lab1 was an etcd member, maybe the leader: the election that follows stalls etcd for about a
+    // second, and /healthz includes etcd's; more than that is lab2 failing
+    assert.ok(polls.down[addr("lab2")]! <= 5, `lab2's apiserver missed ${polls.down[addr("lab2")]} polls: ${polls.describe}`);
 
     // lab1 comes back (power on, the disk it had): it rejoins without a deploy
     const inventory = fs.readFileSync(file, "utf8");
