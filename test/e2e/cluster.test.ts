@@ -42,7 +42,7 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
   const waitFor = waitUntil;
   /** systemd InvocationID of every binkube-managed unit on a host: changes on any restart. */
   const invocations = async (host: string) => {
-    const units = ["etcd", "docker", "kubelet", "kube-proxy", "kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+    const units = ["etcd", "docker", "kubelet", "kube-proxy", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "apiserver-proxy"];
     const r = await run("ssh", [...sshArgs(lab, host), units.map((u) => `echo ${u}=$(systemctl show -p InvocationID --value ${u})`).join("; ")]);
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim();
@@ -308,7 +308,7 @@ spec:
     console.log(`# add a node to a 3-host cluster: ${(r.ms / 1000).toFixed(1)} s`);
   });
 
-  test("adding a master: the apiserver certificate gains its address, the new control plane comes up, nothing else restarts", async () => {
+  test("adding a master: the apiserver certificate gains its address, the new control plane comes up, every node moves to a node-local proxy over both masters; etcd and docker restart nowhere", async () => {
     const before = Object.fromEntries(await Promise.all(["lab1", "lab2", "lab3", "lab4"].map(async (h) => [h, unitIds(await invocations(h))] as const)));
     const file = path.join(dir, "cluster.yaml");
     const text = fs.readFileSync(file, "utf8");
@@ -331,12 +331,19 @@ spec:
     assert.equal(apiStats.outages, 0, `API outage while adding a master: ${apiStats.describe}`);
     const sans = await run("openssl", ["x509", "-noout", "-ext", "subjectAltName", "-in", path.join(dir, "pki", "apiserver.crt")]);
     assert.match(sans.stdout, /IP Address:10\.250\.213\.12\b/);
-    // only lab1's apiserver restarted (its serving certificate changed); lab2 kept etcd, docker, kubelet, kube-proxy
+    // Two masters and no endpoint: every kubelet host gets the node-local apiserver proxy (issue 25),
+    // and its kubelet and kube-proxy restart once to dial it. lab1's apiserver restarted for its
+    // new serving certificate; etcd and docker restarted nowhere.
     const after = Object.fromEntries(await Promise.all(["lab1", "lab2", "lab3", "lab4"].map(async (h) => [h, unitIds(await invocations(h))] as const)));
-    for (const h of ["lab3", "lab4"]) assert.deepEqual(after[h], before[h], `a unit on ${h} restarted`);
     const restarted = (h: string) => Object.keys(before[h]!).filter((u) => before[h]![u] !== after[h]![u]).sort();
-    assert.deepEqual(restarted("lab1"), ["kube-apiserver"]);
-    assert.deepEqual(restarted("lab2"), ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]);
+    for (const h of ["lab3", "lab4"]) assert.deepEqual(restarted(h), ["apiserver-proxy", "kube-proxy", "kubelet"], h);
+    assert.deepEqual(restarted("lab1"), ["apiserver-proxy", "kube-apiserver", "kube-proxy", "kubelet"]);
+    assert.deepEqual(restarted("lab2"), ["apiserver-proxy", "kube-apiserver", "kube-controller-manager", "kube-proxy", "kube-scheduler", "kubelet"]);
+    for (const h of ["lab1", "lab2", "lab3", "lab4"]) {
+      const servers = await run("ssh", [...sshArgs(lab, h), "grep -h 'server:' /opt/kubernetes/cfg/kubelet.kubeconfig /opt/kubernetes/cfg/kube-proxy.kubeconfig | awk '{print $NF}' | sort -u"]);
+      assert.equal(servers.stdout.trim(), "https://127.0.0.1:6444", `${h} dials its node-local proxy`);
+    }
+    assert.match(out, /✓ step apiserver-proxy on lab4: .*2\/2 apiservers up \(lab1, lab2\)/);
     // both apiservers serve the same cluster, with a certificate valid for the address used
     for (const ip of ["10.250.213.11", "10.250.213.12"]) {
       assert.equal((await kubectlOk("--server", `https://${ip}:6443`, "get", "nodes", "-o", "name")).split("\n").length, 4, `nodes via ${ip}`);
