@@ -20,7 +20,7 @@ import {
 import { writeInventory, writeKnownHosts } from "./inventory";
 import { bridgePorts, ensureNetwork, teardownNetwork } from "./network";
 import { preflight } from "./preflight";
-import { allocateSlot, otherLiveLabs, releaseSlot, slotOf, withLabLock } from "./registry";
+import { allocateSlot, otherLiveLabs, releaseSlot, withLabLock } from "./registry";
 import { ensureBaseRootfs, removeTree } from "./rootfs";
 import { LabHost, LabState, loadState, saveState, statePath } from "./state";
 import { Logger, elapsed, now, processAlive, runOk, sleep, stderrLogger } from "./util";
@@ -136,7 +136,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
     const existing = loadState(dir);
     let slot: number;
     if (existing) {
-      slot = slotOf(dir) ?? allocateSlot(dir, existing.slot);
+      slot = allocateSlot(dir, existing.slot, log);
       if (slot !== existing.slot) {
         throw new Error(`${dir}: its lab.json says slot ${existing.slot} but that slot is taken; run 'binkube lab down --dir ${dir}' first`);
       }
@@ -144,7 +144,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
       // BINKUBE_LAB_SLOT: a slot to try first. Side work (a second lab while an e2e runs) asks for
       // a high one, since several e2e suites expect the first lab at slot 0's addresses.
       const wanted = process.env.BINKUBE_LAB_SLOT;
-      slot = allocateSlot(dir, wanted && /^\d+$/.test(wanted) && Number(wanted) < MAX_SLOTS ? Number(wanted) : undefined);
+      slot = allocateSlot(dir, wanted && /^\d+$/.test(wanted) && Number(wanted) < MAX_SLOTS ? Number(wanted) : undefined, log);
     }
     const base = await ensureBaseRootfs({
       log,

@@ -56,6 +56,8 @@ export async function withLabLock<T>(log: Logger, fn: () => Promise<T>): Promise
 interface SlotEntry {
   slot: number;
   dir: string;
+  /** The process that last brought the lab up (pid and /proc start time), if recorded. */
+  owner?: { pid: number; start: number | null };
 }
 
 function slotsDir(): string {
@@ -74,8 +76,10 @@ function readEntries(): SlotEntry[] {
     const m = /^(\d+)\.json$/.exec(n);
     if (!m) continue;
     try {
-      const v = JSON.parse(fs.readFileSync(path.join(slotsDir(), n), "utf8")) as { dir?: unknown };
-      if (typeof v.dir === "string") out.push({ slot: Number(m[1]), dir: v.dir });
+      const v = JSON.parse(fs.readFileSync(path.join(slotsDir(), n), "utf8")) as { dir?: unknown; owner?: { pid?: unknown; start?: unknown } };
+      if (typeof v.dir !== "string") continue;
+      const owner = typeof v.owner?.pid === "number" ? { pid: v.owner.pid, start: typeof v.owner.start === "number" ? v.owner.start : null } : undefined;
+      out.push({ slot: Number(m[1]), dir: v.dir, owner });
     } catch {
       // unreadable entry: ignore (treated as free)
     }
@@ -83,39 +87,55 @@ function readEntries(): SlotEntry[] {
   return out;
 }
 
-/** An entry is live while its lab dir still has a lab.json claiming that slot. */
+/**
+ * An entry is live while its lab dir still has a lab.json claiming that slot and something of it
+ * still runs: one of its hosts, or the process that brought it up (a suite that has powered every
+ * host off keeps its slot). A lab whose processes were all killed (a test run cut off by a
+ * restart of this machine's session) leaves both files behind; its slot is free again, or the
+ * next run would get other addresses than the ones the e2e suites expect.
+ */
 function entryLive(e: SlotEntry): boolean {
+  let st: { slot?: unknown; hosts?: { pid?: unknown; pidStartTime?: unknown }[] };
   try {
-    const st = JSON.parse(fs.readFileSync(path.join(e.dir, "lab.json"), "utf8")) as { slot?: unknown };
-    return st.slot === e.slot;
+    st = JSON.parse(fs.readFileSync(path.join(e.dir, "lab.json"), "utf8")) as typeof st;
   } catch {
     return false;
   }
+  if (st.slot !== e.slot) return false;
+  if (e.owner && processAlive(e.owner.pid, e.owner.start ?? undefined)) return true;
+  return (st.hosts ?? []).some((h) => typeof h.pid === "number" && processAlive(h.pid, typeof h.pidStartTime === "number" ? h.pidStartTime : undefined));
 }
 
-/** Slot already held by DIR, if any (call under the lock). */
-export function slotOf(dir: string): number | undefined {
-  return readEntries().find((e) => e.dir === dir)?.slot;
+function writeEntry(slot: number, dir: string): void {
+  fs.mkdirSync(slotsDir(), { recursive: true });
+  const owner = { pid: process.pid, start: procStartTime(process.pid) ?? null };
+  fs.writeFileSync(path.join(slotsDir(), `${slot}.json`), JSON.stringify({ dir, owner }) + "\n");
 }
 
 /**
  * Returns DIR's slot, allocating one (call under the lock): PREFERRED if given and free (a lab
  * whose registry entry was lost keeps its addresses), else the lowest free slot.
  */
-export function allocateSlot(dir: string, preferred?: number): number {
+export function allocateSlot(dir: string, preferred?: number, log?: Logger): number {
   const entries = readEntries();
   const mine = entries.find((e) => e.dir === dir);
-  if (mine) return mine.slot;
+  if (mine) {
+    writeEntry(mine.slot, dir); // this process owns it now
+    return mine.slot;
+  }
   const used = new Set<number>();
   for (const e of entries) {
-    if (entryLive(e)) used.add(e.slot);
-    else fs.rmSync(path.join(slotsDir(), `${e.slot}.json`), { force: true });
+    if (entryLive(e)) {
+      used.add(e.slot);
+      continue;
+    }
+    fs.rmSync(path.join(slotsDir(), `${e.slot}.json`), { force: true });
+    log?.(`slot ${e.slot} freed: nothing of ${e.dir} runs any more (its lab.json stays; 'binkube lab down --dir ${e.dir}' removes it)`);
   }
   const order = [...(preferred !== undefined ? [preferred] : []), ...Array.from({ length: MAX_SLOTS }, (_v, i) => i)];
   for (const s of order) {
     if (!used.has(s)) {
-      fs.mkdirSync(slotsDir(), { recursive: true });
-      fs.writeFileSync(path.join(slotsDir(), `${s}.json`), JSON.stringify({ dir }) + "\n");
+      writeEntry(s, dir);
       return s;
     }
   }

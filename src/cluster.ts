@@ -5,7 +5,7 @@ import { BinaryIndex, openBinaries } from "./binaries/source";
 import { loadInventory } from "./inventory/load";
 import { Host, Inventory, InventoryIssue } from "./inventory/types";
 import { readLedger, updateLedger } from "./inventory/ledger";
-import { certKubeconfig } from "./pki/kubeconfig";
+import { adminKubeconfig } from "./pki/kubeconfig";
 import { EnsureOptions, Pki, PkiChange, ensurePki, issuePending, loadPki } from "./pki/store";
 import { writeFileAtomic } from "./util/fs";
 import { Plan, StepInstance, buildPlan, planInstance } from "./plan";
@@ -87,7 +87,7 @@ export function adminKubeconfigPath(inv: Inventory): string {
   return path.join(inv.baseDir, "admin.kubeconfig");
 }
 
-/** admin.kubeconfig beside the inventory, so `kubectl --kubeconfig …` works from this machine. */
+/** admin.kubeconfig beside the inventory, so `kubectl --kubeconfig …` works from this machine (one context per master: pki/kubeconfig.ts). */
 function writeAdminKubeconfig(inv: Inventory, pki: Pki): void {
-  writeFileAtomic(adminKubeconfigPath(inv), certKubeconfig(inv, pki, "admin", "admin"), 0o600);
+  writeFileAtomic(adminKubeconfigPath(inv), adminKubeconfig(inv, pki), 0o600);
 }

@@ -10,6 +10,15 @@ export const BINARIES = {
   kubeProxy: ["kube-proxy"],
 } as const;
 
+/**
+ * The node-local apiserver proxy's group: haproxy itself, and beside it every shared library it
+ * needs that a minimal host may lack (Debian bookworm's haproxy: liblua5.3.so.0,
+ * libopentracing-c-wrapper.so.0, libopentracing.so.1). The rest of haproxy/ ships as found, into
+ * a private library directory (steps/apiserver-proxy.ts).
+ */
+export const HAPROXY = "haproxy/haproxy";
+export const HAPROXY_GROUP = "haproxy";
+
 /** Members of the runtime group that must be present (the rest of docker/ ships as found). */
 export const REQUIRED_DOCKER = ["docker/dockerd", "docker/docker", "docker/containerd", "docker/runc"];
 /** CNI plugins the flannel config chains (flannel delegates to bridge, which needs host-local). */

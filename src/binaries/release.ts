@@ -4,6 +4,7 @@
 // machine can run them (Linux x86-64, as the binaries are); elsewhere the steps check on the host
 // after the upload, before any restart (steps/actions.ts checkReleaseVersion).
 import { execFileSync } from "node:child_process";
+import * as path from "node:path";
 import { BinkubeError } from "../errors";
 import type { Inventory } from "../inventory/types";
 import type { BinaryIndex } from "./source";
@@ -17,6 +18,12 @@ interface Versioned {
   problem: (got: string, inv: Pick<Inventory, "kubernetesVersion" | "etcdVersion">) => string | undefined;
   /** The fix, for this inventory. */
   fix: (inv: Pick<Inventory, "kubernetesVersion" | "etcdVersion">) => string;
+  /**
+   * Dynamically linked against libraries binkube ships beside it (the binary source's folder of
+   * it): run here with that folder on the loader's path, and not judged here when this machine's
+   * own libraries cannot load it (an older glibc): the step checks it on the host instead.
+   */
+  sharedLibraries?: true;
 }
 
 /** The release a `--version` line names ("Kubernetes v1.17.17" → "v1.17.17"). */
@@ -54,6 +61,20 @@ const dockerd: Versioned = {
   fix: () => "Fix: put docker 1.13.1 or later (Kubernetes v1.17 validated up to 19.03) in binaries docker/, and re-run",
 };
 
+/**
+ * The haproxy release line binkube renders haproxy.cfg for and tests: 2.6, the long-term
+ * supported branch Debian bookworm ships (fixes until 2027). Another line may read the same file
+ * differently, so it is refused like a Kubernetes binary of another release.
+ */
+export const HAPROXY_SERIES = "2.6";
+const haproxy: Versioned = {
+  args: ["-v"],
+  read: (out) => /HAProxy version (\d+\.\d+\.\d+\S*)/.exec(out)?.[1],
+  problem: (got) => (got.startsWith(`${HAPROXY_SERIES}.`) ? undefined : `but binkube's apiserver proxy configuration is written for haproxy ${HAPROXY_SERIES}.x`),
+  fix: () => `Fix: put haproxy ${HAPROXY_SERIES}.x (Debian bookworm's package) and the libraries it needs in binaries haproxy/ (test/fixtures/debian-binaries.sh shows how), and re-run`,
+  sharedLibraries: true,
+};
+
 /** Every binary whose version is checked, by its name in the binary source. */
 export const VERSIONED: Readonly<Record<string, Versioned>> = {
   "kube-apiserver": kubernetes,
@@ -65,6 +86,7 @@ export const VERSIONED: Readonly<Record<string, Versioned>> = {
   // etcdctl v3 has no --version flag ("unknown flag"): its version is a subcommand
   etcdctl: etcd(["version"], /etcdctl version: (\d+\.\d+\.\d+)/),
   "docker/dockerd": dockerd,
+  "haproxy/haproxy": haproxy,
 };
 
 /** The error for `name` at `path` that printed `out`, or undefined when it is the release the inventory names. */
@@ -76,6 +98,16 @@ export function versionProblem(name: string, path: string, out: string, inv: Pic
   return problem ? `${name} (${path}) is ${got ?? `unreadable (${out.trim().slice(0, 80)})`}, ${problem}; nothing was changed. ${v.fix(inv)}` : undefined;
 }
 
+/** What the dynamic loader says when it cannot load a program (a library or a glibc symbol version missing here). */
+export const LOADER_FAILURE = /error while loading shared libraries|version `GLIBC\S* not found|cannot open shared object file/;
+
+/** The folders of the binary's group (its own and every member's), for LD_LIBRARY_PATH. */
+function libraryPath(binaries: BinaryIndex, name: string): string {
+  const group = name.split("/")[0]!;
+  const dirs = [name, ...binaries.group(group)].map((n) => binaries.get(n).localPath).filter((p): p is string => p !== undefined).map((p) => path.dirname(p));
+  return [...new Set(dirs)].join(":");
+}
+
 export const canRunLocally = (): boolean => process.platform === "linux" && process.arch === "x64";
 
 /** Throws naming the binary, its version and the fix when one of NAMES is not the release the inventory names. */
@@ -84,10 +116,14 @@ export function checkReleaseLocally(binaries: BinaryIndex, names: string[], inv:
   for (const name of names.filter((n) => VERSIONED[n])) {
     const info = binaries.get(name);
     if (!info.present || !info.localPath) continue;
+    const v = VERSIONED[name]!;
     let out: string;
     try {
-      out = execFileSync(info.localPath, VERSIONED[name]!.args, { encoding: "utf8", timeout: 20_000, stdio: ["ignore", "pipe", "pipe"] });
+      const env = v.sharedLibraries ? { ...process.env, LD_LIBRARY_PATH: libraryPath(binaries, name) } : undefined;
+      out = execFileSync(info.localPath, v.args, { encoding: "utf8", timeout: 20_000, stdio: ["ignore", "pipe", "pipe"], env });
     } catch (e) {
+      // this machine's own libraries cannot load it: the step checks it on the host, after the upload
+      if (v.sharedLibraries && LOADER_FAILURE.test(`${(e as { stderr?: string }).stderr ?? ""} ${(e as Error).message}`)) continue;
       throw new BinkubeError(`${where}: ${info.localPath} does not run here (${(e as Error).message.split("\n")[0]}); nothing was changed. Fix: binaries must be linux-amd64 builds of the releases the inventory names`);
     }
     const problem = versionProblem(name, info.localPath, out, inv);

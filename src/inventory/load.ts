@@ -13,7 +13,7 @@ import { KUBELET_FLAGS } from "./kubelet-flags";
 import { kubeletWrites } from "../steps/kubelet-files";
 import { dockerArchive, elfX64, forbiddenDirs, placed, shipRoots } from "./placed";
 import { BINARIES } from "../binaries/catalog";
-import { BinaryUrl, ENGINES, Host, Inventory, InventoryIssue, ROLES, Role, SshSettings } from "./types";
+import { BinaryUrl, ENGINES, Host, Inventory, InventoryIssue, NODE_LOCAL_PROXY_PORT, ROLES, Role, SshSettings } from "./types";
 
 export const DEFAULT_CONFIG = "./cluster.yaml";
 
@@ -448,7 +448,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   if (caValidityDays < kubeletValidityDays) r.error("certificates.kubeletValidityDays", `kubelet certificates (${kubeletValidityDays} d) would outlive the CA that signs them (${caValidityDays} d)`, "make kubeletValidityDays at most caValidityDays");
 
   const api = r.section(raw, "apiserver", "");
-  r.known(api, ["extraSANs", "endpoint", "anonymousAuth"], "apiserver");
+  r.known(api, ["extraSANs", "endpoint", "anonymousAuth", "nodeLocalProxy"], "apiserver");
   const extraSANs = r.strList(api, "extraSANs", "apiserver");
   extraSANs.forEach((san, i) => {
     const bad = sanName(san);
@@ -463,8 +463,14 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     else checkEndpointAddress(r, m[1]!, { svc, pod, serviceCIDR, podCIDR, clusterDNS, clusterDomain, hosts });
   }
   const masters = hosts.filter((h) => h.roles.includes("master"));
-  if (endpoint === undefined && masters.length > 1) {
-    r.warn("apiserver.endpoint", `${masters.length} masters but no endpoint: kubelets, kube-proxy and admin.kubeconfig talk to ${masters[0]!.name} only, so the nodes lose the API whenever it is down`, "put a load balancer or VIP in front of the masters and set apiserver.endpoint to it");
+  // Several masters and nothing in front of them: each node balances over them itself.
+  const nodeLocalProxy = api.nodeLocalProxy === undefined ? endpoint === undefined && masters.length > 1 : r.bool(api, "nodeLocalProxy", "apiserver", false);
+  if (endpoint === undefined && masters.length > 1 && !nodeLocalProxy) {
+    r.warn("apiserver.nodeLocalProxy", `is false with ${masters.length} masters and no endpoint: kubelets, kube-proxy and admin.kubeconfig talk to ${masters[0]!.name} only, so the nodes lose the API whenever it is down`, "remove nodeLocalProxy: false (each node then balances over every master), or put a load balancer or VIP in front of the masters and set apiserver.endpoint to it");
+  }
+  if (nodeLocalProxy) {
+    if (apiserverPort === NODE_LOCAL_PROXY_PORT) r.error("network.apiserverPort", `${apiserverPort} is the port of the node-local apiserver proxy (127.0.0.1:${NODE_LOCAL_PROXY_PORT} on every node), which is on`, "use 6443, the apiserver's usual port");
+    if (nodePorts && nodePorts.lo <= NODE_LOCAL_PROXY_PORT && NODE_LOCAL_PROXY_PORT <= nodePorts.hi) r.error("network.nodePortRange", `${nodePortRange} contains ${NODE_LOCAL_PROXY_PORT}, the port of the node-local apiserver proxy: kube-proxy would hold it on every node`, "keep the node port range clear of the cluster's own ports, e.g. 30000-32767");
   }
 
   const img = r.section(raw, "images", "");
@@ -534,7 +540,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     runtime,
     cni,
     certificates: { validityDays, caValidityDays, kubeletValidityDays },
-    apiserver: { extraSANs, endpoint, anonymousAuth: r.bool(api, "anonymousAuth", "apiserver", true) },
+    apiserver: { extraSANs, endpoint, anonymousAuth: r.bool(api, "anonymousAuth", "apiserver", true), nodeLocalProxy },
     engine,
     images: { ...images, preload },
     addons,
@@ -567,7 +573,7 @@ function checkEndpointAddress(r: Reader, host: string, n: { svc?: Cidr; pod?: Ci
 
 /**
  * binaries.dir, when it exists, is a directory, and every binary binkube would take from it (by
- * name, and all of docker/ and cni/) is an x86-64 ELF executable inside it (after links), not
+ * name, and all of docker/, cni/ and haproxy/) is an x86-64 ELF executable inside it (after links), not
  * under pki/ or .binkube/. A missing directory is only a warning at synth (filled later).
  */
 function checkBinariesDir(r: Reader, dir: string, baseDir: string): void {
@@ -586,7 +592,7 @@ function checkBinariesDir(r: Reader, dir: string, baseDir: string): void {
       return [];
     }
   };
-  for (const name of [...Object.values(BINARIES).flat(), ...group("docker"), ...group("cni")]) {
+  for (const name of [...Object.values(BINARIES).flat(), ...group("docker"), ...group("cni"), ...group("haproxy")]) {
     const file = path.join(dir, name);
     if (!fs.existsSync(file) && !isLink(file)) continue;
     const where = placed(file, [{ dir, what: "binaries.dir" }], forbidden);

@@ -91,6 +91,13 @@ export interface Inventory {
      * /version and the like): a load balancer's health check needs it in v1.17. docs/cis.md 1.2.1.
      */
     anonymousAuth: boolean;
+    /**
+     * A node-local apiserver proxy (haproxy on 127.0.0.1:NODE_LOCAL_PROXY_PORT) on every host that
+     * runs a kubelet, balancing over every master with active health checks; kubelets and
+     * kube-proxy use it. Resolved: the inventory's apiserver.nodeLocalProxy, else on when there are
+     * several masters and no endpoint (docs/apiserver-proxy.md).
+     */
+    nodeLocalProxy: boolean;
   };
   engine: Engine;
   /**
@@ -142,6 +149,15 @@ export interface InventoryIssue {
   /** The line of the inventory file it is about, when the file has one for it. */
   line?: number;
 }
+
+/**
+ * Where the node-local apiserver proxy listens, on 127.0.0.1 of every kubelet host. Not the
+ * apiserver's 6443: on a master the apiserver serves that port (on the host's address; an
+ * operator who binds it to every address would collide), and a client dialing 127.0.0.1:6443 on
+ * a master should reach that master, not a balancer. 6444 is next to it, outside the node port
+ * range and clear of every port the cluster uses (load.ts reservedPorts).
+ */
+export const NODE_LOCAL_PROXY_PORT = 6444;
 
 export function hasRole(host: Host, role: Role): boolean {
   return host.roles.includes(role);

@@ -82,6 +82,20 @@ export function kubeletServerCert(host: Host): string {
   return `kubelet-server-${host.name}`;
 }
 
+export function apiserverProxyCert(host: Host): string {
+  return `apiserver-proxy-${host.name}`;
+}
+
+/**
+ * The identity a node's apiserver proxy health-checks the apiservers with: a user of its own per
+ * host, in no group. The apiserver refuses nothing it needs: /readyz and /healthz are readable by
+ * every authenticated user (the default system:public-info-viewer ClusterRole, bound to
+ * system:authenticated and system:unauthenticated since v1.14), and it may do nothing else.
+ */
+export function apiserverProxyUser(host: Host): string {
+  return `system:binkube:apiserver-proxy:${host.name}`;
+}
+
 export function leafSpecs(inv: Inventory): LeafSpec[] {
   const specs: LeafSpec[] = [
     leaf("apiserver", "ca", "kube-apiserver", [], ["server"], apiserverSANs(inv), "kube-apiserver serving certificate"),
@@ -103,6 +117,7 @@ export function leafSpecs(inv: Inventory): LeafSpec[] {
   }
   for (const h of kubeletHosts(inv)) {
     specs.push(leaf(kubeletServerCert(h), "ca", `system:node:${h.name}`, ["system:nodes"], ["server"], [h.name, h.address], `kubelet on ${h.name}: serving certificate (logs, exec, metrics)`));
+    if (inv.apiserver.nodeLocalProxy) specs.push(leaf(apiserverProxyCert(h), "ca", apiserverProxyUser(h), [], ["client"], [], `apiserver proxy on ${h.name}: health checks of every apiserver (/readyz)`));
   }
   return specs;
 }

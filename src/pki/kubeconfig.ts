@@ -1,25 +1,30 @@
 // kubeconfig files with the CA and credentials embedded, as `kubectl config set-* --embed-certs`
 // would write them.
-import { Inventory, hostsWithRole } from "../inventory/types";
+import { Inventory, NODE_LOCAL_PROXY_PORT, hostsWithRole } from "../inventory/types";
 import { Pki, leaf } from "./store";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
 export type Credentials = { certPem: string; keyPem: string } | { token: string };
 
-export function kubeconfig(clusterName: string, server: string, caPem: string, user: string, creds: Credentials): string {
+/** One more way to reach the cluster in a kubeconfig: a context of its own on a cluster entry of its own. */
+export interface ExtraContext {
+  /** The context's name (and its cluster entry's). */
+  name: string;
+  server: string;
+}
+
+export function kubeconfig(clusterName: string, server: string, caPem: string, user: string, creds: Credentials, extra: ExtraContext[] = []): string {
   const userLines =
     "token" in creds
       ? [`    token: ${creds.token}`]
       : [`    client-certificate-data: ${b64(creds.certPem)}`, `    client-key-data: ${b64(creds.keyPem)}`];
+  const clusters = [{ name: clusterName, server }, ...extra];
   return [
     "apiVersion: v1",
     "kind: Config",
     "clusters:",
-    `- name: ${clusterName}`,
-    "  cluster:",
-    `    certificate-authority-data: ${b64(caPem)}`,
-    `    server: ${server}`,
+    ...clusters.flatMap((c) => [`- name: ${c.name}`, "  cluster:", `    certificate-authority-data: ${b64(caPem)}`, `    server: ${c.server}`]),
     "users:",
     `- name: ${user}`,
     "  user:",
@@ -29,24 +34,50 @@ export function kubeconfig(clusterName: string, server: string, caPem: string, u
     "  context:",
     `    cluster: ${clusterName}`,
     `    user: ${user}`,
+    ...extra.flatMap((c) => [`- name: ${c.name}`, "  context:", `    cluster: ${c.name}`, `    user: ${user}`]),
     `current-context: ${user}@${clusterName}`,
     "",
   ].join("\n");
 }
 
-/** The apiserver URL that clients outside the masters use: the external endpoint, else the first master. */
-export function apiserverURL(inv: Inventory): string {
-  if (inv.apiserver.endpoint) return inv.apiserver.endpoint;
-  const first = hostsWithRole(inv, "master")[0];
-  return `https://${first?.address ?? "127.0.0.1"}:${inv.network.apiserverPort}`;
+/** A master's own apiserver. */
+export function masterURL(inv: Inventory, address: string): string {
+  return `https://${address}:${inv.network.apiserverPort}`;
 }
 
-export function certKubeconfig(inv: Inventory, pki: Pki, certName: string, user: string, server = apiserverURL(inv)): string {
+/** The apiserver URL that clients outside the cluster's hosts use: the external endpoint, else the first master. */
+export function apiserverURL(inv: Inventory): string {
+  if (inv.apiserver.endpoint) return inv.apiserver.endpoint;
+  return masterURL(inv, hostsWithRole(inv, "master")[0]?.address ?? "127.0.0.1");
+}
+
+/**
+ * The apiserver URL of the kubelets, kube-proxy and the bootstrap kubeconfig: the node-local proxy
+ * on loopback when it is on (every master behind it; the apiserver certificate names 127.0.0.1),
+ * else what clients outside use.
+ */
+export function nodeApiserverURL(inv: Inventory): string {
+  return inv.apiserver.nodeLocalProxy ? `https://127.0.0.1:${NODE_LOCAL_PROXY_PORT}` : apiserverURL(inv);
+}
+
+export function certKubeconfig(inv: Inventory, pki: Pki, certName: string, user: string, server: string): string {
   const l = leaf(pki, certName);
   return kubeconfig(inv.clusterName, server, pki.cas.ca.certPem, user, { certPem: l.certPem, keyPem: l.keyPem });
 }
 
+/**
+ * The operator's admin.kubeconfig: the default context as apiserverURL says, and with several
+ * masters one context per master, named `via-<host>`, so kubectl still reaches the cluster when
+ * the first master (or the load balancer) is down: `kubectl --context via-lab2 …`.
+ */
+export function adminKubeconfig(inv: Inventory, pki: Pki): string {
+  const masters = hostsWithRole(inv, "master");
+  const extra = masters.length > 1 ? masters.map((h) => ({ name: `via-${h.name}`, server: masterURL(inv, h.address) })) : [];
+  const l = leaf(pki, "admin");
+  return kubeconfig(inv.clusterName, apiserverURL(inv), pki.cas.ca.certPem, "admin", { certPem: l.certPem, keyPem: l.keyPem }, extra);
+}
+
 /** The kubelet's bootstrap kubeconfig with a bootstrap token ("<id>.<secret>", made per join). */
 export function bootstrapKubeconfig(inv: Inventory, caPem: string, token: string): string {
-  return kubeconfig(inv.clusterName, apiserverURL(inv), caPem, "kubelet-bootstrap", { token });
+  return kubeconfig(inv.clusterName, nodeApiserverURL(inv), caPem, "kubelet-bootstrap", { token });
 }

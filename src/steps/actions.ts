@@ -162,12 +162,13 @@ export async function nodeReadyStatus(control: StepRemote, node: string): Promis
  * A binary the step just shipped (at `path` on the host; its name in the binary source) is the
  * release the inventory names, checked on the host before its unit restarts (the old process keeps
  * running). The runner checks the same before connecting when the operator's machine can run the
- * binaries (binaries/release.ts).
+ * binaries (binaries/release.ts). `libDir`: where the libraries binkube ships beside it are.
  */
-export async function checkReleaseVersion(rc: RunContext, binaryName: string, path = `${K8S.bin}/${binaryName}`): Promise<void> {
+export async function checkReleaseVersion(rc: RunContext, binaryName: string, path = `${K8S.bin}/${binaryName}`, libDir?: string): Promise<void> {
   const v = VERSIONED[binaryName];
   if (!v) throw new Error(`no version check for ${binaryName}`);
-  const r = await rc.sh(`${shq(path)} ${v.args.join(" ")} 2>&1 | head -n3`, { allowFail: true });
+  const loader = libDir !== undefined ? `LD_LIBRARY_PATH=${shq(libDir)} ` : "";
+  const r = await rc.sh(`${loader}${shq(path)} ${v.args.join(" ")} 2>&1 | head -n3`, { allowFail: true });
   const problem = versionProblem(binaryName, `${path} on ${rc.host.name}`, r.stdout, rc.inv);
   if (problem) throw new GateError(problem.replace("nothing was changed", `${binaryName.split("/").pop()} was not restarted`));
 }

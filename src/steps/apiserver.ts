@@ -3,7 +3,7 @@
 // aggregation layer. kubectl and an admin kubeconfig ride along for the once-steps.
 import { BINARIES } from "../binaries/catalog";
 import { hostsWithRole } from "../inventory/types";
-import { certKubeconfig } from "../pki/kubeconfig";
+import { certKubeconfig, masterURL } from "../pki/kubeconfig";
 import { leaf } from "../pki/store";
 import { etcdClientURLs } from "./etcd";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
@@ -11,7 +11,9 @@ import { StepDef, RunContext } from "./types";
 import { TLS_CIPHER_SUITES } from "./tls";
 import { encryptionConfig } from "../pki/encryption";
 import { waitFor } from "../util/wait";
-import { activeAndHealthy, applyUnit, checkReleaseVersion, kubectl } from "./actions";
+import { activeAndHealthy, applyUnit, checkReleaseVersion, kubectl, probeUnit } from "./actions";
+// the node-local proxies drain this master while it restarts (they balance over every master)
+import { withMasterDrained } from "./apiserver-proxy";
 import { posix } from "node:path";
 import { shq } from "../remote/shell";
 
@@ -37,14 +39,21 @@ async function runApiserver(rc: RunContext): Promise<string> {
   // Before the (re)start: the running apiserver keeps writing to the file it has open, whose mode this fixes too.
   await rc.sh(auditLogCommand());
   await checkReleaseVersion(rc, "kube-apiserver");
-  const action = await applyUnit(rc, "kube-apiserver", sync.changed.length > 0);
-  await activeAndHealthy(rc, "kube-apiserver", { timeoutMs: 60_000 }, () =>
-    waitFor(
-      `kube-apiserver /healthz on ${rc.host.name}`,
-      async () => ((await kubectl(rc.remote, "get --raw /healthz", { allowFail: true, timeoutMs: 15_000 })).trim() === "ok" ? true : "not ok yet"),
-      { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: "check etcd health and the apiserver flags" },
-    ),
-  );
+  const probe = await probeUnit(rc, "kube-apiserver");
+  const restarts = probe.active === "active" && (sync.changed.length > 0 || probe.stale.length > 0);
+  const applyAndGate = async () => {
+    const action = await applyUnit(rc, "kube-apiserver", sync.changed.length > 0, { probe });
+    await activeAndHealthy(rc, "kube-apiserver", { timeoutMs: 60_000 }, () =>
+      waitFor(
+        `kube-apiserver /healthz on ${rc.host.name}`,
+        async () => ((await kubectl(rc.remote, "get --raw /healthz", { allowFail: true, timeoutMs: 15_000 })).trim() === "ok" ? true : "not ok yet"),
+        { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: "check etcd health and the apiserver flags" },
+      ),
+    );
+    return action;
+  };
+  // A running apiserver leaves the node-local proxies' rotation while it restarts (apiserver-proxy.ts).
+  const action = restarts ? await withMasterDrained(rc, applyAndGate) : await applyAndGate();
   return `${sync.changed.length} files changed, ${action}, /healthz ok`;
 }
 
@@ -89,7 +98,7 @@ export const apiserver: StepDef = {
         auditLog: AUDIT_LOG,
       }),
       unit("kube-apiserver", "kube-apiserver/kube-apiserver.service"),
-      { ...secret(`${K8S.cfg}/admin.kubeconfig`, certKubeconfig(inv, pki, "admin", "admin", `https://${host.address}:${inv.network.apiserverPort}`)), live: true },
+      { ...secret(`${K8S.cfg}/admin.kubeconfig`, certKubeconfig(inv, pki, "admin", "admin", masterURL(inv, host.address))), live: true },
     ];
   },
 };

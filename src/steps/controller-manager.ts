@@ -2,7 +2,7 @@
 // the unauthenticated insecure port), signs kubelet certificates with the cluster CA, and signs
 // service-account tokens with a key of its own (the guide used the CA key).
 import { hostsWithRole } from "../inventory/types";
-import { certKubeconfig } from "../pki/kubeconfig";
+import { certKubeconfig, masterURL } from "../pki/kubeconfig";
 import { BINARIES } from "../binaries/catalog";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { StepDef } from "./types";
@@ -25,9 +25,11 @@ export const controllerManager: StepDef = {
     cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),
     secret(`${K8S.ssl}/ca-key.pem`, pki.cas.ca.keyPem),
     secret(`${K8S.ssl}/sa.key`, pki.serviceAccount.privateKeyPem),
+    // its own master's apiserver, not the node-local proxy: if that one is down, so is this host's
+    // share of the work, and leader election hands it to another master (the usual HA layout)
     secret(
       `${K8S.cfg}/kube-controller-manager.kubeconfig`,
-      certKubeconfig(inv, pki, "kube-controller-manager", "system:kube-controller-manager", `https://${host.address}:${inv.network.apiserverPort}`),
+      certKubeconfig(inv, pki, "kube-controller-manager", "system:kube-controller-manager", masterURL(inv, host.address)),
     ),
     templated(`${K8S.cfg}/kube-controller-manager.conf`, "kube-controller-manager/kube-controller-manager.conf", {
       podCIDR: inv.network.podCIDR,

@@ -2,7 +2,7 @@
 // metrics on localhost only.
 import { BINARIES } from "../binaries/catalog";
 import { kubeletHosts } from "../inventory/types";
-import { certKubeconfig } from "../pki/kubeconfig";
+import { certKubeconfig, nodeApiserverURL } from "../pki/kubeconfig";
 import { K8S, binary, secret, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
 import { applyUnit, checkReleaseVersion, waitActive } from "./actions";
@@ -20,13 +20,17 @@ export const kubeProxy: StepDef = {
   scope: "host",
   description: "kube-proxy: kubeconfig, config, unit",
   hosts: kubeletHosts,
-  deps: [{ step: "kubelet", on: "same-host" }],
+  deps: [
+    { step: "kubelet", on: "same-host" },
+    // its kubeconfig names the node-local apiserver proxy when that is on: the proxy serves first
+    { step: "apiserver-proxy", on: "same-host" },
+  ],
   run: runKubeProxy,
   units: ["kube-proxy"],
   nodeRoll: true,
   files: ({ inv, pki }, host) => [
     ...BINARIES.kubeProxy.map((b) => binary(K8S.bin, b)),
-    secret(`${K8S.cfg}/kube-proxy.kubeconfig`, certKubeconfig(inv, pki, "kube-proxy", "system:kube-proxy")),
+    secret(`${K8S.cfg}/kube-proxy.kubeconfig`, certKubeconfig(inv, pki, "kube-proxy", "system:kube-proxy", nodeApiserverURL(inv))),
     templated(`${K8S.cfg}/kube-proxy.conf`, "kube-proxy/kube-proxy.conf", {}),
     templated(`${K8S.cfg}/kube-proxy-config.yml`, "kube-proxy/kube-proxy-config.yml", {
       name: host.name,

@@ -2,7 +2,7 @@
 // plugins for flannel, read-only port off, webhook authn/authz.
 import { BINARIES, REQUIRED_CNI } from "../binaries/catalog";
 import { hasRole, kubeletHosts } from "../inventory/types";
-import { bootstrapKubeconfig } from "../pki/kubeconfig";
+import { bootstrapKubeconfig, nodeApiserverURL } from "../pki/kubeconfig";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { kubeletConf, kubeletConfig } from "./kubelet-files";
 import { StepDef, RunContext, StepRemote } from "./types";
@@ -22,6 +22,8 @@ import { shown } from "../inventory/grammar";
  */
 export const flannelCniConfig = () => templated("/etc/cni/net.d/10-flannel.conflist", "cni/10-flannel.conflist", {});
 const BOOTSTRAP_KUBECONFIG = `${K8S.cfg}/bootstrap.kubeconfig`;
+/** Written by the kubelet itself at TLS bootstrap (the client certificate it got, the bootstrap kubeconfig's server). */
+const KUBELET_KUBECONFIG = `${K8S.cfg}/kubelet.kubeconfig`;
 /** Where the kubelet's certificate manager links the client certificate its CSR brought (--cert-dir). */
 const CLIENT_CERT = `${K8S.ssl}/kubelet-client-current.pem`;
 
@@ -37,6 +39,21 @@ async function issueBootstrapToken(rc: RunContext, control: StepRemote): Promise
   const ca = rc.files.find((f) => f.path === `${K8S.ssl}/ca.pem`)!.content!;
   await rc.sh(`umask 077 && cat > ${BOOTSTRAP_KUBECONFIG}.tmp && mv -f ${BOOTSTRAP_KUBECONFIG}.tmp ${BOOTSTRAP_KUBECONFIG}`, { stdin: bootstrapKubeconfig(rc.inv, ca, t.token) });
   return t.secretName;
+}
+
+/**
+ * The kubelet keeps the server its bootstrap kubeconfig named: a node that joined before the
+ * node-local apiserver proxy was on (a second master added), or before apiserver.endpoint was set,
+ * would go on talking to the old address. Points kubelet.kubeconfig at the current one; true when
+ * it changed (the kubelet must restart to use it).
+ */
+export async function pointKubeconfigAt(rc: Pick<RunContext, "sh" | "log" | "host">, server: string, file = KUBELET_KUBECONFIG): Promise<boolean> {
+  const current = /^\s*server:\s*(\S+)/m.exec((await rc.sh(`cat ${shq(file)} 2>/dev/null || true`)).stdout)?.[1];
+  if (current === undefined || current === server) return false;
+  const tmp = shq(`${file}.tmp`);
+  await rc.sh(`sed -E ${shq(`s#^([[:space:]]*server:).*#\\1 ${server}#`)} ${shq(file)} > ${tmp} && chmod 0600 ${tmp} && mv -f ${tmp} ${shq(file)}`);
+  rc.log(`  ${rc.host.name}: kubelet.kubeconfig now points at ${server} (was ${current})`);
+  return true;
 }
 
 /**
@@ -77,7 +94,8 @@ async function runKubelet(rc: RunContext): Promise<string> {
   await checkReleaseVersion(rc, "kubelet");
   const control = await rc.controlPlane();
   const token = await issueBootstrapToken(rc, control);
-  const action = await applyUnit(rc, "kubelet", sync.changed.length > 0 || token !== undefined);
+  const repointed = await pointKubeconfigAt(rc, nodeApiserverURL(rc.inv));
+  const action = await applyUnit(rc, "kubelet", sync.changed.length > 0 || token !== undefined || repointed);
   // With rotateCertificates, kubelet v1.17 bootstraps in the background: it registers its node
   // only once its API client uses the certificate its CSR brought, which a fixed 10 s check picks
   // up (pkg/kubelet/certificate/transport.go), 0-10 s after the file is written. A joining
@@ -128,6 +146,8 @@ export const kubelet: StepDef = {
     // the bootstrap token, its RBAC and CSR auto-approval; bootstrap itself runs after every
     // apiserver, so a kubelet is never newer than an apiserver (the version-skew order)
     { step: "bootstrap", on: "all" },
+    // its kubeconfigs name the node-local apiserver proxy when that is on: the proxy serves first
+    { step: "apiserver-proxy", on: "same-host" },
     // Not the controller-manager, although it approves and signs the kubelet's CSR: the kubelet
     // waits for its certificate itself (a watch, and the gate's node Ready), so a new node's
     // upload and start overlap the controller-manager's. A node that already runs rolls after the
@@ -137,9 +157,10 @@ export const kubelet: StepDef = {
   units: ["kubelet"],
   nodeRoll: true,
   // The role and taint are set through the API, not shipped: a change re-runs the step (no restart: no file changed).
+  // The server too: kubelet.kubeconfig is the kubelet's own file, repointed by the run.
   triggers: ({ inv }, host) => {
     const { role, taint } = nodeRole({ inv, host });
-    return { role, taint: String(taint) };
+    return { role, taint: String(taint), server: nodeApiserverURL(inv) };
   },
   files: ({ inv, pki, binaries }, host) => {
     const cni = [...new Set([...REQUIRED_CNI, ...binaries.group("cni")])].sort();

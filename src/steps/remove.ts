@@ -1,17 +1,19 @@
 // remove: for a host that left the inventory (it stays in the host ledger until this ran). Drains
 // and deletes its Kubernetes node, removes its etcd member (refused if the rest would lose
-// quorum), stops and disables its units, then forgets it. Safe to re-run. The etcd, etcd-health
+// quorum), takes a master out of every node's apiserver proxy, stops and disables its units, then
+// forgets it. Safe to re-run. The etcd, etcd-health
 // and apiserver steps depend on it: the cluster shrinks before anything rolls for the new peer list.
 import { forgetHost, removalKeepsQuorum } from "../inventory/ledger";
-import { hasRole, hostsWithRole, runsKubelet } from "../inventory/types";
+import { Host, hasRole, hostsWithRole, kubeletHosts, runsKubelet } from "../inventory/types";
 import { shq } from "../remote/shell";
 import { KUBECTL, nodeReadyStatus } from "./actions";
 import { K8S } from "./files";
 import { ETCDCTL, changeMembership, parseMemberList } from "./etcdctl";
-import { RunContext, StepDef } from "./types";
+import { RunContext, StepDef, StepRemote } from "./types";
 import { GateError } from "../util/wait";
+import { PROXY, PROXY_BACKEND, PROXY_UNIT, ServerState, proxyCli, serverStates, serving } from "./apiserver-proxy";
 
-const UNITS = ["kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "docker", "etcd-backup.timer", "etcd"];
+const UNITS = ["kubelet", "kube-proxy", PROXY_UNIT, "kube-scheduler", "kube-controller-manager", "kube-apiserver", "docker", "etcd-backup.timer", "etcd"];
 
 async function removeEtcdMember(rc: RunContext): Promise<string> {
   const name = rc.host.name;
@@ -65,10 +67,62 @@ async function removeNode(rc: RunContext, unreachable: string | undefined): Prom
  */
 const DISARM = [
   `for u in ${UNITS.join(" ")}; do systemctl disable --now $u 2>/dev/null || true; done`,
-  `rm -f ${K8S.ssl}/kubelet-client-*.pem ${K8S.cfg}/kubelet.kubeconfig ${K8S.cfg}/bootstrap.kubeconfig ${K8S.cfg}/kube-proxy.kubeconfig`,
+  `rm -f ${K8S.ssl}/kubelet-client-*.pem ${K8S.cfg}/kubelet.kubeconfig ${K8S.cfg}/bootstrap.kubeconfig ${K8S.cfg}/kube-proxy.kubeconfig ${PROXY.clientCert}`,
   `if [ -d /var/lib/etcd/default.etcd ]; then mv /var/lib/etcd/default.etcd /var/lib/etcd/removed-$(date -u +%Y%m%dT%H%M%SZ); fi`,
   "rm -f /etc/systemd/system/etcd.service.d/10-binkube-join.conf",
 ].join("; ");
+
+interface ProxyAnswer {
+  host: Host;
+  remote?: StepRemote;
+  /** The proxy's servers; undefined: no proxy runs there. */
+  states?: ServerState[];
+  /** The host did not answer. */
+  error?: string;
+}
+
+/**
+ * Every node's apiserver proxy, asked before anything is removed: a master may leave only when
+ * every node that lists it has another master up behind its proxy (an authenticated /readyz
+ * passed). Otherwise the removal is refused with nothing touched: that node would lose the API.
+ */
+async function askProxies(rc: RunContext): Promise<ProxyAnswer[]> {
+  const name = rc.host.name;
+  const asked: ProxyAnswer[] = await Promise.all(
+    kubeletHosts(rc.inv).map(async (host) => {
+      try {
+        const remote = await rc.onHost(host);
+        return { host, remote, states: await serverStates(remote) };
+      } catch (e) {
+        return { host, error: (e as Error).message.split("\n")[0]! };
+      }
+    }),
+  );
+  const cut = asked.filter((a) => a.states?.some((s) => s.name === name) && !a.states.some((s) => s.name !== name && serving(s)));
+  if (cut.length > 0) {
+    throw new GateError(
+      `refusing to remove master ${name}: the apiserver proxy on ${cut.map((a) => a.host.name).join(", ")} has no other apiserver up (${cut.map((a) => a.states!.map((s) => `${s.name} ${s.status}`).join(", ")).join("; ")}), so it would lose the API. Fix: bring another master's apiserver up first, then re-run; nothing was changed`,
+    );
+  }
+  return asked;
+}
+
+/**
+ * The master leaves every node's apiserver proxy before its apiserver stops: haproxy's runtime
+ * API puts it in maintenance (no new connection goes to it) and closes the connections it
+ * carries, so their clients reconnect through the other masters while this one still serves. The
+ * proxy step rewrites the lists without it later (after the apiservers roll); a node that did not
+ * answer drops it by its health checks within seconds of its stop.
+ */
+async function leaveProxies(rc: RunContext, asked: ProxyAnswer[]): Promise<string | undefined> {
+  const name = rc.host.name;
+  const listing = asked.filter((a) => a.states?.some((s) => s.name === name));
+  const command = proxyCli(`disable server ${PROXY_BACKEND}/${name}; shutdown sessions server ${PROXY_BACKEND}/${name}`);
+  for (const a of listing) await a.remote!.exec(command, { timeoutMs: 15_000 });
+  for (const a of asked.filter((x) => x.error !== undefined)) rc.log(`  warning: ${a.host.name} did not answer (${a.error}): its apiserver proxy drops ${name} by its health checks once ${name} stops`);
+  if (!asked.some((a) => a.states !== undefined)) return undefined; // no proxy runs on any node
+  return `out of the apiserver proxy on ${listing.length} node${listing.length === 1 ? "" : "s"}`;
+}
 
 async function runRemove(rc: RunContext): Promise<string> {
   const name = rc.host.name;
@@ -79,9 +133,15 @@ async function runRemove(rc: RunContext): Promise<string> {
     // the cause's first sentence: "cannot connect: connect EHOSTUNREACH 10.0.0.3:22 (2 attempts in 6.7 s)"
     (e: Error) => e.message.split("\n")[0]!.replace(/^host \S+ \([^)]*\): /, "").split(". ")[0]!.slice(0, 160),
   );
+  // before anything changes: a master may leave only if every node keeps an apiserver behind its proxy
+  const proxies = hasRole(rc.host, "master") ? await askProxies(rc) : [];
   if (hasRole(rc.host, "etcd")) done.push(await removeEtcdMember(rc));
   const unreachable = await reach;
   if (runsKubelet(rc.host)) done.push(await removeNode(rc, unreachable));
+  if (hasRole(rc.host, "master")) {
+    const left = await leaveProxies(rc, proxies);
+    if (left) done.push(left);
+  }
   if (unreachable === undefined) {
     // The etcd data of a removed member must not come back with it (kept aside, not deleted).
     try {

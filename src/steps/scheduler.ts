@@ -1,6 +1,6 @@
 // scheduler: like the controller-manager, a client certificate instead of the insecure port.
 import { hostsWithRole } from "../inventory/types";
-import { certKubeconfig } from "../pki/kubeconfig";
+import { certKubeconfig, masterURL } from "../pki/kubeconfig";
 import { BINARIES } from "../binaries/catalog";
 import { K8S, binary, secret, templated, unit } from "./files";
 import { StepDef } from "./types";
@@ -20,7 +20,9 @@ export const scheduler: StepDef = {
   units: ["kube-scheduler"],
   files: ({ inv, pki }, host) => [
     ...BINARIES.scheduler.map((b) => binary(K8S.bin, b)),
-    secret(`${K8S.cfg}/kube-scheduler.kubeconfig`, certKubeconfig(inv, pki, "kube-scheduler", "system:kube-scheduler", `https://${host.address}:${inv.network.apiserverPort}`)),
+    // its own master's apiserver, not the node-local proxy: if that one is down, so is this host's
+    // share of the work, and leader election hands it to another master (the usual HA layout)
+    secret(`${K8S.cfg}/kube-scheduler.kubeconfig`, certKubeconfig(inv, pki, "kube-scheduler", "system:kube-scheduler", masterURL(inv, host.address))),
     templated(`${K8S.cfg}/kube-scheduler.conf`, "kube-scheduler/kube-scheduler.conf", {}),
     unit("kube-scheduler", "kube-scheduler/kube-scheduler.service"),
   ],

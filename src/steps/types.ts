@@ -13,6 +13,7 @@ export const STEP_NAMES = [
   "etcd-backup",
   "runtime",
   "apiserver",
+  "apiserver-proxy",
   "bootstrap",
   "controller-manager",
   "scheduler",

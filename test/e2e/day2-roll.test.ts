@@ -7,15 +7,16 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { labDown, labUp, sshArgs } from "../../lab/lab";
+import { hostAddress } from "../../lab/config";
 import type { LabState } from "../../lab/lab";
 import { FIXTURES, ROOT, appendClusterSettings, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
 import { clusterSkipReason } from "../helpers/e2e";
 import { tempDir } from "../helpers/fixtures";
+import { describeNodePolls, readNodePolls, startNodePoller } from "../helpers/node-poller";
 import { plain, run } from "../helpers/proc";
 
 const OLD = "v1.17.12";
 const NEW = "v1.17.17";
-const MASTERS = ["10.250.213.11", "10.250.213.12"];
 const NODES = ["lab1", "lab2", "lab3"];
 
 const skip = clusterSkipReason();
@@ -54,6 +55,8 @@ describe("day 2: upgrade in place, rolling node changes, etcd restore", { skip }
   const bin12 = path.join(dir, "bin-1.17.12");
   const file = path.join(dir, "cluster.yaml");
   let lab: LabState;
+  /** Address of labN in this suite's lab (its slot's addresses, whichever slot it got). */
+  const ip = (n: number) => hostAddress(lab.slot, n);
   let env: NodeJS.ProcessEnv;
   /** cdktf deploy; its plain output is kept as DIR/deploy-NAME.log for the reader of a failure. */
   const deploy = async (name: string) => {
@@ -146,14 +149,21 @@ spec:
 
   test(`upgrade ${OLD} → ${NEW}: control plane first, then nodes one at a time; the API answers throughout; every component reports ${NEW}`, async () => {
     edit((t) => t.replace("  dir: bin-1.17.12\n", "  dir: bin\n").replace(`  version: ${OLD}\n`, `  version: ${NEW}\n`));
-    const api = pollApi(MASTERS);
+    const api = pollApi([ip(1), ip(2)]);
     const cluster = pollCluster();
+    // lab3 is no master: its kubelet and kube-proxy reach the API through its node-local proxy
+    const poller = startNodePoller(sshArgs(lab, "lab3"));
+    const since = Date.now();
     const r = await deploy("upgrade");
     const [polls, seen] = [await api.stop(), await cluster.stop()];
+    const node = readNodePolls(await poller.stop((c) => ssh("lab3", c)), since);
     const out = r.out;
     assert.equal(r.code, 0, failed(out));
-    console.log(`# upgrade ${OLD} → ${NEW}: ${(r.ms / 1000).toFixed(1)} s; ${polls.describe}; spread: min ${seen.minReady}/3 ready; nodes unavailable at once: max ${seen.maxUnavailable} (${seen.polls} polls)`);
+    console.log(`# upgrade ${OLD} → ${NEW}: ${(r.ms / 1000).toFixed(1)} s; ${polls.describe}; ${describeNodePolls(node, "lab3 → its apiserver proxy")}; spread: min ${seen.minReady}/3 ready; nodes unavailable at once: max ${seen.maxUnavailable} (${seen.polls} polls)`);
     assert.equal(polls.outages, 0, polls.describe);
+    assert.ok(node.polls > 100, `only ${node.polls} polls on lab3`);
+    assert.equal(node.failures, 0, describeNodePolls(node, "lab3 → its apiserver proxy"));
+    for (const m of ["lab1", "lab2"]) assert.match(out, new RegExp(`${m} drained on 3 apiserver proxies for its restart`), m);
     assert.ok(seen.minReady >= 2, `the spread Deployment fell to ${seen.minReady} ready pods`);
     assert.ok(seen.maxUnavailable <= 1, `${seen.maxUnavailable} nodes unavailable at once`);
     // the order: every apiserver, then controller-managers and schedulers, then the nodes one by one
@@ -166,7 +176,7 @@ spec:
     // every component reports the new release
     assert.match(await kubectlOk("get", "nodes", "-o", "jsonpath={.items[*].status.nodeInfo.kubeletVersion}"), new RegExp(`^${NEW} ${NEW} ${NEW}$`));
     assert.match(await kubectlOk("get", "nodes", "-o", "jsonpath={.items[*].status.nodeInfo.kubeProxyVersion}"), new RegExp(`^${NEW} ${NEW} ${NEW}$`));
-    for (const ip of MASTERS) assert.equal(JSON.parse(await kubectlOk("--server", `https://${ip}:6443`, "get", "--raw", "/version")).gitVersion, NEW, ip);
+    for (const a of [ip(1), ip(2)]) assert.equal(JSON.parse(await kubectlOk("--server", `https://${a}:6443`, "get", "--raw", "/version")).gitVersion, NEW, a);
     for (const h of ["lab1", "lab2"]) {
       for (const c of ["kube-controller-manager", "kube-scheduler"]) assert.match((await ssh(h, `/opt/kubernetes/bin/${c} --version`)).stdout, new RegExp(`Kubernetes ${NEW}`), `${c} on ${h}`);
     }
@@ -256,7 +266,7 @@ spec:
   test("etcd restore: objects deleted after the snapshot come back, later ones go; etcd, the control plane and every node come back", async () => {
     await kubectlOk("create", "configmap", "before-snapshot", "--from-literal=k=v");
     const snapshot = path.join(dir, "snapshot.db");
-    const saved = await etcdctl(["--endpoints=https://10.250.213.11:2379", "snapshot", "save", snapshot], 120_000);
+    const saved = await etcdctl([`--endpoints=https://${ip(1)}:2379`, "snapshot", "save", snapshot], 120_000);
     assert.equal(saved.code, 0, saved.stderr);
     await kubectlOk("delete", "configmap", "before-snapshot");
     await kubectlOk("create", "configmap", "after-snapshot", "--from-literal=k=v");
@@ -273,7 +283,7 @@ spec:
     assert.match(r.stderr, /etcd restored from snapshot\.db on 3 members/);
     await kubectlOk("get", "configmap", "before-snapshot");
     assert.notEqual((await kubectl("get", "configmap", "after-snapshot")).code, 0, "an object created after the snapshot survived the restore");
-    const members = await etcdctl(["--endpoints=https://10.250.213.11:2379", "member", "list"]);
+    const members = await etcdctl([`--endpoints=https://${ip(1)}:2379`, "member", "list"]);
     assert.equal(members.stdout.trim().split("\n").length, 3, members.stdout);
     await waitUntil("every node Ready after the restore", async () => (await kubectl("get", "nodes", "-o", 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}')).stdout === "True True True", 240_000);
     for (const h of NODES) assert.match((await ssh(h, "ls -d /var/lib/etcd/default.etcd.before-restore-*")).stdout, /before-restore-\d{8}T\d{6}Z/, `${h} kept no copy of the failed cluster's data`);

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { labDown, labUp, sshArgs } from "../../lab/lab";
+import { hostAddress } from "../../lab/config";
 import type { LabState } from "../../lab/lab";
 import { CACHE, ROOT, appendClusterSettings, clusterClients, clusterFixtures, waitUntil } from "../helpers/cluster";
 import { labSkipReason } from "../helpers/e2e";
@@ -36,6 +37,8 @@ describe("upgrading a cluster of the previous version to the hardened defaults",
   const bin = path.join(dir, "bin");
   const old = path.join(dir, "binkube-previous");
   let lab: LabState;
+  /** Address of labN in this suite's lab (its slot's addresses, whichever slot it got). */
+  const ip = (n: number) => hostAddress(lab.slot, n);
   let env: NodeJS.ProcessEnv;
   const deploy = (cwd: string) => run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd, timeoutMs: 1_500_000 });
   const { kubectlOk, etcdctl, pollApi } = clusterClients(dir, bin);
@@ -73,12 +76,12 @@ describe("upgrading a cluster of the previous version to the hardened defaults",
     assert.equal(r.code, 0, failed(out));
     assert.equal((await ssh("lab1", "test -f /opt/kubernetes/cfg/token.csv && ps -o user= -C etcd")).stdout.trim(), "root", "not the previous layout");
     await kubectlOk("create", "secret", "generic", "before-upgrade", "--from-literal=k=written-by-the-previous-version");
-    const raw = await etcdctl(["--endpoints=https://10.250.213.11:2379", "get", "/registry/secrets/default/before-upgrade", "--print-value-only"]);
+    const raw = await etcdctl([`--endpoints=https://${ip(1)}:2379`, "get", "/registry/secrets/default/before-upgrade", "--print-value-only"]);
     assert.ok(raw.stdout.includes("written-by-the-previous-version"), "the previous version stored Secrets in plain text");
   });
 
   test("cdktf deploy upgrades it: no API outage, existing Secrets readable and now encrypted, nodes Ready, hardened settings in place", async () => {
-    const api = pollApi(["10.250.213.11", "10.250.213.12"]);
+    const api = pollApi([ip(1), ip(2)]);
     const r = await deploy(ROOT);
     const polls = await api.stop();
     const out = plain(r.stdout + r.stderr);
@@ -93,7 +96,7 @@ describe("upgrading a cluster of the previous version to the hardened defaults",
     assert.match(out, /✓ step bootstrap on lab1: .*Secrets rewritten with key-/);
     const back = await kubectlOk("get", "secret", "before-upgrade", "-o", "jsonpath={.data.k}");
     assert.equal(Buffer.from(back, "base64").toString(), "written-by-the-previous-version");
-    const raw = await etcdctl(["--endpoints=https://10.250.213.11:2379", "get", "/registry/secrets/default/before-upgrade", "--print-value-only"]);
+    const raw = await etcdctl([`--endpoints=https://${ip(1)}:2379`, "get", "/registry/secrets/default/before-upgrade", "--print-value-only"]);
     assert.ok(raw.stdout.startsWith("k8s:enc:aescbc:v1:"), "the existing Secret was not rewritten encrypted");
     const ready = await kubectlOk("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}");
     assert.deepEqual(ready.split(" ").filter(Boolean).sort(), ["lab1=True", "lab2=True", "lab3=True"]);

@@ -115,12 +115,14 @@ const FAKE_VERSIONS: Record<string, string> = {
   etcd: "etcd Version: 3.4.3",
   etcdctl: "etcdctl version: 3.4.3",
   "docker/dockerd": "Docker version 19.03.15, build 99e3ed8",
+  "haproxy/haproxy": "HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/",
 };
 
 /** Fake binaries (small ELF executables) so synth sees present binaries with real content hashes. */
 export function writeFakeBinaries(dir: string, kubernetes = "v1.17.17"): void {
   const names = ["etcd", "etcdctl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy",
-    "docker/dockerd", "docker/docker", "docker/containerd", "docker/runc", "cni/flannel", "cni/bridge", "cni/host-local", "cni/loopback", "cni/portmap"];
+    "docker/dockerd", "docker/docker", "docker/containerd", "docker/runc", "cni/flannel", "cni/bridge", "cni/host-local", "cni/loopback", "cni/portmap",
+    "haproxy/haproxy", "haproxy/liblua5.3.so.0", "haproxy/libopentracing-c-wrapper.so.0", "haproxy/libopentracing.so.1"];
   for (const n of names) {
     const f = path.join(dir, n);
     fs.mkdirSync(path.dirname(f), { recursive: true });

@@ -107,14 +107,16 @@ describe("inventory validation", () => {
     assert.throws(() => parseInventory("hosts:\n  - name: a\n   address: [", "x.yaml"), /yaml line \d+/);
   });
 
-  test("several masters without apiserver.endpoint is a warning naming the single master the nodes use", () => {
+  test("several masters without apiserver.endpoint: the node-local proxy, no warning; with nodeLocalProxy: false, a warning naming the single master the nodes use", () => {
     const raw = baseInventory();
     raw.hosts[1]!.roles = ["etcd", "master", "node"];
-    const { warnings } = parseInventory(JSON.stringify(raw), path.join(dir, "x.yaml"));
+    assert.deepEqual(parseInventory(JSON.stringify(raw), path.join(dir, "x.yaml")).warnings, []);
+    const off = { ...raw, apiserver: { nodeLocalProxy: false } };
+    const { warnings } = parseInventory(JSON.stringify(off), path.join(dir, "x.yaml"));
     assert.equal(warnings.length, 1);
-    assert.equal(warnings[0]!.field, "apiserver.endpoint");
-    assert.match(warnings[0]!.message, /2 masters but no endpoint: .* talk to k8s-master only/);
-    const withVip = { ...raw, apiserver: { endpoint: "https://192.168.0.100:6443" } };
+    assert.equal(warnings[0]!.field, "apiserver.nodeLocalProxy");
+    assert.match(warnings[0]!.message, /is false with 2 masters and no endpoint: .* talk to k8s-master only/);
+    const withVip = { ...raw, apiserver: { endpoint: "https://192.168.0.100:6443", nodeLocalProxy: false } };
     assert.equal(parseInventory(JSON.stringify(withVip), path.join(dir, "x.yaml")).warnings.length, 0);
   });
 

@@ -77,3 +77,89 @@ test("remove: a Ready node is drained; a drain that times out says so instead of
   const slow = scripted({ hostDown: false, ready: "True", drain: { code: 1, stdout: 'evicting pod default/web-1\nerror: unable to drain node "x", aborting command...\n' } });
   assert.match(await remove.run(slow.rc), /^node drain did not finish within 120 s \(error: unable to drain node "x", aborting command\.\.\.\), node deleted/);
 });
+
+/**
+ * A master removed with the node-local proxy on: every node's haproxy answers `show stat` with
+ * the servers' states as that node sees them, takes `disable server` commands, and some nodes may
+ * not answer at all.
+ */
+function scriptedMaster(opts: { states: Record<string, Record<string, "UP" | "DOWN">>; unreachable?: string[] }) {
+  const base = baseInventory();
+  base.hosts[1]!.roles = ["etcd", "master", "node"];
+  const dir = tempDir("binkube-remove-master-");
+  const inv = parseInventory(stringify(base), path.join(dir, "cluster.yaml")).inventory;
+  const host = { ...inv.hosts[0]!, name: "old-master", address: "192.168.0.9", roles: ["master" as const] };
+  const seq: string[] = [];
+  const ok = (stdout = ""): ExecResult => ({ code: 0, stdout, stderr: "" });
+  const header = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status";
+  const row = (name: string, status: string) => `kube-apiservers,${name},0,0,0,0,,0,0,0,,0,,0,0,0,0,${status},1,1,0,0,0,1,0,,1,3,1,,0,,2,0,,0,${status === "UP" ? "L7OK" : "L4CON"}`;
+  const nodeRemote = (node: string) => ({
+    exec: async (command: string): Promise<ExecResult> => {
+      if (command.includes("'show stat'")) return ok([header, ...Object.entries(opts.states[node]!).map(([n, st]) => row(n, st)), ""].join("\n"));
+      if (command.includes("disable server kube-apiservers/old-master; shutdown sessions server kube-apiservers/old-master")) {
+        seq.push(`disable on ${node}`);
+        return ok();
+      }
+      throw new Error(`unscripted on ${node}: ${command}`);
+    },
+    fetchFile: async () => ({ bytes: 0, sha256: "" }),
+  });
+  const controlExec = async (command: string): Promise<ExecResult> => {
+    seq.push(`control: ${command.replace(/^\S+ --kubeconfig \S+ /, "")}`);
+    if (/get node \S+ -o jsonpath=.*Ready/.test(command)) return ok("True");
+    return ok();
+  };
+  const hostExec = async (command: string): Promise<ExecResult> => {
+    if (command === "true") return ok(); // the reachability probe changes nothing
+    seq.push(command.includes("systemctl disable --now") ? "disarm" : `host: ${command}`);
+    return ok();
+  };
+  const logs: string[] = [];
+  const remote = { exec: hostExec, fetchFile: async () => ({ bytes: 0, sha256: "" }) };
+  const rc: RunContext = {
+    inv,
+    host,
+    files: [],
+    firstBringUp: false,
+    remote,
+    log: (l) => logs.push(l),
+    sh: hostExec,
+    sync: async () => ({ changed: [], unchanged: [], bytesSent: 0 }),
+    controlPlane: async () => ({ exec: controlExec, fetchFile: remote.fetchFile }),
+    onHost: async (h) => {
+      if (opts.unreachable?.includes(h.name)) throw new Error(`host ${h.name}: connect EHOSTUNREACH\nmore`);
+      return nodeRemote(h.name);
+    },
+  };
+  return { rc, seq, logs };
+}
+
+const all = (st: Record<string, "UP" | "DOWN">) => ({ "k8s-master": st, "k8s-node": st, "k8s-node2": st });
+
+test("remove a master: it leaves every node's apiserver proxy (maintenance, sessions closed) after its node is drained and before its units stop", async () => {
+  const m = scriptedMaster({ states: all({ "k8s-master": "UP", "k8s-node": "DOWN", "old-master": "UP" }) });
+  const line = await remove.run(m.rc);
+  assert.match(line, /^node drained, node deleted, out of the apiserver proxy on 3 nodes, units stopped and disabled/);
+  const at = (s: string) => m.seq.findIndex((x) => x.includes(s));
+  assert.deepEqual(m.seq.filter((s) => s.startsWith("disable on")).sort(), ["disable on k8s-master", "disable on k8s-node", "disable on k8s-node2"]);
+  assert.ok(at("control: delete node old-master") < at("disable on"), m.seq.join("\n"));
+  assert.ok(m.seq.lastIndexOf("disable on k8s-node2") < at("disarm"), m.seq.join("\n"));
+});
+
+test("remove a master: refused with nothing touched when a node's proxy has no other apiserver up", async () => {
+  const states = all({ "k8s-master": "UP", "k8s-node": "UP", "old-master": "UP" });
+  states["k8s-node2"] = { "k8s-master": "DOWN", "k8s-node": "DOWN", "old-master": "UP" };
+  const m = scriptedMaster({ states });
+  await assert.rejects(remove.run(m.rc), /refusing to remove master old-master: the apiserver proxy on k8s-node2 has no other apiserver up \(k8s-master DOWN, k8s-node DOWN, old-master UP\), so it would lose the API\. Fix: bring another master's apiserver up first, then re-run; nothing was changed/);
+  assert.deepEqual(m.seq, [], "something was touched before the refusal");
+});
+
+test("remove a master: a node that does not answer is left to its proxy's health checks, with a warning; a node whose proxy never listed it is skipped", async () => {
+  const states = all({ "k8s-master": "UP", "k8s-node": "UP", "old-master": "DOWN" });
+  states["k8s-node"] = { "k8s-master": "UP", "k8s-node": "UP" };
+  const m = scriptedMaster({ states, unreachable: ["k8s-node2"] });
+  const line = await remove.run(m.rc);
+  assert.match(line, /out of the apiserver proxy on 1 node,/);
+  assert.deepEqual(m.seq.filter((s) => s.startsWith("disable on")), ["disable on k8s-master"]);
+  assert.match(m.logs.join("\n"), /warning: k8s-node2 did not answer \(host k8s-node2: connect EHOSTUNREACH\): its apiserver proxy drops old-master by its health checks once old-master stops/);
+});

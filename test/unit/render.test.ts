@@ -18,9 +18,9 @@ import { tempDir, writeFakeBinaries } from "../helpers/fixtures";
 
 const EXAMPLES = path.join(__dirname, "..", "..", "examples");
 
-function copyExample(name: string): string {
+function copyExample(name: string, edit: (text: string) => string = (t) => t): string {
   const dir = tempDir();
-  const text = fs.readFileSync(path.join(EXAMPLES, name), "utf8").replace("dir: /opt/binkube/bin", "dir: bin");
+  const text = edit(fs.readFileSync(path.join(EXAMPLES, name), "utf8").replace("dir: /opt/binkube/bin", "dir: bin"));
   fs.writeFileSync(path.join(dir, "cluster.yaml"), text);
   writeFakeBinaries(path.join(dir, "bin"));
   return path.join(dir, "cluster.yaml");
@@ -44,9 +44,15 @@ function flags(conf: string): Map<string, string[]> {
 describe("rendered files", () => {
   let guide: Cluster;
   let ha: Cluster;
+  /** The HA example without its load balancer: every node balances over the masters itself. */
+  let haLocal: Cluster;
   before(async () => {
     guide = await openCluster(copyExample("guide-two-hosts.yaml"), { create: true });
     ha = await openCluster(copyExample("ha-three-masters.yaml"), { create: true });
+    haLocal = await openCluster(
+      copyExample("ha-three-masters.yaml", (t) => t.replace(/^  endpoint: .*\n/m, "")),
+      { create: true, pki: { defer: true } },
+    );
   });
 
   test("flannel's install-cni copies the very bytes the kubelet step ships to /etc/cni/net.d (one content, no drift)", () => {
@@ -243,6 +249,14 @@ describe("rendered files", () => {
   test("handlebars: strict and validated — a missing value is an error, never an empty string", () => {
     assert.throws(() => render("etcd/etcd.conf", { name: "x" }), /"etcdVersion" not defined|missing/);
     assert.throws(() => render("kubelet/kubelet.conf", { name: "a", address: "1.2.3.4", pauseImage: "p", nodeLabels: undefined, extraArgs: {} }), /value "nodeLabels" is missing/);
+  });
+
+  test("the HA example behind its load balancer has no node-local proxy; without the load balancer every kubelet host gets one, listing the three masters", () => {
+    assert.ok(!ha.plan.instances.some((i) => i.step === "apiserver-proxy"));
+    const hosts = haLocal.plan.instances.filter((i) => i.step === "apiserver-proxy").map((i) => i.host.name);
+    assert.deepEqual(hosts, ["cp1", "cp2", "cp3", "worker1", "worker2", "worker3"]);
+    const cfg = file(haLocal, "apiserver-proxy", "worker3", "/opt/kubernetes/cfg/apiserver-proxy.cfg");
+    assert.deepEqual(cfg.match(/^    server .*$/gm), ["    server cp1 10.10.0.11:6443", "    server cp2 10.10.0.12:6443", "    server cp3 10.10.0.13:6443"]);
   });
 
   test("every template is used by some step", () => {
