@@ -3,7 +3,8 @@
 // while its first runs is refused at once, naming the first; `binkube clusters` lists both; a
 // stack left in the shared cdktf.out/stacks/ by an older binkube moves home with no redeploy.
 // Day-2 jobs that need a whole cluster but no particular shape run here too: scoped access (A),
-// scheduled etcd backups and a restore from one (B).
+// scheduled etcd backups and a restore from one (B), and last `cdktf destroy` of B (interrupted
+// and run again, the host left clean, a no-op destroy, a new cluster deployed on it).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -16,6 +17,7 @@ import { synthesizedStackDir } from "../../stacks/stack-home";
 import { ROOT, appendClusterSettings, clusterClients, clusterFixtures, waitUntil } from "../helpers/cluster";
 import { clusterSkipReason } from "../helpers/e2e";
 import { accessChecks } from "./access-checks";
+import { teardownChecks } from "./teardown-checks";
 import { tempDir } from "../helpers/fixtures";
 import { plain, run } from "../helpers/proc";
 
@@ -194,5 +196,9 @@ describe("many clusters from one checkout", { skip }, () => {
     assert.equal(stepRuns(dirs.b), runs, "the upgrade redeployed a step");
     assert.ok(fs.existsSync(path.join(own, ".terraform")), "the stack's terraform init did not move with it");
     assert.ok(!fs.existsSync(path.join(sharedStacks, path.basename(own))), "the old stack directory is still there");
+  });
+
+  test("cdktf destroy tears cluster B down (a killed destroy run again finishes it), leaves the host clean; a new deploy builds a cluster again", async () => {
+    await teardownChecks({ dir: dirs.b, env: env(dirs.b), root: ROOT, ssh: (cmd) => run("ssh", [...sshArgs(labB, "lab1"), cmd], { timeoutMs: 120_000 }) });
   });
 });

@@ -4,8 +4,10 @@
 //   await teardownChecks({ dir, env, root: ROOT, ssh: (cmd) => lab.ssh("lab1", cmd) });
 //
 // `dir` is the inventory's directory (cluster.yaml, .binkube/), `env` the environment cdktf runs
-// with (BINKUBE_CONFIG …). It destroys the cluster, checks that the host holds nothing of it,
-// destroys again (a no-op), and deploys a new cluster on the same host.
+// with (BINKUBE_CONFIG …). It starts a destroy and kills it (cdktf, Terraform and the teardown's
+// SSH session) as soon as the host's teardown has begun, destroys again (the interrupted destroy is
+// run again to the end), checks that the host holds nothing of the cluster, destroys once more (a
+// no-op), and deploys a new cluster on the same host.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -14,6 +16,31 @@ import { SYSTEMD_DIR } from "../../src/steps/files";
 import { ETCD_DATA_DIR, planForTeardown, teardownPlan } from "../../src/teardown";
 import { shq } from "../../src/remote/shell";
 import { plain, run } from "../helpers/proc";
+import { spawn } from "node:child_process";
+
+/** Runs `cdktf destroy` in a process group of its own and kills the whole group when PATTERN shows in its output. */
+function destroyKilledAt(pattern: RegExp, opts: { env: NodeJS.ProcessEnv; root: string }, delayMs: number): Promise<{ killed: boolean; out: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn("npx", ["cdktf", "destroy", "--auto-approve"], { env: opts.env, cwd: opts.root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let killed = false;
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (!killed && pattern.test(plain(out))) {
+        killed = true;
+        setTimeout(() => process.kill(-c.pid!, "SIGKILL"), delayMs);
+      }
+    };
+    c.stdout.on("data", onData);
+    c.stderr.on("data", onData);
+    const t = setTimeout(() => process.kill(-c.pid!, "SIGKILL"), 900_000);
+    c.on("error", reject);
+    c.on("close", () => {
+      clearTimeout(t);
+      resolve({ killed, out: plain(out) });
+    });
+  });
+}
 
 export interface TeardownCheckOptions {
   dir: string;
@@ -38,12 +65,18 @@ export async function teardownChecks(opts: TeardownCheckOptions): Promise<void> 
   assert.ok(tp && tp.files.length > 0 && tp.units.length > 0, `${host} is in the plan with files and units`);
   assert.ok((await sh(`ls ${shq(`${SYSTEMD_DIR}/kubelet.service`)}`)).includes("kubelet.service"), "before: the cluster is deployed");
 
-  // 1. destroy: every resource goes, the host is torn down
+  // 1. a destroy killed once the host's teardown has begun (the operator's Ctrl-C twice, a lost laptop)
+  // (killed 5 s into the host's teardown resource: its script is then running on the host)
+  const cut = await destroyKilledAt(new RegExp(`teardown_${host}\\b.*Destroying`), opts, 5000);
+  assert.ok(cut.killed, `the destroy ended before the teardown of ${host} began:\n${cut.out.slice(-4000)}`);
+
+  // 2. destroy again: it finishes the job, every resource goes, the host is torn down
   const destroyed = await cdktf("destroy");
   const out = plain(destroyed.stdout + destroyed.stderr);
-  assert.equal(destroyed.code, 0, `cdktf destroy: ${out.slice(-4000)}`);
+  assert.equal(destroyed.code, 0, `cdktf destroy after an interrupted one: ${out.slice(-4000)}`);
   assert.match(out, /Destroy complete! Resources: [1-9]\d* destroyed/);
-  assert.match(out, new RegExp(`teardown ${host}: etcd data kept at ${ETCD_DATA_DIR.replace(/\./g, "\\.")}\\.torn-down-\\d{8}T\\d{6}Z`));
+  // where etcd's data went is said by the run that moved it (the killed one's output ends before its teardown's report)
+  const aside = new RegExp(`teardown ${host}: etcd data kept at ${ETCD_DATA_DIR.replace(/\./g, "\\.")}\\.torn-down-\\d{8}T\\d{6}Z`);
 
   const unitFiles = tp.units.map((u) => `${SYSTEMD_DIR}/${u}`);
   const left = await sh(`for f in ${[...tp.files, ...unitFiles].map(shq).join(" ")}; do [ -e "$f" ] && echo "left: $f"; done; find /opt/kubernetes /opt/etcd /opt/cni -type f 2>/dev/null | sed 's/^/left: /'; ls /etc/systemd/system/*.service.d/10-binkube-* 2>/dev/null | sed 's/^/left: /'; true`);
@@ -72,19 +105,22 @@ export async function teardownChecks(opts: TeardownCheckOptions): Promise<void> 
   assert.equal((await sh(`ip -4 route show root ${shq(inv.network.podCIDR)}`)).trim(), "", "routes into the pod network left");
   assert.doesNotMatch(await sh("awk '{ print $2 }' /proc/mounts"), /^\/var\/lib\/kubelet\//m, "pods' volumes still mounted");
   const data = await sh(`ls -d ${ETCD_DATA_DIR}* 2>/dev/null; true`);
-  assert.match(data, /default\.etcd\.torn-down-/, "etcd data moved aside");
+  const asideDirs = data.split("\n").filter((l) => /default\.etcd\.torn-down-\d{8}T\d{6}Z$/.test(l));
+  assert.equal(asideDirs.length, 1, `etcd data moved aside exactly once:\n${data}`);
+  // said by the second run, unless the killed one had moved it already (its report never printed)
+  if (!aside.test(out)) assert.doesNotMatch(out, /etcd data kept/, "a second place named");
   assert.doesNotMatch(data, new RegExp(`^${ETCD_DATA_DIR.replace(/\./g, "\\.")}$`, "m"), "no etcd data dir in place");
   const ledger = JSON.parse(fs.readFileSync(path.join(opts.dir, ".binkube", "hosts.json"), "utf8")) as Record<string, unknown>;
   assert.ok(!(host in ledger), `${host} forgotten in the host ledger`);
 
-  // 2. a second destroy has nothing to do
+  // 3. a further destroy has nothing to do
   const again = await cdktf("destroy");
   const out2 = plain(again.stdout + again.stderr);
   assert.equal(again.code, 0, `second cdktf destroy: ${out2.slice(-4000)}`);
   assert.match(out2, /Resources: 0 destroyed|No objects need to be destroyed/);
   assert.doesNotMatch(out2, /teardown --host/, "no teardown ran");
 
-  // 3. a deploy brings a new cluster up on the same host
+  // 4. a deploy brings a new cluster up on the same host
   const deployed = await cdktf("deploy");
   const out3 = plain(deployed.stdout + deployed.stderr);
   assert.equal(deployed.code, 0, `cdktf deploy after destroy: ${out3.slice(-4000)}`);
