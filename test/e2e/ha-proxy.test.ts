@@ -3,6 +3,10 @@
 // 127.0.0.1:6444). The first master loses power: the nodes stay Ready, a Deployment keeps its
 // replicas, a new one is scheduled and runs, and a poller on a node through its proxy fails at most
 // for the proxy's failure window. The master comes back, rejoins, and a deploy is a no-op.
+// Last, on the same cluster, the conformance tests that catch binary-install defects
+// (test/helpers/conformance.ts SMOKE_FOCUS): its masters are not nodes, the layout where an
+// apiserver without kube-proxy and the pod network loses webhooks, CRD conversion and aggregated
+// APIs (this suite carries them so that CI brings one cluster up for both).
 // lab1: etcd + master, lab2: etcd + master, lab3: etcd + node, lab4: node. Addresses come from the
 // lab's state, so it runs in any slot (BINKUBE_LAB_SLOT=7 keeps it off the e2e suites' slot 0).
 import assert from "node:assert/strict";
@@ -18,6 +22,7 @@ import { labSkipReason } from "../helpers/e2e";
 import { tempDir } from "../helpers/fixtures";
 import { POLL_MS, describeNodePolls, readNodePolls, startNodePoller } from "../helpers/node-poller";
 import { plain, run } from "../helpers/proc";
+import { SMOKE_FOCUS, conformanceFixtures, parseJunit, progressLine, runConformance, summarize } from "../helpers/conformance";
 
 const ROLES: Record<string, string> = { lab1: "[etcd, master]", lab2: "[etcd, master]", lab3: "[etcd, node]", lab4: "[node]" };
 
@@ -79,6 +84,7 @@ describe("HA without a load balancer: the node-local apiserver proxy", { skip },
 
   before(async () => {
     await clusterFixtures(bin, path.join(dir, "images"));
+    await conformanceFixtures(bin, path.join(dir, "images")); // preloaded like every image: the smoke at the end needs them
     lab = await labUp({ dir, hosts: 4, log: () => undefined });
     const text = fs.readFileSync(file, "utf8");
     const edited = withRoles(text);
@@ -108,6 +114,8 @@ describe("HA without a load balancer: the node-local apiserver proxy", { skip },
       assert.deepEqual((await proxyStates(h)).map((s) => [s.name, serving(s)]), [["lab1", true], ["lab2", true]], h);
     }
     assert.deepEqual(await readyNodes("lab1"), { lab1: "True", lab2: "True", lab3: "True", lab4: "True" });
+    // masters that are not nodes run kubelet and kube-proxy (webhooks and aggregated APIs need the pod network), tainted
+    for (const m of ["lab1", "lab2"]) assert.equal(await kubectlOk("lab1", "get", "node", m, "-o", "jsonpath={.spec.taints[*].key}:{.spec.taints[*].effect}"), "node-role.kubernetes.io/master:NoSchedule", m);
     console.log(`# first deploy, 2 masters + 2 nodes with the proxy: ${(r.ms / 1000).toFixed(1)} s`);
   });
 
@@ -228,5 +236,30 @@ spec:
       assert.ok(node.polls > 100, `only ${node.polls} polls on ${host}`);
       assert.equal(node.failures, 0, describeNodePolls(node, `${host} → its proxy`));
     }
+  });
+
+  test("e2e.test v1.17.17: every smoke conformance test passes (webhooks, CRD conversion, aggregator, DNS, proxy, Services, exec/logs)", async () => {
+    const e2e = await runConformance({
+      bin,
+      kubeconfig: path.join(dir, "admin.kubeconfig"),
+      reportDir: path.join(dir, "report"),
+      focus: SMOKE_FOCUS,
+      timeoutMs: 2_400_000,
+      onProgress: (p, ms) => p.completed > 0 && console.log(`# ${progressLine(p, ms)}`),
+    });
+    assert.ok(fs.existsSync(e2e.junit), `e2e.test exited ${e2e.code} without junit: ${e2e.log}`);
+    const s = summarize(parseJunit(fs.readFileSync(e2e.junit, "utf8")), { focus: SMOKE_FOCUS, wallMs: e2e.ms, topology: "2 masters (not nodes) + 2 nodes, node-local proxy" });
+    fs.writeFileSync(path.join(dir, "report", "summary.md"), s.text);
+    console.log(`# conformance smoke: ${s.passed} passed, ${s.failed} failed in ${(e2e.ms / 1000).toFixed(0)} s`);
+    assert.equal(s.failed, 0, s.text);
+    assert.ok(s.passed >= 30, `only ${s.passed} ran:\n${s.text}`);
+    assert.equal(e2e.code, 0, `e2e.test exited ${e2e.code}: ${e2e.log}`);
+  });
+
+  test("kubectl top nodes: metrics-server's aggregated API answers for every node, the masters that are not nodes included", async () => {
+    const out = await kubectlOk("lab1", "top", "nodes", "--no-headers");
+    const rows = out.split("\n").map((l) => l.trim().split(/\s+/));
+    assert.deepEqual(rows.map((r) => r[0]).sort(), ["lab1", "lab2", "lab3", "lab4"], out);
+    for (const r of rows) assert.match(`${r[1]} ${r[3]}`, /^\d+m \d+Mi$/, out);
   });
 });

@@ -1,7 +1,7 @@
 // The Kubernetes v1.17 conformance suite against a binkube cluster: the fixtures it needs, the
 // run of e2e.test as the official conformance image runs it, its junit read back, and a summary
 // that classes each failure. Used by `npm run conformance` (scripts/conformance.ts) and by the
-// smoke subset in the e2e suite (test/e2e/conformance-smoke.test.ts).
+// smoke subset in the e2e suite (the end of test/e2e/ha-proxy.test.ts).
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";

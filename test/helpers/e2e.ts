@@ -27,3 +27,22 @@ export function clusterSkipReason(cache = process.env.BINKUBE_FIXTURE_CACHE ?? "
   if (!fs.existsSync(path.join(cache, "k8s-v1.17.17", "bin", "kubelet"))) return `Kubernetes v1.17.17 binaries are not cached in ${cache} (.ci/run builds them: test/fixtures/k8s-binaries.sh)`;
   return undefined;
 }
+
+/**
+ * Which e2e tests run: "full" (`npm run test:e2e`, the default: every test) or "ci" (`npm run
+ * test:e2e:ci`, what .ci/run runs): the whole suite minus tests whose every feature another test
+ * that CI runs also exercises on a real cluster. test/unit/e2e-selection.test.ts checks that each
+ * left-out test names such a test.
+ */
+export const E2E_SELECTION = process.env.BINKUBE_E2E_SELECTION ?? "full";
+if (E2E_SELECTION !== "full" && E2E_SELECTION !== "ci") throw new Error(`BINKUBE_E2E_SELECTION=${E2E_SELECTION}: expected full or ci`);
+
+/**
+ * Skip reason for a test or suite that the CI selection leaves out. FILE (in test/e2e) and TEST (a
+ * part of a test's or describe's title, literally in that file) name what carries its features in
+ * CI; WHY says how. Put it on the describe when a whole suite is left out: node:test runs
+ * before()/after() even when every test inside is skipped.
+ */
+export function fullOnly(file: string, test: string, why: string): string | undefined {
+  return E2E_SELECTION === "full" ? undefined : `full suite only (npm run test:e2e): in CI, ${file} › "${test}" exercises its features (${why})`;
+}
