@@ -296,13 +296,15 @@ spec:
     lab = await labUp({ dir, hosts: 4, log: () => undefined, operator: "sudo" });
     const inventory = fs.readFileSync(path.join(dir, "cluster.yaml"), "utf8");
     assert.match(inventory, /conntrackMaxPerCore: 0/);
-    assert.match(inventory, /- name: lab4\n    address: 10\.250\.213\.14\n    roles: \[node\]\n/);
+    assert.match(inventory, new RegExp(`- name: lab4\\n    address: ${ip(4).replace(/\./g, "\\.")}\\n    roles: \\[node\\]\\n`));
     const r = await deploy();
     const out = plain(r.stdout + r.stderr);
     fs.writeFileSync(path.join(dir, "deploy-add-node.log"), out);
     assert.equal(r.code, 0, out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-30).join("\n"));
-    // its 4 resources, and the bootstrap RBAC again: lab4 joins the nodes whose renewals are approved
-    assert.match(out, /Plan: 5 to add, 0 to change, 1 to destroy/);
+    // its 4 step resources and its teardown resource, and the bootstrap RBAC again: lab4 joins the
+    // nodes whose renewals are approved
+    assert.match(out, /Plan: 6 to add, 0 to change, 1 to destroy/);
+    assert.match(out, /terraform_data\.teardown_lab4 \(teardown_lab4\) will be created/);
     assert.match(out, /terraform_data\.bootstrap \(bootstrap\) must be replaced/);
     assert.match(out, /✓ step kubelet on lab4: .*node Ready/);
     assert.deepEqual(await Promise.all(["lab1", "lab2", "lab3"].map(invocations)), before, "a unit on an existing host restarted");
@@ -324,7 +326,7 @@ spec:
     const out = plain(r.stdout + r.stderr);
     fs.writeFileSync(path.join(dir, "deploy-add-master.log"), out);
     assert.equal(r.code, 0, out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-30).join("\n"));
-    assert.match(out, /pki: reissued apiserver \(SANs lack .*10\.250\.213\.12/, "synth says why the apiserver certificate is reissued");
+    assert.match(out, new RegExp(`pki: reissued apiserver \\(SANs lack .*${ip(2).replace(/\./g, "\\.")}`), "synth says why the apiserver certificate is reissued");
     assert.match(out, /✓ step apiserver on lab2: .*\/healthz ok/);
     assert.match(out, /✓ step controller-manager on lab2: .*healthy/);
     assert.match(out, /✓ step scheduler on lab2: .*healthy/);
@@ -333,7 +335,7 @@ spec:
     assert.deepEqual(apiOrder, ["lab2", "lab1"]);
     assert.equal(apiStats.outages, 0, `API outage while adding a master: ${apiStats.describe}`);
     const sans = await run("openssl", ["x509", "-noout", "-ext", "subjectAltName", "-in", path.join(dir, "pki", "apiserver.crt")]);
-    assert.match(sans.stdout, /IP Address:10\.250\.213\.12\b/);
+    assert.match(sans.stdout, new RegExp(`IP Address:${ip(2).replace(/\./g, "\\.")}\\b`));
     // Two masters and no endpoint: every kubelet host gets the node-local apiserver proxy (issue 25),
     // and its kubelet and kube-proxy restart once to dial it. lab1's apiserver restarted for its
     // new serving certificate; etcd and docker restarted nowhere.
