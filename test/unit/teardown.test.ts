@@ -150,7 +150,10 @@ function deployedHost(root: string, tp: TeardownPlan): string[] {
     `${root}/var/lib/docker/overlay2/l1/merged`,
     ...(node ? [`${root}/run/docker/netns/1a2b3c`] : []),
   ];
-  put("/proc/mounts", ["/dev/sda1 / ext4 rw 0 0", `tmpfs ${root}/var/lib/kubeletother tmpfs rw 0 0`, ...mounts.map((m) => `tmpfs ${m} tmpfs rw 0 0`)].join("\n") + "\n");
+  // docker's and the kubelet's directories themselves on disks of their own (an operator's
+  // partition; the lab binds /var/lib/docker): those mounts are not binkube's and stay
+  const ownDisks = [`/dev/sdb1 ${root}/var/lib/docker ext4 rw 0 0`, `/dev/sdc1 ${root}/var/lib/kubelet xfs rw 0 0`];
+  put("/proc/mounts", ["/dev/sda1 / ext4 rw 0 0", `tmpfs ${root}/var/lib/kubeletother tmpfs rw 0 0`, ...ownDisks, ...mounts.map((m) => `tmpfs ${m} tmpfs rw 0 0`)].join("\n") + "\n");
   return mounts;
 }
 
@@ -205,6 +208,7 @@ describe("teardown", () => {
     assert.deepEqual([...umounts].sort(), [...mounts].sort());
     assert.ok(umounts.indexOf(mounts[1]!) < umounts.indexOf(mounts[0]!), "the nested mount first");
     assert.ok(!umounts.some((m) => m.endsWith("kubeletother")), "a sibling directory with the same prefix is not touched");
+    assert.ok(!umounts.some((m) => m === `${root}/var/lib/docker` || m === `${root}/var/lib/kubelet`), "the disks mounted at /var/lib/docker and /var/lib/kubelet stay mounted");
     for (const f of tp.files) assert.ok(!exists(root + f), `removed: ${f}`);
     for (const f of Object.keys(writtenOnHost(tp))) assert.ok(!exists(root + f), `removed: ${f}`);
     for (const d of ["/etc/docker", "/run/flannel", "/var/lib/cni", "/run/docker", "/var/tmp/binkube-stage.Xy12345678"]) assert.ok(!exists(root + d), `removed: ${d}`);
