@@ -17,7 +17,7 @@ import { labDown, labPowerOff, labUp, sshArgs } from "../../lab/lab";
 import type { LabState } from "../../lab/lab";
 import { NODE_LOCAL_PROXY_PORT } from "../../src/inventory/types";
 import { PROXY, parseServerStates, proxyCli, proxyFailureWindowMs, serving } from "../../src/steps/apiserver-proxy";
-import { CACHE, ROOT, appendClusterSettings, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
+import { CACHE, ROOT, appendClusterSettings, checkEtcdRoll, checkRenewalPending, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
 import { labSkipReason } from "../helpers/e2e";
 import { tempDir } from "../helpers/fixtures";
 import { POLL_MS, describeNodePolls, readNodePolls, startNodePoller } from "../helpers/node-poller";
@@ -55,7 +55,7 @@ describe("HA without a load balancer: the node-local apiserver proxy", { skip },
     return { code: r.code, ms: r.ms, out };
   };
   const failed = (out: string) => out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-30).join("\n");
-  const { pollApi, etcdctl } = clusterClients(dir, bin);
+  const { pollApi, pollEtcd } = clusterClients(dir, bin);
   /** kubectl from this machine through one master (admin.kubeconfig's per-master contexts). */
   const kubectl = (via: string, ...args: string[]) => run(path.join(bin, "kubectl"), ["--kubeconfig", path.join(dir, "admin.kubeconfig"), "--context", `via-${via}`, "--request-timeout=10s", ...args], { timeoutMs: 60_000 });
   const kubectlOk = async (via: string, ...args: string[]) => {
@@ -222,59 +222,25 @@ spec:
     const binkube = (...args: string[]) => run(process.execPath, [path.join(ROOT, "bin", "binkube.cjs"), ...args, "--config", file], { timeoutMs: 120_000 });
     const renew = await binkube("certs", "renew", "--all");
     assert.equal(renew.code, 0, renew.stderr);
-    const stale = await binkube("certs", "check", "--remote");
-    assert.match(stale.stdout, /STALE/, "before the deploy, endpoints still serve the old certificates");
-    // the plan names, per step and host, the file whose hash changed
-    const d = await run("npx", ["cdktf", "diff"], { env, cwd: ROOT, timeoutMs: 300_000 });
-    const diff = plain(d.stdout + d.stderr);
-    fs.writeFileSync(path.join(dir, "diff-renew.log"), diff);
-    assert.match(diff, /# terraform_data\.etcd_lab2 \(etcd_lab2\) must be replaced/, `cdktf diff output in ${dir}/diff-renew.log`);
-    assert.match(diff, /"\/opt\/etcd\/ssl\/peer\.pem"\s*=\s*"644:sha256:[0-9a-f]+"\s*->\s*"644:sha256:[0-9a-f]+"/, `cdktf diff output in ${dir}/diff-renew.log`);
+    await checkRenewalPending(binkube, env, dir);
     // etcd quorum polled from here while the deploy rolls the members
-    const endpoints = ["lab1", "lab2", "lab3"].map((h) => `https://${addr(h)}:2379`);
-    let etcdPolls = 0;
-    let worst = 3;
-    let polling = true;
-    const etcdPoller = (async () => {
-      while (polling) {
-        const e = await etcdctl([`--endpoints=${endpoints.join(",")}`, "--command-timeout=2s", "endpoint", "health"], 10_000);
-        worst = Math.min(worst, ((e.stdout + e.stderr).match(/is healthy/g) ?? []).length);
-        etcdPolls++;
-        await new Promise((res) => setTimeout(res, 300));
-      }
-    })();
+    const etcd = pollEtcd(["lab1", "lab2", "lab3"].map((h) => `https://${addr(h)}:2379`));
     // the API from here on both masters, and from each node through its proxy
     const api = pollApi([addr("lab1"), addr("lab2")]);
     const pollers = ["lab3", "lab4"].map((h) => ({ host: h, poller: startNodePoller(sshArgs(lab, h)) }));
     await new Promise((r) => setTimeout(r, 2000));
     const since = Date.now();
     const r = await deploy("renew");
-    polling = false;
     const results = await Promise.all(pollers.map(async ({ host, poller }) => ({ host, node: readNodePolls(await poller.stop((c) => sshOk(host, c)), since) })));
-    const [, apiStats] = await Promise.all([etcdPoller, api.stop()]);
+    const [etcdStats, apiStats] = await Promise.all([etcd.stop(), api.stop()]);
     assert.equal(r.code, 0, failed(r.out));
-    assert.ok(etcdPolls > 5 && worst >= 2, `etcd quorum lost during the roll (worst ${worst}/3 healthy over ${etcdPolls} polls)`);
-    // members restarted one after another, each healthy before the next, with a snapshot before
-    const order = [...r.out.matchAll(/✓ step etcd on (lab\d): .*member healthy, snapshot \.binkube\/etcd-snapshots\/\1\/snapshot-\d{8}T\d{6}Z\.db \([\d.]+ MB, also \/var\/lib\/etcd-snapshots\//g)].map((m) => m[1]);
-    assert.deepEqual(order, ["lab1", "lab2", "lab3"]);
-    // the leader handed leadership to a peer before its restart (no cluster-wide election)
-    assert.match(r.out, /✓ step etcd on lab\d: .*leadership handed to lab\d/);
-    // the snapshots came home: one per member, private, and real etcd snapshots
-    for (const h of order) {
-      const snaps = path.join(dir, ".binkube", "etcd-snapshots", h!);
-      const files = fs.readdirSync(snaps);
-      assert.equal(files.length, 1, `${snaps}: ${files.join(", ")}`);
-      assert.equal(fs.statSync(snaps).mode & 0o777, 0o700);
-      assert.equal(fs.statSync(path.join(snaps, files[0]!)).mode & 0o777, 0o600);
-      const status = await run(path.join(bin, "etcdctl"), ["snapshot", "status", path.join(snaps, files[0]!), "-w", "json"], { env: { ...process.env, ETCDCTL_API: "3" } });
-      assert.equal(status.code, 0, status.stderr);
-      assert.ok((JSON.parse(status.stdout) as { totalKey: number }).totalKey > 100, status.stdout);
-    }
+    assert.ok(etcdStats.polls > 5 && etcdStats.worst >= 2, `etcd quorum lost during the roll (${etcdStats.describe})`);
+    await checkEtcdRoll(r.out, dir, bin, ["lab1", "lab2", "lab3"]);
     assert.ok(apiStats.polls > 5 && apiStats.outages === 0, `API outage during the roll: ${apiStats.describe}`);
     const served = await binkube("certs", "check", "--remote");
     assert.equal(served.code, 0, served.stdout + served.stderr);
     assert.doesNotMatch(served.stdout, /STALE|UNREACHABLE/);
-    console.log(`# etcd during the roll: worst ${worst}/3 healthy over ${etcdPolls} polls; API from here: ${apiStats.describe}`);
+    console.log(`# etcd during the roll: ${etcdStats.describe}; API from here: ${apiStats.describe}`);
     // both apiservers restarted (new serving certificate) and were drained for it; every proxy reloaded (new client certificate)
     for (const m of ["lab1", "lab2"]) assert.match(r.out, new RegExp(`${m} drained on 4 apiserver proxies for its restart`), m);
     for (const h of ["lab1", "lab2", "lab3", "lab4"]) assert.match(r.out, new RegExp(`✓ step apiserver-proxy on ${h}: .*(reloaded|restarted)`), h);

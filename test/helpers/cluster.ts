@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
-import { run } from "./proc";
+import { plain, run } from "./proc";
 
 export const ROOT = path.join(__dirname, "..", "..");
 export const FIXTURES = path.join(ROOT, "test", "fixtures");
@@ -66,7 +66,58 @@ export function clusterClients(dir: string, bin: string) {
     const describe = () => `${stats.outages} of ${stats.polls} polls had no master answering /healthz (down per master: ${Object.entries(stats.down).map(([m, n]) => `${m}=${n}`).join(" ")})`;
     return { stop: async () => ((polling = false), await loop, { ...stats, describe: describe() }) };
   };
-  return { kubectl, kubectlOk, etcdctl, healthz, pollApi };
+  /** Polls `etcdctl endpoint health` over ENDPOINTS until stopped: the fewest healthy members seen. */
+  const pollEtcd = (endpoints: string[]) => {
+    let polling = true;
+    const stats = { polls: 0, worst: endpoints.length };
+    const loop = (async () => {
+      while (polling) {
+        const r = await etcdctl([`--endpoints=${endpoints.join(",")}`, "--command-timeout=2s", "endpoint", "health"], 10_000);
+        stats.worst = Math.min(stats.worst, ((r.stdout + r.stderr).match(/is healthy/g) ?? []).length);
+        stats.polls++;
+        await new Promise((res) => setTimeout(res, 300));
+      }
+    })();
+    return { stop: async () => ((polling = false), await loop, { ...stats, describe: `worst ${stats.worst}/${endpoints.length} healthy over ${stats.polls} polls` }) };
+  };
+  return { kubectl, kubectlOk, etcdctl, healthz, pollApi, pollEtcd };
+}
+
+/**
+ * After `certs renew --all`, before the deploy: the endpoints still serve the old certificates
+ * (`certs check --remote` says STALE), and `cdktf diff` names, per step and host, the file whose
+ * hash changed (lab2's etcd peer certificate). BINKUBE runs the CLI with the inventory.
+ */
+export async function checkRenewalPending(binkube: (...args: string[]) => Promise<{ stdout: string }>, env: NodeJS.ProcessEnv, dir: string): Promise<void> {
+  const stale = await binkube("certs", "check", "--remote");
+  assert.match(stale.stdout, /STALE/, "before the deploy, endpoints still serve the old certificates");
+  const d = await run("npx", ["cdktf", "diff"], { env, cwd: ROOT, timeoutMs: 300_000 });
+  const diff = plain(d.stdout + d.stderr);
+  fs.writeFileSync(path.join(dir, "diff-renew.log"), diff);
+  assert.match(diff, /# terraform_data\.etcd_lab2 \(etcd_lab2\) must be replaced/, `cdktf diff output in ${dir}/diff-renew.log`);
+  assert.match(diff, /"\/opt\/etcd\/ssl\/peer\.pem"\s*=\s*"644:sha256:[0-9a-f]+"\s*->\s*"644:sha256:[0-9a-f]+"/, `cdktf diff output in ${dir}/diff-renew.log`);
+}
+
+/**
+ * What a deploy that rolls every etcd member (a renewal) must show in its output OUT: members
+ * restarted one after another, each healthy with a snapshot before the next, leadership handed to a
+ * peer first; and the snapshots home under DIR/.binkube: one per member, private, real etcd snapshots.
+ */
+export async function checkEtcdRoll(out: string, dir: string, bin: string, members: string[]): Promise<void> {
+  const order = [...out.matchAll(/✓ step etcd on (lab\d): .*member healthy, snapshot \.binkube\/etcd-snapshots\/\1\/snapshot-\d{8}T\d{6}Z\.db \([\d.]+ MB, also \/var\/lib\/etcd-snapshots\//g)].map((m) => m[1]!);
+  assert.deepEqual(order, members);
+  // the leader handed leadership to a peer before its restart (no cluster-wide election)
+  assert.match(out, /✓ step etcd on lab\d: .*leadership handed to lab\d/);
+  for (const h of order) {
+    const snaps = path.join(dir, ".binkube", "etcd-snapshots", h);
+    const files = fs.readdirSync(snaps);
+    assert.equal(files.length, 1, `${snaps}: ${files.join(", ")}`);
+    assert.equal(fs.statSync(snaps).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(path.join(snaps, files[0]!)).mode & 0o777, 0o600);
+    const status = await run(path.join(bin, "etcdctl"), ["snapshot", "status", path.join(snaps, files[0]!), "-w", "json"], { env: { ...process.env, ETCDCTL_API: "3" } });
+    assert.equal(status.code, 0, status.stderr);
+    assert.ok((JSON.parse(status.stdout) as { totalKey: number }).totalKey > 100, status.stdout);
+  }
 }
 
 export async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs = 180_000): Promise<void> {
