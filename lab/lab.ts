@@ -142,7 +142,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabState> {
       }
     } else {
       // BINKUBE_LAB_SLOT: a slot to try first. Side work (a second lab while an e2e runs) asks for
-      // a high one, since several e2e suites expect the first lab at slot 0's addresses.
+      // a high one, so the e2e suites keep the low slots (they take their addresses from any slot).
       const wanted = process.env.BINKUBE_LAB_SLOT;
       slot = allocateSlot(dir, wanted && /^\d+$/.test(wanted) && Number(wanted) < MAX_SLOTS ? Number(wanted) : undefined, log);
     }

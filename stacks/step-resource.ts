@@ -20,13 +20,17 @@ export function tfLiteral(s: string): string {
   return s.replace(/\$\{/g, () => "$${").replace(/%\{/g, () => "%%{");
 }
 
+type Provisioner = { type: "local-exec"; command: string; when?: "destroy" };
+
+/** The engine's resource (null_resource or terraform_data) with these triggers and provisioners. */
+function engineResource(scope: Construct, id: string, engine: Engine, triggers: Record<string, string>, provisioners: Provisioner[], dependsOn: ITerraformDependable[]): ITerraformDependable {
+  if (engine === "null_resource") return new NullResource(scope, id, { triggers, provisioners, dependsOn });
+  return new DataResource(scope, id, { triggersReplace: triggers, provisioners, dependsOn });
+}
+
 export function stepResource(scope: Construct, id: string, props: StepResourceProps): ITerraformDependable {
-  const provisioners = [{ type: "local-exec" as const, command: tfLiteral(props.command) }];
   const triggers = Object.fromEntries(Object.entries(props.triggers).map(([k, v]) => [tfLiteral(k), tfLiteral(v)]));
-  if (props.engine === "null_resource") {
-    return new NullResource(scope, id, { triggers, provisioners, dependsOn: props.dependsOn });
-  }
-  return new DataResource(scope, id, { triggersReplace: triggers, provisioners, dependsOn: props.dependsOn });
+  return engineResource(scope, id, props.engine, triggers, [{ type: "local-exec", command: tfLiteral(props.command) }], props.dependsOn);
 }
 
 export interface TeardownResourceProps {
@@ -43,10 +47,5 @@ export interface TeardownResourceProps {
  * those on every replacement too, that is on every trigger change.
  */
 export function teardownResource(scope: Construct, id: string, props: TeardownResourceProps): ITerraformDependable {
-  const provisioners = [{ type: "local-exec" as const, when: "destroy" as const, command: tfLiteral(props.command) }];
-  const triggers = { host: tfLiteral(props.host) };
-  if (props.engine === "null_resource") {
-    return new NullResource(scope, id, { triggers, provisioners, dependsOn: props.dependsOn });
-  }
-  return new DataResource(scope, id, { triggersReplace: triggers, provisioners, dependsOn: props.dependsOn });
+  return engineResource(scope, id, props.engine, { host: tfLiteral(props.host) }, [{ type: "local-exec", when: "destroy", command: tfLiteral(props.command) }], props.dependsOn);
 }
