@@ -3,7 +3,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 import { AUDIT_LOG, auditLogCommand } from "../../src/steps/apiserver";
@@ -34,7 +33,7 @@ test("the audit log and its rotated copies become 0600 in a 0700 directory, othe
 
 test("the scheduler's and controller-manager's health probes use their secure ports over TLS, anonymously, on loopback", () => {
   assert.deepEqual(SECURE_PORT, { "kube-controller-manager": 10257, "kube-scheduler": 10259 });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "binkube-healthz-"));
+  const dir = tempDir("binkube-healthz-");
   // a curl that records what it was asked and answers as the component does
   fs.writeFileSync(path.join(dir, "curl"), `#!/bin/sh\necho "$@" > ${dir}/args\nprintf ok\n`, { mode: 0o755 });
   for (const unit of ["kube-scheduler", "kube-controller-manager"] as const) {
@@ -44,7 +43,7 @@ test("the scheduler's and controller-manager's health probes use their secure po
     assert.equal(args, `-sk --max-time 5 https://127.0.0.1:${SECURE_PORT[unit]}/healthz`, "no credentials: /healthz is always allowed");
   }
   // a host without curl says so (the gate turns it into an error naming the fix)
-  const empty = fs.mkdtempSync(path.join(os.tmpdir(), "binkube-nocurl-"));
+  const empty = tempDir("binkube-nocurl-");
   fs.symlinkSync("/bin/sh", path.join(empty, "sh"));
   assert.equal(execFileSync("/bin/sh", ["-c", healthzCommand("kube-scheduler")], { encoding: "utf8", env: { PATH: empty } }).trim(), "no-curl");
 });

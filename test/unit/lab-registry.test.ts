@@ -5,16 +5,16 @@ import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { allocateSlot, otherLiveLabs, releaseSlot } from "../../lab/registry";
 import { procStartTime } from "../../lab/util";
+import { tempDir } from "../helpers/fixtures";
 
 let run: string;
 let tmp: string;
 
 beforeEach(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), "binkube-registry-"));
+  tmp = tempDir("binkube-registry-");
   run = path.join(tmp, "run");
   process.env.BINKUBE_LAB_RUN = run;
 });
