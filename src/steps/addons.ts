@@ -73,18 +73,39 @@ async function runAddons(rc: RunContext): Promise<string> {
 }
 
 const KUBE_ROUTER_MANIFEST = `${K8S.manifests}/kube-router.yaml`;
+const KUBE_ROUTER_CLEANUP = `${K8S.manifests}/kube-router-cleanup.yaml`;
 
 /**
  * kube-router's firewall on every node (on): ready on each, since a node without it lets every
- * pod there take any traffic a policy denies. Off: its objects go, by their label.
+ * pod there take any traffic a policy denies. Off: its objects go, by their label, and then its
+ * rules and ipsets, which it leaves behind when it stops (kube-router-cleanup.yaml). Its manifest
+ * on this master is removed last: while it is there, a run that stopped half-way is finished.
  */
 async function networkPolicy(rc: RunContext, nodes: string[]): Promise<string> {
-  if (!rc.inv.addons.networkPolicy) {
-    await rc.sh(`${KUBECTL} delete clusterrole,clusterrolebinding -l k8s-app=kube-router --ignore-not-found && ${KUBECTL} -n kube-system delete daemonset,serviceaccount -l k8s-app=kube-router --ignore-not-found && rm -f ${KUBE_ROUTER_MANIFEST}`);
-    return "NetworkPolicy NOT enforced (addons.networkPolicy: false)";
+  if (rc.inv.addons.networkPolicy) {
+    await waitForPods(rc, "k8s-app=kube-router", nodes, "check kubectl -n kube-system logs -l k8s-app=kube-router; the kube-router image must be pullable or preloaded (images.preload)");
+    return "NetworkPolicy enforced by kube-router on every node";
   }
-  await waitForPods(rc, "k8s-app=kube-router", nodes, "check kubectl -n kube-system logs -l k8s-app=kube-router; the kube-router image must be pullable or preloaded (images.preload)");
-  return "NetworkPolicy enforced by kube-router on every node";
+  const ran = (await rc.sh(`test -e ${KUBE_ROUTER_MANIFEST} && echo manifest; ${KUBECTL} -n kube-system get daemonset kube-router --ignore-not-found -o name`)).stdout.trim() !== "";
+  await rc.sh(`${KUBECTL} delete clusterrole,clusterrolebinding -l k8s-app=kube-router --ignore-not-found && ${KUBECTL} -n kube-system delete daemonset,serviceaccount -l k8s-app=kube-router --ignore-not-found`);
+  // its pods stop before the cleanup runs: a running one would put its rules back
+  await waitFor(
+    "kube-router pods gone",
+    async () => {
+      const r = await rc.sh(`${KUBECTL} -n kube-system get pods -l k8s-app=kube-router -o name`, { allowFail: true });
+      if (r.code !== 0) return "the API did not answer";
+      const left = r.stdout.split("\n").filter(Boolean);
+      return left.length === 0 ? true : `${left.length} still stopping`;
+    },
+    { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: "check kubectl -n kube-system get pods -l k8s-app=kube-router -o wide (a node that is down keeps its pod until it returns or is removed)" },
+  );
+  if (ran) {
+    await kubectlApply(rc.remote, `-f ${KUBE_ROUTER_CLEANUP}`);
+    await waitForPods(rc, "k8s-app=kube-router-cleanup", nodes, "check kubectl -n kube-system logs -l k8s-app=kube-router-cleanup -c cleanup; the kube-router image must still be on the node or pullable");
+    await rc.sh(`${KUBECTL} -n kube-system delete daemonset kube-router-cleanup --ignore-not-found`);
+  }
+  await rc.sh(`rm -f ${KUBE_ROUTER_MANIFEST}`);
+  return `NetworkPolicy NOT enforced (addons.networkPolicy: false${ran ? "; kube-router's rules and ipsets removed from every node" : ""})`;
 }
 
 const METRICS_MANIFEST = `${K8S.manifests}/metrics-server.yaml`;
@@ -156,7 +177,7 @@ export const addons: StepDef = {
             nodePortRange: inv.network.nodePortRange,
           }),
         ]
-      : []),
+      : [templated(KUBE_ROUTER_CLEANUP, "addons/kube-router-cleanup.yaml", { image: inv.images.kubeRouter, pauseImage: inv.images.pause })]),
     ...(inv.addons.metricsServer ? [metricsServerManifest(inv, pki)] : []),
   ],
 };
