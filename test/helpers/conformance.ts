@@ -28,6 +28,16 @@ export const SMOKE_FOCUS = [
 
 export const CONFORMANCE_FOCUS = "\\[Conformance\\]";
 
+/** Every NetworkPolicy test of e2e.test v1.17.17 (23: ingress, egress, ipBlock, named ports, selectors). */
+export const NETWORK_POLICY_FOCUS = "\\[Feature:NetworkPolicy\\]";
+/**
+ * CI's few (about 1.5 min each): a default-deny policy, and pod and namespace selectors together
+ * in one peer, both ingress. The whole set runs in the full suite.
+ */
+export const NETWORK_POLICY_CI_FOCUS = ["should support a 'default-deny' policy", "should enforce policy based on PodSelector and NamespaceSelector"]
+  .map((f) => `NetworkPolicy between server and client ${f} \\[Feature:NetworkPolicy\\]`)
+  .join("|");
+
 /**
  * Builds (or copies from the cache) e2e.test v1.17.17 into BIN and the images the conformance
  * tests run into IMAGES as conformance-<name>.tar (the cluster's own busybox.tar is busybox:1.31,
