@@ -4,9 +4,10 @@
 //
 //   const np = networkPolicyChecks({ dir, kubectl, deploy, ssh, server: "lab3", clients: { cross: "lab4", local: "lab3" }, hosts });
 //
-// Pod traffic is measured by pollers: a server (busybox httpd on 8080) pinned to one node, and two
-// clients, on another node and on the server's own (flannel's bridge, a different netfilter path),
-// each probing it with `nc -z` every 0.2 s and printing one line per probe.
+// Pod traffic is measured by podTraffic(): a server (busybox httpd on 8080) pinned to one node, and
+// two clients, on another node and on the server's own (flannel's bridge, a different netfilter
+// path), each fetching from it every 0.2 s (1 s limit) and printing one line per probe. The
+// upgrade-hardening suite uses it too (kube-router arrives with the upgrade).
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -24,7 +25,7 @@ export interface NetworkPolicyContext {
   nodes: string[];
 }
 
-const IMAGE = "docker.io/library/busybox:1.29"; // the conformance image: its nc has -z
+const IMAGE = "busybox:1.31"; // the cluster's own (images.sh), preloaded on every lab cluster
 const SERVER_NS = "np-server";
 const CLIENT_NS = "np-client";
 const PROBE_MS = 200;
@@ -63,7 +64,7 @@ function serverManifest(node: string): string {
 
 /** The clients, probing the server pod's address (pod-to-pod traffic, no Service in between). */
 function clientManifest(clients: Record<string, string>, serverIp: string): string {
-  const probe = `n=0; while true; do n=$((n+1)); if nc -z -w 1 ${serverIp} 8080; then echo "$n ok"; else echo "$n fail"; fi; sleep ${PROBE_MS / 1000}; done`;
+  const probe = `n=0; while true; do n=$((n+1)); if timeout 1 wget -q -O /dev/null http://${serverIp}:8080/; then echo "$n ok"; else echo "$n fail"; fi; sleep ${PROBE_MS / 1000}; done`;
   return Object.entries(clients).map(([name, node]) => pod(CLIENT_NS, `client-${name}`, node, probe)).join("");
 }
 
@@ -81,14 +82,30 @@ spec:
   policyTypes: [Ingress]
 `;
 
-export function networkPolicyChecks(ctx: NetworkPolicyContext) {
-  const ok = async (...args: string[]) => {
-    const r = await ctx.kubectl(...args);
+/** kubectl that must succeed: its trimmed stdout. */
+function succeeding(kubectl: (...args: string[]) => Promise<Res>) {
+  return async (...args: string[]) => {
+    const r = await kubectl(...args);
     assert.equal(r.code, 0, `kubectl ${args.join(" ")}: ${r.stderr}`);
     return r.stdout.trim();
   };
-  const clientNames = Object.keys(ctx.clients).map((c) => `client-${c}`);
-  const probes = async () => Object.fromEntries(await Promise.all(clientNames.map(async (c) => [c, readProbes(await ok("-n", CLIENT_NS, "logs", c))] as const)));
+}
+
+/** DIR/NAME with TEXT; its path. */
+function written(dir: string, name: string, text: string): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+/**
+ * The server and clients above, in namespaces np-server and np-client: start() brings them up and
+ * waits until every probe passes; probes() reads each client's lines; until() waits for a verdict.
+ */
+export function podTraffic(kubectl: (...args: string[]) => Promise<Res>, dir: string, server: string, clients: Record<string, string>) {
+  const ok = succeeding(kubectl);
+  const names = Object.keys(clients).map((c) => `client-${c}`);
+  const probes = async () => Object.fromEntries(await Promise.all(names.map(async (c) => [c, readProbes(await ok("-n", CLIENT_NS, "logs", c))] as const)));
   /** Waits until every client's last 5 probes are all VERDICT; returns the ms it took. */
   const until = async (verdict: "ok" | "fail", timeoutMs = 60_000) => {
     const t0 = Date.now();
@@ -99,11 +116,34 @@ export function networkPolicyChecks(ctx: NetworkPolicyContext) {
       await new Promise((r) => setTimeout(r, 500));
     }
   };
-  const file = (name: string, text: string) => {
-    const f = path.join(ctx.dir, name);
-    fs.writeFileSync(f, text);
-    return f;
+  const write = (name: string, text: string) => written(dir, name, text);
+  return {
+    names,
+    probes,
+    until,
+    async start(): Promise<void> {
+      await ok("apply", "-f", write("np-server.yaml", serverManifest(server)));
+      await ok("-n", SERVER_NS, "wait", "--for=condition=Ready", "pod/server", "--timeout=120s");
+      const ip = await ok("-n", SERVER_NS, "get", "pod", "server", "-o", "jsonpath={.status.podIP}");
+      await ok("apply", "-f", write("np-clients.yaml", clientManifest(clients, ip)));
+      for (const c of names) await ok("-n", CLIENT_NS, "wait", "--for=condition=Ready", `pod/${c}`, "--timeout=120s");
+      await until("ok");
+    },
+    /** Probes and failures of each client between two probes() readings. */
+    between(before: Awaited<ReturnType<typeof probes>>, after: Awaited<ReturnType<typeof probes>>) {
+      return Object.fromEntries(names.map((c) => [c, { probes: after[c]!.probes - before[c]!.probes, failed: after[c]!.failed - before[c]!.failed }]));
+    },
+    async stop(): Promise<void> {
+      await ok("delete", "namespace", SERVER_NS, CLIENT_NS, "--wait=false");
+    },
   };
+}
+
+export function networkPolicyChecks(ctx: NetworkPolicyContext) {
+  const ok = succeeding(ctx.kubectl);
+  const traffic = podTraffic(ctx.kubectl, ctx.dir, ctx.server, ctx.clients);
+  const { probes, until } = traffic;
+  const file = (name: string, text: string) => written(ctx.dir, name, text);
   /** kube-router's rules and ipsets on a host: chain count and set names. */
   const leftovers = async (host: string) => {
     const r = await ctx.ssh(host, "iptables-save -t filter | grep -c '^:KUBE-ROUTER-\\|^:KUBE-POD-FW-\\|^:KUBE-NWPLCY-' || true; ipset list -n | grep -E '^KUBE-(SRC|DST)-' || true");
@@ -124,12 +164,7 @@ export function networkPolicyChecks(ctx: NetworkPolicyContext) {
       assert.equal(await ok("-n", "kube-system", "get", "daemonset", "-l", "k8s-app in (kube-router, kube-router-cleanup)", "-o", "name"), "");
       for (const h of ctx.nodes) assert.deepEqual(await leftovers(h), { chains: 0, sets: [] }, `${h}: kube-router's rules or ipsets left`);
       // the trap: the policy is accepted and traffic it denies flows
-      await ok("apply", "-f", file("np-server.yaml", serverManifest(ctx.server)));
-      await ok("-n", SERVER_NS, "wait", "--for=condition=Ready", "pod/server", "--timeout=120s");
-      const ip = await ok("-n", SERVER_NS, "get", "pod", "server", "-o", "jsonpath={.status.podIP}");
-      await ok("apply", "-f", file("np-clients.yaml", clientManifest(ctx.clients, ip)));
-      for (const c of clientNames) await ok("-n", CLIENT_NS, "wait", "--for=condition=Ready", `pod/${c}`, "--timeout=120s");
-      await until("ok");
+      await traffic.start();
       await ok("apply", "-f", file("np-deny.yaml", DENY_ALL_INGRESS));
       await new Promise((res) => setTimeout(res, 10_000));
       const p = await probes();
@@ -147,7 +182,7 @@ export function networkPolicyChecks(ctx: NetworkPolicyContext) {
       assert.match(r.out, /✓ step addons on \S+: .*NetworkPolicy enforced by kube-router on every node/);
       assert.doesNotMatch(r.out, /networkPolicy[^\n]*is false/);
       const after = await probes();
-      const during = Object.fromEntries(clientNames.map((c) => [c, { probes: after[c]!.probes - before[c]!.probes, failed: after[c]!.failed - before[c]!.failed }]));
+      const during = traffic.between(before, after);
       for (const [c, d] of Object.entries(during)) {
         assert.ok(d.probes > 20, `${c}: only ${d.probes} probes during the roll`);
         assert.equal(d.failed, 0, `${c}: ${d.failed} of ${d.probes} probes failed while kube-router rolled out (no policy denies them)`);
@@ -170,8 +205,6 @@ export function networkPolicyChecks(ctx: NetworkPolicyContext) {
       return `on in ${(r.ms / 1000).toFixed(1)} s with ${Object.entries(during).map(([c, d]) => `${c} ${d.failed}/${d.probes} failed`).join(", ")}; deny-all enforced after ${(denyMs / 1000).toFixed(1)} s, lifted after ${(allowMs / 1000).toFixed(1)} s; kube-router per node: ${usage.map(([p, c, m]) => `${p} ${c} ${m}`).join(", ")}`;
     },
 
-    async cleanup(): Promise<void> {
-      await ok("delete", "namespace", SERVER_NS, CLIENT_NS, "--wait=false");
-    },
+    cleanup: traffic.stop,
   };
 }
