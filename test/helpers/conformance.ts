@@ -31,6 +31,13 @@ export const CONFORMANCE_FOCUS = "\\[Conformance\\]";
 /** Every NetworkPolicy test of e2e.test v1.17.17 (23: ingress, egress, ipBlock, named ports, selectors). */
 export const NETWORK_POLICY_FOCUS = "\\[Feature:NetworkPolicy\\]";
 /**
+ * The one NetworkPolicy test of v1.17.17 no cluster can pass, with the evidence: its client pod
+ * (restartPolicy Never) must first fail, and is then relabelled and expected to succeed, which a
+ * failed pod never does (kubernetes/kubernetes#85908, "fails regardless of which CNI plugin is
+ * enabled"; fixed in v1.18 by #85909, not in v1.17's e2e.test). Skipped, and named in the summary.
+ */
+export const NETWORK_POLICY_UNPASSABLE = "NetworkPolicy between server and client should allow ingress access from updated pod \\[Feature:NetworkPolicy\\]";
+/**
  * CI's few (about 1.5 min each): a default-deny policy, and pod and namespace selectors together
  * in one peer, both ingress. The whole set runs in the full suite.
  */
