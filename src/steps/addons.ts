@@ -89,23 +89,29 @@ async function networkPolicy(rc: RunContext, nodes: string[]): Promise<string> {
   const ran = (await rc.sh(`test -e ${KUBE_ROUTER_MANIFEST} && echo manifest; ${KUBECTL} -n kube-system get daemonset kube-router --ignore-not-found -o name`)).stdout.trim() !== "";
   await rc.sh(`${KUBECTL} delete clusterrole,clusterrolebinding -l k8s-app=kube-router --ignore-not-found && ${KUBECTL} -n kube-system delete daemonset,serviceaccount -l k8s-app=kube-router --ignore-not-found`);
   // its pods stop before the cleanup runs: a running one would put its rules back
-  await waitFor(
-    "kube-router pods gone",
-    async () => {
-      const r = await rc.sh(`${KUBECTL} -n kube-system get pods -l k8s-app=kube-router -o name`, { allowFail: true });
-      if (r.code !== 0) return "the API did not answer";
-      const left = r.stdout.split("\n").filter(Boolean);
-      return left.length === 0 ? true : `${left.length} still stopping`;
-    },
-    { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: "check kubectl -n kube-system get pods -l k8s-app=kube-router -o wide (a node that is down keeps its pod until it returns or is removed)" },
-  );
+  await waitPodsGone(rc, "k8s-app=kube-router", "a node that is down keeps its pod until it returns or is removed");
   if (ran) {
     await kubectlApply(rc.remote, `-f ${KUBE_ROUTER_CLEANUP}`);
     await waitForPods(rc, "k8s-app=kube-router-cleanup", nodes, "check kubectl -n kube-system logs -l k8s-app=kube-router-cleanup -c cleanup; the kube-router image must still be on the node or pullable");
     await rc.sh(`${KUBECTL} -n kube-system delete daemonset kube-router-cleanup --ignore-not-found`);
+    await waitPodsGone(rc, "k8s-app=kube-router-cleanup", "its pods only run pause once the cleanup is done");
   }
   await rc.sh(`rm -f ${KUBE_ROUTER_MANIFEST}`);
   return `NetworkPolicy NOT enforced (addons.networkPolicy: false${ran ? "; kube-router's rules and ipsets removed from every node" : ""})`;
+}
+
+/** Waits until no kube-system pod matches SELECTOR (deleted DaemonSets' pods go asynchronously). */
+async function waitPodsGone(rc: RunContext, selector: string, why: string): Promise<void> {
+  await waitFor(
+    `${selector} pods gone`,
+    async () => {
+      const r = await rc.sh(`${KUBECTL} -n kube-system get pods -l ${selector} -o name`, { allowFail: true });
+      if (r.code !== 0) return "the API did not answer";
+      const left = r.stdout.split("\n").filter(Boolean);
+      return left.length === 0 ? true : `${left.length} still stopping`;
+    },
+    { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: `check kubectl -n kube-system get pods -l ${selector} -o wide (${why})` },
+  );
 }
 
 const METRICS_MANIFEST = `${K8S.manifests}/metrics-server.yaml`;
