@@ -25,16 +25,18 @@ step "images: pause, flannel, CoreDNS, busybox, built without a registry ($(esti
 bash test/fixtures/images.sh "$dir/images" >/dev/null
 step "metrics-server v0.4.4 image ($(estimate metrics-server-v0.4.4 '2 min'))"
 bash test/fixtures/metrics-server.sh "$dir/images" >/dev/null
+step "kube-router v1.3.2 image, the NetworkPolicy firewall ($(estimate kube-router-v1.3.2 '8 min'))"
+bash test/fixtures/kube-router.sh "$dir/images" >/dev/null
 step "lab hosts: 3 systemd-nspawn machines on a private bridge"
 node bin/binkube.cjs lab up --hosts 3 --dir "$dir"
 # lab up keeps these on a re-run; add them once
 grep -q '^images:' "$dir/cluster.yaml" || cat >> "$dir/cluster.yaml" <<YAML
 images:
-  preload: [images/pause.tar, images/busybox.tar, images/coredns.tar, images/flannel.tar, images/metrics-server.tar]
+  preload: [images/pause.tar, images/busybox.tar, images/coredns.tar, images/flannel.tar, images/metrics-server.tar, images/kube-router.tar]
 kubeProxy:
   conntrackMaxPerCore: 0   # nf_conntrack_max is read-only inside lab containers
 YAML
-step "cdktf deploy (etcd, control plane, nodes, flannel, CoreDNS, metrics-server; about 2 min)"
+step "cdktf deploy (etcd, control plane, nodes, flannel, kube-router, CoreDNS, metrics-server; about 2 min)"
 BINKUBE_CONFIG="$dir/cluster.yaml" npx cdktf deploy --auto-approve
 k="$dir/bin/kubectl --kubeconfig $dir/admin.kubeconfig"
 step "done"

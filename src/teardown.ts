@@ -100,6 +100,8 @@ const INTERFACES = ["cni0", "flannel.1", "docker0"];
 /** iptables chains kube-proxy, flannel, the CNI portmap/bridge plugins and docker create. */
 const CHAIN_PATTERN = "^(KUBE-|FLANNEL|CNI-|DOCKER)";
 const TABLES = ["filter", "nat", "mangle"];
+/** ipsets kube-router's NetworkPolicy firewall creates (pkg/controllers/netpol, v1.3.2). */
+const KUBE_ROUTER_IPSETS = "^(KUBE-SRC-|KUBE-DST-)";
 const BUILTIN_CHAINS = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
 
 export type DataMode = "aside" | "delete";
@@ -278,6 +280,11 @@ function network(tp: TeardownPlan): string[] {
     "  done",
     ...builtinRules(tp.podCIDR),
     "fi",
+    // kube-router's NetworkPolicy sets (KUBE-SRC-/KUBE-DST-, its own prefixes), free once no rule
+    // names them. Its image carries the ipset command; a host without one keeps them (kernel
+    // memory only, nothing matches them any more) and says so.
+    `if command -v ipset >/dev/null 2>&1; then for s in $(ipset list -n 2>/dev/null | grep -E '${KUBE_ROUTER_IPSETS}'); do ipset destroy "$s" 2>/dev/null || echo "teardown: ipset $s: could not destroy it"; done`,
+    `else echo "teardown: no ipset command here: kube-router's ipsets, if any, stay until a reboot (no rule names them any more)"; fi`,
   ];
 }
 

@@ -32,6 +32,9 @@ export const DEFAULTS = {
     // v0.4.4: the metrics-server for 1.17 that the module proxy serves (0.3.x is refused; 0.4.x
     // supports Kubernetes 1.8+, same metrics.k8s.io/v1beta1 API)
     metricsServer: "k8s.gcr.io/metrics-server/metrics-server:v0.4.4",
+    // v1.3.2: the newest v1 release the module proxy serves (v1.0–v1.2 are refused, v2.1.0 has
+    // reported security flaws); NetworkPolicy networking.k8s.io/v1 as v1.17 serves it
+    kubeRouter: "cloudnativelabs/kube-router:v1.3.2",
   },
 } as const;
 
@@ -474,12 +477,13 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   }
 
   const img = r.section(raw, "images", "");
-  r.known(img, ["pause", "flannel", "coredns", "metricsServer", "preload"], "images");
+  r.known(img, ["pause", "flannel", "coredns", "metricsServer", "kubeRouter", "preload"], "images");
   const images = {
     pause: r.str(img, "pause", "images", DEFAULTS.images.pause),
     flannel: r.str(img, "flannel", "images", DEFAULTS.images.flannel),
     coredns: r.str(img, "coredns", "images", DEFAULTS.images.coredns),
     metricsServer: r.str(img, "metricsServer", "images", DEFAULTS.images.metricsServer),
+    kubeRouter: r.str(img, "kubeRouter", "images", DEFAULTS.images.kubeRouter),
   };
   for (const [k, v] of Object.entries(images)) fits(r, `images.${k}`, v, imageRef, "write an image reference such as registry.local:5000/pause:3.1");
   const preload = r.strList(img, "preload", "images").map((p) => expandPath(p, baseDir));
@@ -510,8 +514,9 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
     r.error("kubelet.taintMasters", "every node is a master: with the masters tainted NoSchedule, CoreDNS and every workload would have nowhere to run", "add a host with the node role only, or set taintMasters: false");
 
   const ad = r.section(raw, "addons", "");
-  r.known(ad, ["metricsServer"], "addons");
-  const addons = { metricsServer: r.bool(ad, "metricsServer", "addons", true) };
+  r.known(ad, ["metricsServer", "networkPolicy"], "addons");
+  const addons = { metricsServer: r.bool(ad, "metricsServer", "addons", true), networkPolicy: r.bool(ad, "networkPolicy", "addons", true) };
+  if (!addons.networkPolicy) r.warn("addons.networkPolicy", "is false: the API still accepts NetworkPolicy objects, and nothing enforces them (every pod can reach every pod)", "leave it on (kube-router's firewall enforces them) unless another enforcer runs in the cluster");
 
   const kp = r.section(raw, "kubeProxy", "");
   r.known(kp, ["conntrackMaxPerCore"], "kubeProxy");

@@ -51,6 +51,8 @@ export interface Images {
   flannel: string;
   coredns: string;
   metricsServer: string;
+  /** kube-router, run with its NetworkPolicy firewall only (addons.networkPolicy). */
+  kubeRouter: string;
   /** Image archives (docker save output), absolute paths, loaded on every node before kubelet starts. */
   preload: string[];
 }
@@ -119,6 +121,8 @@ export interface Inventory {
   addons: {
     /** metrics-server (the metrics.k8s.io aggregated API: kubectl top, the HPA); on by default. */
     metricsServer: boolean;
+    /** kube-router's firewall enforces NetworkPolicy beside flannel; on by default (docs/network-policy.md). */
+    networkPolicy: boolean;
   };
   kubeProxy: {
     /** conntrack table size per core; 0 leaves nf_conntrack_max alone (hosts where it is read-only, e.g. containers). */

@@ -1,4 +1,5 @@
-// addons: flannel (pod network), CoreDNS and metrics-server, applied once from the first master.
+// addons: flannel (pod network), kube-router's NetworkPolicy firewall, CoreDNS and metrics-server,
+// applied once from the first master.
 import { REQUIRED_CNI } from "../binaries/catalog";
 import { hostsWithRole, kubeletHosts } from "../inventory/types";
 import { K8S, templated } from "./files";
@@ -46,7 +47,8 @@ async function runAddons(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   // Every manifest at once: metrics-server's pod starts while flannel and CoreDNS come up.
   const metricsOn = rc.inv.addons.metricsServer;
-  await kubectlApply(rc.remote, `-f ${K8S.manifests}/kube-flannel.yaml -f ${K8S.manifests}/coredns.yaml${metricsOn ? ` -f ${METRICS_MANIFEST}` : ""}`);
+  const policyOn = rc.inv.addons.networkPolicy;
+  await kubectlApply(rc.remote, `-f ${K8S.manifests}/kube-flannel.yaml -f ${K8S.manifests}/coredns.yaml${policyOn ? ` -f ${KUBE_ROUTER_MANIFEST}` : ""}${metricsOn ? ` -f ${METRICS_MANIFEST}` : ""}`);
   const nodes = kubeletHosts(rc.inv).map((h) => h.name);
   await waitFor(
     `nodes Ready (${nodes.join(", ")})`,
@@ -60,13 +62,56 @@ async function runAddons(rc: RunContext): Promise<string> {
   // Nodes turn Ready as soon as the CNI config exists; flannel running on every node is what
   // makes pod traffic cross hosts.
   await waitForPods(rc, "app=flannel", nodes, "check kubectl -n kube-system logs -l app=flannel; the flannel image must be pullable or preloaded (images.preload)");
+  const policy = await networkPolicy(rc, nodes);
   await waitFor(
     "CoreDNS available",
     async () => (Number(await kubectl(rc.remote, "-n kube-system get deploy coredns -o jsonpath={.status.availableReplicas}", { allowFail: true })) >= 1 ? true : "no replica available"),
     { timeoutMs: 180_000, intervalMs: 1000, log: rc.log, fix: "check kubectl -n kube-system describe pods -l k8s-app=kube-dns" },
   );
   const metrics = await metricsServer(rc, nodes);
-  return `${sync.changed.length} files changed, flannel + CoreDNS running, ${nodes.length} nodes Ready, ${metrics}`;
+  return `${sync.changed.length} files changed, flannel + CoreDNS running, ${nodes.length} nodes Ready, ${policy}, ${metrics}`;
+}
+
+const KUBE_ROUTER_MANIFEST = `${K8S.manifests}/kube-router.yaml`;
+const KUBE_ROUTER_CLEANUP = `${K8S.manifests}/kube-router-cleanup.yaml`;
+
+/**
+ * kube-router's firewall on every node (on): ready on each, since a node without it lets every
+ * pod there take any traffic a policy denies. Off: its objects go, by their label, and then its
+ * rules and ipsets, which it leaves behind when it stops (kube-router-cleanup.yaml). Its manifest
+ * on this master is removed last: while it is there, a run that stopped half-way is finished.
+ */
+async function networkPolicy(rc: RunContext, nodes: string[]): Promise<string> {
+  if (rc.inv.addons.networkPolicy) {
+    await waitForPods(rc, "k8s-app=kube-router", nodes, "check kubectl -n kube-system logs -l k8s-app=kube-router; the kube-router image must be pullable or preloaded (images.preload)");
+    return "NetworkPolicy enforced by kube-router on every node";
+  }
+  const ran = (await rc.sh(`test -e ${KUBE_ROUTER_MANIFEST} && echo manifest; ${KUBECTL} -n kube-system get daemonset kube-router --ignore-not-found -o name`)).stdout.trim() !== "";
+  await rc.sh(`${KUBECTL} delete clusterrole,clusterrolebinding -l k8s-app=kube-router --ignore-not-found && ${KUBECTL} -n kube-system delete daemonset,serviceaccount -l k8s-app=kube-router --ignore-not-found`);
+  // its pods stop before the cleanup runs: a running one would put its rules back
+  await waitPodsGone(rc, "k8s-app=kube-router", "a node that is down keeps its pod until it returns or is removed");
+  if (ran) {
+    await kubectlApply(rc.remote, `-f ${KUBE_ROUTER_CLEANUP}`);
+    await waitForPods(rc, "k8s-app=kube-router-cleanup", nodes, "check kubectl -n kube-system logs -l k8s-app=kube-router-cleanup -c cleanup; the kube-router image must still be on the node or pullable");
+    await rc.sh(`${KUBECTL} -n kube-system delete daemonset kube-router-cleanup --ignore-not-found`);
+    await waitPodsGone(rc, "k8s-app=kube-router-cleanup", "its pods only run pause once the cleanup is done");
+  }
+  await rc.sh(`rm -f ${KUBE_ROUTER_MANIFEST}`);
+  return `NetworkPolicy NOT enforced (addons.networkPolicy: false${ran ? "; kube-router's rules and ipsets removed from every node" : ""})`;
+}
+
+/** Waits until no kube-system pod matches SELECTOR (deleted DaemonSets' pods go asynchronously). */
+async function waitPodsGone(rc: RunContext, selector: string, why: string): Promise<void> {
+  await waitFor(
+    `${selector} pods gone`,
+    async () => {
+      const r = await rc.sh(`${KUBECTL} -n kube-system get pods -l ${selector} -o name`, { allowFail: true });
+      if (r.code !== 0) return "the API did not answer";
+      const left = r.stdout.split("\n").filter(Boolean);
+      return left.length === 0 ? true : `${left.length} still stopping`;
+    },
+    { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: `check kubectl -n kube-system get pods -l ${selector} -o wide (${why})` },
+  );
 }
 
 const METRICS_MANIFEST = `${K8S.manifests}/metrics-server.yaml`;
@@ -101,7 +146,7 @@ async function metricsServer(rc: RunContext, nodes: string[]): Promise<string> {
 export const addons: StepDef = {
   name: "addons",
   scope: "once",
-  description: "flannel and CoreDNS manifests",
+  description: "flannel, kube-router's NetworkPolicy firewall, CoreDNS and metrics-server manifests",
   hosts: (inv) => hostsWithRole(inv, "master"),
   deps: [
     // the addons' RBAC and PodSecurityPolicies
@@ -129,6 +174,16 @@ export const addons: StepDef = {
       corednsImage: inv.images.coredns,
       corednsReplicas: 2,
     }),
+    ...(inv.addons.networkPolicy
+      ? [
+          templated(KUBE_ROUTER_MANIFEST, "addons/kube-router.yaml", {
+            version: inv.images.kubeRouter.split(":").pop() ?? "",
+            image: inv.images.kubeRouter,
+            serviceCIDR: inv.network.serviceCIDR,
+            nodePortRange: inv.network.nodePortRange,
+          }),
+        ]
+      : [templated(KUBE_ROUTER_CLEANUP, "addons/kube-router-cleanup.yaml", { image: inv.images.kubeRouter, pauseImage: inv.images.pause })]),
     ...(inv.addons.metricsServer ? [metricsServerManifest(inv, pki)] : []),
   ],
 };

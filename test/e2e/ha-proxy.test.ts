@@ -6,7 +6,9 @@
 // Last, on the same cluster, the conformance tests that catch binary-install defects
 // (test/helpers/conformance.ts SMOKE_FOCUS): its masters are not nodes, the layout where an
 // apiserver without kube-proxy and the pod network loses webhooks, CRD conversion and aggregated
-// APIs (this suite carries them so that CI brings one cluster up for both).
+// APIs (this suite carries them so that CI brings one cluster up for both). Then NetworkPolicy
+// (network-policy-checks.ts): kube-router turned off and on again in the running cluster, and the
+// upstream [Feature:NetworkPolicy] tests (CI: two of them; the full suite: all 23).
 // lab1: etcd + master, lab2: etcd + master, lab3: etcd + node, lab4: node. Addresses come from the
 // lab's state, so it runs in any slot (BINKUBE_LAB_SLOT=7 keeps it off the e2e suites' slot 0).
 import assert from "node:assert/strict";
@@ -18,11 +20,12 @@ import type { LabState } from "../../lab/lab";
 import { NODE_LOCAL_PROXY_PORT } from "../../src/inventory/types";
 import { PROXY, parseServerStates, proxyCli, proxyFailureWindowMs, serving } from "../../src/steps/apiserver-proxy";
 import { CACHE, ROOT, appendClusterSettings, checkEtcdRoll, checkRenewalPending, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
-import { labSkipReason } from "../helpers/e2e";
+import { E2E_SELECTION, labSkipReason } from "../helpers/e2e";
+import { networkPolicyChecks } from "./network-policy-checks";
 import { tempDir } from "../helpers/fixtures";
 import { POLL_MS, describeNodePolls, readNodePolls, startNodePoller } from "../helpers/node-poller";
 import { plain, run } from "../helpers/proc";
-import { SMOKE_FOCUS, conformanceFixtures, parseJunit, progressLine, runConformance, summarize } from "../helpers/conformance";
+import { NETWORK_POLICY_CI_FOCUS, NETWORK_POLICY_FOCUS, NETWORK_POLICY_UNPASSABLE, SMOKE_FOCUS, conformanceFixtures, parseJunit, progressLine, runConformance, summarize } from "../helpers/conformance";
 
 const ROLES: Record<string, string> = { lab1: "[etcd, master]", lab2: "[etcd, master]", lab3: "[etcd, node]", lab4: "[node]" };
 
@@ -194,6 +197,12 @@ spec:
         `from this machine: ${polls.describe}; new Deployment scheduled after ${(scheduledMs / 1000).toFixed(1)} s, ready after ${(readyMs / 1000).toFixed(1)} s; ` +
         `haproxy RSS per host (MiB): ${Object.entries(rss).map(([h, m]) => `${h}=${m}`).join(" ")}`,
     );
+    // lab1 comes back (power on, the disk it had) before anything is judged, so that a failed check
+    // here leaves the later tests a whole cluster; it rejoins without a deploy
+    const inventory = fs.readFileSync(file, "utf8");
+    await labUp({ dir, hosts: 4, log: () => undefined });
+    fs.writeFileSync(file, inventory); // lab up writes its default roles back; the test's stand
+    const back = Date.now();
     assert.deepEqual(notReady, [], "a node other than the powered-off master went NotReady");
     assert.equal(minSpread, 4, "the spread Deployment lost ready replicas");
     assert.ok(scheduledMs > 0 && readyMs > 0, `the Deployment created during the outage did not run (scheduled ${scheduledMs} ms, ready ${readyMs} ms)`);
@@ -203,11 +212,6 @@ spec:
     // second, and /healthz includes etcd's; more than that is lab2 failing
     assert.ok(polls.down[addr("lab2")]! <= 5, `lab2's apiserver missed ${polls.down[addr("lab2")]} polls: ${polls.describe}`);
 
-    // lab1 comes back (power on, the disk it had): it rejoins without a deploy
-    const inventory = fs.readFileSync(file, "utf8");
-    await labUp({ dir, hosts: 4, log: () => undefined });
-    fs.writeFileSync(file, inventory); // lab up writes its default roles back; the test's stand
-    const back = Date.now();
     await waitUntil("lab1 Ready again", async () => (await readyNodes("lab1")).lab1 === "True", 300_000);
     await waitUntil("every proxy serving through both masters again", async () => {
       const all = await Promise.all(["lab2", "lab3", "lab4", "lab1"].map(async (h) => (await proxyStates(h).catch(() => [])).filter(serving).length));
@@ -267,6 +271,45 @@ spec:
     assert.equal(s.failed, 0, s.text);
     assert.ok(s.passed >= 30, `only ${s.passed} ran:\n${s.text}`);
     assert.equal(e2e.code, 0, `e2e.test exited ${e2e.code}: ${e2e.log}`);
+  });
+
+  // NetworkPolicy (issue 28) on the same cluster: kube-router has run since the first deploy (on by default)
+  const np = networkPolicyChecks({
+    dir,
+    kubectl: (...args) => kubectl("lab1", ...args),
+    deploy,
+    ssh,
+    server: "lab3",
+    clients: { cross: "lab4", local: "lab3" },
+    nodes: ["lab1", "lab2", "lab3", "lab4"],
+  });
+
+  test("addons.networkPolicy: false: the deploy warns, kube-router's pods, rules and ipsets leave every node, and a deny-all policy blocks nothing", async () => {
+    console.log(`# NetworkPolicy ${await np.off()}`);
+  });
+
+  test("addons.networkPolicy back on in the running cluster: kube-router rolls out with no failed probe of pod traffic no policy denies, then enforces a deny-all policy", async () => {
+    console.log(`# NetworkPolicy ${await np.on()}`);
+    await np.cleanup();
+  });
+
+  test("e2e.test v1.17.17: the upstream [Feature:NetworkPolicy] tests", async () => {
+    const focus = E2E_SELECTION === "full" ? NETWORK_POLICY_FOCUS : NETWORK_POLICY_CI_FOCUS;
+    const e2e = await runConformance({
+      bin,
+      kubeconfig: path.join(dir, "admin.kubeconfig"),
+      reportDir: path.join(dir, "report-netpol"),
+      focus,
+      skip: NETWORK_POLICY_UNPASSABLE, // no cluster passes it in v1.17's e2e.test (its doc comment)
+      timeoutMs: 4_200_000,
+      onProgress: (p, ms) => p.completed + p.failed > 0 && console.log(`# ${progressLine(p, ms)}`),
+    });
+    assert.ok(fs.existsSync(e2e.junit), `e2e.test exited ${e2e.code} without junit: ${e2e.log}`);
+    const s = summarize(parseJunit(fs.readFileSync(e2e.junit, "utf8")), { focus, wallMs: e2e.ms, topology: "2 masters (not nodes) + 2 nodes, kube-router firewall" });
+    fs.writeFileSync(path.join(dir, "report-netpol", "summary.md"), s.text);
+    console.log(`# NetworkPolicy e2e (${E2E_SELECTION}): ${s.passed} passed, ${s.failed} failed in ${(e2e.ms / 1000).toFixed(0)} s`);
+    assert.equal(s.failed, 0, s.text);
+    assert.ok(s.passed >= (E2E_SELECTION === "full" ? 22 : 2), `only ${s.passed} ran:\n${s.text}`);
   });
 
   test("kubectl top nodes: metrics-server's aggregated API answers for every node, the masters that are not nodes included", async () => {

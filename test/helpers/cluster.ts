@@ -18,6 +18,7 @@ export async function clusterFixtures(bin: string, images: string): Promise<void
     ["flannel-cni.sh", bin],
     ["images.sh", images],
     ["metrics-server.sh", images],
+    ["kube-router.sh", images], // addons.networkPolicy is on by default: every cluster runs it
   ] as const) {
     const r = await run("bash", [path.join(FIXTURES, script), out], { timeoutMs: 1_200_000 });
     assert.equal(r.code, 0, `${script}: ${r.stderr.slice(-2000)}`);

@@ -28,6 +28,23 @@ export const SMOKE_FOCUS = [
 
 export const CONFORMANCE_FOCUS = "\\[Conformance\\]";
 
+/** Every NetworkPolicy test of e2e.test v1.17.17 (23: ingress, egress, ipBlock, named ports, selectors). */
+export const NETWORK_POLICY_FOCUS = "\\[Feature:NetworkPolicy\\]";
+/**
+ * The one NetworkPolicy test of v1.17.17 no cluster can pass, with the evidence: its client pod
+ * (restartPolicy Never) must first fail, and is then relabelled and expected to succeed, which a
+ * failed pod never does (kubernetes/kubernetes#85908, "fails regardless of which CNI plugin is
+ * enabled"; fixed in v1.18 by #85909, not in v1.17's e2e.test). Skipped, and named in the summary.
+ */
+export const NETWORK_POLICY_UNPASSABLE = "NetworkPolicy between server and client should allow ingress access from updated pod \\[Feature:NetworkPolicy\\]";
+/**
+ * CI's few (about 1.5 min each): a default-deny policy, and pod and namespace selectors together
+ * in one peer, both ingress. The whole set runs in the full suite.
+ */
+export const NETWORK_POLICY_CI_FOCUS = ["should support a 'default-deny' policy", "should enforce policy based on PodSelector and NamespaceSelector"]
+  .map((f) => `NetworkPolicy between server and client ${f} \\[Feature:NetworkPolicy\\]`)
+  .join("|");
+
 /**
  * Builds (or copies from the cache) e2e.test v1.17.17 into BIN and the images the conformance
  * tests run into IMAGES as conformance-<name>.tar (the cluster's own busybox.tar is busybox:1.31,

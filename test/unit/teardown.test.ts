@@ -50,6 +50,8 @@ if [ -n "\${STUCK:-}" ] && [ "$m" = "$STUCK" ]; then exit 32; fi
 grep -v " $m " "$FAKE_ROOT/proc/mounts" > "$FAKE_ROOT/proc/mounts.new"; mv "$FAKE_ROOT/proc/mounts.new" "$FAKE_ROOT/proc/mounts"`,
     ip: `${log}
 if [ "$1 $2" = "-o link" ]; then printf '%s\\n' '5: host0@if6: <BROADCAST> mtu 1500' '7: veth1a2b@if3: <BROADCAST> mtu 1450' '9: vethc3d4@if3: <BROADCAST> mtu 1450'; fi`,
+    ipset: `${log}
+if [ "$*" = "list -n" ]; then printf '%s\n' KUBE-SRC-ABCDEF KUBE-DST-123456 my-set; fi`,
     iptables: `${log}
 if [ "$3" = "-D" ] || [ "$4" = "-D" ]; then printf 'iptables-argv' >> "$LOG"; printf ' <%s>' "$@" >> "$LOG"; echo >> "$LOG"; fi
 case "$*" in
@@ -240,6 +242,11 @@ describe("teardown", () => {
     for (const c of ["DOCKER-USER", "FLANNEL-FWD", "KUBE-FORWARD"]) assert.ok(ipt.indexOf(`iptables -w -t filter -F ${c}`) < ipt.indexOf(`iptables -w -t filter -X ${c}`) && ipt.includes(`iptables -w -t filter -X ${c}`), c);
     for (const c of ["CNI-abc123", "KUBE-POSTROUTING", "KUBE-SVC-XYZ"]) assert.ok(ipt.includes(`iptables -w -t nat -X ${c}`), c);
     assert.ok(!ipt.some((c) => c.includes("MY-FW") || c.includes("-D FORWARD 2")), "another chain and its jump are left alone");
+    // kube-router's ipsets go after the rules that named them; another set stays
+    const sets = r.calls.filter((c) => c.startsWith("ipset destroy"));
+    assert.deepEqual(sets, ["ipset destroy KUBE-SRC-ABCDEF", "ipset destroy KUBE-DST-123456"]);
+    const lastIptables = r.calls.map((c, i) => (c.startsWith("iptables ") ? i : -1)).reduce((a, b) => Math.max(a, b));
+    assert.ok(lastIptables >= 0 && lastIptables < r.calls.indexOf("ipset destroy KUBE-SRC-ABCDEF"), "after the iptables rules that named them");
     // flannel's and docker's rules in built-in chains, by their text (argv exactly as iptables -S quoted it)
     const argv = r.calls.filter((c) => c.startsWith("iptables-argv ") && !/<\d+>$/.test(c)).map((c) => c.slice("iptables-argv ".length));
     assert.deepEqual(argv, [
