@@ -38,10 +38,10 @@ export const NETWORK_POLICY_FOCUS = "\\[Feature:NetworkPolicy\\]";
  */
 export const NETWORK_POLICY_UNPASSABLE = "NetworkPolicy between server and client should allow ingress access from updated pod \\[Feature:NetworkPolicy\\]";
 /**
- * CI's few (about 1.5 min each): a default-deny policy, and pod and namespace selectors together
- * in one peer, both ingress. The whole set runs in the full suite.
+ * CI's few (1-2 min each): a default-deny policy, and pod and namespace selectors together in one
+ * peer, both ingress. The whole set runs in the full suite.
  */
-export const NETWORK_POLICY_CI_FOCUS = ["should support a 'default-deny' policy", "should enforce policy based on PodSelector and NamespaceSelector"]
+export const NETWORK_POLICY_CI_FOCUS = ["should support a 'default-deny' policy", "should enforce policy to allow traffic only from a pod in a different namespace based on PodSelector and NamespaceSelector"]
   .map((f) => `NetworkPolicy between server and client ${f} \\[Feature:NetworkPolicy\\]`)
   .join("|");
 
