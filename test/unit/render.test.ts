@@ -214,6 +214,29 @@ describe("rendered files", () => {
     assert.equal(off.pki.leaves.has("metrics-server"), false);
   });
 
+  test("addons.networkPolicy: on ships kube-router as a firewall only, with the cluster's ranges and read-only RBAC; off ships its cleanup instead", async () => {
+    const on = findInstance(guide.plan, "addons", "k8s-master")!;
+    const f = on.files.find((x) => x.path === "/opt/kubernetes/manifests/kube-router.yaml")!;
+    assert.ok(f, "on by default");
+    assert.ok(!on.files.some((x) => x.path.endsWith("kube-router-cleanup.yaml")));
+    const docs = f.content!.split(/^---$/m).map((d) => parse(d)).filter(Boolean);
+    const args: string[] = docs.find((d) => d.kind === "DaemonSet").spec.template.spec.containers[0].args;
+    for (const a of ["--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--health-port=0", `--service-cluster-ip-range=${guide.inv.network.serviceCIDR}`, `--service-node-port-range=${guide.inv.network.nodePortRange}`]) assert.ok(args.includes(a), a);
+    const verbs = docs.find((d) => d.kind === "ClusterRole").rules.flatMap((r: { verbs: string[] }) => r.verbs);
+    assert.deepEqual([...new Set(verbs)].sort(), ["get", "list", "watch"], "it writes nothing in the API");
+    for (const d of docs) assert.equal(d.metadata.labels["k8s-app"], "kube-router", `${d.kind} lacks the label the off switch deletes by`);
+    const offFile = copyExample("guide-two-hosts.yaml");
+    fs.appendFileSync(offFile, "addons:\n  networkPolicy: false\n");
+    const off = await openCluster(offFile, { create: true });
+    const offFiles = findInstance(off.plan, "addons", "k8s-master")!.files;
+    assert.ok(!offFiles.some((x) => x.path.endsWith("/kube-router.yaml")));
+    const cleanup = parse(offFiles.find((x) => x.path.endsWith("/kube-router-cleanup.yaml"))!.content!);
+    const init = cleanup.spec.template.spec.initContainers[0];
+    assert.deepEqual(init.command, ["/usr/local/bin/kube-router", "--cleanup-config"]);
+    assert.equal(init.image, off.inv.images.kubeRouter);
+    assert.equal(cleanup.spec.template.spec.automountServiceAccountToken, false, "the cleanup needs no API access");
+  });
+
   test("a node-only host receives no CA key, SA key, token file, apiserver key or etcd key", () => {
     for (const host of ["worker1", "worker2", "worker3"]) {
       const paths = ha.plan.instances.filter((i) => i.host.name === host).flatMap((i) => i.files.filter((f) => f.secret).map((f) => f.path));
