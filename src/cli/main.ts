@@ -6,7 +6,7 @@ import { rotateEncryptionKey } from "../pki/encryption";
 import { openCluster } from "../cluster";
 import { checkRows, formatCertTable, userCertRows } from "../pki/check";
 import { formatServed, remoteRows } from "../pki/remote-check";
-import { writeTree } from "../render/tree";
+import { writeTree } from "./render-tree";
 import { reportCluster, synthCluster } from "./synth-report";
 import { logger } from "../log";
 import { BinkubeError } from "../errors";

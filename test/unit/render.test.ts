@@ -13,7 +13,7 @@ import { needsRestartFor } from "../../src/steps/etcd";
 import { nodeRole } from "../../src/steps/kubelet";
 import { leaf, loadPki } from "../../src/pki/store";
 import { X509Certificate } from "node:crypto";
-import { writeTree } from "../../src/render/tree";
+import { writeTree } from "../../src/cli/render-tree";
 import { tempDir, writeFakeBinaries } from "../helpers/fixtures";
 
 const EXAMPLES = path.join(__dirname, "..", "..", "examples");
