@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { CGROUP_GROUP } from "./config";
 import { readFileOr, sleep, unescapeMountPath } from "./util";
 
-export interface Hierarchy {
+interface Hierarchy {
   /** "cpu", "cpu,cpuacct", "name=systemd", or "" for the unified (v2) hierarchy. */
   controllers: string;
   mount: string;
@@ -59,12 +59,6 @@ export function hierarchies(): Hierarchy[] {
     out.push({ controllers, mount: mnt.mount, ownDir: path.resolve(mnt.mount, "." + rel) });
   }
   return out;
-}
-
-export function describeLayout(): string {
-  return hierarchies()
-    .map((h) => `${h.controllers || "unified"}@${h.ownDir}`)
-    .join(" ");
 }
 
 function copyIfEmpty(dir: string, file: string): void {

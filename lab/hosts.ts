@@ -50,7 +50,7 @@ export async function ensureRootfs(st: LabState, h: LabHost, log: Logger): Promi
   await runOk("cp", ["-a", "--reflink=auto", `${st.baseRootfs}/.`, `${h.rootfs}/`]);
 }
 
-export function hostsFile(st: LabState): string {
+function hostsFile(st: LabState): string {
   const lines = [
     "127.0.0.1\tlocalhost",
     "::1\tlocalhost ip6-localhost ip6-loopback",
@@ -134,7 +134,7 @@ export function refreshHostsFile(st: LabState, h: LabHost): void {
   writeFileAtomic(f, want);
 }
 
-export function nspawnArgs(h: LabHost): string[] {
+function nspawnArgs(h: LabHost): string[] {
   const args = [
     "-b",
     "-q",

@@ -11,9 +11,12 @@ import { writeFileAtomic } from "./util";
  *   thresholds (evict below 15% free imagefs, image GC above 85% used) would delete the
  *   preloaded images of a registry-free cluster (a CI run lost flannel's that way), so the
  *   thresholds are absolute sizes and image GC is off.
- * (nf_conntrack_max, read-only in a container, is set by what adds kube-proxy to a lab cluster.)
+ * Not kube-proxy's conntrack table: nf_conntrack_max is read-only in a container, so every lab
+ * cluster that runs kube-proxy adds `kubeProxy.conntrackMaxPerCore: 0` itself, each in its own
+ * copy: test/helpers/cluster.ts (appendClusterSettings), scripts/demo.sh, bench/add-node.ts, and
+ * the deploy e2e's config-only change (test/e2e/deploy.test.ts). This list does not carry it.
  */
-export const LAB_HOST_SETTINGS = [
+const LAB_HOST_SETTINGS = [
   "kubelet:",
   "  extraArgs:",
   "    eviction-hard: memory.available<100Mi,nodefs.available<2Gi,imagefs.available<2Gi,nodefs.inodesFree<5%",
@@ -25,7 +28,7 @@ export const LAB_HOST_SETTINGS = [
  * The etcd the lab's binaries are (test/fixtures/debian-binaries.sh: Debian's etcd-server), which
  * the runner checks against etcd.version (binaries/release.ts) before it ships them.
  */
-export const LAB_ETCD_VERSION = "v3.4.23";
+const LAB_ETCD_VERSION = "v3.4.23";
 
 /** The inventory for the lab's hosts; paths in it are relative to the inventory's directory. */
 export function renderInventory(st: LabState): string {
@@ -96,7 +99,7 @@ function newHostNode(doc: Document, h: LabHost): YAMLMap {
 }
 
 /** Public host keys of a host, read from its rootfs: ["ssh-ed25519 AAAA…", …]. */
-export function hostPublicKeys(h: LabHost): string[] {
+function hostPublicKeys(h: LabHost): string[] {
   const out: string[] = [];
   for (const t of ["ed25519", "ecdsa", "rsa"]) {
     const f = path.join(h.rootfs, "etc", "ssh", `ssh_host_${t}_key.pub`);

@@ -2,7 +2,7 @@
 // range, and a rule that drops anything this machine would forward from the bridge. Traffic
 // between lab hosts is switched by the bridge; nothing from the lab is ever routed off-machine.
 import * as fs from "node:fs";
-import { BLACKHOLE, BRIDGE, GATEWAY, PREFIX_LEN, RULE_PREF, SUBNET_PREFIX } from "./config";
+import { BLACKHOLE, BRIDGE, GATEWAY, PREFIX_LEN, RULE_PREF } from "./config";
 import { Logger, run, runOk } from "./util";
 
 function inLabRange(addr: string): boolean {
@@ -72,8 +72,4 @@ export async function teardownNetwork(log: Logger): Promise<void> {
     if (rules.code !== 0 || !rules.stdout.trim()) break;
     await run("ip", ["rule", "del", "pref", String(RULE_PREF)]);
   }
-}
-
-export function subnetDescription(): string {
-  return `${SUBNET_PREFIX}.0/${PREFIX_LEN} on ${BRIDGE}, gateway ${GATEWAY}, blackhole ${BLACKHOLE}`;
 }

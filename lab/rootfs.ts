@@ -8,7 +8,7 @@ import { Logger, elapsed, now, processAlive, readFileOr, run, runOk, unescapeMou
 /** The stamp inside the base rootfs: tells which package set / customization built it. */
 const STAMP = "etc/binkube-lab-base.json";
 
-export interface BaseStamp {
+interface BaseStamp {
   suite: string;
   revision: number;
   packages: string[];
@@ -33,7 +33,7 @@ function inputsHash(): string {
   return h.digest("hex");
 }
 
-export function readBaseStamp(dir = baseRootfsDir()): BaseStamp | undefined {
+function readBaseStamp(dir = baseRootfsDir()): BaseStamp | undefined {
   try {
     return JSON.parse(fs.readFileSync(path.join(dir, STAMP), "utf8")) as BaseStamp;
   } catch {
@@ -53,7 +53,7 @@ function stampMatches(s: BaseStamp | undefined): boolean {
  * The Debian mirror, read at run time from this machine's own apt sources (deb822 .sources
  * files first, then sources.list). BINKUBE_LAB_MIRROR overrides. Never hard-coded.
  */
-export function debianMirror(): string {
+function debianMirror(): string {
   if (process.env.BINKUBE_LAB_MIRROR) return process.env.BINKUBE_LAB_MIRROR;
   const found: string[] = [];
   const d = "/etc/apt/sources.list.d";
@@ -150,7 +150,7 @@ async function cleanStaleBuilds(cache: string, log: Logger): Promise<void> {
   }
 }
 
-export interface EnsureBaseOptions {
+interface EnsureBaseOptions {
   log: Logger;
   /** Called when the cache is outdated: may the old base be replaced (no lab uses it)? */
   mayReplace: () => boolean;

@@ -14,9 +14,7 @@ export const stderrLogger: Logger = (line) => {
   process.stderr.write(`[lab] ${line}\n`);
 };
 
-export const quietLogger: Logger = () => undefined;
-
-export interface RunResult {
+interface RunResult {
   code: number;
   signal: NodeJS.Signals | null;
   stdout: string;

@@ -15,12 +15,15 @@ import { ETCDCTL } from "./steps/etcdctl";
 import { etcdInitialCluster } from "./steps/etcd";
 import { waitFor } from "./util/wait";
 import { KUBECTL } from "./steps/actions";
+import { stepsInGroup, unitsOf } from "./steps";
 
 const DATA_DIR = `${ETCD.data}/default.etcd`;
 /** Where a restore uploads the snapshot on each member (removed after a restore that completes; the teardown removes it always). */
 export const UPLOAD_DIR = "/var/lib/etcd-restore";
-const CONTROL_PLANE_UNITS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
-const NODE_UNITS = ["kubelet", "kube-proxy"];
+/** Stopped before etcd, started once it is back (the registry's control-plane steps). */
+const CONTROL_PLANE_UNITS = unitsOf(stepsInGroup("control-plane"));
+/** Restarted once the control plane serves: their watches predate the snapshot. */
+const NODE_UNITS = unitsOf(stepsInGroup("node-agent"));
 
 export interface RestorePlan {
   snapshot: string;

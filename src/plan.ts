@@ -4,7 +4,7 @@
 import { sha256 } from "./util/hash";
 import { BinaryIndex } from "./binaries/source";
 import { Host, Inventory } from "./inventory/types";
-import { STEPS } from "./steps";
+import { STEPS, stepsInGroup } from "./steps";
 import type { Pki } from "./pki/store";
 import { PlannedFile, StepContext, StepDef, StepName } from "./steps/types";
 
@@ -108,9 +108,6 @@ function chainDeps(step: StepDef, ordered: Host[], applied: ReadonlyMap<string, 
   return deps;
 }
 
-/** Steps an upgrade finishes everywhere before any node restarts: a kubelet is never newer than an apiserver. */
-const CONTROL_PLANE: readonly StepName[] = ["apiserver", "controller-manager", "scheduler", "bootstrap"];
-
 /** rolling.maxUnavailable as a batch size over `nodes` nodes (a percentage rounds down, at least 1). */
 export function batchSize(maxUnavailable: number | `${number}%`, nodes: number): number {
   if (typeof maxUnavailable === "number") return maxUnavailable;
@@ -138,14 +135,15 @@ function nodeRollDeps(ctx: StepContext, applied: ReadonlyMap<string, string[]>):
   }
   // A node that ran before: any of its node-roll instances is in the state, or its prepare
   // instance is. Terraform destroys replaced instances early in an apply, so one stopped at a
-  // roll's first node leaves the later nodes' instances out of the state; prepare (rarely
-  // replaced) still says they run pods, and they keep rolling instead of restarting at once.
-  const prepare = STEPS.find((s) => s.name === "prepare")!;
-  const isOld = (h: Host) => idsOn.get(h.name)!.some((id) => applied.has(id)) || applied.has(resourceId(prepare, h));
+  // roll's first node leaves the later nodes' instances out of the state; the host-setup step
+  // (prepare: rarely replaced) still says they run pods, and they keep rolling instead of restarting at once.
+  const setup = stepsInGroup("host-setup");
+  const isOld = (h: Host) => idsOn.get(h.name)!.some((id) => applied.has(id)) || setup.some((s) => applied.has(resourceId(s, h)));
   const fresh = nodes.filter((h) => !isOld(h));
   const recorded = (h: Host) => new Set(idsOn.get(h.name)!.flatMap((id) => applied.get(id) ?? []));
   const old = recordedOrder(nodes.filter(isOld), (h, o) => idsOn.get(o.name)!.some((id) => recorded(h).has(id)));
-  const controlPlane = STEPS.filter((s) => CONTROL_PLANE.includes(s.name)).flatMap((s) => instanceHosts(s, ctx.inv, ctx.gone).map((h) => resourceId(s, h)));
+  // an upgrade finishes the control plane everywhere first: a kubelet is never newer than an apiserver
+  const controlPlane = stepsInGroup("control-plane").flatMap((s) => instanceHosts(s, ctx.inv, ctx.gone).map((h) => resourceId(s, h)));
   const size = batchSize(ctx.inv.rolling.maxUnavailable, old.length);
   const deps = new Map<string, string[]>(fresh.map((h) => [h.name, []]));
   old.forEach((h, i) => {

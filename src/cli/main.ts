@@ -6,7 +6,7 @@ import { rotateEncryptionKey } from "../pki/encryption";
 import { openCluster } from "../cluster";
 import { checkRows, formatCertTable, userCertRows } from "../pki/check";
 import { formatServed, remoteRows } from "../pki/remote-check";
-import { writeTree } from "../render/tree";
+import { writeTree } from "./render-tree";
 import { reportCluster, synthCluster } from "./synth-report";
 import { logger } from "../log";
 import { BinkubeError } from "../errors";
@@ -26,15 +26,17 @@ const USAGE = `usage: binkube <command> [options]
   render [--config FILE] --out DIR     write every file each host would receive to DIR/<host>/…
   certs check [--remote] [--config FILE]
                                        list every certificate: subject, SANs, issuer, expiry, status;
-                                       --remote: compare what each endpoint serves with pki/
+                                       first brings pki/ up to the inventory as synth does (creates,
+                                       reissues) and issues pending leaves at once; --remote: compare
+                                       what each endpoint serves with pki/
   certs renew NAME… | --all [--config FILE]
                                        reissue leaf certificates (then: npx cdktf deploy)
   encryption rotate [--config FILE]    one phase of an encryption-at-rest key rotation (3 phases,
                                        each followed by npx cdktf deploy; Secrets stay readable)
   step STEP --host NAME [--config FILE] [--verbose]
                                        run one bring-up step on one host (called by cdktf deploy)
-  remove --host NAME [--config FILE]   drain / remove from etcd a host that left the inventory
-                                       (called by cdktf deploy)
+  remove --host NAME [--config FILE]   drain / remove from etcd a host that left the inventory:
+                                       what cdktf deploy runs as \`step remove\`, for scripts
   teardown --host NAME [--config FILE]
                                        stop, disable and remove everything binkube deployed on a
                                        host (called by cdktf destroy); etcd data is moved aside,

@@ -2,8 +2,7 @@
 // process or on a step server (step-server.ts); both report through stepMain.
 import * as path from "node:path";
 import { runStep } from "../runner/run-step";
-import { stepByName } from "../steps";
-import { STEP_NAMES } from "../steps/types";
+import { STEPS, stepByName } from "../steps";
 import { configPathFromEnv, InventoryError } from "../inventory/load";
 import { logger } from "../log";
 import { parseArgs, type ParsedArgs } from "./args";
@@ -16,7 +15,7 @@ export function configFrom(args: ParsedArgs): string {
 export async function stepCommand(stepName: string | undefined, args: ParsedArgs, configFile: string, err: NodeJS.WritableStream = process.stderr, bootMs?: number): Promise<number> {
   const host = args.flags.get("host");
   if (!stepName || !stepByName(stepName)) {
-    err.write(`binkube step: unknown step "${stepName ?? ""}"; steps: ${STEP_NAMES.join(", ")}\n`);
+    err.write(`binkube step: unknown step "${stepName ?? ""}"; steps: ${STEPS.map((s) => s.name).join(", ")}\n`);
     return 2;
   }
   if (typeof host !== "string") {

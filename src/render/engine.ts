@@ -18,7 +18,8 @@ export { TEMPLATES_DIR };
 
 const hb = Handlebars.create();
 const compiled = new Map<string, { tpl: Handlebars.TemplateDelegate; params: Map<string, string> }>();
-const used = new Set<string>();
+/** Where render() notes template names while templatesRenderedBy() runs. */
+let rendered: Set<string> | undefined;
 
 
 const HELPERS: Record<string, (v: unknown) => string> = {
@@ -115,7 +116,7 @@ export function render(name: string, data: Record<string, unknown>): string {
     entry = { tpl: hb.compile(text, { noEscape: true, strict: true }), params: found.params };
     compiled.set(name, entry);
   }
-  used.add(name);
+  rendered?.add(name);
   paramNames = entry.params;
   try {
     return entry.tpl(data);
@@ -124,9 +125,18 @@ export function render(name: string, data: Record<string, unknown>): string {
   }
 }
 
-/** Templates rendered so far in this process (tests check that none is dead). */
-export function usedTemplates(): string[] {
-  return [...used].sort();
+/** The templates `fn` renders, and only those (tests check that every template is some step's). */
+export function templatesRenderedBy(fn: () => void): string[] {
+  const outer = rendered;
+  const mine = new Set<string>();
+  rendered = mine;
+  try {
+    fn();
+  } finally {
+    rendered = outer;
+    for (const t of mine) outer?.add(t);
+  }
+  return [...mine].sort();
 }
 
 /** Every template file, for tests that check each one is used. */

@@ -149,16 +149,13 @@ export const addons: StepDef = {
   description: "flannel, kube-router's NetworkPolicy firewall, CoreDNS and metrics-server manifests",
   hosts: (inv) => hostsWithRole(inv, "master"),
   deps: [
-    // the addons' RBAC and PodSecurityPolicies
-    { step: "bootstrap", on: "all" },
-    // CoreDNS and metrics-server are Deployments: the controller-manager makes their pods, the
-    // scheduler places them
-    { step: "controller-manager", on: "all" },
-    { step: "scheduler", on: "all" },
-    // Service traffic (CoreDNS, the metrics API) needs every node's kube-proxy (and so its kubelet)
-    { step: "kube-proxy", on: "all" },
+    { step: "bootstrap", on: "all", why: "the addons' RBAC and PodSecurityPolicies" },
+    { step: "controller-manager", on: "all", why: "CoreDNS and metrics-server are Deployments: the controller-manager makes their pods" },
+    { step: "scheduler", on: "all", why: "CoreDNS and metrics-server are Deployments: the scheduler places their pods" },
+    { step: "kube-proxy", on: "all", why: "Service traffic (CoreDNS, the metrics API) needs every node's kube-proxy (and so its kubelet)" },
   ],
   run: runAddons,
+  certificates: (inv) => (inv.addons.metricsServer ? ["metrics-server"] : []),
   // Its gate waits for Ready nodes: without kubelet and the CNI plugins it could only time out.
   usesBinaries: ["kubectl", "kube-apiserver", "kubelet", ...REQUIRED_CNI],
   files: ({ inv, pki }) => [

@@ -254,19 +254,17 @@ export const apiserverProxy: StepDef = {
   description: "node-local apiserver proxy: haproxy, its libraries, config, health-check certificate, unit",
   hosts: (inv) => (inv.apiserver.nodeLocalProxy ? kubeletHosts(inv) : []),
   deps: [
-    // the host passed preflight and has its directories
-    { step: "prepare", on: "same-host" },
-    // A master is listed only once its apiserver serves (its step's gate: /healthz): listed
-    // earlier, it would get connections before it is ready. A removed master leaves the lists
-    // before it stops through the remove step (haproxy's runtime API, steps/remove.ts), not
-    // through an edge: remove runs before etcd, etcd before the apiservers, so an edge from
-    // remove to this step would be a cycle.
-    { step: "apiserver", on: "all" },
-    // one node at a time when the upstream list (or anything else) changes; new nodes in parallel
-    { step: "apiserver-proxy", on: "previous-host" },
+    { step: "prepare", on: "same-host", why: "the host passed preflight and has its directories" },
+    // A removed master leaves the lists before it stops through the remove step (haproxy's
+    // runtime API, steps/remove.ts), not through an edge: remove runs before etcd, etcd before
+    // the apiservers, so an edge from remove to this step would be a cycle.
+    { step: "apiserver", on: "all", why: "a master is listed only once its apiserver serves (its gate: /healthz); listed earlier, it would get connections before it is ready" },
+    { step: "apiserver-proxy", on: "previous-host", why: "one node at a time when the upstream list (or anything else) changes; new nodes in parallel" },
   ],
   run: runApiserverProxy,
   units: [PROXY_UNIT],
+  binaries: [HAPROXY],
+  certificates: (_inv, host) => [apiserverProxyCert(host)],
   files: ({ inv, pki, binaries }, host: Host) => {
     const client = leaf(pki, apiserverProxyCert(host));
     const libs = binaries.group(HAPROXY_GROUP).filter((n) => n !== HAPROXY);

@@ -63,12 +63,15 @@ export const apiserver: StepDef = {
   description: "kube-apiserver: binaries, certificates, flags, unit",
   hosts: (inv) => hostsWithRole(inv, "master"),
   deps: [
-    { step: "prepare", on: "same-host" },
-    { step: "etcd-health", on: "all" },
-    { step: "apiserver", on: "previous-host" },
+    { step: "prepare", on: "same-host", why: "the host passed preflight and has its directories" },
+    { step: "etcd-health", on: "all", why: "its storage: every etcd member healthy" },
+    { step: "apiserver", on: "previous-host", why: "a changed apiserver restarts one master at a time, so the API stays up" },
   ],
+  group: "control-plane",
   run: runApiserver,
   units: ["kube-apiserver"],
+  binaries: BINARIES.apiserver,
+  certificates: () => ["apiserver", "apiserver-kubelet-client", "apiserver-etcd-client", "front-proxy-client", "admin"],
   files: ({ inv, pki }, host) => {
     const pair = (name: string, stem = name) => {
       const l = leaf(pki, name);

@@ -50,7 +50,14 @@ export const bootstrap: StepDef = {
   scope: "once",
   description: "RBAC: bootstrap binding, CSR auto-approval, apiserver → kubelet; pod security policies",
   hosts: (inv) => hostsWithRole(inv, "master"),
-  deps: [{ step: "apiserver", on: "all" }],
+  deps: [
+    {
+      step: "apiserver",
+      on: "all",
+      why: "applied through the API; after every apiserver, so a kubelet (which waits for bootstrap) is never newer than an apiserver, and Secrets are rewritten only once every apiserver has the current encryption keys",
+    },
+  ],
+  group: "control-plane",
   run: runBootstrap,
   usesBinaries: ["kubectl", "kube-apiserver"],
   // key names only: a new writing key re-runs this step, which rewrites every Secret with it

@@ -14,12 +14,14 @@ export const controllerManager: StepDef = {
   description: "kube-controller-manager: kubeconfig, signing keys, flags, unit",
   hosts: (inv) => hostsWithRole(inv, "master"),
   deps: [
-    // After every apiserver (an upgrade's version-skew order: apiservers first, then the rest of the control plane).
-    { step: "apiserver", on: "all" },
-    { step: "controller-manager", on: "previous-host" },
+    { step: "apiserver", on: "all", why: "after every apiserver: an upgrade's version-skew order, apiservers first, then the rest of the control plane" },
+    { step: "controller-manager", on: "previous-host", why: "a changed kube-controller-manager restarts one master at a time" },
   ],
+  group: "control-plane",
   run: (rc) => runComponent(rc, "kube-controller-manager", "controller-manager"),
   units: ["kube-controller-manager"],
+  binaries: BINARIES.controllerManager,
+  certificates: () => ["kube-controller-manager"],
   files: ({ inv, pki }, host) => [
     ...BINARIES.controllerManager.map((b) => binary(K8S.bin, b)),
     cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),

@@ -36,8 +36,7 @@ export const etcdBackup: StepDef = {
   description: "scheduled etcd snapshots: script, service, timer",
   hosts: (inv) => hostsWithRole(inv, "etcd"),
   deps: [
-    // The snapshot is taken from the member on the same host, with the client certificate the etcd step ships there.
-    { step: "etcd", on: "same-host" },
+    { step: "etcd", on: "same-host", why: "the snapshot is taken from the member on the same host, with the client certificate the etcd step ships there" },
   ],
   units: [BACKUP_TIMER],
   jobs: [BACKUP_SERVICE],

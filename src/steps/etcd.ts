@@ -176,16 +176,17 @@ export const etcd: StepDef = {
   description: "etcd member: binaries, certificates, etcd.conf, unit",
   hosts: (inv) => hostsWithRole(inv, "etcd"),
   deps: [
-    // A removed host leaves (its member too) before the others roll for the new peer list;
     // etcd-health and the apiservers follow through their own deps on etcd.
-    { step: "remove", on: "all" },
-    { step: "prepare", on: "same-host" },
-    { step: "etcd", on: "previous-host" },
+    { step: "remove", on: "all", why: "a removed host leaves (its member too) before the others roll for the new peer list" },
+    { step: "prepare", on: "same-host", why: "the host passed preflight and has etcd's directories and user" },
+    { step: "etcd", on: "previous-host", why: "a changed member restarts one host at a time, so the cluster keeps its quorum" },
   ],
   // etcd admits one new member at a time (member add refuses while an added member has not started)
   serialJoin: true,
   run: runEtcd,
   units: ["etcd"],
+  binaries: BINARIES.etcd,
+  certificates: (_inv, host) => [etcdServerCert(host), etcdPeerCert(host), "etcd-healthcheck-client"],
   files: ({ inv, pki }, host: Host) => {
     const server = leaf(pki, etcdServerCert(host));
     const peer = leaf(pki, etcdPeerCert(host));
@@ -219,7 +220,7 @@ export const etcdHealth: StepDef = {
   scope: "once",
   description: "wait until every etcd member is healthy over mTLS",
   hosts: (inv) => hostsWithRole(inv, "etcd"),
-  deps: [{ step: "etcd", on: "all" }],
+  deps: [{ step: "etcd", on: "all", why: "it waits for every member" }],
   run: runEtcdHealth,
   files: () => [],
   triggers: ({ inv }) => ({ members: etcdInitialCluster(inv) }),

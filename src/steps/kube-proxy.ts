@@ -21,12 +21,14 @@ export const kubeProxy: StepDef = {
   description: "kube-proxy: kubeconfig, config, unit",
   hosts: kubeletHosts,
   deps: [
-    { step: "kubelet", on: "same-host" },
-    // its kubeconfig names the node-local apiserver proxy when that is on: the proxy serves first
-    { step: "apiserver-proxy", on: "same-host" },
+    { step: "kubelet", on: "same-host", why: "kube-proxy reads its Node object (the node IP), which the kubelet registers: the guide's order" },
+    { step: "apiserver-proxy", on: "same-host", why: "its kubeconfig names the node-local apiserver proxy when that is on: the proxy serves first" },
   ],
+  group: "node-agent",
   run: runKubeProxy,
   units: ["kube-proxy"],
+  binaries: BINARIES.kubeProxy,
+  certificates: () => ["kube-proxy"],
   nodeRoll: true,
   files: ({ inv, pki }, host) => [
     ...BINARIES.kubeProxy.map((b) => binary(K8S.bin, b)),

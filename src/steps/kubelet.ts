@@ -141,20 +141,23 @@ export const kubelet: StepDef = {
   description: "kubelet: binaries, CNI plugins, bootstrap kubeconfig, config, unit",
   hosts: kubeletHosts,
   deps: [
-    // dockershim: kubelet v1.17 runs its pods through this host's docker
-    { step: "runtime", on: "same-host" },
-    // the bootstrap token, its RBAC and CSR auto-approval; bootstrap itself runs after every
-    // apiserver, so a kubelet is never newer than an apiserver (the version-skew order)
-    { step: "bootstrap", on: "all" },
-    // its kubeconfigs name the node-local apiserver proxy when that is on: the proxy serves first
-    { step: "apiserver-proxy", on: "same-host" },
+    { step: "runtime", on: "same-host", why: "dockershim: kubelet v1.17 runs its pods through this host's docker" },
+    {
+      step: "bootstrap",
+      on: "all",
+      why: "the bootstrap token, its RBAC and CSR auto-approval; bootstrap runs after every apiserver, so a kubelet is never newer than an apiserver (the version-skew order)",
+    },
+    { step: "apiserver-proxy", on: "same-host", why: "its kubeconfigs name the node-local apiserver proxy when that is on: the proxy serves first" },
     // Not the controller-manager, although it approves and signs the kubelet's CSR: the kubelet
     // waits for its certificate itself (a watch, and the gate's node Ready), so a new node's
     // upload and start overlap the controller-manager's. A node that already runs rolls after the
     // whole control plane (plan.ts nodeRollDeps).
   ],
+  group: "node-agent",
   run: runKubelet,
   units: ["kubelet"],
+  binaries: [...BINARIES.kubelet, ...REQUIRED_CNI],
+  certificates: (_inv, host) => [kubeletServerCert(host)],
   nodeRoll: true,
   // The role and taint are set through the API, not shipped: a change re-runs the step (no restart: no file changed).
   // The server too: kubelet.kubeconfig is the kubelet's own file, repointed by the run.

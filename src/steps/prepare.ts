@@ -98,6 +98,7 @@ export const prepare: StepDef = {
   description: "preflight checks, kernel modules, sysctls, directories",
   hosts: (inv) => inv.hosts,
   deps: [],
+  group: "host-setup",
   run: runPrepare,
   files: () => [
     templated("/etc/modules-load.d/kubernetes.conf", "prepare/modules-kubernetes.conf", {}),

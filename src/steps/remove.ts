@@ -1,8 +1,8 @@
 // remove: for a host that left the inventory (it stays in the host ledger until this ran). Drains
 // and deletes its Kubernetes node, removes its etcd member (refused if the rest would lose
 // quorum), takes a master out of every node's apiserver proxy, stops and disables its units, then
-// forgets it. Safe to re-run. The etcd, etcd-health
-// and apiserver steps depend on it: the cluster shrinks before anything rolls for the new peer list.
+// forgets it. Safe to re-run. The etcd step depends on it (etcd-health and the apiservers through
+// etcd): the cluster shrinks before anything rolls for the new peer list.
 import { forgetHost, removalKeepsQuorum } from "../inventory/ledger";
 import { Host, hasRole, hostsWithRole, kubeletHosts, runsKubelet } from "../inventory/types";
 import { shq } from "../remote/shell";
@@ -11,9 +11,7 @@ import { K8S } from "./files";
 import { ETCDCTL, changeMembership, parseMemberList } from "./etcdctl";
 import { RunContext, StepDef, StepRemote } from "./types";
 import { GateError } from "../util/wait";
-import { PROXY, PROXY_BACKEND, PROXY_UNIT, ServerState, proxyCli, serverStates, serving } from "./apiserver-proxy";
-
-const UNITS = ["kubelet", "kube-proxy", PROXY_UNIT, "kube-scheduler", "kube-controller-manager", "kube-apiserver", "docker", "etcd-backup.timer", "etcd"];
+import { PROXY, PROXY_BACKEND, ServerState, proxyCli, serverStates, serving } from "./apiserver-proxy";
 
 async function removeEtcdMember(rc: RunContext): Promise<string> {
   const name = rc.host.name;
@@ -65,8 +63,8 @@ async function removeNode(rc: RunContext, unreachable: string | undefined): Prom
  * What a removed host must not keep: its units enabled (a reboot would start them) and the
  * cluster credentials it would rejoin with (the kubelet's client certificate and kubeconfigs).
  */
-const DISARM = [
-  `for u in ${UNITS.join(" ")}; do systemctl disable --now $u 2>/dev/null || true; done`,
+const disarm = (units: readonly string[]) => [
+  `for u in ${units.join(" ")}; do systemctl disable --now $u 2>/dev/null || true; done`,
   `rm -f ${K8S.ssl}/kubelet-client-*.pem ${K8S.cfg}/kubelet.kubeconfig ${K8S.cfg}/bootstrap.kubeconfig ${K8S.cfg}/kube-proxy.kubeconfig ${PROXY.clientCert}`,
   `if [ -d /var/lib/etcd/default.etcd ]; then mv /var/lib/etcd/default.etcd /var/lib/etcd/removed-$(date -u +%Y%m%dT%H%M%SZ); fi`,
   "rm -f /etc/systemd/system/etcd.service.d/10-binkube-join.conf",
@@ -124,7 +122,7 @@ async function leaveProxies(rc: RunContext, asked: ProxyAnswer[]): Promise<strin
   return `out of the apiserver proxy on ${listing.length} node${listing.length === 1 ? "" : "s"}`;
 }
 
-async function runRemove(rc: RunContext): Promise<string> {
+async function runRemove(rc: RunContext, units: readonly string[]): Promise<string> {
   const name = rc.host.name;
   const done: string[] = [];
   // The host is asked once, first, while the rest goes on (a lazy step: one connection attempt).
@@ -145,7 +143,7 @@ async function runRemove(rc: RunContext): Promise<string> {
   if (unreachable === undefined) {
     // The etcd data of a removed member must not come back with it (kept aside, not deleted).
     try {
-      await rc.sh(DISARM, { timeoutMs: 180_000 });
+      await rc.sh(disarm(units), { timeoutMs: 180_000 });
       done.push(`units stopped and disabled, credentials removed on ${name}`);
     } catch (e) {
       unreachableWarning(rc, (e as Error).message.split("\n")[0]!);
@@ -166,14 +164,20 @@ function unreachableWarning(rc: RunContext, why: string): void {
   );
 }
 
-export const remove: StepDef = {
-  name: "remove",
-  scope: "host",
-  description: "remove a host that left the inventory: drain, etcd member removal, units stopped",
-  hosts: (_inv, gone) => gone,
-  deps: [],
-  connect: "lazy",
-  files: () => [],
-  triggers: (_ctx, host) => ({ host: host.name }),
-  run: runRemove,
-};
+/**
+ * The remove step. `units`: what a removed host must stop, every other step's units in stop order.
+ * The registry (steps/index.ts) hands them in, so this module lists no other step's units.
+ */
+export function removeStep(units: () => readonly string[]): StepDef {
+  return {
+    name: "remove",
+    scope: "host",
+    description: "remove a host that left the inventory: drain, etcd member removal, units stopped",
+    hosts: (_inv, gone) => gone,
+    deps: [],
+    connect: "lazy",
+    files: () => [],
+    triggers: (_ctx, host) => ({ host: host.name }),
+    run: (rc) => runRemove(rc, units()),
+  };
+}

@@ -91,9 +91,10 @@ export const runtime: StepDef = {
   scope: "host",
   description: "docker: binaries, daemon.json, unit",
   hosts: kubeletHosts,
-  deps: [{ step: "prepare", on: "same-host" }],
+  deps: [{ step: "prepare", on: "same-host", why: "the host passed preflight (cgroups, iptables, disk) and has its modules and sysctls" }],
   run: runRuntime,
   units: ["docker"],
+  binaries: REQUIRED_DOCKER,
   nodeRoll: true,
   files: ({ inv, binaries }) => {
     const names = [...new Set([...REQUIRED_DOCKER, ...binaries.group("docker")])].sort();

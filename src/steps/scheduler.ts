@@ -12,12 +12,14 @@ export const scheduler: StepDef = {
   description: "kube-scheduler: kubeconfig, flags, unit",
   hosts: (inv) => hostsWithRole(inv, "master"),
   deps: [
-    // After every apiserver (an upgrade's version-skew order: apiservers first, then the rest of the control plane).
-    { step: "apiserver", on: "all" },
-    { step: "scheduler", on: "previous-host" },
+    { step: "apiserver", on: "all", why: "after every apiserver: an upgrade's version-skew order, apiservers first, then the rest of the control plane" },
+    { step: "scheduler", on: "previous-host", why: "a changed kube-scheduler restarts one master at a time" },
   ],
+  group: "control-plane",
   run: (rc) => runComponent(rc, "kube-scheduler", "scheduler"),
   units: ["kube-scheduler"],
+  binaries: BINARIES.scheduler,
+  certificates: () => ["kube-scheduler"],
   files: ({ inv, pki }, host) => [
     ...BINARIES.scheduler.map((b) => binary(K8S.bin, b)),
     // its own master's apiserver, not the node-local proxy: if that one is down, so is this host's

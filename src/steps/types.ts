@@ -5,23 +5,19 @@ import { Host, Inventory } from "../inventory/types";
 import { Pki } from "../pki/store";
 import type { ExecOptions, ExecResult, FetchResult, SyncResult } from "../remote";
 
-export const STEP_NAMES = [
-  "remove",
-  "prepare",
-  "etcd",
-  "etcd-health",
-  "etcd-backup",
-  "runtime",
-  "apiserver",
-  "apiserver-proxy",
-  "bootstrap",
-  "controller-manager",
-  "scheduler",
-  "kubelet",
-  "kube-proxy",
-  "addons",
-] as const;
-export type StepName = (typeof STEP_NAMES)[number];
+/** A step's name. STEPS (steps/index.ts) is the one list of them; its registry checks every dep names one. */
+export type StepName = string;
+
+/**
+ * Steps the rest of binkube treats together, named here so no caller lists them:
+ * - "control-plane": an upgrade finishes them on every master before any node restarts (plan.ts);
+ *   an etcd restore stops their units first and starts them again after (etcd-restore.ts).
+ * - "node-agent": on every node, watching the API: an etcd restore restarts their units (their
+ *   watches predate the snapshot).
+ * - "host-setup": the first step on every host; its instance applied means the host ran before
+ *   (plan.ts: a node whose node-roll instances are missing from the state still rolls).
+ */
+export type StepGroup = "control-plane" | "node-agent" | "host-setup";
 
 export interface PlannedFile {
   /** Absolute path on the host. */
@@ -57,6 +53,8 @@ export interface StepContext {
 export interface StepDep {
   step: StepName;
   on: "same-host" | "all" | "previous-host";
+  /** Why the edge exists (a registry error quotes it). */
+  why: string;
 }
 
 /** The commands a step sends to a host: the part of the SSH executor steps may use. */
@@ -99,8 +97,17 @@ export interface StepDef {
   scope: "host" | "once";
   description: string;
   hosts(inv: Inventory, gone: Host[]): Host[];
+  /** Steps this one runs after; the registry orders STEPS by them (steps/registry.ts). */
   deps: StepDep[];
+  group?: StepGroup;
   files(ctx: StepContext, host: Host): PlannedFile[];
+  /**
+   * The binaries its files ship, by name in the binary source: for a group ("docker/", "cni/",
+   * "haproxy/") its required members, the rest of the group ships as found.
+   */
+  binaries?: readonly string[];
+  /** The leaf certificates (pki/catalog.ts names) its files on `host` carry, in kubeconfigs or as PEM files. */
+  certificates?(inv: Inventory, host: Host): string[];
   /**
    * The systemd units the step installs and starts on its host: every file of the instance but
    * `live` ones is read by them at start (what `binkube check` compares with their start time).

@@ -113,8 +113,10 @@ describe(`deploy to lab hosts (${engine === "tofu" ? "OpenTofu" : "Terraform"})`
     } else {
       assert.match(out, /SKIP step apiserver on lab1: binaries not available: kube-apiserver/);
     }
-    // Debian's CNI plugins 1.x have no flannel plugin: the kubelet step says so
-    if (!fs.existsSync(path.join(dir, "bin", "cni", "flannel"))) assert.match(out, /SKIP step kubelet on lab2: binaries not available: .*cni\/flannel/);
+    // debian-binaries.sh makes no flannel CNI plugin (Debian's CNI plugins 1.x have none), so
+    // the kubelet step must SKIP and say why, on every deploy of this suite
+    assert.ok(!fs.existsSync(path.join(dir, "bin", "cni", "flannel")), "the Debian fixture has no cni/flannel (test/fixtures/debian-binaries.sh)");
+    assert.match(out, /SKIP step kubelet on lab2: binaries not available: .*cni\/flannel/);
   });
 
   test("the etcd cluster is healthy over mTLS with the generated certificates (checked with etcdctl here)", async () => {

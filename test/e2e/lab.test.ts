@@ -35,7 +35,8 @@ function hostMemoryKb(h: LabHost): { pss: number; rss: number; procs: number } {
     pids.push(...cgroupProcs(d));
     for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name));
   };
-  if (root) walk(root);
+  if (!root) throw new Error(`${h.name}: no name=systemd or unified cgroup among ${h.cgroups.join(", ")}: nothing to measure`);
+  walk(root);
   let pss = 0;
   let rss = 0;
   for (const p of pids) {
@@ -170,14 +171,15 @@ test("lab: 2 nspawn hosts with systemd + sshd, scale 2→3→2, status, down", {
       await sshOut(st, a.name, "mkdir /sys/fs/cgroup/memory/labprobe && echo 67108864 > /sys/fs/cgroup/memory/labprobe/memory.limit_in_bytes && rmdir /sys/fs/cgroup/memory/labprobe");
       assert.equal(await sshOut(st, a.name, "cat /proc/sys/vm/overcommit_memory /proc/sys/kernel/panic /proc/sys/kernel/panic_on_oops | tr '\\n' ' '"), "1 10 1");
       assert.deepEqual(readKnobs(), knobsBefore, "the real machine's sysctls are unchanged");
-      assert.ok(fs.existsSync("/dev/kmsg") ? (await ssh(st, a.name, "test -c /dev/kmsg")).code === 0 : true, "/dev/kmsg bound");
+      // lab/hosts.ts binds the machine's /dev/kmsg (kubelet's OOM watcher reads it) when there is one
+      const bound = (await ssh(st, a.name, "test -c /dev/kmsg")).code === 0;
+      assert.equal(bound, fs.existsSync("/dev/kmsg"), "/dev/kmsg is in the host exactly when the machine has one");
     });
 
     await t.test("memory per idle host (diagnostic)", async () => {
       for (const h of st.hosts) {
         const m = hostMemoryKb(h);
         t.diagnostic(`${h.name}: ${m.procs} processes, PSS ${(m.pss / 1024).toFixed(1)} MiB, RSS ${(m.rss / 1024).toFixed(1)} MiB`);
-        assert.ok(m.procs > 0);
       }
     });
 

@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { stringify } from "yaml";
+import { shippedBinaries } from "../../src/steps";
 
 const made: string[] = [];
 // A passing test file leaves nothing behind; a failing one keeps its dirs (logs, diagnostics) for
@@ -118,11 +119,13 @@ const FAKE_VERSIONS: Record<string, string> = {
   "haproxy/haproxy": "HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/",
 };
 
+/** The libraries Debian bookworm's haproxy links that a minimal host may lack (binaries/catalog.ts). */
+const HAPROXY_LIBS = ["haproxy/liblua5.3.so.0", "haproxy/libopentracing-c-wrapper.so.0", "haproxy/libopentracing.so.1"];
+
 /** Fake binaries (small ELF executables) so synth sees present binaries with real content hashes. */
 export function writeFakeBinaries(dir: string, kubernetes = "v1.17.17"): void {
-  const names = ["etcd", "etcdctl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy",
-    "docker/dockerd", "docker/docker", "docker/containerd", "docker/runc", "cni/flannel", "cni/bridge", "cni/host-local", "cni/loopback", "cni/portmap",
-    "haproxy/haproxy", "haproxy/liblua5.3.so.0", "haproxy/libopentracing-c-wrapper.so.0", "haproxy/libopentracing.so.1"];
+  // every binary a step ships by name, and haproxy's libraries (its group ships them as found)
+  const names = [...shippedBinaries(), ...HAPROXY_LIBS];
   for (const n of names) {
     const f = path.join(dir, n);
     fs.mkdirSync(path.dirname(f), { recursive: true });

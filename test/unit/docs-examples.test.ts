@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { describe, test } from "node:test";
 import { parse, stringify } from "yaml";
 import { openCluster } from "../../src/cluster";
-import { writeTree } from "../../src/render/tree";
+import { writeTree } from "../../src/cli/render-tree";
 import { baseInventory, dockerArchiveBytes, tempDir } from "../helpers/fixtures";
 
 const DOC = path.join(__dirname, "..", "..", "docs", "inventory.md");

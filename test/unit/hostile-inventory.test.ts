@@ -10,7 +10,7 @@ import { describe, test } from "node:test";
 import { stringify } from "yaml";
 import { openCluster } from "../../src/cluster";
 import { InventoryError, parseInventory } from "../../src/inventory/load";
-import { writeTree } from "../../src/render/tree";
+import { writeTree } from "../../src/cli/render-tree";
 import { openBinaries } from "../../src/binaries/source";
 import { RawInventory, baseInventory, fakeElf, tempDir, writeFakeBinaries } from "../helpers/fixtures";
 

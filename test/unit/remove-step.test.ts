@@ -7,8 +7,10 @@ import { test } from "node:test";
 import { stringify } from "yaml";
 import { parseInventory } from "../../src/inventory/load";
 import type { ExecOptions, ExecResult } from "../../src/remote";
-import { remove } from "../../src/steps/remove";
+import { stepByName } from "../../src/steps";
 import type { RunContext } from "../../src/steps/types";
+
+const remove = stepByName("remove")!;
 import { baseInventory, tempDir } from "../helpers/fixtures";
 
 function scripted(opts: { hostDown: boolean; ready: string; drain?: Partial<ExecResult> }) {
