@@ -282,11 +282,15 @@ describe("rendered files", () => {
     assert.deepEqual(cfg.match(/^    server .*$/gm), ["    server cp1 10.10.0.11:6443", "    server cp2 10.10.0.12:6443", "    server cp3 10.10.0.13:6443"]);
   });
 
-  test("every template is used by some step", () => {
+  test("every template is used by some step", async () => {
+    // addons.networkPolicy: false is the only way its cleanup manifest is shipped
+    const offFile = copyExample("guide-two-hosts.yaml");
+    fs.appendFileSync(offFile, "addons:\n  networkPolicy: false\n");
+    const policyOff = await openCluster(offFile, { create: true });
     // the steps' own renders of these clusters, not what other tests rendered directly
     const used = templatesRenderedBy(() => {
       // the PKI as triggers see it: haLocal's leaves are still pending (pki.defer)
-      for (const c of [guide, ha, haLocal]) buildPlan({ inv: c.inv, pki: loadPki(c.inv).identity, binaries: c.binaries, gone: [] });
+      for (const c of [guide, ha, haLocal, policyOff]) buildPlan({ inv: c.inv, pki: loadPki(c.inv).identity, binaries: c.binaries, gone: [] });
     });
     for (const t of listTemplates()) assert.ok(used.includes(t), `template ${t} is never rendered by a step`);
   });
