@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { stringify } from "yaml";
 import { parseInventory } from "../../src/inventory/load";
-import type { Host } from "../../src/inventory/types";
+import type { Host, Inventory } from "../../src/inventory/types";
 import type { ExecOptions, ExecResult } from "../../src/remote";
 import { RemoteError } from "../../src/remote/errors";
 import { stepFailure } from "../../src/errors";
@@ -39,9 +39,13 @@ export interface Ran {
   command: string;
 }
 
+/** An inventory as a step sees it, beside a temp dir of its own (local files a step writes, e.g. snapshots). */
+export function parsedInventory(raw: RawInventory = baseInventory()): Inventory {
+  return parseInventory(stringify(raw), path.join(tempDir("binkube-scripted-"), "cluster.yaml")).inventory;
+}
+
 export function scriptedHost(opts: ScriptOptions) {
-  const dir = tempDir("binkube-scripted-");
-  const inv = parseInventory(stringify(opts.inventory ?? baseInventory()), path.join(dir, "cluster.yaml")).inventory;
+  const inv = parsedInventory(opts.inventory);
   const host = opts.host ? inv.hosts.find((h) => h.name === opts.host)! : inv.hosts[0]!;
   const files = opts.files ?? [];
   const ran: Ran[] = [];
