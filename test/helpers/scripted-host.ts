@@ -15,8 +15,8 @@ import { withClock } from "../../src/util/clock";
 import { FakeClock } from "./fake-clock";
 import { baseInventory, RawInventory, tempDir } from "./fixtures";
 
-/** An answer, or a function of the command and how often this rule matched (1, 2, …). */
-export type Answer = Partial<ExecResult> | ((command: string, n: number) => Partial<ExecResult>);
+/** An answer, or a function of the command, how often this rule matched (1, 2, …) and the host asked. */
+export type Answer = Partial<ExecResult> | ((command: string, n: number, host: string) => Partial<ExecResult>);
 export type Rule = [RegExp, Answer];
 
 export interface ScriptOptions {
@@ -59,7 +59,7 @@ export function scriptedHost(opts: ScriptOptions) {
     if (!rule) throw new Error(`unscripted command on ${on.name}: ${command}`);
     const n = (counts.get(rule) ?? 0) + 1;
     counts.set(rule, n);
-    return { code: 0, stdout: "", stderr: "", ...(typeof rule[1] === "function" ? rule[1](command, n) : rule[1]) };
+    return { code: 0, stdout: "", stderr: "", ...(typeof rule[1] === "function" ? rule[1](command, n, on.name) : rule[1]) };
   };
   // As the SSH executor: a non-zero exit throws a RemoteError unless allowFail.
   const remoteOf = (on: Host): StepRemote => ({
