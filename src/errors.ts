@@ -10,3 +10,11 @@ export class BinkubeError extends Error {
     this.name = new.target.name;
   }
 }
+
+/**
+ * A step instance's failure as the operator reads it (runner/run-step.ts): the step and its host,
+ * the cause with its fix, and that a re-run is safe. Step unit tests check this same message.
+ */
+export function stepFailure(step: string, host: string, cause: Error): BinkubeError {
+  return new BinkubeError(`step ${step} on ${host} failed: ${cause.message}\nThe step can be re-run safely: files are replaced atomically and only changed ones are sent.`);
+}

@@ -27,11 +27,27 @@ export interface Issued {
  * RSA key generation. forge delegates to Node's native crypto.generateKeyPair when no custom
  * prng is passed and usePureJavaScript is off; we assert that path instead of trusting it.
  */
-export function generateKeyPair(bits = 2048): Promise<KeyPair> {
+export function freshKeyPair(bits = 2048): Promise<KeyPair> {
   if ((forge as unknown as { options: { usePureJavaScript: boolean } }).options.usePureJavaScript) throw new Error("node-forge is in pure-JavaScript mode: refusing slow, non-native RSA key generation");
   return new Promise((resolve, reject) =>
     forge.pki.rsa.generateKeyPair({ bits, e: 0x10001 }, (err, keypair) => (err ? reject(err) : resolve(keypair))),
   );
+}
+
+/**
+ * Where new key pairs come from: always freshKeyPair, unless a unit test installed keys it made
+ * earlier (test/helpers/test-keys.ts; RSA generation was most of the unit suite's time).
+ */
+let keySource: (bits: number) => Promise<KeyPair> = freshKeyPair;
+
+export function generateKeyPair(bits = 2048): Promise<KeyPair> {
+  return keySource(bits);
+}
+
+/** Tests only: refused outside the node test runner, so a binkube process always makes fresh keys. */
+export function useKeySourceInTests(source: (bits: number) => Promise<KeyPair>): void {
+  if (process.env.NODE_TEST_CONTEXT === undefined) throw new Error("a key source other than fresh generation is for unit tests (node --test) only");
+  keySource = source;
 }
 
 /** A random positive 128-bit serial, as hex (high bit cleared, never zero-leading). */

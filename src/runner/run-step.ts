@@ -8,7 +8,7 @@ import { stepByName } from "../steps";
 import { fetchBinaries } from "../binaries/fetch";
 import { checkReleaseLocally } from "../binaries/release";
 import { openRunContext } from "./context";
-import { BinkubeError } from "../errors";
+import { BinkubeError, stepFailure } from "../errors";
 import { Log, logger } from "../log";
 import { GateClock, withGateClock } from "../util/wait";
 
@@ -80,7 +80,7 @@ async function runInstance(configFile: string, stepName: string, hostName: strin
     record(cluster.inv.baseDir, `${stepName} ${hostName} ok ${secs}s ${rc.bytesSent()}B ${phases}`);
     return "ok";
   } catch (e) {
-    throw new BinkubeError(`${where} failed: ${(e as Error).message}\nThe step can be re-run safely: files are replaced atomically and only changed ones are sent.`);
+    throw stepFailure(stepName, hostName, e as Error);
   } finally {
     await rc.close();
   }

@@ -6,7 +6,7 @@ import { shq } from "../remote/shell";
 import { VERSIONED, versionProblem } from "../binaries/release";
 import type { RunContext, StepRemote } from "./types";
 import { RemoteError } from "../remote/errors";
-import { sleep } from "../util/sleep";
+import { clock } from "../util/clock";
 import { UnitProbe, describeStale, parseUnitProbe, readAtStart, unitProbeScript } from "./unit-probe";
 
 /** One unit's probe on the step's host: its state, and the files it reads that changed after it started. */
@@ -101,8 +101,8 @@ export async function waitActive(rc: RunContext, unit: string, opts: { timeoutMs
         }
         restarts = nRestarts;
         if (state === "active" && opts.notifyReady === true) return true;
-        activeSince ||= Date.now();
-        return Date.now() - activeSince >= 3000 ? true : `${state}, watching for restarts`;
+        activeSince ||= clock().now();
+        return clock().now() - activeSince >= 3000 ? true : `${state}, watching for restarts`;
       },
       { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: opts.notifyReady ? 250 : 1000, log: rc.log, fix: `check the unit with journalctl -u ${unit} on ${rc.host.name}` },
     ),
@@ -138,7 +138,7 @@ export async function kubectlApply(remote: StepRemote, args: string, opts: { std
       return;
     } catch (e) {
       if (attempt >= 3 || !(e instanceof RemoteError) || !ETCD_TRANSIENT.test(e.stderr ?? "")) throw e;
-      await sleep(2000);
+      await clock().sleep(2000);
     }
   }
 }

@@ -130,7 +130,7 @@ export async function serverStates(remote: StepRemote): Promise<ServerState[] | 
  * connections to the restarting apiserver until its checks fail (up to the failure window), and
  * the first connections after its start would reach it before it is ready.
  */
-export async function withMasterDrained<T>(rc: RunContext, restart: () => Promise<T>, opts: { upTimeoutMs?: number } = {}): Promise<T> {
+export async function withMasterDrained<T>(rc: RunContext, restart: () => Promise<T>): Promise<T> {
   if (!rc.inv.apiserver.nodeLocalProxy) return restart();
   const server = `${PROXY_BACKEND}/${rc.host.name}`;
   const proxies: { host: Host; remote: StepRemote }[] = [];
@@ -158,7 +158,7 @@ export async function withMasterDrained<T>(rc: RunContext, restart: () => Promis
         const s = (await serverStates(remote))?.find((x) => x.name === rc.host.name);
         return s && serving(s) ? true : s ? `${s.status} (${s.check || "no check yet"})` : "not listed";
       },
-      { timeoutMs: opts.upTimeoutMs ?? 60_000, intervalMs: 250, log: rc.log, fix: `check journalctl -u ${PROXY_UNIT} on ${host.name}: its checks of ${rc.host.name}:${rc.inv.network.apiserverPort}/readyz must pass` },
+      { timeoutMs: 60_000, intervalMs: 250, log: rc.log, fix: `check journalctl -u ${PROXY_UNIT} on ${host.name}: its checks of ${rc.host.name}:${rc.inv.network.apiserverPort}/readyz must pass` },
     );
   }
   return result;

@@ -2,7 +2,7 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { BinkubeError } from "../errors";
-import { sleep } from "./sleep";
+import { clock as currentClock } from "./clock";
 
 /** Wall time spent in waitFor by one step run (overlapping waits count once). */
 export class GateClock {
@@ -36,17 +36,19 @@ interface WaitOptions {
  * retried as a state, a GateError ends the wait at once.
  */
 export async function waitFor(what: string, probe: () => Promise<true | string>, opts: WaitOptions): Promise<void> {
-  const start = Date.now();
+  const time = currentClock();
+  const start = time.now();
   const clock = clocks.getStore();
   if (clock && clock.waiting++ === 0) clock.since = start;
   try {
     await poll(what, probe, opts, start);
   } finally {
-    if (clock && --clock.waiting === 0) clock.waitedMs += Date.now() - clock.since;
+    if (clock && --clock.waiting === 0) clock.waitedMs += time.now() - clock.since;
   }
 }
 
 async function poll(what: string, probe: () => Promise<true | string>, opts: WaitOptions, start: number): Promise<void> {
+  const time = currentClock();
   let lastShown = start;
   let state = "not checked yet";
   for (;;) {
@@ -59,12 +61,12 @@ async function poll(what: string, probe: () => Promise<true | string>, opts: Wai
       if (e instanceof GateError) throw e;
       state = (e as Error).message.split("\n")[0]!;
     }
-    const now = Date.now();
+    const now = time.now();
     if (now - start > opts.timeoutMs) throw new GateError(`timed out after ${Math.round(opts.timeoutMs / 1000)} s waiting for ${what} (last state: ${state}). ${opts.fix}`);
     if (now - lastShown >= 10_000) {
       opts.log(`  … waiting for ${what}: ${state} (${Math.round((now - start) / 1000)} s)`);
       lastShown = now;
     }
-    await sleep(opts.intervalMs ?? 1000);
+    await time.sleep(opts.intervalMs ?? 1000);
   }
 }

@@ -8,6 +8,7 @@ import { Testing } from "cdktf";
 import { openCluster } from "../../src/cluster";
 import { ClusterStack } from "../../stacks/cluster-stack";
 import { baseInventory, fakeElf, RawInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import "../helpers/test-keys";
 
 interface Synth {
   json: string;

@@ -12,6 +12,7 @@ import { Testing } from "cdktf";
 import { openCluster } from "../../src/cluster";
 import { ClusterStack } from "../../stacks/cluster-stack";
 import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import "../helpers/test-keys";
 
 type Res = { depends_on?: string[]; provisioner?: { "local-exec": { command: string; when?: string } }[] };
 type Config = { terraform: Record<string, unknown>; resource: Record<string, Record<string, Res>> };

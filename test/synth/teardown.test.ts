@@ -8,6 +8,7 @@ import { Testing } from "cdktf";
 import { openCluster } from "../../src/cluster";
 import { ClusterStack } from "../../stacks/cluster-stack";
 import { RawInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import "../helpers/test-keys";
 
 type Provisioner = { "local-exec": { command: string; when?: string } };
 type Res = { triggers_replace?: Record<string, string>; triggers?: Record<string, string>; depends_on?: string[]; provisioner?: Provisioner[] };

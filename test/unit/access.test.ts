@@ -20,6 +20,7 @@ import { userCertRows } from "../../src/pki/check";
 import { apiserverURL } from "../../src/pki/kubeconfig";
 import { Issued, createCA } from "../../src/pki/x509";
 import { baseInventory, tempDir, writeInventory } from "../helpers/fixtures";
+import "../helpers/test-keys";
 
 const DAY = 86_400_000;
 const openssl = (...args: string[]) => execFileSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });

@@ -20,6 +20,7 @@ import { bootstrapKubeconfig } from "../../src/pki/kubeconfig";
 import { PROXY, PROXY_CHECK, parseServerStates, proxyCli, proxyConfig, proxyFailureWindowMs, serving } from "../../src/steps/apiserver-proxy";
 import { pointKubeconfigAt } from "../../src/steps/kubelet";
 import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import "../helpers/test-keys";
 import type { RawInventory } from "../helpers/fixtures";
 
 const openssl = (...args: string[]) => execFileSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });

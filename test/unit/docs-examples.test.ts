@@ -10,6 +10,7 @@ import { parse, stringify } from "yaml";
 import { openCluster } from "../../src/cluster";
 import { writeTree } from "../../src/cli/render-tree";
 import { baseInventory, dockerArchiveBytes, tempDir } from "../helpers/fixtures";
+import "../helpers/test-keys";
 
 const DOC = path.join(__dirname, "..", "..", "docs", "inventory.md");
 const blocks = [...fs.readFileSync(DOC, "utf8").matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);

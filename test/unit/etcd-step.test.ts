@@ -2,61 +2,16 @@
 // etcd): restart or not, snapshot first, leadership hand-off before a leader restarts, joining an
 // existing cluster with `member add` (retried while etcd says "unhealthy cluster").
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { describe, test } from "node:test";
-import { stringify } from "yaml";
-import { parseInventory } from "../../src/inventory/load";
-import type { ExecOptions, ExecResult, SyncResult } from "../../src/remote";
 import { etcd } from "../../src/steps/etcd";
-import type { PlannedFile, RunContext } from "../../src/steps/types";
-import { baseInventory, tempDir } from "../helpers/fixtures";
+import type { PlannedFile } from "../../src/steps/types";
+import { Rule, scriptedHost } from "../helpers/scripted-host";
 
 const CONF = "/opt/etcd/cfg/etcd.conf";
 const conf = (cluster: string, extra = "") => `ETCD_NAME="k8s-master"\nETCD_INITIAL_CLUSTER="${cluster}"\n${extra}`;
 
-type Rule = [RegExp, Partial<ExecResult> | ((cmd: string, n: number) => Partial<ExecResult>)];
-
-/** A host that answers each command by the first matching rule, records every command, and refuses unscripted ones. */
-function fakeHost(rules: Rule[], sync: Partial<SyncResult>, files: PlannedFile[], firstBringUp = false) {
-  const dir = tempDir("binkube-etcd-step-");
-  const inv = parseInventory(stringify(baseInventory()), path.join(dir, "cluster.yaml")).inventory;
-  const commands: string[] = [];
-  const counts = new Map<Rule, number>();
-  const exec = async (command: string, opts: ExecOptions = {}): Promise<ExecResult> => {
-    commands.push(command);
-    const rule = rules.find(([re]) => re.test(command));
-    if (!rule) throw new Error(`unscripted command: ${command}`);
-    const n = (counts.get(rule) ?? 0) + 1;
-    counts.set(rule, n);
-    const r = { code: 0, stdout: "", stderr: "", ...(typeof rule[1] === "function" ? rule[1](command, n) : rule[1]) };
-    if (r.code !== 0 && !opts.allowFail) throw new Error(`command failed with exit code ${r.code}: ${command}`);
-    return r;
-  };
-  const fetched: string[] = [];
-  const remote = {
-    exec,
-    fetchFile: async (remotePath: string, localPath: string) => {
-      fetched.push(remotePath);
-      fs.writeFileSync(localPath, "snapshot");
-      return { bytes: 8, sha256: "0".repeat(64) };
-    },
-  };
-  const rc: RunContext = {
-    inv,
-    host: inv.hosts[0]!,
-    files,
-    firstBringUp,
-    remote,
-    log: () => {},
-    sh: exec,
-    sync: async () => ({ changed: [], unchanged: [], bytesSent: 0, ...sync }),
-    controlPlane: async () => remote,
-    onHost: async () => remote,
-  };
-  const index = (re: RegExp) => commands.findIndex((c) => re.test(c));
-  return { rc, commands, fetched, index };
-}
+/** The etcd member on k8s-master: its files, the paths its sync uploads, and the answers of every host. */
+const fakeHost = (rules: Rule[], sync: { changed: string[] }, files: PlannedFile[], firstBringUp = false) => scriptedHost({ rules, changed: sync.changed, files, firstBringUp });
 
 /**
  * The unit probe (steps/unit-probe.ts) of etcd: its state, and optionally a start time and the
@@ -90,10 +45,10 @@ describe("etcd step", () => {
         ACTIVE_UNIT,
         HEALTHY,
       ],
-      { changed: ["/opt/etcd/ssl/server.pem"], unchanged: [CONF] },
+      { changed: ["/opt/etcd/ssl/server.pem"] },
       [{ path: CONF, mode: 0o644, content: conf("a") }],
     );
-    const summary = await etcd.run(h.rc);
+    const summary = await h.run(etcd);
     const snap = h.index(/snapshot save/);
     const move = h.index(/move-leader/);
     const restart = h.index(/systemctl restart --no-block etcd/);
@@ -119,7 +74,7 @@ describe("etcd step", () => {
       { changed: ["/opt/etcd/ssl/peer.pem"] },
       [{ path: CONF, mode: 0o644, content: conf("a") }],
     );
-    const summary = await etcd.run(h.rc);
+    const summary = await h.run(etcd);
     assert.equal(h.index(/member list|move-leader/), -1);
     assert.match(summary, /etcd restarted, member healthy, snapshot/);
   });
@@ -130,7 +85,7 @@ describe("etcd step", () => {
       { changed: [CONF] },
       [{ path: CONF, mode: 0o644, content: conf("a,b") }],
     );
-    const summary = await etcd.run(h.rc);
+    const summary = await h.run(etcd);
     assert.equal(h.index(/systemctl restart/), -1, h.commands.join("\n"));
     assert.ok(h.index(/systemctl start --no-block etcd/) >= 0);
     assert.equal(h.index(/snapshot save|move-leader/), -1);
@@ -149,9 +104,9 @@ describe("etcd step", () => {
       { changed: [] },
       [{ path: CONF, mode: 0o644, content: conf("a") }, { path: "/opt/etcd/ssl/server.pem", mode: 0o644, content: "cert" }],
     );
-    const summary = await etcd.run(h.rc);
+    const summary = await h.run(etcd);
     assert.ok(h.index(/snapshot save/) >= 0 && h.index(/systemctl restart --no-block etcd/) > h.index(/snapshot save/), h.commands.join("\n"));
-    assert.match(summary, /0\/0 files changed, etcd restarted \(it was older than its files: \/opt\/etcd\/ssl\/server\.pem changed at 22:05:00 UTC, after the process started at 22:00:00\), member healthy/);
+    assert.match(summary, /0\/2 files changed, etcd restarted \(it was older than its files: \/opt\/etcd\/ssl\/server\.pem changed at 22:05:00 UTC, after the process started at 22:00:00\), member healthy/);
   });
 
   test("a running member current with its files and nothing changed is left alone", async () => {
@@ -160,7 +115,7 @@ describe("etcd step", () => {
       { changed: [] },
       [{ path: CONF, mode: 0o644, content: conf("a") }, { path: "/opt/etcd/ssl/server.pem", mode: 0o644, content: "cert" }],
     );
-    const summary = await etcd.run(h.rc);
+    const summary = await h.run(etcd);
     assert.equal(h.index(/systemctl restart|snapshot save/), -1, h.commands.join("\n"));
     assert.match(summary, /etcd running/);
   });
@@ -177,7 +132,7 @@ describe("etcd step", () => {
       { changed: [CONF] },
       [{ path: CONF, mode: 0o644, content: conf("a,b") }],
     );
-    await etcd.run(h.rc);
+    await h.run(etcd);
     assert.equal(h.index(/systemctl restart/), -1, h.commands.join("\n"));
     assert.ok(h.commands.includes(`touch -m -d @${at(0)} -- /opt/etcd/cfg/etcd.conf`), h.commands.join("\n"));
   });
@@ -194,7 +149,7 @@ describe("etcd step", () => {
       { changed: [CONF] },
       [{ path: CONF, mode: 0o644, content: conf("a,b") }],
     );
-    await etcd.run(h.rc);
+    await h.run(etcd);
     assert.ok(h.index(/systemctl restart --no-block etcd/) >= 0, h.commands.join("\n"));
     assert.equal(h.index(/^touch /), -1);
   });
@@ -205,7 +160,7 @@ describe("etcd step", () => {
       { changed: [CONF] },
       [{ path: CONF, mode: 0o644, content: conf("a", 'ETCD_LOGGER="zap"\n') }],
     );
-    await etcd.run(h.rc);
+    await h.run(etcd);
     assert.ok(h.index(/systemctl restart --no-block etcd/) >= 0, h.commands.join("\n"));
   });
 
@@ -224,7 +179,7 @@ describe("etcd step", () => {
       { changed: [CONF, "/opt/etcd/bin/etcd"] },
       [{ path: CONF, mode: 0o644, content: conf("a") }],
     );
-    const summary = await etcd.run(h.rc);
+    const summary = await h.run(etcd);
     const dropin = h.index(/etcd-join\.conf/);
     const adds = h.commands.filter((c) => /member add/.test(c)).length;
     assert.ok(dropin >= 0 && dropin < h.index(/member add/), "the drop-in is written before member add (a re-run after a failure still joins)");
@@ -246,12 +201,12 @@ describe("etcd step", () => {
       OWNERS, UNIT_OPS, ACTIVE_UNIT,
     ];
     const h = fakeHost(rules(false), { changed: [] }, [{ path: CONF, mode: 0o644, content: conf("a") }]);
-    const summary = await etcd.run(h.rc);
+    const summary = await h.run(etcd);
     assert.ok(h.index(/mv \/var\/lib\/etcd\/default\.etcd/) < h.index(/member add/), h.commands.join("\n"));
     assert.match(summary, /joined the existing cluster as member 3, old data of a removed member kept in \/var\/lib\/etcd\/removed-20261204T220000Z/);
     // a member the cluster still lists keeps its data (a member restarting on its own data)
     const listed = fakeHost(rules(true), { changed: [] }, [{ path: CONF, mode: 0o644, content: conf("a") }]);
-    await etcd.run(listed.rc);
+    await listed.run(etcd);
     assert.equal(listed.index(/mv \/var\/lib\/etcd|member add/), -1, listed.commands.join("\n"));
   });
 
@@ -269,7 +224,7 @@ describe("etcd step", () => {
       { changed: [CONF] },
       [{ path: CONF, mode: 0o644, content: conf("a") }],
     );
-    await assert.rejects(etcd.run(h.rc), /etcd member add k8s-master failed: Error: etcdserver: Peer URLs already exists/);
+    await assert.rejects(h.run(etcd), /etcd member add k8s-master failed: Error: etcdserver: Peer URLs already exists/);
     assert.equal(h.commands.filter((c) => /member add/.test(c)).length, 1);
   });
 
@@ -279,7 +234,7 @@ describe("etcd step", () => {
       { changed: [CONF, "/opt/etcd/bin/etcd"] },
       [{ path: CONF, mode: 0o644, content: conf("a") }],
     );
-    await etcd.run(h.rc);
+    await h.run(etcd);
     assert.equal(h.index(/member add|snapshot save|move-leader|member list/), -1, h.commands.join("\n"));
   });
 
@@ -289,9 +244,9 @@ describe("etcd step", () => {
       { changed: [CONF, "/opt/etcd/bin/etcd"] },
       [{ path: CONF, mode: 0o644, content: conf("a") }],
     );
-    let t0 = Date.now();
-    await etcd.run(first.rc);
-    assert.ok(Date.now() - t0 < 2000, `READY ends the wait (took ${Date.now() - t0} ms)`);
+    let t0 = first.clock.now();
+    await first.run(etcd);
+    assert.ok(first.clock.now() - t0 < 2000, `READY ends the wait (took ${first.clock.now() - t0} ms of clock time)`);
     assert.equal(first.commands.filter((c) => /^systemctl show -p ActiveState/.test(c)).length, 1);
 
     // activating (waiting for peers), then systemd restarts it once: the 3 s watch starts over
@@ -303,9 +258,9 @@ describe("etcd step", () => {
       { changed: [CONF, "/opt/etcd/bin/etcd"] },
       [{ path: CONF, mode: 0o644, content: conf("a") }],
     );
-    t0 = Date.now();
-    await etcd.run(waiting.rc);
-    const took = Date.now() - t0;
+    t0 = waiting.clock.now();
+    await waiting.run(etcd);
+    const took = waiting.clock.now() - t0;
     const polls = waiting.commands.filter((c) => /^systemctl show -p ActiveState/.test(c)).length;
     assert.ok(took >= 3000, `an activating member is watched 3 s (took ${took} ms)`);
     // the restart at poll 3 resets the window: 3 s more after it, at 250 ms a poll
@@ -314,7 +269,7 @@ describe("etcd step", () => {
 
   test("a first bring-up of etcd (synth found no member applied) asks no peer: the members bootstrap together", async () => {
     const h = fakeHost([probe("inactive"), OWNERS, UNIT_OPS, ACTIVE_UNIT], { changed: [CONF, "/opt/etcd/bin/etcd"] }, [{ path: CONF, mode: 0o644, content: conf("a") }], true);
-    await etcd.run(h.rc);
+    await h.run(etcd);
     assert.equal(h.index(/etcdctl|^test -d /), -1, h.commands.join("\n"));
   });
 });

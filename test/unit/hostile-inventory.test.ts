@@ -13,6 +13,7 @@ import { InventoryError, parseInventory } from "../../src/inventory/load";
 import { writeTree } from "../../src/cli/render-tree";
 import { openBinaries } from "../../src/binaries/source";
 import { RawInventory, baseInventory, fakeElf, tempDir, writeFakeBinaries } from "../helpers/fixtures";
+import "../helpers/test-keys";
 
 type Case = { name: string; field: string; message: RegExp; line?: number } & ({ mutate: (i: RawInventory) => unknown } | { bytes: (yaml: string) => Buffer });
 

@@ -17,6 +17,7 @@ import { loadArchiveCommand } from "../../src/steps/runtime";
 import { buildCheckScript, buildFinalizeScript, prepareFiles } from "../../src/remote/sync";
 import { ClusterStack, teardownId } from "../../stacks/cluster-stack";
 import { baseInventory, dockerArchiveBytes, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import "../helpers/test-keys";
 
 // A directory name that means something to sh, Terraform and systemd alike.
 const HOSTILE_DIR = "inv ${a} %{b} $(id) `id` 'q' \"d\" ;|&<>*?[x] #c %n";

@@ -13,6 +13,7 @@ import { ensurePki, issuePending } from "../../src/pki/store";
 import { stepByName } from "../../src/steps";
 import { runStep } from "../../src/runner/run-step";
 import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import "../helpers/test-keys";
 
 const ROOT = path.join(__dirname, "..", "..");
 

@@ -12,6 +12,7 @@ import { Pki, ensurePki, loadPki } from "../../src/pki/store";
 import forge from "node-forge";
 import { certFacts, createCA, issueLeaf } from "../../src/pki/x509";
 import { baseInventory, tempDir, writeInventory } from "../helpers/fixtures";
+import "../helpers/test-keys";
 
 const openssl = (...args: string[]) => execFileSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 

@@ -3,15 +3,12 @@
 // restart fails, awaited UP behind each proxy before the next master may go, proxies that are not
 // running yet skipped, and nothing at all without the proxy.
 import assert from "node:assert/strict";
-import * as path from "node:path";
 import { test } from "node:test";
-import { stringify } from "yaml";
-import { parseInventory } from "../../src/inventory/load";
-import type { Host } from "../../src/inventory/types";
 import type { ExecResult } from "../../src/remote";
 import { withMasterDrained } from "../../src/steps/apiserver-proxy";
-import type { RunContext } from "../../src/steps/types";
-import { baseInventory, tempDir } from "../helpers/fixtures";
+import { withClock } from "../../src/util/clock";
+import { baseInventory } from "../helpers/fixtures";
+import { scriptedHost } from "../helpers/scripted-host";
 
 const HEADER = "# pxname,svname,qcur,status,check_status";
 
@@ -20,52 +17,35 @@ function scripted(opts: { proxy: boolean; notRunning?: string[]; upAfterPolls?: 
   const raw = baseInventory();
   raw.hosts[1]!.roles = ["etcd", "master", "node"];
   (raw as Record<string, unknown>).apiserver = { nodeLocalProxy: opts.proxy };
-  const inv = parseInventory(stringify(raw), path.join(tempDir("binkube-drain-"), "cluster.yaml")).inventory;
-  const master = inv.hosts[0]!;
+  const masters = raw.hosts.filter((h) => (h.roles as string[]).includes("master")).map((h) => h.name as string);
+  const master = masters[0]!;
   const events: string[] = [];
   // per proxy host: the master's state as `show stat` reports it
   const state = new Map<string, { status: string; check: string; polls: number }>();
-  const remoteOf = (host: Host) => ({
-    exec: async (command: string): Promise<ExecResult> => {
-      const ok = (stdout: string): ExecResult => ({ code: 0, stdout, stderr: "" });
-      if (opts.notRunning?.includes(host.name)) return ok("no-socket\n");
-      const s = state.get(host.name) ?? { status: "UP", check: "L7OK", polls: 0 };
-      state.set(host.name, s);
-      const set = /set server kube-apiservers\/(\S+) state (drain|ready)/.exec(command);
-      if (set) {
-        events.push(`${host.name}: ${set[2]} ${set[1]}`);
-        // drained: UP but out of rotation (DRAIN); ready: its checks decide, DOWN until they pass
-        Object.assign(s, set[2] === "drain" ? { status: "DRAIN", check: "L7OK" } : { status: "DOWN", check: "L4CON", polls: 0 });
-        return ok("\n");
-      }
-      if (command.includes("show stat")) {
-        if (s.status === "DOWN" && ++s.polls >= (opts.upAfterPolls ?? 2)) Object.assign(s, { status: "UP", check: "L7OK" });
-        const rows = inv.hosts.filter((h) => h.roles.includes("master")).map((m) => `kube-apiservers,${m.name},0,${m.name === master.name ? s.status : "UP"},${m.name === master.name ? s.check : "L7OK"}`);
-        return ok([HEADER, ...rows, "kube-apiservers,BACKEND,0,UP,"].join("\n") + "\n");
-      }
-      throw new Error(`unscripted on ${host.name}: ${command}`);
-    },
-    fetchFile: async () => ({ bytes: 0, sha256: "" }),
-  });
-  const logs: string[] = [];
-  const rc: RunContext = {
-    inv,
-    host: master,
-    files: [],
-    firstBringUp: false,
-    remote: remoteOf(master),
-    log: (l) => logs.push(l),
-    sh: remoteOf(master).exec,
-    sync: async () => ({ changed: [], unchanged: [], bytesSent: 0 }),
-    controlPlane: async () => remoteOf(master),
-    onHost: async (h) => remoteOf(h),
+  const haproxy = (command: string, _n: number, host: string): Partial<ExecResult> => {
+    if (opts.notRunning?.includes(host)) return { stdout: "no-socket\n" };
+    const s = state.get(host) ?? { status: "UP", check: "L7OK", polls: 0 };
+    state.set(host, s);
+    const set = /set server kube-apiservers\/(\S+) state (drain|ready)/.exec(command);
+    if (set) {
+      events.push(`${host}: ${set[2]} ${set[1]}`);
+      // drained: UP but out of rotation (DRAIN); ready: its checks decide, DOWN until they pass
+      Object.assign(s, set[2] === "drain" ? { status: "DRAIN", check: "L7OK" } : { status: "DOWN", check: "L4CON", polls: 0 });
+      return { stdout: "\n" };
+    }
+    if (s.status === "DOWN" && ++s.polls >= (opts.upAfterPolls ?? 2)) Object.assign(s, { status: "UP", check: "L7OK" });
+    const rows = masters.map((m) => `kube-apiservers,${m},0,${m === master ? s.status : "UP"},${m === master ? s.check : "L7OK"}`);
+    return { stdout: [HEADER, ...rows, "kube-apiservers,BACKEND,0,UP,"].join("\n") + "\n" };
   };
-  return { rc, events, logs, state };
+  const h = scriptedHost({ inventory: raw, rules: [[/set server |show stat/, haproxy]] });
+  /** withMasterDrained on the fake clock, around `restart`. */
+  const drained = <T>(restart: () => Promise<T>) => withClock(h.clock, () => withMasterDrained(h.rc, restart));
+  return { drained, events, logs: h.logs, state };
 }
 
 test("drain: every proxy drains the master before its restart and has it UP again before the step returns", async () => {
   const s = scripted({ proxy: true });
-  const result = await withMasterDrained(s.rc, async () => {
+  const result = await s.drained(async () => {
     s.events.push("restart");
     return "restarted";
   });
@@ -84,7 +64,7 @@ test("drain: every proxy drains the master before its restart and has it UP agai
 test("drain: a failed restart still sets the master ready (the proxies' checks keep it out) and the error is the restart's", async () => {
   const s = scripted({ proxy: true });
   await assert.rejects(
-    withMasterDrained(s.rc, async () => {
+    s.drained(async () => {
       throw new Error("kube-apiserver /healthz on k8s-master timed out");
     }),
     /healthz on k8s-master timed out/,
@@ -94,18 +74,18 @@ test("drain: a failed restart still sets the master ready (the proxies' checks k
 
 test("drain: a proxy that is not running yet (first bring-up) is skipped", async () => {
   const s = scripted({ proxy: true, notRunning: ["k8s-node2"] });
-  await withMasterDrained(s.rc, async () => s.events.push("restart"));
+  await s.drained(async () => s.events.push("restart"));
   assert.deepEqual(s.events.filter((e) => e.startsWith("k8s-node2")), []);
   assert.equal(s.events.filter((e) => e.endsWith("drain k8s-master")).length, 2);
 });
 
 test("drain: a master that never comes UP behind a proxy fails the step naming that proxy", async () => {
   const s = scripted({ proxy: true, upAfterPolls: Number.POSITIVE_INFINITY });
-  await assert.rejects(withMasterDrained(s.rc, async () => undefined, { upTimeoutMs: 1000 }), /k8s-master UP behind the apiserver proxy on k8s-master/);
+  await assert.rejects(s.drained(async () => undefined), /k8s-master UP behind the apiserver proxy on k8s-master/);
 });
 
 test("drain: without the node-local proxy nothing is sent anywhere", async () => {
   const s = scripted({ proxy: false });
-  assert.equal(await withMasterDrained(s.rc, async () => "x"), "x");
+  assert.equal(await s.drained(async () => "x"), "x");
   assert.deepEqual(s.events, []);
 });

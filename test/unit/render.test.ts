@@ -15,6 +15,7 @@ import { leaf, loadPki } from "../../src/pki/store";
 import { X509Certificate } from "node:crypto";
 import { writeTree } from "../../src/cli/render-tree";
 import { tempDir, writeFakeBinaries } from "../helpers/fixtures";
+import "../helpers/test-keys";
 
 const EXAMPLES = path.join(__dirname, "..", "..", "examples");
 

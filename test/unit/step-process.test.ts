@@ -7,6 +7,7 @@ import { openCluster, openStepInstance } from "../../src/cluster";
 import { phaseTimes, runStep } from "../../src/runner/run-step";
 import { stepByName } from "../../src/steps";
 import { baseInventory, fakeElf, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import "../helpers/test-keys";
 
 test("a step process renders its own instance exactly as synth planned it, and refuses drift before touching the host", async () => {
   const dir = tempDir();

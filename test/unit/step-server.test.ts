@@ -9,6 +9,7 @@ import { test } from "node:test";
 import { openCluster } from "../../src/cluster";
 import { serveSteps } from "../../src/cli/step-server";
 import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import "../helpers/test-keys";
 
 const BIN = path.join(__dirname, "..", "..", "bin", "binkube.cjs");
 

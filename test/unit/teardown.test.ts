@@ -10,6 +10,7 @@ import { ETCD_DATA_DIR, TeardownPlan, dataMode, describeTeardown, runTeardown, t
 import { SYSTEMD_DIR } from "../../src/steps/files";
 import { readLedger } from "../../src/inventory/ledger";
 import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
+import "../helpers/test-keys";
 import { generateKey } from "../helpers/sshd";
 
 const NOW = new Date("2026-12-05T03:04:05.678Z");
