@@ -11,11 +11,19 @@
  *   size the no-op redeploy against a bare `terraform plan` of the same stack and against a no-op
  *   `cdktf deploy` of a one-resource stack (cdktf's own floor), counting the step runs (SSH sessions).
  *
+ * - add-node: after each full deploy, one more host joins as a plain node.
+ *
+ * The operator's link (issue 26, bench/operator-link.ts): every scenario runs over the lab bridge
+ * shaped to --rate Mbit/s in the operator → hosts direction (default 200) and unshaped, each on a
+ * fresh lab, and reports the bytes the operator sent (the bridge's transmit counter) beside wall
+ * time and CPU-s. --links shaped or --links unshaped runs one of the two.
+ *
  * Every binkube deploy prints where its time went per step instance (steps.log: process start,
  * plan load, SSH connect, sync, remote work, gate wait). Absolute times on this machine are
  * noisy: read the ratios.
  *
- *   npm run bench:deploy [-- --etcd 3,6,12] [--full 3,6]     (default: both, these sizes)
+ *   npm run bench:deploy [-- --etcd 3,6,12] [--full 3,6] [--rate 200] [--links shaped,unshaped]
+ *   (default: both scenarios at these sizes, both links)
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -25,6 +33,7 @@ import { synthesizedStackDir } from "../stacks/stack-home";
 import { run, type Res } from "../test/helpers/proc";
 import { tempDir } from "../test/helpers/fixtures";
 import { appendClusterSettings, clusterFixtures } from "../test/helpers/cluster";
+import { type LinkMode, linkModes, mb, overLink, unshape } from "./operator-link";
 
 const ROOT = path.join(__dirname, "..");
 
@@ -80,6 +89,10 @@ function phaseTable(runs: string[], deploy?: { start: number; ms: number }): str
   const line = (r: string[]) => "  " + r.map((c, i) => (i === 0 ? c.padEnd(width[i]!) : c.padStart(width[i]!))).join("  ");
   const sums = cols.map((_, i) => rows.reduce((s, r) => s + Number(r[i + 2] === "-" ? 0 : r[i + 2]), 0).toFixed(1));
   const out = [line(head), ...rows.map(line), line(["sum (s)", rows.reduce((s, r) => s + Number(r[1]), 0).toFixed(1), ...sums])];
+  // issue 26: how much of the steps' time is the operator's link (upload) against activation (remote work + gates)
+  const [upload, work, gate] = ["upload", "work", "gate"].map((c) => Number(sums[cols.indexOf(c)]));
+  const stepTime = rows.reduce((s, r) => s + Number(r[1]), 0);
+  if (stepTime > 0) out.push(`  upload (the operator's link) ${upload!.toFixed(1)} s = ${((100 * upload!) / stepTime).toFixed(0)}% of step time; activation (work + gate) ${(work! + gate!).toFixed(1)} s = ${((100 * (work! + gate!)) / stepTime).toFixed(0)}%`);
   if (deploy && runs.length > 0) {
     const ends = runs.map((l) => Date.parse(l.split(" ")[0]!));
     // a run's total counts from runStep's start; its process began `start=` seconds earlier
@@ -89,6 +102,16 @@ function phaseTable(runs: string[], deploy?: { start: number; ms: number }): str
     out.push(`  before the first step (cdktf, synth, PKI, terraform init/plan): ${before.toFixed(1)} s; after the last: ${after.toFixed(1)} s; steps: ${(deploy.ms / 1000 - before - after).toFixed(1)} s`);
   }
   return out.join("\n");
+}
+
+/** Bytes binkube's steps sent to each host (steps.log's per-run byte counts). */
+function bytesPerHost(runs: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of runs) {
+    const [, , host, , , b] = l.split(" ");
+    out[host!] = (out[host!] ?? 0) + Number((b ?? "0").replace(/B$/, ""));
+  }
+  return out;
 }
 
 /** How binkube runs its steps: one process per step instance, or the step server (the default). */
@@ -110,7 +133,17 @@ function forgetDeploy(dir: string, inv: string): void {
   for (const d of ["pki", ".binkube"]) fs.rmSync(path.join(dir, d), { recursive: true, force: true });
 }
 
-async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube: Record<StepMode, number>; floor: number }> {
+interface EtcdRow {
+  n: number;
+  link: string;
+  hand: number;
+  handBytes: number;
+  binkube: Partial<Record<StepMode, number>>;
+  binkubeBytes: number;
+  floor: number;
+}
+
+async function etcdLevel(n: number, link: LinkMode): Promise<EtcdRow> {
   const dir = tempDir(`binkube-bench-deploy-${n}-`);
   try {
     await must("fixtures", run("bash", [path.join(ROOT, "test", "fixtures", "debian-binaries.sh"), path.join(dir, "bin")], { timeoutMs: 900_000 }));
@@ -119,25 +152,28 @@ async function etcdLevel(n: number): Promise<{ n: number; hand: number; binkube:
     const inv = path.join(dir, "cluster.yaml");
     fs.writeFileSync(inv, fs.readFileSync(inv, "utf8").replace(/roles: \[node\]/g, "roles: [etcd, node]"));
     const members = lab.hosts.map((h) => `${h.name}=${h.address}`);
-    const hand = await withCpu(() => must("by-hand etcd", run("bash", [path.join(ROOT, "bench", "by-hand-etcd.sh"), path.join(dir, "bin"), lab.privateKey, lab.knownHosts, ...members], { timeoutMs: 600_000 })));
-    console.log(`etcd-level by hand, ${n} hosts: ${cpuNote(hand)}`);
-    const binkube = {} as Record<StepMode, number>;
-    // Each mode's run is a first deploy: etcd wiped from the hosts, no PKI, no state.
-    for (const mode of Object.keys(STEP_MODES) as StepMode[]) {
+    const hand = await overLink(link, () => withCpu(() => must("by-hand etcd", run("bash", [path.join(ROOT, "bench", "by-hand-etcd.sh"), path.join(dir, "bin"), lab.privateKey, lab.knownHosts, ...members], { timeoutMs: 600_000 }))));
+    console.log(`etcd-level by hand, ${n} hosts, ${link.name}: ${cpuNote(hand.result)}, operator sent ${mb(hand.bytes)}`);
+    const binkube: Partial<Record<StepMode, number>> = {};
+    let binkubeBytes = 0;
+    // Each mode's run is a first deploy: etcd wiped from the hosts, no PKI, no state. Over the
+    // shaped link only the step server (the default) runs: the comparison of modes is CPU, not link.
+    for (const mode of (link.rateMbit ? ["server"] : Object.keys(STEP_MODES)) as StepMode[]) {
       await wipeEtcd(lab);
       forgetDeploy(dir, inv);
       const start = Date.now();
-      const bk = await withCpu(() => must(`binkube deploy (${mode})`, cdktfDeploy(inv, { TF_CLI_ARGS_apply: "-target=terraform_data.etcd-health", ...STEP_MODES[mode] })));
-      if (!/✓ step etcd-health on lab1: (\d+)\/\1 members healthy/.test(bk.stdout + bk.stderr)) throw new Error("binkube's deploy did not pass etcd-health");
-      console.log(`etcd-level first deploy, ${n} hosts, binkube (step ${mode}) ${cpuNote(bk)}:\n${phaseTable(stepRuns(dir, 0), { start, ms: bk.ms })}`);
-      binkube[mode] = bk.ms / 1000;
+      const bk = await overLink(link, () => withCpu(() => must(`binkube deploy (${mode})`, cdktfDeploy(inv, { TF_CLI_ARGS_apply: "-target=terraform_data.etcd-health", ...STEP_MODES[mode] }))));
+      if (!/✓ step etcd-health on lab1: (\d+)\/\1 members healthy/.test(bk.result.stdout + bk.result.stderr)) throw new Error("binkube's deploy did not pass etcd-health");
+      console.log(`etcd-level first deploy, ${n} hosts, ${link.name}, binkube (step ${mode}) ${cpuNote(bk.result)}, operator sent ${mb(bk.bytes)}:\n${phaseTable(stepRuns(dir, 0), { start, ms: bk.result.ms })}`);
+      binkube[mode] = bk.result.ms / 1000;
+      if (mode === "server") binkubeBytes = bk.bytes;
     }
     // cdktf's own first deploy of one resource (init included), in the same conditions: what any
     // cdktf-driven deploy pays before its first step could start
     const floorStack = await cdktfFloor();
     floorStack.done();
     console.log(`cdktf floor: first deploy of a one-resource stack ${floorStack.first.toFixed(1)} s`);
-    return { n, hand: hand.ms / 1000, binkube, floor: floorStack.first };
+    return { n, link: link.name, hand: hand.result.ms / 1000, handBytes: hand.bytes, binkube, binkubeBytes, floor: floorStack.first };
   } finally {
     await labDown({ dir, log: () => undefined });
   }
@@ -167,7 +203,27 @@ async function cdktfFloor(): Promise<{ first: number; noop: () => Promise<number
   return { first, noop: async () => (await deploy()).ms / 1000, done: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
-async function fullCluster(n: number, noop: boolean): Promise<{ n: number; first: number; noop?: string }> {
+interface FullRow {
+  n: number;
+  link: string;
+  first: number;
+  cpu: number;
+  bytes: number;
+  /** The largest master's plus the largest other host's bytes from binkube's steps: one host of each role. */
+  oneOfEachRole: number;
+  add: number;
+  addBytes: number;
+  noop?: string;
+}
+
+/** The inventory with host `name` turned into a plain node (lab up gives a new third host etcd too). */
+function asPlainNode(inv: string, name: string): void {
+  const text = fs.readFileSync(inv, "utf8").replace(new RegExp(String.raw`(- name: ${name}\n\s+address: \S+\n\s+roles: )\[[^\]]*\]`), "$1[node]");
+  if (!new RegExp(String.raw`- name: ${name}\n\s+address: \S+\n\s+roles: \[node\]\n`).test(text)) throw new Error(`${name} is not a plain node in ${inv}`);
+  fs.writeFileSync(inv, text);
+}
+
+async function fullCluster(n: number, noop: boolean, link: LinkMode): Promise<FullRow> {
   const dir = tempDir(`binkube-bench-full-${n}-`);
   try {
     await clusterFixtures(path.join(dir, "bin"), path.join(dir, "images"));
@@ -175,8 +231,17 @@ async function fullCluster(n: number, noop: boolean): Promise<{ n: number; first
     appendClusterSettings(dir);
     const inv = path.join(dir, "cluster.yaml");
     const start = Date.now();
-    const first = await must(`full deploy (${n} hosts)`, cdktfDeploy(inv));
-    console.log(`full first deploy, ${n} hosts, ${(first.ms / 1000).toFixed(1)} s:\n${phaseTable(stepRuns(dir, 0), { start, ms: first.ms })}`);
+    const firstRun = await overLink(link, () => withCpu(() => must(`full deploy (${n} hosts)`, cdktfDeploy(inv))));
+    const first = firstRun.result;
+    const runs = stepRuns(dir, 0);
+    const perHost = bytesPerHost(runs);
+    const masters = new Set(runs.filter((l) => l.split(" ")[1] === "apiserver").map((l) => l.split(" ")[2]!));
+    const largest = (hosts: string[]) => Math.max(0, ...hosts.map((h) => perHost[h]!));
+    const oneOfEachRole = largest([...masters]) + largest(Object.keys(perHost).filter((h) => !masters.has(h)));
+    console.log(
+      `full first deploy, ${n} hosts, ${link.name}: ${cpuNote(first)}, operator sent ${mb(firstRun.bytes)} ` +
+        `(binkube's steps per host: ${Object.entries(perHost).map(([h, b]) => `${h} ${mb(b)}`).join(", ")}; ${(firstRun.bytes / oneOfEachRole).toFixed(2)}x one host of each role):\n${phaseTable(runs, { start, ms: first.ms })}`,
+    );
     let noopLine: string | undefined;
     if (noop) {
       const from = logSize(dir);
@@ -203,7 +268,14 @@ async function fullCluster(n: number, noop: boolean): Promise<{ n: number; first
           `cdktf floor (one-resource no-op deploy, interleaved) median ${floor.toFixed(1)} s of 5 (${(r / floor).toFixed(2)}x)`;
       console.log(noopLine);
     }
-    return { n, first: first.ms / 1000, ...(noopLine ? { noop: noopLine } : {}) };
+    // one more host joins as a plain node
+    await labUp({ dir, hosts: n + 1, log: () => undefined });
+    asPlainNode(inv, `lab${n + 1}`);
+    const fromAdd = logSize(dir);
+    const addStart = Date.now();
+    const added = await overLink(link, () => must(`add lab${n + 1}`, cdktfDeploy(inv)));
+    console.log(`add one node to ${n} hosts, ${link.name}: ${(added.result.ms / 1000).toFixed(1)} s, operator sent ${mb(added.bytes)}:\n${phaseTable(stepRuns(dir, fromAdd), { start: addStart, ms: added.result.ms })}`);
+    return { n, link: link.name, first: first.ms / 1000, cpu: first.cpu, bytes: firstRun.bytes, oneOfEachRole, add: added.result.ms / 1000, addBytes: added.bytes, ...(noopLine ? { noop: noopLine } : {}) };
   } finally {
     await labDown({ dir, log: () => undefined });
   }
@@ -215,32 +287,62 @@ function sizes(argv: string[], flag: string, dflt: number[]): number[] | undefin
   return (argv[i + 1] ?? "").split(",").map(Number).filter((x) => x > 0);
 }
 
+function option(argv: string[], flag: string, dflt: string): string {
+  const i = argv.indexOf(flag);
+  return i < 0 ? dflt : (argv[i + 1] ?? dflt);
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const etcd = sizes(argv, "--etcd", [3, 6, 12]);
-  const full = sizes(argv, "--full", [3, 6]);
+  const scenarios = argv.filter((a) => a === "--etcd" || a === "--full");
+  const pick = (flag: string, dflt: number[]) => (scenarios.length === 0 ? dflt : sizes(argv, flag, dflt));
+  const etcd = pick("--etcd", [3, 6, 12]);
+  const full = pick("--full", [3, 6]);
+  const rate = Number(option(argv, "--rate", "200"));
+  if (!(rate > 0)) throw new Error(`--rate must be Mbit/s > 0, not ${option(argv, "--rate", "")}`);
+  const links = linkModes(rate, option(argv, "--links", "shaped,unshaped").split(","));
+  // a benchmark stopped by ^C must not leave the bridge shaped
+  process.on("SIGINT", () => void unshape().finally(() => process.exit(130)));
   const summary: string[] = [];
+  const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
   if (etcd) {
-    const rows: { n: number; hand: number; binkube: Record<StepMode, number>; floor: number }[] = [];
-    for (const n of etcd) rows.push(await etcdLevel(n));
+    const rows: EtcdRow[] = [];
+    for (const link of links) for (const n of etcd) rows.push(await etcdLevel(n, link));
     for (const r of rows)
       summary.push(
-        `etcd-level first deploy, ${r.n} hosts: by hand ${r.hand.toFixed(1)} s, binkube ${r.binkube.server.toFixed(1)} s, ratio ${(r.binkube.server / r.hand).toFixed(2)}x ` +
-          `(one process per step: ${r.binkube.process.toFixed(1)} s, ${(r.binkube.process / r.hand).toFixed(2)}x); ` +
-          `cdktf's first deploy of one resource ${r.floor.toFixed(1)} s (${(r.floor / r.hand).toFixed(2)}x of by hand)`,
+        `etcd-level first deploy, ${r.n} hosts, ${r.link}: by hand ${r.hand.toFixed(1)} s (${mb(r.handBytes)} sent), binkube ${r.binkube.server!.toFixed(1)} s (${mb(r.binkubeBytes)} sent), ratio ${ratio(r.binkube.server!, r.hand)}` +
+          (r.binkube.process ? ` (one process per step: ${r.binkube.process.toFixed(1)} s, ${ratio(r.binkube.process, r.hand)})` : "") +
+          `; cdktf's first deploy of one resource ${r.floor.toFixed(1)} s (${ratio(r.floor, r.hand)} of by hand)`,
       );
-    if (rows.length > 1) summary.push(`etcd-level, ${rows.at(-1)!.n} hosts / ${rows[0]!.n} hosts: binkube ${(rows.at(-1)!.binkube.server / rows[0]!.binkube.server).toFixed(2)}x; by hand ${(rows.at(-1)!.hand / rows[0]!.hand).toFixed(2)}x`);
+    for (const link of links) {
+      const of = rows.filter((r) => r.link === link.name);
+      if (of.length > 1) summary.push(`etcd-level, ${link.name}, ${of.at(-1)!.n} hosts / ${of[0]!.n} hosts: binkube ${ratio(of.at(-1)!.binkube.server!, of[0]!.binkube.server!)}; by hand ${ratio(of.at(-1)!.hand, of[0]!.hand)}`);
+    }
   }
   if (full) {
-    const rows: { n: number; first: number; noop?: string }[] = [];
-    for (const [i, n] of full.entries()) rows.push(await fullCluster(n, i === 0));
-    for (const r of rows) summary.push(`full first deploy, ${r.n} hosts: ${r.first.toFixed(1)} s`, ...(r.noop ? [r.noop] : []));
-    if (rows.length > 1) summary.push(`full deploy, ${rows.at(-1)!.n} hosts / ${rows[0]!.n} hosts: ${(rows.at(-1)!.first / rows[0]!.first).toFixed(2)}x`);
+    const rows: FullRow[] = [];
+    for (const link of links) for (const [i, n] of full.entries()) rows.push(await fullCluster(n, i === 0 && !link.rateMbit, link));
+    for (const r of rows)
+      summary.push(
+        `full first deploy, ${r.n} hosts, ${r.link}: ${r.first.toFixed(1)} s, ${r.cpu.toFixed(0)} CPU-s, operator sent ${mb(r.bytes)} (${ratio(r.bytes, r.oneOfEachRole)} one host of each role); ` +
+          `add one node: ${r.add.toFixed(1)} s, operator sent ${mb(r.addBytes)}`,
+        ...(r.noop ? [r.noop] : []),
+      );
+    for (const link of links) {
+      const of = rows.filter((r) => r.link === link.name);
+      if (of.length > 1) summary.push(`full deploy, ${link.name}, ${of.at(-1)!.n} hosts / ${of[0]!.n} hosts: ${ratio(of.at(-1)!.first, of[0]!.first)} wall, ${ratio(of.at(-1)!.bytes, of[0]!.bytes)} operator bytes`);
+    }
+    if (links.length > 1)
+      for (const n of full) {
+        const [a, b] = links.map((l) => rows.find((r) => r.n === n && r.link === l.name)!);
+        summary.push(`full deploy, ${n} hosts, ${a!.link} / ${b!.link}: ${ratio(a!.first, b!.first)}`);
+      }
   }
   console.log(["", "== summary", ...summary].join("\n"));
 }
 
-main().catch((e: Error) => {
+main().catch(async (e: Error) => {
+  await unshape().catch(() => undefined);
   console.error(e.message);
   process.exit(1);
 });

@@ -36,6 +36,11 @@ export interface NodePolls {
   failedAt: number[];
   /** Per failure: http code, curl exit code and the failed checks, e.g. `500/0 [-]etcd,`. */
   failedHow: string[];
+  /**
+   * Failures where an apiserver answered and only its etcd check failed: its 2 s read of
+   * /registry/health failed or was slow while an etcd member restarted. The node had an apiserver.
+   */
+  etcdCheckOnly: number;
 }
 
 export function readNodePolls(out: string, since: number): NodePolls {
@@ -48,6 +53,7 @@ export function readNodePolls(out: string, since: number): NodePolls {
     slowest: Math.max(0, ...counted.filter(([, code]) => code === "200").map(([, , s]) => Number(s))),
     failedAt: failed.map(([t]) => Number(t) - since),
     failedHow: failed.map(([, code, , exit, checks]) => `${code}/${exit ?? "?"} ${checks ?? "-"}`),
+    etcdCheckOnly: failed.filter(([, code, , , checks]) => code === "500" && checks === "[-]etcd,").length,
   };
 }
 
