@@ -12,7 +12,7 @@ import { shq } from "./remote/shell";
 import { sshTarget } from "./runner/target";
 import { ETCD, ETCD_USER } from "./steps/files";
 import { ETCDCTL } from "./steps/etcdctl";
-import { etcdInitialCluster } from "./steps/etcd";
+import { etcdInitialCluster } from "./steps/etcdctl";
 import { waitFor } from "./util/wait";
 import { KUBECTL } from "./steps/actions";
 import { stepsInGroup, unitsOf } from "./steps";

@@ -7,7 +7,7 @@ import { StepDef, RunContext, StepContext } from "./types";
 import { GateError, waitFor } from "../util/wait";
 import { podReadiness, type PodReadiness } from "./pod-status";
 import { KUBECTL, kubectl, kubectlApply } from "./actions";
-import { flannelCniConfig } from "./kubelet";
+import { flannelCniConfig } from "./cni";
 import { leaf } from "../pki/store";
 
 /** Waits for a ready pod of SELECTOR (kube-system) on every node; a timeout names each stuck pod, why, and its last log lines. */

@@ -5,7 +5,7 @@ import { BINARIES } from "../binaries/catalog";
 import { hostsWithRole } from "../inventory/types";
 import { certKubeconfig, masterURL } from "../pki/kubeconfig";
 import { leaf } from "../pki/store";
-import { etcdClientURLs } from "./etcd";
+import { etcdClientURLs } from "./etcdctl";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
 import { TLS_CIPHER_SUITES } from "./tls";
@@ -13,7 +13,7 @@ import { encryptionConfig } from "../pki/encryption";
 import { waitFor } from "../util/wait";
 import { activeAndHealthy, applyUnit, checkReleaseVersion, kubectl, probeUnit } from "./actions";
 // the node-local proxies drain this master while it restarts (they balance over every master)
-import { withMasterDrained } from "./apiserver-proxy";
+import { withMasterDrained } from "./node-proxy";
 import { posix } from "node:path";
 import { shq } from "../remote/shell";
 
@@ -52,7 +52,7 @@ async function runApiserver(rc: RunContext): Promise<string> {
     );
     return action;
   };
-  // A running apiserver leaves the node-local proxies' rotation while it restarts (apiserver-proxy.ts).
+  // A running apiserver leaves the node-local proxies' rotation while it restarts (node-proxy.ts).
   const action = restarts ? await withMasterDrained(rc, applyAndGate) : await applyAndGate();
   return `${sync.changed.length} files changed, ${action}, /healthz ok`;
 }

@@ -2,7 +2,7 @@
 // (a Type=notify member waits for quorum, so `systemctl start` on the first one would hang).
 import { etcdPeerCert, etcdServerCert } from "../pki/catalog";
 import { leaf } from "../pki/store";
-import { Host, Inventory, hostsWithRole } from "../inventory/types";
+import { Host, hostsWithRole } from "../inventory/types";
 import { BINARIES } from "../binaries/catalog";
 import { ETCD, ETCD_USER, binary, cert, secret, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
@@ -10,7 +10,7 @@ import { waitFor } from "../util/wait";
 import { applyUnit, probeUnit, waitActive } from "./actions";
 import { snapshotMember } from "./etcd-snapshot";
 import { shq } from "../remote/shell";
-import { ETCDCTL, changeMembership, parseEndpointStatus, parseMemberList } from "./etcdctl";
+import { ETCDCTL, changeMembership, etcdClientURLs, etcdInitialCluster, parseEndpointStatus, parseMemberList } from "./etcdctl";
 import { TLS_CIPHER_SUITES } from "./tls";
 
 
@@ -157,18 +157,6 @@ async function runEtcdHealth(rc: RunContext): Promise<string> {
   return `${total}/${total} members healthy`;
 }
 
-
-export function etcdInitialCluster(inv: Inventory): string {
-  return hostsWithRole(inv, "etcd")
-    .map((h) => `${h.name}=https://${h.address}:2380`)
-    .join(",");
-}
-
-export function etcdClientURLs(inv: Inventory): string {
-  return hostsWithRole(inv, "etcd")
-    .map((h) => `https://${h.address}:2379`)
-    .join(",");
-}
 
 export const etcd: StepDef = {
   name: "etcd",

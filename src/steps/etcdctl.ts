@@ -1,9 +1,25 @@
-// etcdctl on an etcd host: the command prefix (healthcheck client certificate), the one parser of
-// its `member list` / `endpoint status` tables, and membership changes that wait out etcd's
-// "unhealthy cluster" refusal.
+// etcd as its clients see it: the members' peer and client URLs (the etcd step's initial cluster,
+// the apiserver's --etcd-servers, the restore), etcdctl on an etcd host with the command prefix
+// (healthcheck client certificate), the one parser of its `member list` / `endpoint status`
+// tables, and membership changes that wait out etcd's "unhealthy cluster" refusal.
 import type { ExecResult } from "../remote";
 import { GateError, waitFor } from "../util/wait";
 import { ETCD } from "./files";
+import { Inventory, hostsWithRole } from "../inventory/types";
+
+/** Every member as `name=https://address:2380`, etcd's --initial-cluster. */
+export function etcdInitialCluster(inv: Inventory): string {
+  return hostsWithRole(inv, "etcd")
+    .map((h) => `${h.name}=https://${h.address}:2380`)
+    .join(",");
+}
+
+/** Every member's client URL, comma-separated (the apiserver's --etcd-servers). */
+export function etcdClientURLs(inv: Inventory): string {
+  return hostsWithRole(inv, "etcd")
+    .map((h) => `https://${h.address}:2379`)
+    .join(",");
+}
 
 export const ETCDCTL = `ETCDCTL_API=3 ${ETCD.bin}/etcdctl --cacert=${ETCD.ssl}/ca.pem --cert=${ETCD.ssl}/healthcheck-client.pem --key=${ETCD.ssl}/healthcheck-client-key.pem`;
 

@@ -3,11 +3,10 @@
 // so a flag or field added to a template is protected from an override the moment it is written.
 import { parse } from "yaml";
 import { K8S, templated } from "./files";
+import { CGROUP_DRIVER } from "./runtime-contract";
 import { TLS_CIPHER_SUITES } from "./tls";
 import { PlannedFile } from "./types";
 
-/** The cgroup driver docker and the kubelet agree on (docker's daemon.json says the same). */
-export const CGROUP_DRIVER = "cgroupfs";
 
 export interface KubeletFlagsInput {
   name: string;

@@ -3,8 +3,9 @@
 import { BINARIES, REQUIRED_CNI } from "../binaries/catalog";
 import { hasRole, kubeletHosts } from "../inventory/types";
 import { bootstrapKubeconfig, nodeApiserverURL } from "../pki/kubeconfig";
-import { K8S, binary, cert, secret, templated, unit } from "./files";
+import { K8S, binary, cert, secret, unit } from "./files";
 import { kubeletConf, kubeletConfig } from "./kubelet-files";
+import { flannelCniConfig } from "./cni";
 import { StepDef, RunContext, StepRemote } from "./types";
 import { kubeletServerCert } from "../pki/catalog";
 import { leaf } from "../pki/store";
@@ -15,12 +16,6 @@ import { shq } from "../remote/shell";
 import { shown } from "../inventory/grammar";
 
 
-/**
- * The CNI config, byte for byte the one flannel's install-cni container copies over it (addons
- * embeds this same text): with two owners writing different bytes, every kubelet re-run saw
- * drift and restarted the kubelet. The kubelet step ships it so a node is Ready before flannel.
- */
-export const flannelCniConfig = () => templated("/etc/cni/net.d/10-flannel.conflist", "cni/10-flannel.conflist", {});
 const BOOTSTRAP_KUBECONFIG = `${K8S.cfg}/bootstrap.kubeconfig`;
 /** Written by the kubelet itself at TLS bootstrap (the client certificate it got, the bootstrap kubeconfig's server). */
 const KUBELET_KUBECONFIG = `${K8S.cfg}/kubelet.kubeconfig`;

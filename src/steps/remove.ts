@@ -11,7 +11,7 @@ import { K8S } from "./files";
 import { ETCDCTL, changeMembership, parseMemberList } from "./etcdctl";
 import { RunContext, StepDef, StepRemote } from "./types";
 import { GateError } from "../util/wait";
-import { PROXY, PROXY_BACKEND, ServerState, proxyCli, serverStates, serving } from "./apiserver-proxy";
+import { PROXY, PROXY_BACKEND, ServerState, proxyCli, serverStates, serving } from "./node-proxy";
 
 async function removeEtcdMember(rc: RunContext): Promise<string> {
   const name = rc.host.name;

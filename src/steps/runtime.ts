@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { REQUIRED_DOCKER } from "../binaries/catalog";
 import { kubeletHosts } from "../inventory/types";
 import { binary, templated, unit } from "./files";
-import { CGROUP_DRIVER } from "./kubelet-files";
+import { CGROUP_DRIVER } from "./runtime-contract";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
 import { limiter } from "../remote/async";

@@ -18,7 +18,7 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import { labDown, labPowerOff, labUp, sshArgs } from "../../lab/lab";
 import type { LabState } from "../../lab/lab";
 import { NODE_LOCAL_PROXY_PORT } from "../../src/inventory/types";
-import { PROXY, parseServerStates, proxyCli, proxyFailureWindowMs, serving } from "../../src/steps/apiserver-proxy";
+import { PROXY, parseServerStates, proxyCli, proxyFailureWindowMs, serving } from "../../src/steps/node-proxy";
 import { CACHE, ROOT, appendClusterSettings, checkEtcdRoll, checkRenewalPending, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
 import { E2E_SELECTION, labSkipReason } from "../helpers/e2e";
 import { networkPolicyChecks } from "./network-policy-checks";

@@ -2,7 +2,7 @@
 // kube-proxy see of the API while masters go away or roll. Used by the HA and day-2 suites.
 import { ChildProcess, spawn } from "node:child_process";
 import { NODE_LOCAL_PROXY_PORT } from "../../src/inventory/types";
-import { PROXY } from "../../src/steps/apiserver-proxy";
+import { PROXY } from "../../src/steps/node-proxy";
 
 /** The node-side poller's period (the 0.2 s) and each request's own limit. */
 export const POLL_MS = 200;

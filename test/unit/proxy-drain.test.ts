@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ExecResult } from "../../src/remote";
-import { withMasterDrained } from "../../src/steps/apiserver-proxy";
+import { withMasterDrained } from "../../src/steps/node-proxy";
 import { withClock } from "../../src/util/clock";
 import { baseInventory } from "../helpers/fixtures";
 import { scriptedHost } from "../helpers/scripted-host";

@@ -1,6 +1,7 @@
 // The step registry: STEPS is ordered from the steps' deps, a dep on a missing step or around a
 // cycle is a named error, and the lists other modules once wrote by hand are read from it.
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import { Cluster, openCluster } from "../../src/cluster";
@@ -128,3 +129,19 @@ test("registry: each step's declared certificates and binaries are what its file
   assert.deepEqual([...perHost].sort(), leafSpecs(c.inv).map((s) => s.name).sort(), "the catalog's leaves are the ones steps ship");
 });
 
+
+test("registry: no step module imports another step's module (shared logic lives in modules of its own)", () => {
+  const dir = path.join(__dirname, "..", "..", "src", "steps");
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".ts"));
+  // a step module defines a StepDef (a constant, or a function returning one); index.ts assembles them
+  const definitions = (f: string) => [...fs.readFileSync(path.join(dir, f), "utf8").matchAll(/: StepDef = \{|\): StepDef \{/g)].length;
+  const stepFiles = files.filter((f) => f !== "index.ts" && definitions(f) > 0);
+  assert.equal(stepFiles.reduce((n, f) => n + definitions(f), 0), STEPS.length, `step definitions found in ${stepFiles.join(", ")}`);
+  const stepModules = new Set(stepFiles.map((f) => f.replace(/\.ts$/, "")));
+  const crossings: string[] = [];
+  for (const m of stepModules) {
+    const text = fs.readFileSync(path.join(dir, `${m}.ts`), "utf8");
+    for (const [, target] of text.matchAll(/from "\.\/([\w-]+)"/g)) if (target !== m && stepModules.has(target!)) crossings.push(`${m}.ts imports ./${target}`);
+  }
+  assert.deepEqual(crossings, []);
+});
