@@ -12,7 +12,7 @@ import { shq } from "./remote/shell";
 import { sshTarget } from "./runner/target";
 import { ETCD, ETCD_USER } from "./steps/files";
 import { ETCDCTL } from "./steps/etcdctl";
-import { etcdInitialCluster } from "./steps/etcdctl";
+import { etcdInitialCluster, parseEndpointHealth } from "./steps/etcdctl";
 import { waitFor } from "./util/wait";
 import { KUBECTL } from "./steps/actions";
 import { stepsInGroup, unitsOf } from "./steps";
@@ -113,7 +113,7 @@ export async function runRestore(inv: Inventory, p: RestorePlan, log: (line: str
       `all ${p.members.length} etcd members healthy`,
       async () => {
         const r = await first.exec(`${ETCDCTL} --endpoints=${p.members.map((h) => `https://${h.address}:2379`).join(",")} --command-timeout=5s endpoint health 2>&1`, { allowFail: true });
-        const n = (r.stdout.match(/is healthy/g) ?? []).length;
+        const n = parseEndpointHealth(r.stdout).healthy.length;
         return n === p.members.length ? true : `${n}/${p.members.length} healthy`;
       },
       { timeoutMs: 180_000, intervalMs: 2000, log, fix: "check journalctl -u etcd on each member" },

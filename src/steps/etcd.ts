@@ -10,7 +10,7 @@ import { waitFor } from "../util/wait";
 import { applyUnit, probeUnit, waitActive } from "./actions";
 import { snapshotMember } from "./etcd-snapshot";
 import { shq } from "../remote/shell";
-import { ETCDCTL, changeMembership, etcdClientURLs, etcdInitialCluster, parseEndpointStatus, parseMemberList } from "./etcdctl";
+import { ETCDCTL, changeMembership, etcdClientURLs, etcdInitialCluster, parseEndpointHealth, parseEndpointStatus, parseMemberList } from "./etcdctl";
 import { TLS_CIPHER_SUITES } from "./tls";
 
 
@@ -74,7 +74,7 @@ async function runEtcd(rc: RunContext): Promise<string> {
     // Rolling restart: the next member restarts only after this one serves again.
     await waitFor(
       `etcd member ${rc.host.name} healthy after restart`,
-      async () => ((await rc.sh(`${ETCDCTL} ${local} --command-timeout=5s endpoint health 2>&1`, { allowFail: true })).stdout.includes("is healthy") ? true : "not healthy yet"),
+      async () => (parseEndpointHealth((await rc.sh(`${ETCDCTL} ${local} --command-timeout=5s endpoint health 2>&1`, { allowFail: true })).stdout).healthy.length > 0 ? true : "not healthy yet"),
       { timeoutMs: 120_000, intervalMs: 1000, log: rc.log, fix: `check journalctl -u etcd on ${rc.host.name}` },
     );
   }
@@ -117,7 +117,7 @@ async function joinExistingCluster(rc: RunContext): Promise<string> {
   if (others.length === 0) return "";
   // A cluster exists only if it has quorum; during a first bring-up the others are still waiting.
   const health = await rc.sh(`${ETCDCTL} --endpoints=${shq(others.join(","))} --dial-timeout=3s --command-timeout=5s endpoint health 2>&1`, { allowFail: true, timeoutMs: 30_000 });
-  if (!health.stdout.includes("is healthy")) return "";
+  if (parseEndpointHealth(health.stdout).healthy.length === 0) return "";
   const list = await rc.sh(`${ETCDCTL} --endpoints=${shq(others.join(","))} --command-timeout=5s member list`, { timeoutMs: 30_000 });
   const peer = `https://${rc.host.address}:2380`;
   // Listed already: a member of the static bootstrap that starts late (it joins as "new"), or a
@@ -149,8 +149,8 @@ async function runEtcdHealth(rc: RunContext): Promise<string> {
     `every etcd member healthy over mTLS`,
     async () => {
       const r = await rc.sh(`${ETCDCTL} --endpoints=${shq(endpoints)} --command-timeout=5s endpoint health 2>&1`, { allowFail: true, timeoutMs: 30_000 });
-      const healthy = (r.stdout.match(/is healthy/g) ?? []).length;
-      return healthy === total ? true : `${healthy}/${total} healthy: ${r.stdout.split("\n").filter((l) => /unhealthy|error/i.test(l))[0] ?? ""}`;
+      const { healthy, problems } = parseEndpointHealth(r.stdout);
+      return healthy.length === total ? true : `${healthy.length}/${total} healthy: ${problems[0] ?? ""}`;
     },
     { timeoutMs: 180_000, intervalMs: 500, log: rc.log, fix: "check every etcd host: journalctl -u etcd (certificates, peer URLs, firewall on 2379/2380)" },
   );

@@ -23,6 +23,18 @@ export function etcdClientURLs(inv: Inventory): string {
 
 export const ETCDCTL = `ETCDCTL_API=3 ${ETCD.bin}/etcdctl --cacert=${ETCD.ssl}/ca.pem --cert=${ETCD.ssl}/healthcheck-client.pem --key=${ETCD.ssl}/healthcheck-client-key.pem`;
 
+/**
+ * `etcdctl endpoint health` (2>&1): the endpoints that answered healthy (`URL is healthy: …`), and
+ * the lines that say why others did not (`URL is unhealthy: …`, errors), first reason first.
+ */
+export function parseEndpointHealth(out: string): { healthy: string[]; problems: string[] } {
+  const lines = out.split("\n").map((l) => l.trim()).filter(Boolean);
+  return {
+    healthy: lines.map((l) => /^(\S+) is healthy\b/.exec(l)?.[1]).filter((u): u is string => u !== undefined),
+    problems: lines.filter((l) => /unhealthy|error/i.test(l)),
+  };
+}
+
 export interface Member {
   id: string;
   status: string;

@@ -8,7 +8,7 @@ import { Host, hasRole, hostsWithRole, kubeletHosts, runsKubelet } from "../inve
 import { shq } from "../remote/shell";
 import { KUBECTL, nodeReadyStatus } from "./actions";
 import { K8S } from "./files";
-import { ETCDCTL, changeMembership, parseMemberList } from "./etcdctl";
+import { ETCDCTL, changeMembership, parseEndpointHealth, parseMemberList } from "./etcdctl";
 import { RunContext, StepDef, StepRemote } from "./types";
 import { GateError } from "../util/wait";
 import { PROXY, PROXY_BACKEND, ServerState, proxyCli, serverStates, serving } from "./node-proxy";
@@ -21,7 +21,7 @@ async function removeEtcdMember(rc: RunContext): Promise<string> {
   if (!member) return "no etcd member left";
   const others = list.filter((m) => m !== member).map((m) => m.clientURLs);
   const health = others.length ? (await etcd.exec(`${ETCDCTL} --endpoints=${shq(others.join(","))} --command-timeout=5s endpoint health 2>&1`, { allowFail: true })).stdout : "";
-  const healthy = (health.match(/is healthy/g) ?? []).length;
+  const healthy = parseEndpointHealth(health).healthy.length;
   if (!removalKeepsQuorum(list.length, healthy)) {
     throw new GateError(`refusing to remove etcd member ${name}: ${healthy} of the ${list.length - 1} remaining members are healthy, fewer than a quorum. Fix: bring the other members back first (or restore from a snapshot)`);
   }

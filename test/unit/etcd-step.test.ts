@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { etcd } from "../../src/steps/etcd";
+import { parseEndpointHealth } from "../../src/steps/etcdctl";
 import type { PlannedFile } from "../../src/steps/types";
 import { Rule, scriptedHost } from "../helpers/scripted-host";
 
@@ -272,4 +273,19 @@ describe("etcd step", () => {
     await h.run(etcd);
     assert.equal(h.index(/etcdctl|^test -d /), -1, h.commands.join("\n"));
   });
+});
+
+test("etcdctl endpoint health (v3.4, 2>&1) is read in one place: healthy endpoints, and why the others are not", () => {
+  const out = [
+    "https://10.0.0.1:2379 is healthy: successfully committed proposal: took = 2.046ms",
+    '{"level":"warn","ts":"2026-12-05T22:41:43.454Z","caller":"clientv3/retry_interceptor.go:62","msg":"retrying of unary invoker failed","target":"endpoint://client-1/10.0.0.3:2379","attempt":0,"error":"rpc error: code = DeadlineExceeded desc = context deadline exceeded"}',
+    "https://10.0.0.3:2379 is unhealthy: failed to commit proposal: context deadline exceeded",
+    "https://10.0.0.2:2379 is healthy: successfully committed proposal: took = 3.1ms",
+    "Error: unhealthy cluster",
+  ].join("\n");
+  const h = parseEndpointHealth(out);
+  assert.deepEqual(h.healthy, ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]);
+  assert.equal(h.problems[0], out.split("\n")[1]);
+  assert.ok(h.problems.includes("https://10.0.0.3:2379 is unhealthy: failed to commit proposal: context deadline exceeded"));
+  assert.deepEqual(parseEndpointHealth("Error: context deadline exceeded\n"), { healthy: [], problems: ["Error: context deadline exceeded"] });
 });
