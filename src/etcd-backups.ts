@@ -9,7 +9,8 @@ import { RemoteHost } from "./remote";
 import { shq } from "./remote/shell";
 import { sshTarget } from "./runner/target";
 import { BACKUP_SCRIPT } from "./steps/etcd-backup";
-import { SNAPSHOT_DIR, localSnapshotDir, rotateLocal } from "./steps/etcd-snapshot";
+import { localSnapshotDir, rotateLocal } from "./runner/operator-side";
+import { SNAPSHOT_DIR } from "./steps/etcd-snapshot";
 import { formatTable } from "./util/table";
 
 function member(inv: Inventory, name: string | undefined): Host {

@@ -4,6 +4,7 @@ import type { StepScope } from "../cluster";
 import { Host, hostsWithRole } from "../inventory/types";
 import { FileToShip, RemoteHost } from "../remote";
 import type { RunContext, StepRemote } from "../steps/types";
+import { operatorSide } from "./operator-side";
 import { sshTarget } from "./target";
 
 /** The runner's side of a context: bytes sent over every connection, and closing them. */
@@ -70,6 +71,7 @@ export async function openRunContext(scope: StepScope, opts: { log: (line: strin
     },
     controlPlane: () => connect(firstMaster),
     onHost: (host) => connect(host),
+    operator: operatorSide(inv),
     bytesSent: () => sent,
     syncMs: () => syncMs,
     close: async () => {

@@ -5,7 +5,7 @@ import { K8S, templated } from "./files";
 import { StepDef, RunContext } from "./types";
 import { KUBECTL, kubectl, kubectlApply } from "./actions";
 import { GateError } from "../util/wait";
-import { keyNames, readApplied, readEncryptionKeys, recordApplied } from "../pki/encryption";
+import { keyNames } from "../pki/encryption";
 
 async function runBootstrap(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
@@ -25,10 +25,10 @@ async function runBootstrap(rc: RunContext): Promise<string> {
  * every Secret so it is stored with that key, then record the key names as applied.
  */
 async function rewriteSecrets(rc: RunContext): Promise<string> {
-  const keys = readEncryptionKeys(rc.inv.pkiDir);
+  const keys = rc.operator.encryptionKeys();
   if (!keys) throw new GateError(`${rc.inv.pkiDir}: no encryption keys: re-run \`npx cdktf deploy\` (synthesis creates them)`);
   const names = keyNames(keys);
-  const applied = readApplied(rc.inv.pkiDir);
+  const applied = rc.operator.appliedEncryptionKeys();
   let note = "";
   if (applied?.split(",")[0] !== keys.keys[0]!.name) {
     // replace keeps each Secret's resourceVersion: one written meanwhile conflicts; a second pass takes it.
@@ -39,7 +39,7 @@ async function rewriteSecrets(rc: RunContext): Promise<string> {
     const count = (await kubectl(rc.remote, "get secrets --all-namespaces --no-headers")).trim().split("\n").filter(Boolean).length;
     note = `, ${count} Secrets rewritten with ${keys.keys[0]!.name}`;
   }
-  recordApplied(rc.inv.pkiDir, names);
+  rc.operator.recordAppliedEncryptionKeys(names);
   return note;
 }
 

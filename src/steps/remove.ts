@@ -3,7 +3,7 @@
 // quorum), takes a master out of every node's apiserver proxy, stops and disables its units, then
 // forgets it. Safe to re-run. The etcd step depends on it (etcd-health and the apiservers through
 // etcd): the cluster shrinks before anything rolls for the new peer list.
-import { forgetHost, removalKeepsQuorum } from "../inventory/ledger";
+import { removalKeepsQuorum } from "../inventory/ledger";
 import { Host, hasRole, hostsWithRole, kubeletHosts, runsKubelet } from "../inventory/types";
 import { shq } from "../remote/shell";
 import { KUBECTL, nodeReadyStatus } from "./actions";
@@ -153,7 +153,7 @@ async function runRemove(rc: RunContext, units: readonly string[]): Promise<stri
     unreachableWarning(rc, unreachable);
     done.push(`units NOT stopped on ${name} (unreachable; see warning)`);
   }
-  forgetHost(rc.inv, name);
+  rc.operator.forgetHost(name);
   return done.join(", ");
 }
 

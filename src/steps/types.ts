@@ -2,6 +2,7 @@
 // Steps know their files; the plan and the stack only combine them.
 import { BinaryIndex } from "../binaries/source";
 import { Host, Inventory } from "../inventory/types";
+import type { EncryptionKeys } from "../pki/encryption";
 import { Pki } from "../pki/store";
 import type { ExecOptions, ExecResult, FetchResult, SyncResult } from "../remote";
 
@@ -89,6 +90,26 @@ export interface RunContext {
   controlPlane(): Promise<StepRemote>;
   /** Connection to another host of the cluster (opened once, closed with the context). */
   onHost(host: Host): Promise<StepRemote>;
+  /** What a step keeps on the operator's side; nothing else there is a step's to read or write. */
+  operator: OperatorSide;
+}
+
+/**
+ * The operator's side of a deploy as steps see it (runner/operator-side.ts has the files): the
+ * encryption keys synthesis wrote and the ones every apiserver was last rewritten with (bootstrap),
+ * the host ledger (remove), and where etcd snapshots are kept (etcd).
+ */
+export interface OperatorSide {
+  encryptionKeys(): EncryptionKeys | undefined;
+  /** The key names, comma-separated, Secrets were last rewritten with (undefined: never). */
+  appliedEncryptionKeys(): string | undefined;
+  recordAppliedEncryptionKeys(names: string): void;
+  /** A removed host leaves the ledger once its removal ran. */
+  forgetHost(name: string): void;
+  /** The directory (created, 0700) a member's snapshots are kept in on this side. */
+  snapshotsHome(host: string): string;
+  /** Keeps the newest `keep` snapshots of the host on this side; returns the removed files. */
+  rotateSnapshots(host: string, keep: number): string[];
 }
 
 export interface StepDef {

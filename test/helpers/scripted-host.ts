@@ -2,6 +2,7 @@
 // pattern matches, and refuses a command no rule matches (a step that sends something new must
 // say so in its test). It records what ran where, what was uploaded and fetched, and the step's
 // log lines; a step runs on a fake clock, so its gates poll and time out without wall time.
+import { operatorSide } from "../../src/runner/operator-side";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { stringify } from "yaml";
@@ -94,6 +95,7 @@ export function scriptedHost(opts: ScriptOptions) {
     },
     controlPlane: async () => remotes.get(firstMaster.name)!,
     onHost: async (h) => remotes.get(h.name)!,
+    operator: operatorSide(inv),
   };
 
   const clock = new FakeClock();

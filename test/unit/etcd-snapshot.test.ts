@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import { localSnapshotDir, rotateLocal } from "../../src/steps/etcd-snapshot";
+import { localSnapshotDir, rotateLocal } from "../../src/runner/operator-side";
 
 test("local etcd snapshots: per-host dir beside the inventory; rotation keeps the newest N and nothing else is touched", () => {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "binkube-snap-"));

@@ -1,6 +1,7 @@
 // The remove step's decisions against a scripted control plane and host: a host that does not
 // answer is not drained (its pods are force-deleted at once) and the result line says so; a
 // drain that times out says so; a host that answers loses its units and credentials.
+import { operatorSide } from "../../src/runner/operator-side";
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { test } from "node:test";
@@ -51,6 +52,7 @@ function scripted(opts: { hostDown: boolean; ready: string; drain?: Partial<Exec
     sync: async () => ({ changed: [], unchanged: [], bytesSent: 0 }),
     controlPlane: async () => ({ exec: controlExec, fetchFile: remote.fetchFile }),
     onHost: async () => remote,
+    operator: operatorSide(inv),
   };
   return { rc, control, onHost, logs, host };
 }
@@ -132,6 +134,7 @@ function scriptedMaster(opts: { states: Record<string, Record<string, "UP" | "DO
       if (opts.unreachable?.includes(h.name)) throw new Error(`host ${h.name}: connect EHOSTUNREACH\nmore`);
       return nodeRemote(h.name);
     },
+    operator: operatorSide(inv),
   };
   return { rc, seq, logs };
 }

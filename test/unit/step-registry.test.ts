@@ -145,3 +145,16 @@ test("registry: no step module imports another step's module (shared logic lives
   }
   assert.deepEqual(crossings, []);
 });
+
+test("steps reach the operator's side only through rc.operator: no module under src/steps touches its disk", () => {
+  const dir = path.join(__dirname, "..", "..", "src", "steps");
+  const reaching: string[] = [];
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith(".ts"))) {
+    const text = fs.readFileSync(path.join(dir, f), "utf8");
+    if (/from "node:fs"/.test(text)) reaching.push(`${f}: node:fs`);
+    const imported = (from: string) => [...text.matchAll(new RegExp(`import \\{([^}]*)\\} from "${from}"`, "g"))].flatMap((m) => m[1]!.split(",").map((n) => n.trim()));
+    if (imported("../inventory/ledger").some((n) => ["forgetHost", "updateLedger", "readLedger", "ledgerPath"].includes(n))) reaching.push(`${f}: the host ledger`);
+    if (imported("../pki/encryption").some((n) => ["readEncryptionKeys", "readApplied", "recordApplied"].includes(n))) reaching.push(`${f}: the encryption state`);
+  }
+  assert.deepEqual(reaching, []);
+});

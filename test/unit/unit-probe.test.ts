@@ -2,6 +2,7 @@
 // stopped between upload and restart, a file placed by hand); files read per use never count.
 // The probe's shell runs for real here (a PATH with a scripted systemctl); applyUnit's decisions
 // run against a scripted host.
+import { operatorSide } from "../../src/runner/operator-side";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -77,7 +78,7 @@ function scripted(probeOut: string, files: PlannedFile[]) {
     throw new Error(`unscripted command: ${command}`);
   };
   const remote = { exec, fetchFile: async () => ({ bytes: 0, sha256: "" }) };
-  const rc: RunContext = { inv, host: inv.hosts[0]!, files, firstBringUp: false, remote, log: () => {}, sh: exec, sync: async () => ({ changed: [], unchanged: [], bytesSent: 0 }), controlPlane: async () => remote, onHost: async () => remote };
+  const rc: RunContext = { inv, host: inv.hosts[0]!, files, firstBringUp: false, remote, log: () => {}, sh: exec, sync: async () => ({ changed: [], unchanged: [], bytesSent: 0 }), controlPlane: async () => remote, onHost: async () => remote, operator: operatorSide(inv) };
   return { rc, commands };
 }
 
