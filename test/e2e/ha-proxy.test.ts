@@ -252,7 +252,7 @@ spec:
     for (const { host, node } of results) {
       assert.ok(node.polls > 100, `only ${node.polls} polls on ${host}`);
       // The roll restarts every etcd member (new certificates). An apiserver's etcd health read can
-      // fail for an instant then (CI saw one poll); that apiserver still answered, so the node was
+      // fail for an instant then (the likely reason of one failed poll in CI); that apiserver answered, so the node was
       // never without one. Such polls are bounded (2 per member restart); any other failure counts.
       assert.equal(node.failures - node.etcdCheckOnly, 0, describeNodePolls(node, `${host} → its proxy`));
       assert.ok(node.etcdCheckOnly <= 2 * 3, `${host}: ${node.etcdCheckOnly} polls answered with only the etcd check failing, more than 2 per etcd member restart: ${describeNodePolls(node, `${host} → its proxy`)}`);
