@@ -292,7 +292,7 @@ spec:
     console.log(`# NetworkPolicy ${await np.off()}`);
   });
 
-  test("addons.networkPolicy back on in the running cluster: kube-router rolls out with no failed probe of pod traffic no policy denies, then enforces a deny-all policy", async () => {
+  test("addons.networkPolicy back on in the running cluster: kube-router rolls out without cutting pod traffic no policy denies (no two failed probes in a row), then enforces a deny-all policy", async () => {
     console.log(`# NetworkPolicy ${await np.on()}`);
     await np.cleanup();
   });
