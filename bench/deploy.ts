@@ -33,6 +33,7 @@ import { synthesizedStackDir } from "../stacks/stack-home";
 import { run, type Res } from "../test/helpers/proc";
 import { tempDir } from "../test/helpers/fixtures";
 import { appendClusterSettings, clusterFixtures } from "../test/helpers/cluster";
+import { asPlainNode } from "./lab-inventory";
 import { type LinkMode, linkModes, mb, overLink, unshape } from "./operator-link";
 
 const ROOT = path.join(__dirname, "..");
@@ -214,13 +215,6 @@ interface FullRow {
   add: number;
   addBytes: number;
   noop?: string;
-}
-
-/** The inventory with host `name` turned into a plain node (lab up gives a new third host etcd too). */
-function asPlainNode(inv: string, name: string): void {
-  const text = fs.readFileSync(inv, "utf8").replace(new RegExp(String.raw`(- name: ${name}\n\s+address: \S+\n\s+roles: )\[[^\]]*\]`), "$1[node]");
-  if (!new RegExp(String.raw`- name: ${name}\n\s+address: \S+\n\s+roles: \[node\]\n`).test(text)) throw new Error(`${name} is not a plain node in ${inv}`);
-  fs.writeFileSync(inv, text);
 }
 
 async function fullCluster(n: number, noop: boolean, link: LinkMode): Promise<FullRow> {
