@@ -18,7 +18,7 @@ import { sshTarget } from "./runner/target";
 import { stepByName } from "./steps";
 import { ETCD, K8S, SYSTEMD_DIR } from "./steps/files";
 import { PREPARE_DIRS } from "./steps/prepare";
-import { IMAGES_DIR } from "./steps/runtime";
+import { IMAGES_DIR } from "./steps/runtime-contract";
 import { STAGE_PREFIX, TEMP_MARKER } from "./remote/sync";
 import { UPLOAD_DIR as RESTORE_UPLOAD_DIR } from "./etcd-restore";
 import { SNAPSHOT_DIR } from "./steps/etcd-snapshot";

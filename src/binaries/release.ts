@@ -62,6 +62,20 @@ const dockerd: Versioned = {
 };
 
 /**
+ * containerd serves the CRI v1alpha2 the kubelet v1.17 speaks from 1.3 (its config version 2,
+ * which templates/containerd/config.toml is) to 1.7; 2.0 removed v1alpha2.
+ */
+const containerd: Versioned = {
+  args: ["--version"],
+  read: (out) => /^containerd \S+ v?(\d+\.\d+\.\d+)/m.exec(out)?.[1],
+  problem: (got) => {
+    const v = got.split(".").map(Number);
+    return older(v, [1, 3]) || !older(v, [2, 0]) ? "but kubelet v1.17 needs containerd 1.3 to 1.7 (CRI v1alpha2, config version 2)" : undefined;
+  },
+  fix: () => "Fix: put containerd 1.3 to 1.7 (Debian bookworm's is 1.6) with its shim, runc, ctr and crictl in binaries containerd/, and re-run",
+};
+
+/**
  * The haproxy release line binkube renders haproxy.cfg for and tests: 2.6, the long-term
  * supported branch Debian bookworm ships (fixes until 2027). Another line may read the same file
  * differently, so it is refused like a Kubernetes binary of another release.
@@ -86,6 +100,7 @@ export const VERSIONED: Readonly<Record<string, Versioned>> = {
   // etcdctl v3 has no --version flag ("unknown flag"): its version is a subcommand
   etcdctl: etcd(["version"], /etcdctl version: (\d+\.\d+\.\d+)/),
   "docker/dockerd": dockerd,
+  "containerd/containerd": containerd,
   "haproxy/haproxy": haproxy,
 };
 

@@ -431,7 +431,7 @@ function validate(raw: Obj, file: string, r: Reader): Inventory {
   if (binDir) checkBinariesDir(r, binDir, baseDir);
   const cacheDir = expandPath(r.str(bin, "cacheDir", "binaries", path.join(os.homedir(), ".cache", "binkube")), baseDir);
 
-  const runtime = r.oneOf(raw, "runtime", "", ["docker"] as const, "docker");
+  const runtime = r.oneOf(raw, "runtime", "", ["docker", "containerd"] as const, "docker");
   const cni = r.oneOf(raw, "cni", "", ["flannel"] as const, "flannel");
   const engine = r.oneOf(raw, "engine", "", ENGINES, "terraform_data");
 
@@ -578,7 +578,7 @@ function checkEndpointAddress(r: Reader, host: string, n: { svc?: Cidr; pod?: Ci
 
 /**
  * binaries.dir, when it exists, is a directory, and every binary binkube would take from it (by
- * name, and all of docker/, cni/ and haproxy/) is an x86-64 ELF executable inside it (after links), not
+ * name, and all of docker/, containerd/, cni/ and haproxy/) is an x86-64 ELF executable inside it (after links), not
  * under pki/ or .binkube/. A missing directory is only a warning at synth (filled later).
  */
 function checkBinariesDir(r: Reader, dir: string, baseDir: string): void {
@@ -597,7 +597,7 @@ function checkBinariesDir(r: Reader, dir: string, baseDir: string): void {
       return [];
     }
   };
-  for (const name of [...Object.values(BINARIES).flat(), ...group("docker"), ...group("cni"), ...group("haproxy")]) {
+  for (const name of [...Object.values(BINARIES).flat(), ...group("docker"), ...group("containerd"), ...group("cni"), ...group("haproxy")]) {
     const file = path.join(dir, name);
     if (!fs.existsSync(file) && !isLink(file)) continue;
     const where = placed(file, [{ dir, what: "binaries.dir" }], forbidden);

@@ -81,7 +81,8 @@ export interface Inventory {
     flannelBackend: "vxlan" | "host-gw";
   };
   binaries: BinarySource;
-  runtime: "docker";
+  /** The container runtime on every kubelet host: docker (default, dockershim) or containerd (CRI). */
+  runtime: "docker" | "containerd";
   cni: "flannel";
   certificates: { validityDays: number; caValidityDays: number; kubeletValidityDays: number };
   apiserver: {

@@ -4,6 +4,7 @@ import { addons } from "./addons";
 import { apiserver } from "./apiserver";
 import { apiserverProxy } from "./apiserver-proxy";
 import { bootstrap } from "./bootstrap";
+import { containerd } from "./containerd";
 import { controllerManager } from "./controller-manager";
 import { etcd, etcdHealth } from "./etcd";
 import { etcdBackup } from "./etcd-backup";
@@ -24,6 +25,7 @@ export const STEPS: readonly StepDef[] = orderSteps([
   etcdHealth,
   etcdBackup,
   runtime,
+  containerd,
   apiserver,
   apiserverProxy,
   bootstrap,

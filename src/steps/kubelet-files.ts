@@ -3,7 +3,7 @@
 // so a flag or field added to a template is protected from an override the moment it is written.
 import { parse } from "yaml";
 import { K8S, templated } from "./files";
-import { CGROUP_DRIVER } from "./runtime-contract";
+import { CGROUP_DRIVER, KubeletRuntime, kubeletRuntime } from "./runtime-contract";
 import { TLS_CIPHER_SUITES } from "./tls";
 import { PlannedFile } from "./types";
 
@@ -11,13 +11,15 @@ import { PlannedFile } from "./types";
 export interface KubeletFlagsInput {
   name: string;
   address: string;
-  pauseImage: string;
+  /** The runtime's flags and (dockershim) pause image: runtime-contract.ts kubeletRuntime(). */
+  runtime: KubeletRuntime;
   /** key=value,… or "" (then no --node-labels). */
   nodeLabels: string;
   extraArgs: Record<string, string>;
 }
 
-export const kubeletConf = (v: KubeletFlagsInput): PlannedFile => templated(`${K8S.cfg}/kubelet.conf`, "kubelet/kubelet.conf", { ...v });
+export const kubeletConf = ({ runtime, ...v }: KubeletFlagsInput): PlannedFile =>
+  templated(`${K8S.cfg}/kubelet.conf`, "kubelet/kubelet.conf", { ...v, runtimeFlags: runtime.flags, pauseImage: runtime.pauseImage ?? "" });
 
 export const kubeletConfig = (v: { clusterDNS: string; clusterDomain: string; failSwapOn: boolean }): PlannedFile =>
   templated(`${K8S.cfg}/kubelet-config.yml`, "kubelet/kubelet-config.yml", { cgroupDriver: CGROUP_DRIVER, cipherSuites: TLS_CIPHER_SUITES, ...v });
@@ -40,12 +42,15 @@ function leafPaths(v: unknown, at: string, out: Set<string>): Set<string> {
 
 let writes: Writes | undefined;
 /**
- * What binkube sets on every kubelet, whatever the inventory says: rendered once with every
- * optional part present (labels), and with no extraArgs (those are what is being checked).
+ * What binkube sets on every kubelet, whatever the inventory says: rendered with every optional
+ * part present (labels) and for every runtime (a flag one runtime sets stays binkube's with the
+ * other), and with no extraArgs (those are what is being checked).
  */
 export function kubeletWrites(): Writes {
+  const flagsWith = (runtime: "docker" | "containerd") =>
+    flagsIn(kubeletConf({ name: "node", address: "192.0.2.1", runtime: kubeletRuntime({ runtime, images: { pause: "pause:3.1" } }), nodeLabels: "a=b", extraArgs: {} }).content!);
   writes ??= {
-    flags: flagsIn(kubeletConf({ name: "node", address: "192.0.2.1", pauseImage: "pause:3.1", nodeLabels: "a=b", extraArgs: {} }).content!),
+    flags: new Set([...flagsWith("docker"), ...flagsWith("containerd")]),
     config: leafPaths(parse(kubeletConfig({ clusterDNS: "10.0.0.2", clusterDomain: "cluster.local", failSwapOn: true }).content!), "", new Set()),
   };
   return writes;

@@ -6,6 +6,7 @@ import { bootstrapKubeconfig, nodeApiserverURL } from "../pki/kubeconfig";
 import { K8S, binary, cert, secret, unit } from "./files";
 import { kubeletConf, kubeletConfig } from "./kubelet-files";
 import { flannelCniConfig } from "./cni";
+import { kubeletRuntime } from "./runtime-contract";
 import { StepDef, RunContext, StepRemote } from "./types";
 import { kubeletServerCert } from "../pki/catalog";
 import { leaf } from "../pki/store";
@@ -136,7 +137,9 @@ export const kubelet: StepDef = {
   description: "kubelet: binaries, CNI plugins, bootstrap kubeconfig, config, unit",
   hosts: kubeletHosts,
   deps: [
+    // one of these two runs on a host (inventory runtime:), the other has no instance there
     { step: "runtime", on: "same-host", why: "dockershim: kubelet v1.17 runs its pods through this host's docker" },
+    { step: "containerd", on: "same-host", why: "the kubelet runs its pods through containerd's CRI socket (remote runtime)" },
     {
       step: "bootstrap",
       on: "all",
@@ -170,11 +173,11 @@ export const kubelet: StepDef = {
       ...cni.map((n) => ({ ...binary("/opt/cni/bin", n), live: true })),
       { ...flannelCniConfig(), live: true },
       cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),
-      kubeletConf({ name: host.name, address: host.address, pauseImage: inv.images.pause, nodeLabels: labels, extraArgs: inv.kubelet.extraArgs }),
+      kubeletConf({ name: host.name, address: host.address, runtime: kubeletRuntime(inv), nodeLabels: labels, extraArgs: inv.kubelet.extraArgs }),
       kubeletConfig({ clusterDNS: inv.network.clusterDNS, clusterDomain: inv.network.clusterDomain, failSwapOn: inv.kubelet.failSwapOn }),
       cert(`${K8S.ssl}/kubelet-server.pem`, serving.certPem),
       secret(`${K8S.ssl}/kubelet-server-key.pem`, serving.keyPem),
-      unit("kubelet", "kubelet/kubelet.service"),
+      unit("kubelet", "kubelet/kubelet.service", { runtimeUnit: kubeletRuntime(inv).unit }),
     ];
   },
 };

@@ -1,5 +1,47 @@
-// What the kubelet and the container runtime must agree on, in one place that both steps read
-// (neither imports the other's module).
+// What the kubelet and the container runtime must agree on, in one place that the kubelet step and
+// each runtime's step read (none imports another's module).
+import type { Inventory } from "../inventory/types";
+import { shq } from "../remote/shell";
 
-/** The cgroup driver docker and the kubelet agree on (docker's daemon.json says the same). */
-export const CGROUP_DRIVER = "cgroupfs";
+/** The cgroup driver the runtime and the kubelet agree on (docker's daemon.json and containerd's config.toml say the same). */
+export const CGROUP_DRIVER: "cgroupfs" | "systemd" = "cgroupfs";
+
+/** Image archives (docker save) preloaded before kubelet starts: air-gapped nodes need no registry. */
+export const IMAGES_DIR = "/opt/kubernetes/images";
+
+/** containerd's CRI socket: the kubelet's remote runtime endpoint, and crictl's. */
+export const CONTAINERD_SOCKET = "/run/containerd/containerd.sock";
+
+/** How the kubelet reaches the inventory's runtime: its systemd unit and the flags that select it. */
+export interface KubeletRuntime {
+  unit: string;
+  /**
+   * Kubelet flags (name → value). dockershim (docker) takes the CNI flags and the pause image; a
+   * remote runtime takes neither (containerd's config.toml names its CNI dirs and sandbox image).
+   */
+  flags: Record<string, string>;
+  /** --pod-infra-container-image, dockershim only. */
+  pauseImage?: string;
+}
+
+export function kubeletRuntime(inv: { runtime: Inventory["runtime"]; images: { pause: string } }): KubeletRuntime {
+  if (inv.runtime === "containerd") {
+    return { unit: "containerd", flags: { "container-runtime": "remote", "container-runtime-endpoint": `unix://${CONTAINERD_SOCKET}` } };
+  }
+  return {
+    unit: "docker",
+    flags: { "network-plugin": "cni", "cni-bin-dir": "/opt/cni/bin", "cni-conf-dir": "/etc/cni/net.d" },
+    pauseImage: inv.images.pause,
+  };
+}
+
+/**
+ * Loads one image archive with LOAD (the archive's path is appended) unless its marker says this
+ * content was loaded already: a load that failed last time is retried although the file itself is
+ * unchanged. Prints "loaded" when it loaded.
+ */
+export function loadArchiveCommand(archive: string, load: string): string {
+  const a = shq(archive);
+  const marker = shq(`${archive}.loaded`);
+  return `s=$(sha256sum -- ${a} | cut -d' ' -f1); if [ "$(cat -- ${marker} 2>/dev/null)" != "$s" ]; then ${load} ${a} >/dev/null && echo "$s" > ${marker} && echo loaded; fi`;
+}

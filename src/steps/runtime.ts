@@ -1,17 +1,16 @@
 // runtime: docker from the static release (dockerd starts its own containerd), cgroup driver
-// pinned to the kubelet's.
+// pinned to the kubelet's. The default runtime; `runtime: containerd` runs steps/containerd.ts instead.
 import * as path from "node:path";
 import { REQUIRED_DOCKER } from "../binaries/catalog";
 import { kubeletHosts } from "../inventory/types";
 import { binary, templated, unit } from "./files";
-import { CGROUP_DRIVER } from "./runtime-contract";
+import { CGROUP_DRIVER, IMAGES_DIR, loadArchiveCommand } from "./runtime-contract";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
 import { limiter } from "../remote/async";
 import { applyUnit, hasJoined, probeUnit } from "./actions";
 import { PendingRestart, clearPending, cordonAndDrain, isCordoned, readPending, uncordonWhenReady, writePending } from "./drain";
 import type { StepRemote } from "./types";
-import { shq } from "../remote/shell";
 
 /**
  * docker restarts for a changed binary, daemon.json or unit; a new image archive is only loaded.
@@ -62,7 +61,7 @@ async function runRuntime(rc: RunContext): Promise<string> {
   const archives = rc.files.filter((f) => f.path.startsWith(`${IMAGES_DIR}/`)).map((f) => f.path);
   // A few at once: one docker load alternates between reading the archive and unpacking layers.
   const slot = limiter(3);
-  const results = await Promise.all(archives.map((a) => slot(() => rc.sh(loadArchiveCommand(a), { timeoutMs: 600_000 }))));
+  const results = await Promise.all(archives.map((a) => slot(() => rc.sh(loadArchiveCommand(a, "docker load -q -i"), { timeoutMs: 600_000 }))));
   const count = results.filter((r) => r.stdout.includes("loaded")).length;
   const loaded = count > 0 ? `, ${count} image archives loaded` : "";
   let drained = "";
@@ -74,23 +73,14 @@ async function runRuntime(rc: RunContext): Promise<string> {
   return `${sync.changed.length} files changed, ${action}${drained}, cgroup driver ${driver}${loaded}`;
 }
 
-/** `docker load` of one archive unless its marker says this content was loaded already. */
-export function loadArchiveCommand(archive: string): string {
-  const a = shq(archive);
-  const marker = shq(`${archive}.loaded`);
-  return `s=$(sha256sum -- ${a} | cut -d' ' -f1); if [ "$(cat -- ${marker} 2>/dev/null)" != "$s" ]; then docker load -q -i ${a} >/dev/null && echo "$s" > ${marker} && echo loaded; fi`;
-}
-
 const DOCKER_BIN = "/usr/bin";
 const DAEMON_JSON = "/etc/docker/daemon.json";
-/** Image archives (docker save) preloaded before kubelet starts: air-gapped nodes need no registry. */
-export const IMAGES_DIR = "/opt/kubernetes/images";
 
 export const runtime: StepDef = {
   name: "runtime",
   scope: "host",
   description: "docker: binaries, daemon.json, unit",
-  hosts: kubeletHosts,
+  hosts: (inv) => (inv.runtime === "docker" ? kubeletHosts(inv) : []),
   deps: [{ step: "prepare", on: "same-host", why: "the host passed preflight (cgroups, iptables, disk) and has its modules and sysctls" }],
   run: runRuntime,
   units: ["docker"],

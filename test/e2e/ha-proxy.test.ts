@@ -19,7 +19,7 @@ import { labDown, labPowerOff, labUp, sshArgs } from "../../lab/lab";
 import type { LabState } from "../../lab/lab";
 import { NODE_LOCAL_PROXY_PORT } from "../../src/inventory/types";
 import { PROXY, parseServerStates, proxyCli, proxyFailureWindowMs, serving } from "../../src/steps/node-proxy";
-import { CACHE, ROOT, appendClusterSettings, checkEtcdRoll, checkRenewalPending, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
+import { CACHE, CONTAINERD, ROOT, appendClusterSettings, checkEtcdRoll, checkRenewalPending, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
 import { E2E_SELECTION, labSkipReason } from "../helpers/e2e";
 import { networkPolicyChecks } from "./network-policy-checks";
 import { tempDir } from "../helpers/fixtures";
@@ -94,6 +94,8 @@ describe("HA without a load balancer: the node-local apiserver proxy", { skip },
     assert.equal((edited.match(/roles: \[/g) ?? []).length, 4);
     fs.writeFileSync(file, edited);
     appendClusterSettings(dir);
+    // this cluster runs containerd (docker, the default, runs in the other cluster suites)
+    fs.appendFileSync(file, CONTAINERD);
     env = { ...process.env, BINKUBE_CONFIG: file, CHECKPOINT_DISABLE: "1" };
   });
 
@@ -101,7 +103,7 @@ describe("HA without a load balancer: the node-local apiserver proxy", { skip },
     await labDown({ dir, log: () => undefined });
   });
 
-  test("deploy: every kubelet host runs the proxy in front of both masters; kubelets and kube-proxy dial it", async () => {
+  test("deploy on containerd: every node reports containerd as its runtime, crictl answers; every kubelet host runs the proxy in front of both masters; kubelets and kube-proxy dial it", async () => {
     const r = await deploy("first");
     if (r.code !== 0) {
       const diagnostics = await writeDiagnostics(dir, (...a: string[]) => kubectl("lab1", ...a), Object.fromEntries(lab.hosts.map((h) => [h.name, sshArgs(lab, h.name)])));
@@ -117,6 +119,17 @@ describe("HA without a load balancer: the node-local apiserver proxy", { skip },
       assert.deepEqual((await proxyStates(h)).map((s) => [s.name, serving(s)]), [["lab1", true], ["lab2", true]], h);
     }
     assert.deepEqual(await readyNodes("lab1"), { lab1: "True", lab2: "True", lab3: "True", lab4: "True" });
+    const runtimes = (await kubectlOk("lab1", "get", "nodes", "-o", "jsonpath={.items[*].status.nodeInfo.containerRuntimeVersion}")).split(" ");
+    assert.equal(runtimes.length, 4);
+    for (const v of runtimes) assert.match(v, /^containerd:\/\/1\.[3-7]\./);
+    for (const h of ["lab1", "lab3"]) {
+      assert.match(r.out, new RegExp(`✓ step containerd on ${h}: .*containerd started, CRI answers \\(containerd 1\\.[3-7]\\.[^)]*\\), cgroup driver cgroupfs, \\d+ image archives imported`), h);
+      assert.doesNotMatch(r.out, new RegExp(`step runtime on ${h}`), `${h}: no docker step`);
+      assert.equal(await sshOk(h, "command -v dockerd || echo none"), "none", `${h}: no docker installed`);
+      // the pods' containers run under containerd, listed by the operator's crictl
+      assert.match(await sshOk(h, "crictl ps -o json | grep -c '\"io.kubernetes.pod.name\"'"), /^[1-9]/, h);
+    }
+    console.log(`# containerd: ${[...new Set(runtimes)].join(", ")}`);
     // masters that are not nodes run kubelet and kube-proxy (webhooks and aggregated APIs need the pod network), tainted
     for (const m of ["lab1", "lab2"]) assert.equal(await kubectlOk("lab1", "get", "node", m, "-o", "jsonpath={.spec.taints[*].key}:{.spec.taints[*].effect}"), "node-role.kubernetes.io/master:NoSchedule", m);
     console.log(`# first deploy, 2 masters + 2 nodes with the proxy: ${(r.ms / 1000).toFixed(1)} s`);

@@ -10,10 +10,14 @@ export const ROOT = path.join(__dirname, "..", "..");
 export const FIXTURES = path.join(ROOT, "test", "fixtures");
 export const CACHE = process.env.BINKUBE_FIXTURE_CACHE ?? "/var/cache/binkube/fixtures";
 
+/** The runtime of the e2e clusters that run on containerd (docker is the inventory's default). */
+export const CONTAINERD = "runtime: containerd\n";
+
 /** Builds (or copies from the cache) the binaries and image archives a cluster needs. */
 export async function clusterFixtures(bin: string, images: string): Promise<void> {
   for (const [script, out] of [
     ["debian-binaries.sh", bin],
+    ["crictl.sh", bin], // after debian-binaries.sh: into its containerd/ (runtime: containerd)
     ["k8s-binaries.sh", bin],
     ["flannel-cni.sh", bin],
     ["images.sh", images],
@@ -154,10 +158,11 @@ export async function writeDiagnostics(dir: string, kubectl: (...args: string[])
   for (const [host, ssh] of Object.entries(hostSsh)) {
     const script = [
       "systemctl --failed --no-legend",
-      "docker ps -a --format '{{.Names}} {{.Status}}' 2>&1 | head -30",
+      "if command -v dockerd >/dev/null; then docker ps -a --format '{{.Names}} {{.Status}}' 2>&1 | head -30; else crictl ps -a 2>&1 | head -30; fi",
       "ip -br addr; ip route",
-      "for u in kubelet docker kube-proxy; do echo \"--- journalctl -u $u\"; journalctl -u $u -n 80 --no-pager -o short-precise; done",
+      "for u in kubelet docker containerd kube-proxy; do echo \"--- journalctl -u $u\"; journalctl -u $u -n 80 --no-pager -o short-precise; done",
       "for c in $(docker ps -aq --filter name=flannel 2>/dev/null); do echo \"--- docker logs $c\"; docker logs --tail 40 $c 2>&1; done",
+      "for c in $(crictl ps -aq --name flannel 2>/dev/null); do echo \"--- crictl logs $c\"; crictl logs --tail 40 $c 2>&1; done",
     ].join("; echo; ");
     const r = await run("ssh", [...ssh, script], { timeoutMs: 60_000 });
     add(`host ${host}`, r.stdout + r.stderr);

@@ -116,6 +116,7 @@ const FAKE_VERSIONS: Record<string, string> = {
   etcd: "etcd Version: 3.4.3",
   etcdctl: "etcdctl version: 3.4.3",
   "docker/dockerd": "Docker version 19.03.15, build 99e3ed8",
+  "containerd/containerd": "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1",
   "haproxy/haproxy": "HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/",
 };
 

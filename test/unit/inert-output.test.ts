@@ -13,7 +13,7 @@ import { Testing } from "cdktf";
 import { parseAllDocuments } from "yaml";
 import { Cluster, openCluster } from "../../src/cluster";
 import { StepInstance } from "../../src/plan";
-import { loadArchiveCommand } from "../../src/steps/runtime";
+import { loadArchiveCommand } from "../../src/steps/runtime-contract";
 import { buildCheckScript, buildFinalizeScript, prepareFiles } from "../../src/remote/sync";
 import { ClusterStack, teardownId } from "../../stacks/cluster-stack";
 import { baseInventory, dockerArchiveBytes, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
@@ -183,7 +183,7 @@ describe("hostile but valid values render inert", () => {
     const runtime = hostile.plan.instances.find((i) => i.step === "runtime")!;
     const shipped = runtime.files.find((f) => f.path.startsWith("/opt/kubernetes/images/"))!;
     assert.equal(path.basename(shipped.path), HOSTILE_ARCHIVE, "the archive keeps its name on the host");
-    const cmd = loadArchiveCommand(archive);
+    const cmd = loadArchiveCommand(archive, "docker load -q -i");
     assert.equal(spawnSync("bash", ["-n", "-c", cmd]).status, 0, "bash -n");
     const run = () => execFileSync("sh", ["-c", cmd], { cwd: work, env: { ...process.env, PATH: `${stubs}:${process.env.PATH}` } }).toString();
     assert.equal(run().trim(), "loaded");

@@ -284,9 +284,10 @@ describe("rendered files", () => {
   });
 
   test("every template is used by some step", async () => {
-    // addons.networkPolicy: false is the only way its cleanup manifest is shipped
+    // addons.networkPolicy: false is the only way its cleanup manifest is shipped; containerd's
+    // templates are only rendered with runtime: containerd
     const offFile = copyExample("guide-two-hosts.yaml");
-    fs.appendFileSync(offFile, "addons:\n  networkPolicy: false\n");
+    fs.appendFileSync(offFile, "addons:\n  networkPolicy: false\nruntime: containerd\n");
     const policyOff = await openCluster(offFile, { create: true });
     // the steps' own renders of these clusters, not what other tests rendered directly
     const used = templatesRenderedBy(() => {

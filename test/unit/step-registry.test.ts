@@ -72,7 +72,7 @@ test("registry: a list out of order comes back ordered by its deps, and stable (
 });
 
 test("registry: STEPS is the bring-up order the plan always had, and every dep says why", () => {
-  assert.deepEqual(names(STEPS), ["remove", "prepare", "etcd", "etcd-health", "etcd-backup", "runtime", "apiserver", "apiserver-proxy", "bootstrap", "controller-manager", "scheduler", "kubelet", "kube-proxy", "addons"]);
+  assert.deepEqual(names(STEPS), ["remove", "prepare", "etcd", "etcd-health", "etcd-backup", "runtime", "containerd", "apiserver", "apiserver-proxy", "bootstrap", "controller-manager", "scheduler", "kubelet", "kube-proxy", "addons"]);
   for (const s of STEPS) for (const d of s.deps) assert.ok(d.why.length > 10, `${s.name} → ${d.step}: no reason given`);
 });
 
@@ -86,12 +86,12 @@ test("registry: the lists once written by hand are read from it and say the same
   // remove.ts's UNITS: the same units; now in stop order (bring-up reversed, as the teardown has
   // them), where the hand-written list had kubelet before kube-proxy and the proxy before the scheduler
   const removeUnits = stopOrder(STEPS);
-  assert.deepEqual([...removeUnits].sort(), ["kubelet", "kube-proxy", "apiserver-proxy", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "docker", "etcd-backup.timer", "etcd"].sort());
-  assert.deepEqual(removeUnits, ["kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager", "apiserver-proxy", "kube-apiserver", "docker", "etcd-backup.timer", "etcd"]);
+  assert.deepEqual([...removeUnits].sort(), ["kubelet", "kube-proxy", "apiserver-proxy", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "containerd", "docker", "etcd-backup.timer", "etcd"].sort());
+  assert.deepEqual(removeUnits, ["kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager", "apiserver-proxy", "kube-apiserver", "containerd", "docker", "etcd-backup.timer", "etcd"]);
   // test/helpers/fixtures.ts: the binaries the fake binary dir held (less haproxy's libraries, which it adds)
   assert.deepEqual(
     shippedBinaries().sort(),
-    ["etcd", "etcdctl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy", "docker/dockerd", "docker/docker", "docker/containerd", "docker/runc", "cni/flannel", "cni/bridge", "cni/host-local", "cni/loopback", "cni/portmap", "haproxy/haproxy"].sort(),
+    ["etcd", "etcdctl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy", "docker/dockerd", "docker/docker", "docker/containerd", "docker/runc", "containerd/containerd", "containerd/containerd-shim-runc-v2", "containerd/ctr", "containerd/runc", "containerd/crictl", "cni/flannel", "cni/bridge", "cni/host-local", "cni/loopback", "cni/portmap", "haproxy/haproxy"].sort(),
   );
 });
 
@@ -107,9 +107,11 @@ test("registry: each step's declared certificates and binaries are what its file
   // two masters and no endpoint: every kubelet host gets the node-local apiserver proxy
   const raw = baseInventory();
   raw.hosts[1]!.roles = ["etcd", "master", "node"];
-  const c: Cluster = await openCluster(writeInventory(dir, raw), { create: true });
-  const perHost = new Set<string>();
   const covered = new Set<string>();
+  // each runtime's step has instances only with its runtime: the same cluster on both
+  for (const runtime of ["docker", "containerd"]) {
+  const c: Cluster = await openCluster(writeInventory(dir, { ...raw, runtime }, `cluster-${runtime}.yaml`), { create: true });
+  const perHost = new Set<string>();
   for (const inst of c.plan.instances) {
     const def = STEPS.find((s) => s.name === inst.step)!;
     const seen = new Set<string>();
@@ -125,8 +127,9 @@ test("registry: each step's declared certificates and binaries are what its file
     for (const b of shipped) assert.ok(def.binaries?.includes(b) || groups.has(b.split("/")[0]), `${inst.id} ships ${b} without declaring it`);
     covered.add(inst.step);
   }
-  for (const s of STEPS) if (s.certificates || s.binaries) assert.ok(covered.has(s.name), `${s.name} has no instance here: its declarations went unchecked`);
   assert.deepEqual([...perHost].sort(), leafSpecs(c.inv).map((s) => s.name).sort(), "the catalog's leaves are the ones steps ship");
+  }
+  for (const s of STEPS) if (s.certificates || s.binaries) assert.ok(covered.has(s.name), `${s.name} has no instance here: its declarations went unchecked`);
 });
 
 

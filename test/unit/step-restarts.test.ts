@@ -7,6 +7,7 @@ import { describe, test } from "node:test";
 import { nodeApiserverURL } from "../../src/pki/kubeconfig";
 import { apiserver } from "../../src/steps/apiserver";
 import { apiserverProxy } from "../../src/steps/apiserver-proxy";
+import { containerd } from "../../src/steps/containerd";
 import { controllerManager } from "../../src/steps/controller-manager";
 import { etcd } from "../../src/steps/etcd";
 import { etcdBackup } from "../../src/steps/etcd-backup";
@@ -86,6 +87,23 @@ const CASES: Case[] = [
     ],
     gate: /^docker info /,
     failure: /timed out after 60 s waiting for docker on k8s-node to answer \(last state: Cannot connect to the Docker daemon.*\)\. check journalctl -u docker on k8s-node/,
+  },
+  {
+    step: containerd,
+    unit: "containerd",
+    host: "k8s-node",
+    inventory: { ...baseInventory(), runtime: "containerd" },
+    changes: "/etc/containerd/config.toml",
+    rules: (healthy) => [
+      [
+        /^crictl version && crictl info$/,
+        healthy
+          ? { stdout: 'Version:  0.1.0\nRuntimeName:  containerd\nRuntimeVersion:  1.6.20~ds1\nRuntimeApiVersion:  v1\n{"config": {"containerd": {"runtimes": {"runc": {"options": {"SystemdCgroup": false}}}}}}\n' }
+          : { code: 1, stderr: 'validate service connection: CRI v1 runtime API is not implemented for endpoint "unix:///run/containerd/containerd.sock": connect: connection refused\n' },
+      ],
+    ],
+    gate: /^crictl version/,
+    failure: /timed out after 60 s waiting for containerd's CRI plugin on k8s-node to answer on \/run\/containerd\/containerd\.sock \(last state: .*connection refused\)\. check journalctl -u containerd on k8s-node/,
   },
   {
     step: apiserver,
