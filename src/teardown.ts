@@ -28,6 +28,9 @@ export const ETCD_DATA_DIR = `${ETCD.data}/default.etcd`;
 /** Where pods' volumes are mounted (secrets and service-account tokens: tmpfs) and docker's layers. */
 const KUBELET_DIR = "/var/lib/kubelet";
 const DOCKER_DIR = "/var/lib/docker";
+/** containerd's (runtime: containerd): its images and snapshots; and its state, where containers' rootfs are mounted. */
+const CONTAINERD_DIR = "/var/lib/containerd";
+const CONTAINERD_RUN = "/run/containerd";
 
 /**
  * Data beside etcd's that a teardown deletes in "delete" mode and names when it keeps it.
@@ -38,7 +41,7 @@ const DOCKER_DIR = "/var/lib/docker";
  * Secret and nothing reads it again.
  */
 const ETCD_KEPT = [SNAPSHOT_DIR, `${ETCD_DATA_DIR}.before-restore-*`];
-const NODE_KEPT = [DOCKER_DIR, KUBELET_DIR, "/var/lib/dockershim", "/var/log/pods", "/var/log/containers"];
+const NODE_KEPT = [DOCKER_DIR, CONTAINERD_DIR, KUBELET_DIR, "/var/lib/dockershim", "/var/log/pods", "/var/log/containers"];
 
 /**
  * Written on the host by the steps or by the components themselves, so no PlannedFile names them:
@@ -169,12 +172,14 @@ export function describeTeardown(tp: TeardownPlan): string[] {
     `units stopped and disabled: ${tp.units.join(", ") || "none"}`,
     ...(node
       ? [
-          "docker's containers removed (docker rm -f) once the kubelet is stopped, before docker stops: with live-restore they would outlive it",
-          `everything mounted under ${KUBELET_DIR} and ${DOCKER_DIR} unmounted (pods' volumes, docker's layers)`,
+          tp.units.includes(CONTAINERD_UNIT)
+            ? "containerd's pods removed (crictl rmp -a -f) once the kubelet is stopped, before containerd stops: its shims would outlive it"
+            : "docker's containers removed (docker rm -f) once the kubelet is stopped, before docker stops: with live-restore they would outlive it",
+          `everything mounted under ${KUBELET_DIR}, ${DOCKER_DIR}, ${CONTAINERD_RUN} and ${CONTAINERD_DIR} unmounted (pods' volumes, the runtime's layers)`,
         ]
       : []),
     `${tp.files.length} files binkube shipped removed (${topDirs(tp.files).join(", ")}), with the unit files and what the steps and components wrote there (kubelet certificates, the bootstrap kubeconfig, image-load markers, logs, interrupted uploads' temp files); directories binkube made go once empty, and what is left in them is named`,
-    ...(node ? [`network state removed: ${[...NETWORK_STATE, DOCKER_RUN].join(", ")} (containers' netns unmounted first), /etc/docker/key.json`] : []),
+    ...(node ? [`network state removed: ${[...NETWORK_STATE, DOCKER_RUN, CONTAINERD_RUN].join(", ")} (containers' netns unmounted first), /etc/docker/key.json`] : []),
     ...(node
       ? [
           `interfaces ${INTERFACES.join(", ")} and leftover veth* deleted, routes inside ${tp.podCIDR} flushed (host-gw); iptables chains KUBE-*, FLANNEL*, CNI-*, DOCKER* in ${TABLES.join("/")} flushed and deleted with their jumps; the rules flannel and docker put in nat POSTROUTING and filter FORWARD (naming ${tp.podCIDR}, ${DOCKER_NET} or those interfaces) deleted`,
@@ -197,7 +202,7 @@ function topDirs(files: string[]): string[] {
  * Directories go only when empty and only inside these: /usr/lib/systemd/system or /etc/sysctl.d
  * are the system's, even empty.
  */
-const OWN_TREES = ["/opt/kubernetes", "/opt/etcd", "/opt/cni", "/etc/cni", "/etc/docker"];
+const OWN_TREES = ["/opt/kubernetes", "/opt/etcd", "/opt/cni", "/etc/cni", "/etc/docker", "/etc/containerd"];
 
 /**
  * Directories inside binkube's own trees that the files (shipped or written there) leave behind, and the ones prepare made
@@ -220,6 +225,7 @@ function reportLeft(trees: string[]): string[] {
 }
 
 const DOCKER_UNIT = "docker.service";
+const CONTAINERD_UNIT = "containerd.service";
 /** Seconds `docker rm -f` of every container may take by default (then docker is stopped anyway). */
 const CONTAINER_REMOVAL_S = 180;
 
@@ -239,11 +245,25 @@ function removeContainers(seconds: number): string[] {
 }
 
 /**
+ * containerd's unit has KillMode=process (a restart leaves containers running): once the kubelet
+ * is stopped, every pod (its sandbox and containers) is stopped and removed through the CRI while
+ * containerd still answers, bounded by `timeout`.
+ */
+function removePods(seconds: number): string[] {
+  return [
+    `if command -v crictl >/dev/null 2>&1; then`,
+    `  if timeout -k 10 ${seconds} crictl rmp -a -f >/dev/null 2>&1; then echo "teardown: every pod removed (crictl rmp -a -f)"`,
+    `  else echo "teardown: crictl rmp -a -f failed or took over ${seconds} s: containerd is stopped anyway, and containers it did not remove keep running"; fi`,
+    "fi",
+  ];
+}
+
+/**
  * After docker stopped: a containerd-shim still running is a container docker left (its mounts
  * stay busy), a containerd the one dockerd started. Said, not killed: `ps` on the host tells whose.
  */
 function reportShims(): string[] {
-  return [`left=$(echo $(pgrep -x 'containerd|containerd-shim' 2>/dev/null)); if [ -n "$left" ]; then echo "teardown: containerd/containerd-shim still running after docker stopped (pids $left; see ps -ef): containers docker did not remove"; fi`];
+  return [`left=$(echo $(pgrep -x 'containerd|containerd-shim' 2>/dev/null)); if [ -n "$left" ]; then echo "teardown: containerd/containerd-shim still running after the runtime stopped (pids $left; see ps -ef): containers it did not remove"; fi`];
 }
 
 /**
@@ -252,7 +272,7 @@ function reportShims(): string[] {
  * /var/lib/docker, docker0 or iptables rules there belong to someone else and are left alone.
  */
 export function runsRuntime(tp: TeardownPlan): boolean {
-  return tp.units.includes(DOCKER_UNIT);
+  return tp.units.includes(DOCKER_UNIT) || tp.units.includes(CONTAINERD_UNIT);
 }
 
 /** 4. and 5.: interfaces and iptables (hosts that ran the pod network). */
@@ -265,6 +285,7 @@ function network(tp: TeardownPlan): string[] {
     `ip -4 route flush root ${shq(tp.podCIDR)} 2>/dev/null || true`,
     ...NETWORK_STATE.map((d) => `rm -rf --one-file-system ${`"$R"${shq(d)}`}`),
     `if [ "$run_clear" = 1 ]; then rm -rf --one-file-system ${`"$R"${shq(DOCKER_RUN)}`}; else echo "teardown: ${DOCKER_RUN} kept: something is still mounted there"; fi`,
+    `if [ "$crun_clear" = 1 ]; then rm -rf --one-file-system ${`"$R"${shq(CONTAINERD_RUN)}`}; else echo "teardown: ${CONTAINERD_RUN} kept: something is still mounted there"; fi`,
     `for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep '^veth'); do ip link delete "$v" 2>/dev/null || true; done`,
     "# 5. iptables: jumps from the built-in chains first, then every chain flushed, then deleted; then flannel's and docker's own rules in built-in chains",
     "if command -v iptables >/dev/null 2>&1; then",
@@ -309,9 +330,10 @@ export function teardownScript(tp: TeardownPlan, opts: { root?: string; containe
     "# 1. every unit of the host's steps stopped and disabled, dependents first; docker's containers removed before docker stops",
     ...tp.units.flatMap((u) => [
       ...(u === DOCKER_UNIT ? removeContainers(opts.containerRemovalS ?? CONTAINER_REMOVAL_S) : []),
+      ...(u === CONTAINERD_UNIT ? removePods(opts.containerRemovalS ?? CONTAINER_REMOVAL_S) : []),
       // stop on its own too: disable fails once the unit file is gone (a re-run), and --now with it
       `systemctl disable --now ${shq(u)} >/dev/null 2>&1 || systemctl stop ${shq(u)} >/dev/null 2>&1 || true`,
-      ...(u === DOCKER_UNIT ? reportShims() : []),
+      ...(u === DOCKER_UNIT || u === CONTAINERD_UNIT ? reportShims() : []),
     ]),
     ...tp.units.map((u) => `systemctl reset-failed ${shq(u)} >/dev/null 2>&1 || true`),
     "# 2. pods' volumes (secrets: tmpfs) and docker's layers unmounted, deepest first, before anything there is removed",
@@ -330,6 +352,9 @@ export function teardownScript(tp: TeardownPlan, opts: { root?: string; containe
           `docker_clear=0; unmount_under "$R"${shq(DOCKER_DIR)} && docker_clear=1`,
           // containers' network namespaces (nsfs bind mounts in /run/docker/netns)
           `run_clear=0; unmount_under "$R"${shq(DOCKER_RUN)} && run_clear=1`,
+          // containerd's (runtime: containerd): containers' rootfs and sandboxes' shm under its state
+          `crun_clear=0; unmount_under "$R"${shq(CONTAINERD_RUN)} && crun_clear=1`,
+          `containerd_clear=0; unmount_under "$R"${shq(CONTAINERD_DIR)} && containerd_clear=1`,
         ]
       : ["# (no kubelet or docker here: binkube did not run them on this host)"]),
     "# 3. every file binkube shipped (from the plan), the unit files, and what the components wrote beside them",
@@ -357,8 +382,9 @@ export function teardownScript(tp: TeardownPlan, opts: { root?: string; containe
           ...(node
             ? [
                 `if [ "$docker_clear" = 1 ]; then rm -rf --one-file-system ${q(DOCKER_DIR)}; else echo "teardown: ${DOCKER_DIR} NOT deleted: something is still mounted there"; rc=1; fi`,
+                `if [ "$containerd_clear" = 1 ]; then rm -rf --one-file-system ${q(CONTAINERD_DIR)}; else echo "teardown: ${CONTAINERD_DIR} NOT deleted: something is still mounted there"; rc=1; fi`,
                 `if [ "$kubelet_clear" = 1 ]; then rm -rf --one-file-system ${q(KUBELET_DIR)}; else echo "teardown: ${KUBELET_DIR} NOT deleted: something is still mounted there"; rc=1; fi`,
-                `rm -rf --one-file-system ${NODE_KEPT.filter((d) => d !== DOCKER_DIR && d !== KUBELET_DIR).map(q).join(" ")}`,
+                `rm -rf --one-file-system ${NODE_KEPT.filter((d) => d !== DOCKER_DIR && d !== CONTAINERD_DIR && d !== KUBELET_DIR).map(q).join(" ")}`,
               ]
             : []),
           `echo "teardown: data deleted: ${[ETCD_DATA_DIR, ...ETCD_KEPT, ...(node ? NODE_KEPT : [])].join(", ")}"`,

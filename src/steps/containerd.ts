@@ -8,7 +8,7 @@ import { limiter } from "../remote/async";
 import { GateError, waitFor } from "../util/wait";
 import { applyUnit, checkReleaseVersion, probeUnit } from "./actions";
 import { binary, templated, unit } from "./files";
-import { CGROUP_DRIVER, CONTAINERD_SOCKET, IMAGES_DIR, loadArchiveCommand } from "./runtime-contract";
+import { CGROUP_DRIVER, CONTAINERD_SOCKET, IMAGES_DIR, loadArchiveCommand, refuseOtherRuntime } from "./runtime-contract";
 import { RunContext, StepDef } from "./types";
 
 const GROUP = "containerd";
@@ -31,6 +31,7 @@ const CRI_APIS = ["v1alpha2", "v1"];
 const needsRestart = (changed: string[]): boolean => changed.some((p) => !p.startsWith(`${IMAGES_DIR}/`));
 
 async function runContainerd(rc: RunContext): Promise<string> {
+  await refuseOtherRuntime(rc);
   const sync = await rc.sync();
   const probe = await probeUnit(rc, "containerd");
   if (sync.changed.includes(`${BIN}/containerd`)) await checkReleaseVersion(rc, "containerd/containerd", `${BIN}/containerd`);

@@ -1,7 +1,9 @@
 // What the kubelet and the container runtime must agree on, in one place that the kubelet step and
 // each runtime's step read (none imports another's module).
 import type { Inventory } from "../inventory/types";
+import { BinkubeError } from "../errors";
 import { shq } from "../remote/shell";
+import { SYSTEMD_DIR } from "./files";
 
 /** The cgroup driver the runtime and the kubelet agree on (docker's daemon.json and containerd's config.toml say the same). */
 export const CGROUP_DRIVER: "cgroupfs" | "systemd" = "cgroupfs";
@@ -33,6 +35,23 @@ export function kubeletRuntime(inv: { runtime: Inventory["runtime"]; images: { p
     flags: { "network-plugin": "cni", "cni-bin-dir": "/opt/cni/bin", "cni-conf-dir": "/etc/cni/net.d" },
     pauseImage: inv.images.pause,
   };
+}
+
+/** What binkube's unit of each runtime starts with (templates/{docker,containerd}/*.service.hbs): a packaged unit does not. */
+const SHIPPED_UNIT_MARK = { docker: "--config-file=/etc/docker/daemon.json", containerd: "--config /etc/containerd/config.toml" } as const;
+
+/**
+ * Refuses a host where binkube deployed the other runtime (its unit, as binkube ships it): pods
+ * would be left running there, and both put their containerd in /usr/bin. Run before anything is
+ * uploaded. A runtime some package installed is not binkube's and not looked at.
+ */
+export async function refuseOtherRuntime(rc: { host: { name: string }; inv: Pick<Inventory, "runtime">; sh: (c: string, o?: { allowFail?: boolean }) => Promise<{ stdout: string }> }): Promise<void> {
+  const other = rc.inv.runtime === "containerd" ? "docker" : "containerd";
+  const r = await rc.sh(`grep -qsF -- ${shq(SHIPPED_UNIT_MARK[other])} ${SYSTEMD_DIR}/${other}.service && echo present || true`);
+  if (!r.stdout.includes("present")) return;
+  throw new BinkubeError(
+    `${rc.host.name} runs ${other} (${SYSTEMD_DIR}/${other}.service), the inventory says runtime: ${rc.inv.runtime}; a node's runtime is not switched in place (its pods would keep running in ${other}), nothing was changed. Fix: set runtime back to ${other}; or remove ${rc.host.name} from the inventory, deploy, reset it (binkube reset --host ${rc.host.name} --yes) and add it back`,
+  );
 }
 
 /**

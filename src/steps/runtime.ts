@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { REQUIRED_DOCKER } from "../binaries/catalog";
 import { kubeletHosts } from "../inventory/types";
 import { binary, templated, unit } from "./files";
-import { CGROUP_DRIVER, IMAGES_DIR, loadArchiveCommand } from "./runtime-contract";
+import { CGROUP_DRIVER, IMAGES_DIR, loadArchiveCommand, refuseOtherRuntime } from "./runtime-contract";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
 import { limiter } from "../remote/async";
@@ -23,6 +23,7 @@ function restartNeeds(changed: string[]): { restart: boolean; drain: boolean } {
 }
 
 async function runRuntime(rc: RunContext): Promise<string> {
+  await refuseOtherRuntime(rc);
   const sync = await rc.sync();
   const pending = await readPending(rc, "docker");
   // Files dockerd is older than count as changed ones (an earlier run stopped before its restart).

@@ -14,7 +14,7 @@ import { plain, run } from "../helpers/proc";
 import { tempDir } from "../helpers/fixtures";
 import { fullOnly, labSkipReason } from "../helpers/e2e";
 import { SECURE_PORT, healthzCommand } from "../../src/steps/component";
-import { CACHE, FIXTURES, ROOT, appendClusterSettings, checkEtcdRoll, checkRenewalPending, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
+import { CACHE, CONTAINERD, FIXTURES, ROOT, appendClusterSettings, checkEtcdRoll, checkRenewalPending, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
 
 
 interface KubeBenchReport {
@@ -45,7 +45,7 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
   const waitFor = waitUntil;
   /** systemd InvocationID of every binkube-managed unit on a host: changes on any restart. */
   const invocations = async (host: string) => {
-    const units = ["etcd", "docker", "kubelet", "kube-proxy", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "apiserver-proxy"];
+    const units = ["etcd", "containerd", "kubelet", "kube-proxy", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "apiserver-proxy"];
     const r = await run("ssh", [...sshArgs(lab, host), units.map((u) => `echo ${u}=$(systemctl show -p InvocationID --value ${u})`).join("; ")]);
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim();
@@ -60,6 +60,8 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
     lab = await labUp({ dir, hosts: 3, log: () => undefined, operator: "sudo" });
     assert.equal(lab.hosts.length, 3);
     appendClusterSettings(dir);
+    // containerd here and in the HA suite; docker (the default) in the day-2, upgrade and deploy suites
+    fs.appendFileSync(path.join(dir, "cluster.yaml"), CONTAINERD);
     env = { ...process.env, BINKUBE_CONFIG: path.join(dir, "cluster.yaml"), CHECKPOINT_DISABLE: "1" };
   });
 
@@ -115,14 +117,15 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
     assert.equal(await ssh("ss -Hltn '( sport = :10251 or sport = :10252 )'"), "", "nothing listens on the insecure ports");
   });
 
-  test("every node joined by TLS bootstrap with automatically approved CSRs, and is Ready", async () => {
-    const nodes = JSON.parse(await kubectlOk("get", "nodes", "-o", "json")) as { items: { metadata: { name: string; labels: Record<string, string> }; spec: { taints?: { key: string }[] }; status: { conditions: { type: string; status: string }[]; nodeInfo: { kubeletVersion: string } } }[] };
+  test("every node joined by TLS bootstrap with automatically approved CSRs, and is Ready, on containerd", async () => {
+    const nodes = JSON.parse(await kubectlOk("get", "nodes", "-o", "json")) as { items: { metadata: { name: string; labels: Record<string, string> }; spec: { taints?: { key: string }[] }; status: { conditions: { type: string; status: string }[]; nodeInfo: { kubeletVersion: string; containerRuntimeVersion: string } } }[] };
     assert.deepEqual(nodes.items.map((n) => n.metadata.name).sort(), ["lab1", "lab2", "lab3"]);
     // ROLES as kubeadm clusters show them: lab1 is the master (also a node), lab2/lab3 nodes only; no taint (taintMasters is off).
     const roles = nodes.items.map((n) => [n.metadata.name, Object.keys(n.metadata.labels).filter((k) => k.startsWith("node-role.kubernetes.io/")).join(","), (n.spec.taints ?? []).map((t) => t.key).join(",")]).sort();
     assert.deepEqual(roles, [["lab1", "node-role.kubernetes.io/master", ""], ["lab2", "node-role.kubernetes.io/node", ""], ["lab3", "node-role.kubernetes.io/node", ""]]);
     for (const n of nodes.items) {
       assert.equal(n.status.nodeInfo.kubeletVersion, "v1.17.17");
+      assert.match(n.status.nodeInfo.containerRuntimeVersion, /^containerd:\/\/1\.[3-7]\./, n.metadata.name);
       assert.ok(n.status.conditions.some((c) => c.type === "Ready" && c.status === "True"), `${n.metadata.name} not Ready`);
     }
     const csrs = JSON.parse(await kubectlOk("get", "csr", "-o", "json")) as { items: { spec: { username: string }; status: { conditions?: { type: string }[] } }[] };
@@ -307,13 +310,15 @@ spec:
     assert.match(out, /terraform_data\.teardown_lab4 \(teardown_lab4\) will be created/);
     assert.match(out, /terraform_data\.bootstrap \(bootstrap\) must be replaced/);
     assert.match(out, /✓ step kubelet on lab4: .*node Ready/);
+    assert.match(out, /✓ step containerd on lab4: .*containerd started, CRI answers/);
+    assert.match(await kubectlOk("get", "node", "lab4", "-o", "jsonpath={.status.nodeInfo.containerRuntimeVersion}"), /^containerd:\/\//);
     assert.deepEqual(await Promise.all(["lab1", "lab2", "lab3"].map(invocations)), before, "a unit on an existing host restarted");
     const ready = await kubectlOk("get", "node", "lab4", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}");
     assert.equal(ready, "True");
     console.log(`# add a node to a 3-host cluster: ${(r.ms / 1000).toFixed(1)} s`);
   });
 
-  test("adding a master: the apiserver certificate gains its address, the new control plane comes up, every node moves to a node-local proxy over both masters; etcd and docker restart nowhere", async () => {
+  test("adding a master: the apiserver certificate gains its address, the new control plane comes up, every node moves to a node-local proxy over both masters; etcd and containerd restart nowhere", async () => {
     const before = Object.fromEntries(await Promise.all(["lab1", "lab2", "lab3", "lab4"].map(async (h) => [h, unitIds(await invocations(h))] as const)));
     const file = path.join(dir, "cluster.yaml");
     const text = fs.readFileSync(file, "utf8");
@@ -338,7 +343,7 @@ spec:
     assert.match(sans.stdout, new RegExp(`IP Address:${ip(2).replace(/\./g, "\\.")}\\b`));
     // Two masters and no endpoint: every kubelet host gets the node-local apiserver proxy (issue 25),
     // and its kubelet and kube-proxy restart once to dial it. lab1's apiserver restarted for its
-    // new serving certificate; etcd and docker restarted nowhere.
+    // new serving certificate; etcd and containerd restarted nowhere.
     const after = Object.fromEntries(await Promise.all(["lab1", "lab2", "lab3", "lab4"].map(async (h) => [h, unitIds(await invocations(h))] as const)));
     const restarted = (h: string) => Object.keys(before[h]!).filter((u) => before[h]![u] !== after[h]![u]).sort();
     for (const h of ["lab3", "lab4"]) assert.deepEqual(restarted(h), ["apiserver-proxy", "kube-proxy", "kubelet"], h);
@@ -506,7 +511,7 @@ spec:
     assert.match(repair.out, /repair: re-running 2 step instances through cdktf deploy \(-replace\): kubelet_lab2, kubelet_lab3/);
     assert.match(repair.out, /✓ step kubelet on lab2: 1 files changed, kubelet restarted/);
     assert.match(repair.out, /✓ step kubelet on lab3: 1 files changed, kubelet restarted/);
-    assert.doesNotMatch(repair.out, /step (etcd|apiserver|runtime|kube-proxy) on/, "repair ran more than the drifted instances");
+    assert.doesNotMatch(repair.out, /step (etcd|apiserver|containerd|kube-proxy) on/, "repair ran more than the drifted instances");
     assert.match(repair.out, /repair: done, 2 step instances re-run; the hosts match the plan/);
     assert.equal((await rootSsh("lab2", "grep '^maxPods' /opt/kubernetes/cfg/kubelet-config.yml")).stdout.trim(), "maxPods: 110");
     const after = await cli("check-after", "check");

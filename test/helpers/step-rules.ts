@@ -32,3 +32,6 @@ export const version = (binary: string, output: string): Rule => [new RegExp(`${
 
 /** Index of the command that restarts `unit` (-1: it was never restarted). */
 export const restartOf = (unit: string): RegExp => new RegExp(`systemctl restart (--no-block )?${esc(unit)}$`);
+
+/** The runtime steps' look for the other runtime's unit as binkube ships it: `present` says it is there. */
+export const otherRuntime = (present = false): Rule => [/^grep -qsF -- ('--config [^']*'|--config-file=\S+) \/usr\/lib\/systemd\/system\/(docker|containerd)\.service && echo present \|\| true$/, { stdout: present ? "present\n" : "" }];

@@ -7,6 +7,10 @@ import { stringify } from "yaml";
 import { InventoryError, parseInventory } from "../../src/inventory/load";
 import { readCriInfo } from "../../src/steps/containerd";
 import { baseInventory } from "../helpers/fixtures";
+import { scriptedHost } from "../helpers/scripted-host";
+import { otherRuntime } from "../helpers/step-rules";
+import { containerd } from "../../src/steps/containerd";
+import { runtime } from "../../src/steps/runtime";
 import { kubeletConf, kubeletWrites } from "../../src/steps/kubelet-files";
 import { kubeletRuntime } from "../../src/steps/runtime-contract";
 
@@ -58,4 +62,13 @@ test("kubelet.extraArgs cannot repoint either runtime: both runtimes' flags are 
   }
   assert.equal(parseInventory(stringify({ ...baseInventory(), runtime: "containerd" }), "/x/cluster.yaml").inventory.runtime, "containerd");
   assert.throws(() => parseInventory(stringify({ ...baseInventory(), runtime: "cri-o" }), "/x/cluster.yaml"), /runtime/);
+});
+
+test("a node where binkube deployed the other runtime is refused before anything is uploaded, naming the host and the fix", async () => {
+  for (const [step, runtimeName, other] of [[containerd, "containerd", "docker"], [runtime, "docker", "containerd"]] as const) {
+    const h = scriptedHost({ rules: [otherRuntime(true)], host: "k8s-node", inventory: { ...baseInventory(), runtime: runtimeName }, changed: ["/usr/bin/runc"] });
+    await assert.rejects(h.run(step), new RegExp(`^BinkubeError: step ${step.name} on k8s-node failed: k8s-node runs ${other} \\(/usr/lib/systemd/system/${other}\\.service\\), the inventory says runtime: ${runtimeName}; .*nothing was changed\\. Fix: set runtime back to ${other}; or remove k8s-node`));
+    assert.deepEqual(h.uploaded, [], `${step.name}: uploaded before refusing`);
+    assert.equal(h.commands.length, 1, h.commands.join("\n"));
+  }
 });

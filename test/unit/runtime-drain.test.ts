@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runtime } from "../../src/steps/runtime";
 import { Rule, scriptedHost } from "../helpers/scripted-host";
+import { otherRuntime } from "../helpers/step-rules";
 
 interface NodeState {
   marker: string;
@@ -19,6 +20,7 @@ function fakeNode(state: NodeState, changed: string[]) {
   // a command that changes the node's state answers with success
   const set = (to: Partial<NodeState>) => (Object.assign(state, to), {});
   const rules: Rule[] = [
+    otherRuntime(),
     [/^cat .*docker\.restart-pending/, () => ({ stdout: state.marker })],
     [/^mkdir -p -m 0700 \/var\/lib\/binkube && echo /, (c) => set({ marker: /echo '?([a-z -]+)'? >/.exec(c)![1]! })],
     [/^rm -f .*docker\.restart-pending/, () => set({ marker: "" })],

@@ -18,7 +18,7 @@ import { scheduler } from "../../src/steps/scheduler";
 import type { PlannedFile, StepDef } from "../../src/steps/types";
 import { baseInventory, RawInventory } from "../helpers/fixtures";
 import { Rule, parsedInventory, scriptedHost } from "../helpers/scripted-host";
-import { journal, probe, restartOf, staysActive, systemctlStart, version } from "../helpers/step-rules";
+import { journal, otherRuntime, probe, restartOf, staysActive, systemctlStart, version } from "../helpers/step-rules";
 
 interface Case {
   step: StepDef;
@@ -176,7 +176,7 @@ const CASES: Case[] = [
 ];
 
 function run(c: Case, changed: string[], healthy = true) {
-  const rules = [...c.rules(healthy), probe(c.unit), systemctlStart(c.unit), staysActive(c.unit), journal(c.unit)];
+  const rules = [...c.rules(healthy), otherRuntime(), probe(c.unit), systemctlStart(c.unit), staysActive(c.unit), journal(c.unit)];
   return scriptedHost({ rules, changed, host: c.host, inventory: c.inventory, files: c.files });
 }
 
