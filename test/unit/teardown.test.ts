@@ -293,7 +293,7 @@ describe("teardown", () => {
     assert.ok(Date.now() - t0 < 20_000, "bounded by the timeout, not by docker");
     assert.match(r.stdout, /teardown: docker rm -f of the containers failed or took over 1 s/);
     assert.ok(r.calls.includes("systemctl disable --now docker.service"));
-    assert.match(r.stdout, /teardown: containerd\/containerd-shim still running after docker stopped \(pids 4242 4343; see ps -ef\)/);
+    assert.match(r.stdout, /teardown: containerd\/containerd-shim still running after the runtime stopped \(pids 4242 4343; see ps -ef\)/);
   });
 
   test("an etcd member alone: binkube ran no docker, kubelet or pod network there, so none of theirs is touched", async () => {
