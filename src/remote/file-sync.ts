@@ -29,8 +29,9 @@ import type { FileToShip, SyncOptions, SyncResult } from "./types";
 /** files uploaded in parallel over the one SFTP session */
 const PARALLEL_UPLOADS = 4;
 
-function randomSuffix(): string {
-  return randomBytes(6).toString("hex");
+/** `<ms since epoch>-<random>`: the time lets a sync's cleanup tell an older sync's leftovers from a later sync's upload. */
+function tempSuffix(startedMs: number): string {
+  return `${startedMs}-${randomBytes(6).toString("hex")}`;
 }
 
 /**
@@ -59,7 +60,8 @@ export async function syncFiles(s: Session, sftpSession: SftpSession, files: Fil
   await Promise.all(prepared.map((f) => digestSource(host, s.label, f)));
 
   const result: SyncResult = { changed: [], unchanged: [], bytesSent: 0 };
-  const temps = new Map<PreparedFile, string>(prepared.map((f) => [f, tempPathFor(f, randomSuffix())]));
+  const startedMs = Date.now();
+  const temps = new Map<PreparedFile, string>(prepared.map((f) => [f, tempPathFor(f, tempSuffix(startedMs))]));
   const addBytes = (n: number): void => {
     s.stats.bytesSent += n;
     result.bytesSent += n;
@@ -68,7 +70,7 @@ export async function syncFiles(s: Session, sftpSession: SftpSession, files: Fil
   // the SFTP session (cached per connection) opens while the check runs
   const sftpP = sftpSession.get();
   sftpP.catch(() => undefined);
-  const checkP = runCommand(s, buildCheckScript(prepared, { owner: opts.owner, keep: [...temps.values()] }), { timeoutMs }).then((r) =>
+  const checkP = runCommand(s, buildCheckScript(prepared, { owner: opts.owner, keep: [...temps.values()], startedMs }), { timeoutMs }).then((r) =>
     parseCheckOutput(r.stdout),
   );
   checkP.catch(() => undefined);

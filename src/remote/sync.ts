@@ -142,9 +142,13 @@ export function tempPathFor(f: PreparedFile, rand: string): string {
  * (left by an interrupted sync; `keep` = this sync's own temp names, which an early upload may
  * already be writing), print mode/owner and sha256 of every existing target, and resolve the
  * owner spec to ids.
+ * `startedMs`: when this sync started (its temp names carry it). Only temps of syncs that started
+ * earlier (or of an older binkube, with no time in the name) are stale: the check script of a sync
+ * whose connection was killed can still run on the host, and must not delete the upload of the
+ * sync that retries it.
  * Output lines: `M <octal mode> <user>:<group> <uid>:<gid> <path>` and `<sha256>  <path>`.
  */
-export function buildCheckScript(files: PreparedFile[], opts: { owner?: string | undefined; keep?: string[] } = {}): string {
+export function buildCheckScript(files: PreparedFile[], opts: { owner?: string | undefined; keep?: string[]; startedMs?: number } = {}): string {
   const dirs = [...new Set(files.map((f) => f.dir))];
   const keep = opts.keep ?? [];
   const lines = [
@@ -152,9 +156,12 @@ export function buildCheckScript(files: PreparedFile[], opts: { owner?: string |
     // unquoted * : glob over this target's temp names only, sparing this sync's own
     ...files.map((f) => {
       const mine = keep.filter((k) => k.startsWith(`${f.dir}/.${f.tempBase}${TEMP_MARKER}`));
-      if (mine.length === 0) return `rm -f -- ${tempPrefixWord(f)}*`;
-      const cond = mine.map((k) => `[ "$t" = ${shq(k)} ]`).join(" || ");
-      return `for t in ${tempPrefixWord(f)}*; do ${cond} || rm -f -- "$t"; done`;
+      if (mine.length === 0 && opts.startedMs === undefined) return `rm -f -- ${tempPrefixWord(f)}*`;
+      const spare = mine.map((k) => `[ "$t" = ${shq(k)} ] || `).join("");
+      if (opts.startedMs === undefined) return `for t in ${tempPrefixWord(f)}*; do ${spare}rm -f -- "$t"; done`;
+      // the start time in the name (digits before the first '-'); none: an older binkube's, stale
+      const older = `{ e=\${t#${tempPrefixWord(f)}}; e=\${e%%-*}; case $e in ''|*[!0-9]*) true ;; *) [ "$e" -lt ${opts.startedMs} ] ;; esac; }`;
+      return `for t in ${tempPrefixWord(f)}*; do ${spare}{ ${older} && rm -f -- "$t"; }; done`;
     }),
     "set --",
     `for f in ${files.map((f) => shq(f.path)).join(" ")}; do if [ -f "$f" ]; then set -- "$@" "$f"; fi; done`,
