@@ -11,10 +11,13 @@ export class BinkubeError extends Error {
   }
 }
 
+/** How every line about one step instance names it: "step etcd on lab1". */
+export const stepWhere = (step: string, host: string): string => `step ${step} on ${host}`;
+
 /**
  * A step instance's failure as the operator reads it (runner/run-step.ts): the step and its host,
  * the cause with its fix, and that a re-run is safe. Step unit tests check this same message.
  */
 export function stepFailure(step: string, host: string, cause: Error): BinkubeError {
-  return new BinkubeError(`step ${step} on ${host} failed: ${cause.message}\nThe step can be re-run safely: files are replaced atomically and only changed ones are sent.`);
+  return new BinkubeError(`${stepWhere(step, host)} failed: ${cause.message}\nThe step can be re-run safely: files are replaced atomically and only changed ones are sent.`);
 }

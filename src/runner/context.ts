@@ -1,6 +1,7 @@
 // Builds a step's RunContext (steps/types.ts) for one instance: a connection to its host, file
 // sync, and a lazily opened connection to the first master for kubectl.
 import type { StepScope } from "../cluster";
+import { stepLines } from "../log";
 import { Host, hostsWithRole } from "../inventory/types";
 import { FileToShip, RemoteHost } from "../remote";
 import type { RunContext, StepRemote } from "../steps/types";
@@ -29,7 +30,7 @@ export function filesToShip(scope: StepScope): FileToShip[] {
  * kubectl, an etcd host). The step's own host is connected before run() unless the step is
  * "lazy" (removal: one attempt, on first use, since the host may be gone).
  */
-export async function openRunContext(scope: StepScope, opts: { log: (line: string) => void; verbose: boolean; connect?: "eager" | "lazy"; firstBringUp?: boolean }): Promise<OpenRunContext> {
+export async function openRunContext(scope: StepScope, opts: { step: string; log: (line: string) => void; verbose: boolean; connect?: "eager" | "lazy"; firstBringUp?: boolean }): Promise<OpenRunContext> {
   const { inv, inst } = scope;
   const lazy = opts.connect === "lazy";
   const connections = new Map<string, Promise<RemoteHost>>();
@@ -58,6 +59,7 @@ export async function openRunContext(scope: StepScope, opts: { log: (line: strin
     firstBringUp: opts.firstBringUp === true,
     remote,
     log: opts.log,
+    ...stepLines(opts.step, inst.host.name, opts.log),
     sh: (command, o) => remote.exec(command, o),
     sync: async () => {
       const t0 = Date.now();

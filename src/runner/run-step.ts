@@ -8,7 +8,7 @@ import { stepByName } from "../steps";
 import { fetchBinaries } from "../binaries/fetch";
 import { checkReleaseLocally } from "../binaries/release";
 import { openRunContext } from "./context";
-import { BinkubeError, stepFailure } from "../errors";
+import { BinkubeError, stepFailure, stepWhere } from "../errors";
 import { Log, logger } from "../log";
 import { GateClock, withGateClock } from "../util/wait";
 
@@ -34,7 +34,7 @@ export function runStep(configFile: string, stepName: string, hostName: string, 
 
 async function runInstance(configFile: string, stepName: string, hostName: string, opts: StepOptions & { expectHash?: string }, gates: GateClock): Promise<"ok" | "skipped"> {
   const out: Log = opts.out ?? logger(process.stderr);
-  const where = `step ${stepName} on ${hostName}`;
+  const where = stepWhere(stepName, hostName);
   const started = Date.now();
   // performance.now() counts from process start: node, module loading and argv parsing.
   const t = { boot: opts.bootMs ?? performance.now(), begin: performance.now(), loaded: 0, connected: 0 };
@@ -67,7 +67,7 @@ async function runInstance(configFile: string, stepName: string, hostName: strin
   checkReleaseLocally(cluster.binaries, needed, cluster.inv, where);
   t.loaded = performance.now();
 
-  const rc = await openRunContext(cluster, { log: out, verbose: opts.verbose, connect: step.connect, firstBringUp: opts.firstBringUp === true }).catch((e: Error) => {
+  const rc = await openRunContext(cluster, { step: stepName, log: out, verbose: opts.verbose, connect: step.connect, firstBringUp: opts.firstBringUp === true }).catch((e: Error) => {
     throw new BinkubeError(`${where}: cannot connect: ${e.message}`);
   });
   t.connected = performance.now();

@@ -49,7 +49,7 @@ export async function cordonAndDrain(rc: RunContext, control: StepRemote, why: s
   const node = shq(rc.host.name);
   await control.exec(`${KUBECTL} cordon ${node}`);
   const timeout = rc.inv.rolling.drainTimeoutSeconds;
-  rc.log(`  draining ${rc.host.name} before ${why} (up to ${timeout} s)`);
+  rc.note(`draining before ${why} (up to ${timeout} s)`);
   const r = await control.exec(`${KUBECTL} drain ${node} --ignore-daemonsets --delete-local-data --timeout=${timeout}s 2>&1`, { allowFail: true, timeoutMs: (timeout + 60) * 1000 });
   if (r.code !== 0) {
     const lines = r.stdout.trim().split("\n");

@@ -50,7 +50,7 @@ async function runEtcd(rc: RunContext): Promise<string> {
     snapshot = await snapshotMember(rc, ETCDCTL).then(
       (s) => `, ${s}`,
       (e: Error) => {
-        rc.log(`WARNING step etcd on ${rc.host.name}: no snapshot before the restart: ${e.message.split("\n")[0]}`);
+        rc.warn(`no snapshot before the restart: ${e.message.split("\n")[0]}`);
         return ", NO snapshot (see warning)";
       },
     );
@@ -58,7 +58,7 @@ async function runEtcd(rc: RunContext): Promise<string> {
   const handedOff =
     wasActive && restart
       ? await handOffLeadership(rc).catch((e: Error) => {
-          rc.log(`WARNING step etcd on ${rc.host.name}: leadership not handed off before the restart: ${e.message.split("\n")[0]}`);
+          rc.warn(`leadership not handed off before the restart: ${e.message.split("\n")[0]}`);
           return "";
         })
       : "";
@@ -129,7 +129,7 @@ async function joinExistingCluster(rc: RunContext): Promise<string> {
     // The data of a member the cluster no longer has (removed while this host was away): etcd
     // would exit with "the member has been permanently removed". Kept aside, like a restore does.
     const dir = (await rc.sh(`systemctl stop etcd; d=${ETCD.data}/removed-$(date -u +%Y%m%dT%H%M%SZ); mv ${MEMBER_DIR} "$d" && rm -f ${JOIN_DROPIN} && echo "$d"`)).stdout.trim();
-    rc.log(`  ${rc.host.name}: etcd data of a removed member moved aside to ${dir}`);
+    rc.note(`etcd data of a removed member moved aside to ${dir}`);
     aside = `, old data of a removed member kept in ${dir}`;
   }
   // Drop-in first, then member add: a re-run after a failure in between still joins.

@@ -43,12 +43,12 @@ async function issueBootstrapToken(rc: RunContext, control: StepRemote): Promise
  * would go on talking to the old address. Points kubelet.kubeconfig at the current one; true when
  * it changed (the kubelet must restart to use it).
  */
-export async function pointKubeconfigAt(rc: Pick<RunContext, "sh" | "log" | "host">, server: string, file = KUBELET_KUBECONFIG): Promise<boolean> {
+export async function pointKubeconfigAt(rc: Pick<RunContext, "sh" | "note">, server: string, file = KUBELET_KUBECONFIG): Promise<boolean> {
   const current = /^\s*server:\s*(\S+)/m.exec((await rc.sh(`cat ${shq(file)} 2>/dev/null || true`)).stdout)?.[1];
   if (current === undefined || current === server) return false;
   const tmp = shq(`${file}.tmp`);
   await rc.sh(`sed -E ${shq(`s#^([[:space:]]*server:).*#\\1 ${server}#`)} ${shq(file)} > ${tmp} && chmod 0600 ${tmp} && mv -f ${tmp} ${shq(file)}`);
-  rc.log(`  ${rc.host.name}: kubelet.kubeconfig now points at ${server} (was ${current})`);
+  rc.note(`kubelet.kubeconfig now points at ${server} (was ${current})`);
   return true;
 }
 
@@ -85,7 +85,7 @@ async function applyNodeRole(rc: RunContext, control: StepRemote): Promise<strin
 
 async function runKubelet(rc: RunContext): Promise<string> {
   // Accepted in the inventory with a reason, and said again at every deploy (docs/cis.md).
-  for (const w of rc.inv.kubelet.weakened) rc.log(`warning: kubelet on ${rc.host.name} runs with --${w.flag}=${shown(rc.inv.kubelet.extraArgs[w.flag] ?? "")}, which weakens it (kubelet.weakened: "${shown(w.reason)}"; docs/cis.md)`);
+  for (const w of rc.inv.kubelet.weakened) rc.warn(`the kubelet runs with --${w.flag}=${shown(rc.inv.kubelet.extraArgs[w.flag] ?? "")}, which weakens it (kubelet.weakened: "${shown(w.reason)}"; docs/cis.md)`);
   const sync = await rc.sync();
   await checkReleaseVersion(rc, "kubelet");
   const control = await rc.controlPlane();

@@ -113,7 +113,7 @@ export async function withMasterDrained<T>(rc: RunContext, restart: () => Promis
   }
   const set = (state: "drain" | "ready") => Promise.all(proxies.map(({ remote }) => remote.exec(proxyCli(`set server ${server} state ${state}`), { timeoutMs: 15_000 })));
   await set("drain");
-  if (proxies.length > 0) rc.log(`${rc.host.name} drained on ${proxies.length} apiserver prox${proxies.length === 1 ? "y" : "ies"} for its restart`);
+  if (proxies.length > 0) rc.note(`drained on ${proxies.length} apiserver prox${proxies.length === 1 ? "y" : "ies"} for its restart`);
   let result: T;
   try {
     result = await restart();

@@ -72,7 +72,7 @@ async function runPrepare(rc: RunContext): Promise<string> {
     const r = await rc.sh("cat /proc/sys/net/ipv4/ip_forward; cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo missing");
     const [fwd, bridge] = r.stdout.trim().split("\n");
     if (fwd !== "1") throw new GateError("net.ipv4.ip_forward is not 1 after applying /etc/sysctl.d/99-kubernetes.conf: pods on different nodes cannot reach each other");
-    if (bridge === "missing") rc.log(`  warning: ${rc.host.name}: br_netfilter is not loaded (no /proc/sys/net/bridge); kube-proxy needs it for pod-to-service traffic on the same bridge`);
+    if (bridge === "missing") rc.warn(`br_netfilter is not loaded (no /proc/sys/net/bridge); kube-proxy needs it for pod-to-service traffic on the same bridge`);
     // kubelet's protectKernelDefaults: name a wrong value here rather than as a kubelet crash loop.
     const keys = Object.keys(KUBELET_KERNEL_DEFAULTS);
     const got = (await rc.sh(keys.map((k) => `cat /proc/sys/${k.replace(/\./g, "/")} 2>/dev/null || echo missing`).join("; "))).stdout.trim().split("\n");

@@ -117,7 +117,7 @@ async function leaveProxies(rc: RunContext, asked: ProxyAnswer[]): Promise<strin
   const listing = asked.filter((a) => a.states?.some((s) => s.name === name));
   const command = proxyCli(`disable server ${PROXY_BACKEND}/${name}; shutdown sessions server ${PROXY_BACKEND}/${name}`);
   for (const a of listing) await a.remote!.exec(command, { timeoutMs: 15_000 });
-  for (const a of asked.filter((x) => x.error !== undefined)) rc.log(`  warning: ${a.host.name} did not answer (${a.error}): its apiserver proxy drops ${name} by its health checks once ${name} stops`);
+  for (const a of asked.filter((x) => x.error !== undefined)) rc.warn(`${a.host.name} did not answer (${a.error}): its apiserver proxy drops ${name} by its health checks once ${name} stops`);
   if (!asked.some((a) => a.states !== undefined)) return undefined; // no proxy runs on any node
   return `out of the apiserver proxy on ${listing.length} node${listing.length === 1 ? "" : "s"}`;
 }
@@ -158,8 +158,8 @@ async function runRemove(rc: RunContext, units: readonly string[]): Promise<stri
 }
 
 function unreachableWarning(rc: RunContext, why: string): void {
-  rc.log(
-    `WARNING step remove on ${rc.host.name}: could not stop its units or remove its credentials (${why}). If it comes back, it still holds its kubelet client certificate: ` +
+  rc.warn(
+    `could not stop its units or remove its credentials (${why}). If it comes back, it still holds its kubelet client certificate: ` +
       `wipe it before it boots into the network (docs/day2.md, "A host removed while it was down")`,
   );
 }

@@ -82,6 +82,9 @@ export interface RunContext {
   firstBringUp: boolean;
   remote: StepRemote;
   log: (line: string) => void;
+  /** A line about this step on this host, prefixed with both (log.ts stepLines); a warning the same, marked WARNING. */
+  note: (line: string) => void;
+  warn: (line: string) => void;
   /** remote.exec on the step's host. */
   sh(command: string, opts?: ExecOptions): Promise<ExecResult>;
   /** Uploads the instance's files (unchanged ones are skipped by sha256). */

@@ -170,7 +170,7 @@ spec:
     assert.equal(polls.outages, 0, polls.describe);
     assert.ok(node.polls > 100, `only ${node.polls} polls on lab3`);
     assert.equal(node.failures, 0, describeNodePolls(node, "lab3 → its apiserver proxy"));
-    for (const m of ["lab1", "lab2"]) assert.match(out, new RegExp(`${m} drained on 3 apiserver proxies for its restart`), m);
+    for (const m of ["lab1", "lab2"]) assert.match(out, new RegExp(`step apiserver on ${m}: drained on 3 apiserver proxies for its restart`), m);
     assert.ok(seen.minReady >= 2, `the spread Deployment fell to ${seen.minReady} ready pods`);
     assert.ok(seen.maxUnavailable <= 1, `${seen.maxUnavailable} nodes unavailable at once`);
     // the order: every apiserver, then controller-managers and schedulers, then the nodes one by one

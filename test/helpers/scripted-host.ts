@@ -11,6 +11,7 @@ import type { Host, Inventory } from "../../src/inventory/types";
 import type { ExecOptions, ExecResult } from "../../src/remote";
 import { RemoteError } from "../../src/remote/errors";
 import { stepFailure } from "../../src/errors";
+import { stepLines } from "../../src/log";
 import type { PlannedFile, RunContext, StepDef, StepRemote } from "../../src/steps/types";
 import { withClock } from "../../src/util/clock";
 import { FakeClock } from "./fake-clock";
@@ -33,6 +34,8 @@ export interface ScriptOptions {
   /** The paths sync() reports changed (uploaded); the other files are unchanged. */
   changed?: string[];
   firstBringUp?: boolean;
+  /** The step whose run() is driven piecemeal (its lines name it before run() does). */
+  step?: string;
 }
 
 export interface Ran {
@@ -81,6 +84,7 @@ export function scriptedHost(opts: ScriptOptions) {
   const firstMaster = inv.hosts.find((h) => h.roles.includes("master"))!;
   const changed = opts.changed ?? [];
 
+  let current = opts.step ?? "?";
   const rc: RunContext = {
     inv,
     host,
@@ -88,6 +92,9 @@ export function scriptedHost(opts: ScriptOptions) {
     firstBringUp: opts.firstBringUp === true,
     remote,
     log: (line) => logs.push(line),
+    // the step's name is known once run() is called
+    note: (line) => stepLines(current, host.name, (l) => logs.push(l)).note(line),
+    warn: (line) => stepLines(current, host.name, (l) => logs.push(l)).warn(line),
     sh: (command, o) => remote.exec(command, o),
     sync: async () => {
       uploaded.push(...changed);
@@ -120,7 +127,7 @@ export function scriptedHost(opts: ScriptOptions) {
      * (`step NAME on HOST failed: …`), so tests check the message the operator gets.
      */
     run: (step: StepDef): Promise<string> =>
-      withClock(clock, () => step.run(rc)).catch((e: Error) => {
+      withClock(clock, () => ((current = step.name), step.run(rc))).catch((e: Error) => {
         throw stepFailure(step.name, host.name, e);
       }),
   };

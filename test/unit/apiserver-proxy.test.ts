@@ -20,6 +20,7 @@ import { bootstrapKubeconfig } from "../../src/pki/kubeconfig";
 import { proxyConfig } from "../../src/steps/apiserver-proxy";
 import { PROXY, PROXY_CHECK, parseServerStates, proxyCli, proxyFailureWindowMs, serving } from "../../src/steps/node-proxy";
 import { pointKubeconfigAt } from "../../src/steps/kubelet";
+import { stepLines } from "../../src/log";
 import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
 import "../helpers/test-keys";
 import type { RawInventory } from "../helpers/fixtures";
@@ -308,8 +309,7 @@ test("kubelet.kubeconfig, written by the kubelet at its bootstrap, is pointed at
   fs.writeFileSync(file, text("https://192.168.0.11:6443"), { mode: 0o600 });
   const logs: string[] = [];
   const rc = {
-    host: { name: "n1" } as never,
-    log: (l: string) => logs.push(l),
+    note: stepLines("kubelet", "n1", (l: string) => logs.push(l)).note,
     sh: (command: string) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) =>
         execFile("bash", ["-c", command], (e, stdout, stderr) => (e ? reject(new Error(`${command}: ${stderr}`)) : resolve({ code: 0, stdout, stderr }))),
@@ -318,7 +318,7 @@ test("kubelet.kubeconfig, written by the kubelet at its bootstrap, is pointed at
   assert.equal(await pointKubeconfigAt(rc, "https://127.0.0.1:6444", file), true);
   assert.equal(fs.readFileSync(file, "utf8"), text("https://127.0.0.1:6444"));
   assert.equal(fs.statSync(file).mode & 0o777, 0o600);
-  assert.match(logs.join("\n"), /n1: kubelet\.kubeconfig now points at https:\/\/127\.0\.0\.1:6444 \(was https:\/\/192\.168\.0\.11:6443\)/);
+  assert.match(logs.join("\n"), /^step kubelet on n1: kubelet\.kubeconfig now points at https:\/\/127\.0\.0\.1:6444 \(was https:\/\/192\.168\.0\.11:6443\)/);
   assert.equal(await pointKubeconfigAt(rc, "https://127.0.0.1:6444", file), false, "already there: nothing to do, no restart");
   assert.equal(await pointKubeconfigAt(rc, "https://127.0.0.1:6444", path.join(dir, "absent")), false, "a node that has not joined has none");
 });

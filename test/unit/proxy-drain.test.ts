@@ -37,7 +37,7 @@ function scripted(opts: { proxy: boolean; notRunning?: string[]; upAfterPolls?: 
     const rows = masters.map((m) => `kube-apiservers,${m},0,${m === master ? s.status : "UP"},${m === master ? s.check : "L7OK"}`);
     return { stdout: [HEADER, ...rows, "kube-apiservers,BACKEND,0,UP,"].join("\n") + "\n" };
   };
-  const h = scriptedHost({ inventory: raw, rules: [[/set server |show stat/, haproxy]] });
+  const h = scriptedHost({ inventory: raw, rules: [[/set server |show stat/, haproxy]], step: "apiserver" });
   /** withMasterDrained on the fake clock, around `restart`. */
   const drained = <T>(restart: () => Promise<T>) => withClock(h.clock, () => withMasterDrained(h.rc, restart));
   return { drained, events, logs: h.logs, state };
@@ -58,7 +58,7 @@ test("drain: every proxy drains the master before its restart and has it UP agai
   assert.ok(s.events.slice(0, at).every((e) => e.endsWith("drain k8s-master")), "a proxy was drained after the restart began");
   assert.ok(s.events.slice(at + 1).every((e) => e.endsWith("ready k8s-master")));
   for (const [host, st] of s.state) assert.deepEqual([st.status, st.check], ["UP", "L7OK"], `${host} returned before the master was UP there`);
-  assert.match(s.logs.join("\n"), /k8s-master drained on 3 apiserver proxies for its restart/);
+  assert.match(s.logs.join("\n"), /step apiserver on k8s-master: drained on 3 apiserver proxies for its restart/);
 });
 
 test("drain: a failed restart still sets the master ready (the proxies' checks keep it out) and the error is the restart's", async () => {

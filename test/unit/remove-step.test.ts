@@ -2,6 +2,7 @@
 // answer is not drained (its pods are force-deleted at once) and the result line says so; a
 // drain that times out says so; a host that answers loses its units and credentials.
 import { operatorSide } from "../../src/runner/operator-side";
+import { stepLines } from "../../src/log";
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { test } from "node:test";
@@ -48,6 +49,7 @@ function scripted(opts: { hostDown: boolean; ready: string; drain?: Partial<Exec
     firstBringUp: false,
     remote,
     log: (l) => logs.push(l),
+    ...stepLines("remove", host.name, (l) => logs.push(l)),
     sh: hostExec,
     sync: async () => ({ changed: [], unchanged: [], bytesSent: 0 }),
     controlPlane: async () => ({ exec: controlExec, fetchFile: remote.fetchFile }),
@@ -127,6 +129,7 @@ function scriptedMaster(opts: { states: Record<string, Record<string, "UP" | "DO
     firstBringUp: false,
     remote,
     log: (l) => logs.push(l),
+    ...stepLines("remove", host.name, (l) => logs.push(l)),
     sh: hostExec,
     sync: async () => ({ changed: [], unchanged: [], bytesSent: 0 }),
     controlPlane: async () => ({ exec: controlExec, fetchFile: remote.fetchFile }),
@@ -166,5 +169,5 @@ test("remove a master: a node that does not answer is left to its proxy's health
   const line = await remove.run(m.rc);
   assert.match(line, /out of the apiserver proxy on 1 node,/);
   assert.deepEqual(m.seq.filter((s) => s.startsWith("disable on")), ["disable on k8s-master"]);
-  assert.match(m.logs.join("\n"), /warning: k8s-node2 did not answer \(host k8s-node2: connect EHOSTUNREACH\): its apiserver proxy drops old-master by its health checks once old-master stops/);
+  assert.match(m.logs.join("\n"), /WARNING step remove on old-master: k8s-node2 did not answer \(host k8s-node2: connect EHOSTUNREACH\): its apiserver proxy drops old-master by its health checks once old-master stops/);
 });
