@@ -2,13 +2,12 @@
 // steps/runtime.ts). The kubelet reaches it through its CRI socket (remote runtime, CRI v1alpha2 in
 // v1.17); crictl is there for the operator. Images are preloaded into containerd's k8s.io namespace,
 // the one its CRI plugin serves the kubelet from.
-import * as path from "node:path";
 import { kubeletHosts } from "../inventory/types";
 import { limiter } from "../remote/async";
 import { GateError, waitFor } from "../util/wait";
 import { applyUnit, checkReleaseVersion, probeUnit } from "./actions";
-import { binary, templated, unit } from "./files";
-import { CGROUP_DRIVER, CONTAINERD_SOCKET, IMAGES_DIR, loadArchiveCommand, refuseOtherRuntime } from "./runtime-contract";
+import { groupBinaries, templated, unit } from "./files";
+import { AFTER_PREPARE, CGROUP_DRIVER, CONTAINERD_SOCKET, IMAGES_DIR, loadArchiveCommand, preloadedArchives, refuseOtherRuntime } from "./runtime-contract";
 import { RunContext, StepDef } from "./types";
 
 const GROUP = "containerd";
@@ -84,20 +83,16 @@ export const containerd: StepDef = {
   scope: "host",
   description: "containerd: binaries, config.toml, crictl, unit, image preload",
   hosts: (inv) => (inv.runtime === "containerd" ? kubeletHosts(inv) : []),
-  deps: [{ step: "prepare", on: "same-host", why: "the host passed preflight (cgroups, iptables, disk) and has its modules and sysctls" }],
+  deps: [AFTER_PREPARE],
   run: runContainerd,
   units: ["containerd"],
   binaries: REQUIRED_CONTAINERD,
   nodeRoll: true,
-  files: ({ inv, binaries }) => {
-    const names = [...new Set([...REQUIRED_CONTAINERD, ...binaries.group(GROUP)])].sort();
-    return [
-      ...names.map((n) => binary(BIN, n)),
-      templated(CONFIG, "containerd/config.toml", { socket: CONTAINERD_SOCKET, sandboxImage: inv.images.pause, systemdCgroup: CGROUP_DRIVER === "systemd", runc: `${BIN}/runc` }),
-      templated(CRICTL_CONFIG, "containerd/crictl.yaml", { endpoint: `unix://${CONTAINERD_SOCKET}` }),
-      // imported with ctr, never read by containerd at start
-      ...inv.images.preload.map((archive) => ({ path: `${IMAGES_DIR}/${path.basename(archive)}`, mode: 0o644, binary: archive, live: true })),
-      unit("containerd", "containerd/containerd.service"),
-    ];
-  },
+  files: ({ inv, binaries }) => [
+    ...groupBinaries(BIN, REQUIRED_CONTAINERD, binaries.group(GROUP)),
+    templated(CONFIG, "containerd/config.toml", { socket: CONTAINERD_SOCKET, sandboxImage: inv.images.pause, systemdCgroup: CGROUP_DRIVER === "systemd", runc: `${BIN}/runc` }),
+    templated(CRICTL_CONFIG, "containerd/crictl.yaml", { endpoint: `unix://${CONTAINERD_SOCKET}` }),
+    ...preloadedArchives(inv),
+    unit("containerd", "containerd/containerd.service"),
+  ],
 };

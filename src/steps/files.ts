@@ -22,6 +22,11 @@ export function binary(dir: string, name: string): PlannedFile {
   return { path: `${dir}/${name.split("/").pop()}`, mode: 0o755, binary: name };
 }
 
+/** A binary group's files in `dir`: its required members and whatever else its folder holds (shipped as found), sorted. */
+export function groupBinaries(dir: string, required: readonly string[], present: readonly string[]): PlannedFile[] {
+  return [...new Set([...required, ...present])].sort().map((n) => binary(dir, n));
+}
+
 export function cert(path: string, pem: string): PlannedFile {
   return { path, mode: 0o644, content: pem };
 }

@@ -1,15 +1,25 @@
 // What the kubelet and the container runtime must agree on, in one place that the kubelet step and
 // each runtime's step read (none imports another's module).
+import * as path from "node:path";
 import type { Inventory } from "../inventory/types";
 import { BinkubeError } from "../errors";
 import { shq } from "../remote/shell";
 import { SYSTEMD_DIR } from "./files";
+import type { PlannedFile } from "./types";
 
 /** The cgroup driver the runtime and the kubelet agree on (docker's daemon.json and containerd's config.toml say the same). */
 export const CGROUP_DRIVER: "cgroupfs" | "systemd" = "cgroupfs";
 
 /** Image archives (docker save) preloaded before kubelet starts: air-gapped nodes need no registry. */
 export const IMAGES_DIR = "/opt/kubernetes/images";
+
+/** Every runtime step's edge to prepare. */
+export const AFTER_PREPARE = { step: "prepare", on: "same-host", why: "the host passed preflight (cgroups, iptables, disk) and has its modules and sysctls" } as const;
+
+/** The preloaded image archives as a runtime step ships them: loaded with the runtime's own command, never read at its start. */
+export function preloadedArchives(inv: Pick<Inventory, "images">): PlannedFile[] {
+  return inv.images.preload.map((archive) => ({ path: `${IMAGES_DIR}/${path.basename(archive)}`, mode: 0o644, binary: archive, live: true }));
+}
 
 /** containerd's CRI socket: the kubelet's remote runtime endpoint, and crictl's. */
 export const CONTAINERD_SOCKET = "/run/containerd/containerd.sock";

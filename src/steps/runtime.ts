@@ -1,10 +1,9 @@
 // runtime: docker from the static release (dockerd starts its own containerd), cgroup driver
 // pinned to the kubelet's. The default runtime; `runtime: containerd` runs steps/containerd.ts instead.
-import * as path from "node:path";
 import { REQUIRED_DOCKER } from "../binaries/catalog";
 import { kubeletHosts } from "../inventory/types";
-import { binary, templated, unit } from "./files";
-import { CGROUP_DRIVER, IMAGES_DIR, loadArchiveCommand, refuseOtherRuntime } from "./runtime-contract";
+import { groupBinaries, templated, unit } from "./files";
+import { AFTER_PREPARE, CGROUP_DRIVER, IMAGES_DIR, loadArchiveCommand, preloadedArchives, refuseOtherRuntime } from "./runtime-contract";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
 import { limiter } from "../remote/async";
@@ -82,19 +81,15 @@ export const runtime: StepDef = {
   scope: "host",
   description: "docker: binaries, daemon.json, unit",
   hosts: (inv) => (inv.runtime === "docker" ? kubeletHosts(inv) : []),
-  deps: [{ step: "prepare", on: "same-host", why: "the host passed preflight (cgroups, iptables, disk) and has its modules and sysctls" }],
+  deps: [AFTER_PREPARE],
   run: runRuntime,
   units: ["docker"],
   binaries: REQUIRED_DOCKER,
   nodeRoll: true,
-  files: ({ inv, binaries }) => {
-    const names = [...new Set([...REQUIRED_DOCKER, ...binaries.group("docker")])].sort();
-    return [
-      ...names.map((n) => binary(DOCKER_BIN, n)),
-      templated(DAEMON_JSON, "docker/daemon.json", { execOpt: `native.cgroupdriver=${CGROUP_DRIVER}` }),
-      // loaded with docker load, never read by dockerd at start
-      ...inv.images.preload.map((archive) => ({ path: `${IMAGES_DIR}/${path.basename(archive)}`, mode: 0o644, binary: archive, live: true })),
-      unit("docker", "docker/docker.service"),
-    ];
-  },
+  files: ({ inv, binaries }) => [
+    ...groupBinaries(DOCKER_BIN, REQUIRED_DOCKER, binaries.group("docker")),
+    templated(DAEMON_JSON, "docker/daemon.json", { execOpt: `native.cgroupdriver=${CGROUP_DRIVER}` }),
+    ...preloadedArchives(inv),
+    unit("docker", "docker/docker.service"),
+  ],
 };
