@@ -155,11 +155,14 @@ function nspawnArgs(h: LabHost): string[] {
     "--system-call-filter=@keyring",
   ];
   if (fs.existsSync("/dev/kmsg")) args.push("--bind-ro=/dev/kmsg");
-  // docker's overlay2 cannot stack on the host's overlayfs root: give /var/lib/docker a plain
-  // ext4 directory of its own (lab-side only; real hosts need nothing).
-  const dockerDir = path.join(h.hostDir, "var-lib-docker");
-  fs.mkdirSync(dockerDir, { recursive: true, mode: 0o711 });
-  args.push(`--bind=${dockerDir}:/var/lib/docker`);
+  // docker's overlay2 and containerd's overlayfs snapshotter cannot stack on the host's overlayfs
+  // root (mount: EINVAL): give /var/lib/docker and /var/lib/containerd plain ext4 directories of
+  // their own (lab-side only; real hosts need nothing).
+  for (const [dir, at] of [["var-lib-docker", "/var/lib/docker"], ["var-lib-containerd", "/var/lib/containerd"]]) {
+    const own = path.join(h.hostDir, dir);
+    fs.mkdirSync(own, { recursive: true, mode: 0o711 });
+    args.push(`--bind=${own}:${at}`);
+  }
   return args;
 }
 
