@@ -90,7 +90,7 @@ export const containerd: StepDef = {
   nodeRoll: true,
   files: ({ inv, binaries }) => [
     ...groupBinaries(BIN, REQUIRED_CONTAINERD, binaries.group(GROUP)),
-    templated(CONFIG, "containerd/config.toml", { socket: CONTAINERD_SOCKET, sandboxImage: inv.images.pause, systemdCgroup: CGROUP_DRIVER === "systemd", runc: `${BIN}/runc` }),
+    templated(CONFIG, "containerd/config.toml", { socket: CONTAINERD_SOCKET, sandboxImage: inv.images.pause, systemdCgroup: CGROUP_DRIVER === "systemd" }),
     templated(CRICTL_CONFIG, "containerd/crictl.yaml", { endpoint: `unix://${CONTAINERD_SOCKET}` }),
     ...preloadedArchives(inv),
     unit("containerd", "containerd/containerd.service"),
