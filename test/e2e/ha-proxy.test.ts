@@ -259,7 +259,7 @@ spec:
     assert.doesNotMatch(served.stdout, /STALE|UNREACHABLE/);
     console.log(`# etcd during the roll: ${etcdStats.describe}; API from here: ${apiStats.describe}`);
     // both apiservers restarted (new serving certificate) and were drained for it; every proxy reloaded (new client certificate)
-    for (const m of ["lab1", "lab2"]) assert.match(r.out, new RegExp(`${m} drained on 4 apiserver proxies for its restart`), m);
+    for (const m of ["lab1", "lab2"]) assert.match(r.out, new RegExp(`step apiserver on ${m}: drained on 4 apiserver proxies for its restart`), m);
     for (const h of ["lab1", "lab2", "lab3", "lab4"]) assert.match(r.out, new RegExp(`✓ step apiserver-proxy on ${h}: .*(reloaded|restarted)`), h);
     console.log(`# renew all leaf certificates + rolling deploy (${(r.ms / 1000).toFixed(1)} s): ${results.map(({ host, node }) => describeNodePolls(node, `${host} → its proxy`)).join("; ")}`);
     for (const { host, node } of results) {
