@@ -3,11 +3,10 @@
 // v1.17); crictl is there for the operator. Images are preloaded into containerd's k8s.io namespace,
 // the one its CRI plugin serves the kubelet from.
 import { kubeletHosts } from "../inventory/types";
-import { limiter } from "../remote/async";
 import { GateError, waitFor } from "../util/wait";
 import { applyUnit, checkReleaseVersion, probeUnit } from "./actions";
 import { groupBinaries, templated, unit } from "./files";
-import { AFTER_PREPARE, CGROUP_DRIVER, CONTAINERD_SOCKET, IMAGES_DIR, loadArchiveCommand, preloadedArchives, refuseOtherRuntime } from "./runtime-contract";
+import { AFTER_PREPARE, CGROUP_DRIVER, CONTAINERD_SOCKET, IMAGES_DIR, loadPreloadedArchives, preloadedArchives, refuseOtherRuntime } from "./runtime-contract";
 import { RunContext, StepDef } from "./types";
 
 const GROUP = "containerd";
@@ -50,11 +49,8 @@ async function runContainerd(rc: RunContext): Promise<string> {
   const info = readCriInfo(answer);
   const driver = info.systemdCgroup ? "systemd" : "cgroupfs";
   if (driver !== CGROUP_DRIVER) throw new GateError(`containerd on ${rc.host.name} runs containers with the ${driver} cgroup driver, the kubelet is configured for "${CGROUP_DRIVER}": check SystemdCgroup in ${CONFIG}`);
-  const archives = rc.files.filter((f) => f.path.startsWith(`${IMAGES_DIR}/`)).map((f) => f.path);
-  // A few at once, as the docker runtime does; each import unpacks into the CRI plugin's snapshotter.
-  const slot = limiter(3);
-  const imported = await Promise.all(archives.map((a) => slot(() => rc.sh(loadArchiveCommand(a, "ctr -n k8s.io images import --no-unpack=false"), { timeoutMs: 600_000 }))));
-  const count = imported.filter((r) => r.stdout.includes("loaded")).length;
+  // each import unpacks into the CRI plugin's snapshotter
+  const count = await loadPreloadedArchives(rc, "ctr -n k8s.io images import --no-unpack=false");
   return `${sync.changed.length} files changed, ${action}, CRI answers (containerd ${info.version}), cgroup driver ${driver}${count > 0 ? `, ${count} image archives imported` : ""}`;
 }
 

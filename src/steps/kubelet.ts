@@ -167,17 +167,18 @@ export const kubelet: StepDef = {
     const cni = [...new Set([...REQUIRED_CNI, ...binaries.group("cni")])].sort();
     const serving = leaf(pki, kubeletServerCert(host));
     const labels = Object.entries(host.labels).map(([k, v]) => `${k}=${v}`).join(",");
+    const runtime = kubeletRuntime(inv);
     return [
       ...BINARIES.kubelet.map((b) => binary(K8S.bin, b)),
       // CNI plugins and config are read per pod, not by the kubelet at start
       ...cni.map((n) => ({ ...binary("/opt/cni/bin", n), live: true })),
       { ...flannelCniConfig(), live: true },
       cert(`${K8S.ssl}/ca.pem`, pki.cas.ca.certPem),
-      kubeletConf({ name: host.name, address: host.address, runtime: kubeletRuntime(inv), nodeLabels: labels, extraArgs: inv.kubelet.extraArgs }),
+      kubeletConf({ name: host.name, address: host.address, runtime, nodeLabels: labels, extraArgs: inv.kubelet.extraArgs }),
       kubeletConfig({ clusterDNS: inv.network.clusterDNS, clusterDomain: inv.network.clusterDomain, failSwapOn: inv.kubelet.failSwapOn }),
       cert(`${K8S.ssl}/kubelet-server.pem`, serving.certPem),
       secret(`${K8S.ssl}/kubelet-server-key.pem`, serving.keyPem),
-      unit("kubelet", "kubelet/kubelet.service", { runtimeUnit: kubeletRuntime(inv).unit }),
+      unit("kubelet", "kubelet/kubelet.service", { runtimeUnit: runtime.unit }),
     ];
   },
 };

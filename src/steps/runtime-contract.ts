@@ -5,7 +5,8 @@ import type { Inventory } from "../inventory/types";
 import { BinkubeError } from "../errors";
 import { shq } from "../remote/shell";
 import { SYSTEMD_DIR } from "./files";
-import type { PlannedFile } from "./types";
+import { limiter } from "../remote/async";
+import type { PlannedFile, RunContext } from "./types";
 
 /** The cgroup driver the runtime and the kubelet agree on (docker's daemon.json and containerd's config.toml say the same). */
 export const CGROUP_DRIVER: "cgroupfs" | "systemd" = "cgroupfs";
@@ -62,6 +63,18 @@ export async function refuseOtherRuntime(rc: { host: { name: string }; inv: Pick
   throw new BinkubeError(
     `${rc.host.name} runs ${other} (${SYSTEMD_DIR}/${other}.service), the inventory says runtime: ${rc.inv.runtime}; a node's runtime is not switched in place (its pods would keep running in ${other}), nothing was changed. Fix: set runtime back to ${other}; or remove ${rc.host.name} from the inventory, deploy, reset it (binkube reset --host ${rc.host.name} --yes) and add it back`,
   );
+}
+
+/**
+ * Loads the step's preloaded archives into its runtime with LOAD (each archive's path appended),
+ * a few at once: a load alternates between reading the archive and unpacking layers. Returns how
+ * many were loaded (archives whose content was loaded before are skipped: loadArchiveCommand).
+ */
+export async function loadPreloadedArchives(rc: Pick<RunContext, "files" | "sh">, load: string): Promise<number> {
+  const archives = rc.files.filter((f) => f.path.startsWith(`${IMAGES_DIR}/`)).map((f) => f.path);
+  const slot = limiter(3);
+  const results = await Promise.all(archives.map((a) => slot(() => rc.sh(loadArchiveCommand(a, load), { timeoutMs: 600_000 }))));
+  return results.filter((r) => r.stdout.includes("loaded")).length;
 }
 
 /**

@@ -3,10 +3,9 @@
 import { REQUIRED_DOCKER } from "../binaries/catalog";
 import { kubeletHosts } from "../inventory/types";
 import { groupBinaries, templated, unit } from "./files";
-import { AFTER_PREPARE, CGROUP_DRIVER, IMAGES_DIR, loadArchiveCommand, preloadedArchives, refuseOtherRuntime } from "./runtime-contract";
+import { AFTER_PREPARE, CGROUP_DRIVER, IMAGES_DIR, loadPreloadedArchives, preloadedArchives, refuseOtherRuntime } from "./runtime-contract";
 import { StepDef, RunContext } from "./types";
 import { waitFor } from "../util/wait";
-import { limiter } from "../remote/async";
 import { applyUnit, hasJoined, probeUnit } from "./actions";
 import { PendingRestart, clearPending, cordonAndDrain, isCordoned, readPending, uncordonWhenReady, writePending } from "./drain";
 import type { StepRemote } from "./types";
@@ -56,13 +55,9 @@ async function runRuntime(rc: RunContext): Promise<string> {
     { timeoutMs: 60_000, log: rc.log, fix: `check journalctl -u docker on ${rc.host.name}` },
   );
   if (driver !== CGROUP_DRIVER) throw new Error(`docker reports cgroup driver "${driver}", the kubelet is configured for "${CGROUP_DRIVER}": check /etc/docker/daemon.json and any dockerd flags`);
-  // Load each archive whose content was not loaded yet (a marker holds the loaded sha256), so
-  // a load that failed last time is retried even though the file itself is unchanged.
-  const archives = rc.files.filter((f) => f.path.startsWith(`${IMAGES_DIR}/`)).map((f) => f.path);
-  // A few at once: one docker load alternates between reading the archive and unpacking layers.
-  const slot = limiter(3);
-  const results = await Promise.all(archives.map((a) => slot(() => rc.sh(loadArchiveCommand(a, "docker load -q -i"), { timeoutMs: 600_000 }))));
-  const count = results.filter((r) => r.stdout.includes("loaded")).length;
+  // Each archive whose content was not loaded yet (a marker holds the loaded sha256), so a load
+  // that failed last time is retried even though the file itself is unchanged.
+  const count = await loadPreloadedArchives(rc, "docker load -q -i");
   const loaded = count > 0 ? `, ${count} image archives loaded` : "";
   let drained = "";
   if (intent?.cordonedByBinkube) {
