@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { App } from "cdktf";
 import forge from "node-forge";
 import { openCluster } from "../src/cluster";
-import { ensurePki } from "../src/pki/store";
+import { ensurePki } from "../src/pki/ensure";
 import { loadInventory } from "../src/inventory/load";
 import { generateKeyPair } from "../src/pki/x509";
 import { ClusterStack } from "../stacks/cluster-stack";

@@ -6,9 +6,13 @@ import { loadInventory } from "./inventory/load";
 import { Host, Inventory, InventoryIssue } from "./inventory/types";
 import { readLedger, updateLedger } from "./inventory/ledger";
 import { adminKubeconfig } from "./pki/kubeconfig";
-import { EnsureOptions, Pki, PkiChange, ensurePki, issuePending, loadPki } from "./pki/store";
+import { EnsureOptions, PkiChange, ensurePki } from "./pki/ensure";
+import { LeafSource, Pki, loadPki } from "./pki/load";
+import { LeafIssuer } from "./pki/issue";
+import { currentLeaf } from "./pki/disk";
+import { resolveRefs } from "./pki/refs";
 import { writeFileAtomic } from "./util/fs";
-import { Plan, StepInstance, buildPlan, planInstance } from "./plan";
+import { Plan, StepInstance, buildPlan, certificatesIn, planInstance, shippedFiles } from "./plan";
 import { StepDef } from "./steps/types";
 import { appliedResourcesOf } from "./state";
 
@@ -16,6 +20,8 @@ export interface Cluster {
   inv: Inventory;
   warnings: InventoryIssue[];
   pki: Pki;
+  /** The leaf certificates, which the plan's files reference (pki/refs.ts). */
+  leaves: LeafSource;
   pkiChanges: PkiChange[];
   binaries: BinaryIndex;
   plan: Plan;
@@ -23,30 +29,29 @@ export interface Cluster {
 
 /**
  * `pki.defer` (the cdktf app): leaves to (re)issue get only their issuance records, and the
- * plan's files are rendered as triggers see them (records in place of leaves): only its triggers
- * are used. Otherwise the files are what the hosts would receive.
+ * plan's files keep their leaf references (pki/refs.ts): only its triggers are used. Otherwise
+ * the files are what the hosts would receive.
  */
 export async function openCluster(configFile: string, opts: { create: boolean; pki?: EnsureOptions }): Promise<Cluster> {
   const { inventory: inv, warnings } = loadInventory(configFile);
   let pki: Pki;
-  let identity: Pki;
   let pkiChanges: PkiChange[] = [];
   let removed: Host[];
+  const leaves = new LeafSource(inv.pkiDir);
   if (opts.create) {
-    ({ pki, identity, changes: pkiChanges } = await ensurePki(inv, opts.pki));
-    if (pki.leaves.has("admin")) writeAdminKubeconfig(inv, pki);
+    ({ pki, changes: pkiChanges } = await ensurePki(inv, opts.pki));
+    if (currentLeaf(inv.pkiDir, "admin")) writeAdminKubeconfig(inv, pki, leaves);
     removed = updateLedger(inv);
   } else {
-    const loaded = loadPki(inv);
-    ({ identity } = loaded);
-    pki = loaded;
+    pki = loadPki(inv);
     removed = goneHosts(inv);
   }
   const binaries = openBinaries(inv);
   // Synthesis orders rolling chains by what is already applied.
   const applied = opts.create ? appliedResourcesOf(inv) : new Map<string, string[]>();
-  const plan = buildPlan({ inv, pki: identity, binaries, gone: removed }, { applied, shipPki: opts.pki?.defer ? undefined : pki });
-  return { inv, warnings, pki, pkiChanges, binaries, plan };
+  const plan = buildPlan({ inv, pki, binaries, gone: removed, leafIdentity: leaves.identity }, { applied });
+  if (!opts.pki?.defer) plan.instances = plan.instances.map((i) => ({ ...i, files: shippedFiles(i.files, leaves.issued) }));
+  return { inv, warnings, pki, leaves, pkiChanges, binaries, plan };
 }
 
 /** What a step process loads: its own instance only, from the PKI and binaries as they are (nothing created). */
@@ -59,22 +64,22 @@ export interface StepScope {
 /**
  * Opens one (step, host) instance for `binkube step`. Undefined when the step does not run on
  * that host. Unlike openCluster it renders no other step and reads no state. The leaves the
- * instance ships that synth only recorded are issued here, after `expectHash` (which throws on
- * drift) has seen the planned instance (pki/issuance.ts).
+ * instance references that synth only recorded are issued here, after `expectHash` (which throws
+ * on drift) has seen the planned instance (pki/issuance.ts), and its files resolved to them.
+ * `issuer`: the process's (a step server's runs share keys being generated).
  */
-export async function openStepInstance(configFile: string, step: StepDef, hostName: string, opts: { expectHash?: (planned: StepScope["inst"]) => void } = {}): Promise<{ inv: Inventory; binaries: BinaryIndex; inst?: StepScope["inst"] }> {
+export async function openStepInstance(configFile: string, step: StepDef, hostName: string, opts: { expectHash?: (planned: StepScope["inst"]) => void; issuer?: LeafIssuer } = {}): Promise<{ inv: Inventory; binaries: BinaryIndex; inst?: StepScope["inst"] }> {
   const { inventory: inv } = loadInventory(configFile);
   const binaries = openBinaries(inv);
   const pki = loadPki(inv);
-  const ctx = { inv, pki: pki.identity, binaries, gone: goneHosts(inv) };
-  // Rendered as triggers see it first: its hash, and (pki.used) which leaves it ships.
-  const planned = planInstance(ctx, step, hostName);
+  const leaves = new LeafSource(inv.pkiDir);
+  const planned = planInstance({ inv, pki, binaries, gone: goneHosts(inv), leafIdentity: leaves.identity }, step, hostName);
   if (!planned) return { inv, binaries };
   opts.expectHash?.(planned); // a drifted plan fails before any key is made
-  const issued = await issuePending(inv, pki.used);
+  const issued = await (opts.issuer ?? new LeafIssuer()).issuePending(inv, certificatesIn(planned.files));
   // The local admin.kubeconfig waits for its certificate (openCluster writes it when it exists).
-  if (issued.includes("admin")) writeAdminKubeconfig(inv, pki);
-  return { inv, binaries, inst: { ...planned, files: step.files({ ...ctx, pki }, planned.host) } };
+  if (issued.includes("admin")) writeAdminKubeconfig(inv, pki, leaves);
+  return { inv, binaries, inst: { ...planned, files: shippedFiles(planned.files, leaves.issued) } };
 }
 
 /** Hosts in the ledger that left the inventory: the remove step's hosts. */
@@ -88,6 +93,6 @@ export function adminKubeconfigPath(inv: Inventory): string {
 }
 
 /** admin.kubeconfig beside the inventory, so `kubectl --kubeconfig …` works from this machine (one context per master: pki/kubeconfig.ts). */
-function writeAdminKubeconfig(inv: Inventory, pki: Pki): void {
-  writeFileAtomic(adminKubeconfigPath(inv), adminKubeconfig(inv, pki), 0o600);
+function writeAdminKubeconfig(inv: Inventory, pki: Pki, leaves: LeafSource): void {
+  writeFileAtomic(adminKubeconfigPath(inv), resolveRefs(adminKubeconfig(inv, pki), leaves.issued), 0o600);
 }

@@ -2,10 +2,9 @@
 // content hash over them. Terraform triggers are these hashes, so a step re-runs when, and only
 // when, something it ships changes.
 import { sha256 } from "./util/hash";
-import { BinaryIndex } from "./binaries/source";
 import { Host, Inventory } from "./inventory/types";
 import { STEPS, stepsInGroup } from "./steps";
-import type { Pki } from "./pki/store";
+import { PemPair, checkKeysSecret, refsIn, resolveRefs } from "./pki/refs";
 import { PlannedFile, StepContext, StepDef, StepName } from "./steps/types";
 
 /** Bump when a step's remote procedure changes in a way that must re-run it everywhere. */
@@ -16,6 +15,7 @@ export interface StepInstance {
   host: Host;
   /** Terraform resource id: "etcd_lab1", or "addons" for once-steps. */
   id: string;
+  /** Leaf certificates in them are references (pki/refs.ts): shippedFiles resolves them. */
   files: PlannedFile[];
   /** Trigger map: one entry per shipped file (path → content hash) plus extra inputs. No secrets. */
   triggers: Record<string, string>;
@@ -47,8 +47,8 @@ export function resourceId(step: StepDef, host: Host): string {
   return step.scope === "once" ? step.name : `${step.name.replace(/-/g, "_")}_${host.name.replace(/-/g, "_")}`;
 }
 
-function fileHash(f: PlannedFile, binaries: BinaryIndex): string {
-  const body = f.binary !== undefined ? `binary:${binaries.get(f.binary).hash}` : `sha256:${sha256(f.content ?? "")}`;
+function fileHash(f: PlannedFile, ctx: PlanContext): string {
+  const body = f.binary !== undefined ? `binary:${ctx.binaries.get(f.binary).hash}` : `sha256:${sha256(resolveRefs(f.content ?? "", ctx.leafIdentity))}`;
   return `${f.mode.toString(8)}:${body}`;
 }
 
@@ -157,30 +157,49 @@ function nodeRollDeps(ctx: StepContext, applied: ReadonlyMap<string, string[]>):
 export interface PlanOptions {
   /** Resources in the Terraform state, with their recorded dependencies: they roll after new ones, in their recorded order. */
   applied?: ReadonlyMap<string, string[]>;
-  /** The PKI the instances' files are rendered with, when ctx.pki is the one triggers see. */
-  shipPki?: Pki;
+}
+
+/** What the plan needs beyond a step's context: what identifies each leaf certificate (pki/load.ts LeafSource). */
+export interface PlanContext extends StepContext {
+  leafIdentity: (name: string) => PemPair;
 }
 
 /**
- * One instance's files, trigger map and hash: what its resource carries and its process ships.
- * Triggers hash the files rendered with ctx.pki, the PKI as triggers see it (pki/issuance.ts);
- * the files returned are rendered with `shipPki` when given (what a host receives), else the same.
+ * One instance's files, trigger map and hash: what its resource carries and its process ships,
+ * rendered once. Files carry leaf certificates as references; triggers hash each file with its
+ * references resolved to the leaves' identities (pki/issuance.ts), which issuance does not change.
  */
-function renderInstance(ctx: StepContext, step: StepDef, host: Host, shipPki?: Pki): Pick<StepInstance, "files" | "triggers" | "hash"> {
-  const files = step.files(ctx, host);
+function renderInstance(ctx: PlanContext, step: StepDef, host: Host): Pick<StepInstance, "files" | "triggers" | "hash"> {
+  const stepCtx: StepContext = { inv: ctx.inv, pki: ctx.pki, binaries: ctx.binaries, gone: ctx.gone };
+  const files = step.files(stepCtx, host);
+  const declared = new Set(step.certificates?.(ctx.inv, host) ?? []);
   const seen = new Set<string>();
   for (const f of files) {
+    const where = `step ${step.name} on ${host.name}: ${f.path}`;
     if (seen.has(f.path)) throw new Error(`step ${step.name} on ${host.name} ships ${f.path} twice`);
     seen.add(f.path);
+    if (f.content === undefined) continue;
+    for (const name of refsIn(f.content).names) if (!declared.has(name)) throw new Error(`${where} carries certificate ${name}, which the step does not declare (StepDef.certificates)`);
+    checkKeysSecret(f.content, where, f.secret === true);
   }
   const triggers: Record<string, string> = { recipe: RECIPE_VERSION };
-  for (const f of [...files].sort((a, b) => a.path.localeCompare(b.path))) triggers[f.path] = fileHash(f, ctx.binaries);
-  for (const [k, v] of Object.entries(step.triggers?.(ctx, host) ?? {})) triggers[`input:${k}`] = v;
+  for (const f of [...files].sort((a, b) => a.path.localeCompare(b.path))) triggers[f.path] = fileHash(f, ctx);
+  for (const [k, v] of Object.entries(step.triggers?.(stepCtx, host) ?? {})) triggers[`input:${k}`] = v;
   const hash = sha256(JSON.stringify(triggers));
-  return { files: shipPki && shipPki !== ctx.pki ? step.files({ ...ctx, pki: shipPki }, host) : files, triggers, hash };
+  return { files, triggers, hash };
 }
 
-export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
+/** The leaf certificates an instance's files reference. */
+export function certificatesIn(files: PlannedFile[]): string[] {
+  return [...new Set(files.flatMap((f) => (f.content === undefined ? [] : refsIn(f.content).names)))].sort();
+}
+
+/** Files as a host receives them: every leaf reference resolved through `leaf` (LeafSource.issued). */
+export function shippedFiles(files: PlannedFile[], leaf: (name: string) => PemPair): PlannedFile[] {
+  return files.map((f) => (f.content === undefined || refsIn(f.content).names.length === 0 ? f : { ...f, content: resolveRefs(f.content, leaf) }));
+}
+
+export function buildPlan(ctx: PlanContext, opts: PlanOptions = {}): Plan {
   const { inv } = ctx;
   const applied = opts.applied ?? new Map<string, string[]>();
   const instances: StepInstance[] = [];
@@ -203,7 +222,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
       if (step.nodeRoll) dependsOn.push(...(rollDeps.get(host.name) ?? []).filter((d) => !dependsOn.includes(d)));
       const id = resourceId(step, host);
       ids.set(host.name, id);
-      instances.push({ step: step.name, host, id, ...renderInstance(ctx, step, host, opts.shipPki), dependsOn, firstBringUp });
+      instances.push({ step: step.name, host, id, ...renderInstance(ctx, step, host), dependsOn, firstBringUp });
     }
   }
   const ids = new Set<string>();
@@ -219,7 +238,7 @@ export function buildPlan(ctx: StepContext, opts: PlanOptions = {}): Plan {
  * The instance of one step on one host, rendered alone (what a step process needs: no other
  * step's files, no graph). Undefined when the step does not run on that host.
  */
-export function planInstance(ctx: StepContext, step: StepDef, hostName: string): Omit<StepInstance, "dependsOn" | "firstBringUp"> | undefined {
+export function planInstance(ctx: PlanContext, step: StepDef, hostName: string): Omit<StepInstance, "dependsOn" | "firstBringUp"> | undefined {
   const host = instanceHosts(step, ctx.inv, ctx.gone).find((h) => h.name === hostName);
   if (!host) return undefined;
   return { step: step.name, host, id: resourceId(step, host), ...renderInstance(ctx, step, host) };

@@ -10,7 +10,7 @@ import { loadInventory } from "./inventory/load";
 import { forgetHost } from "./inventory/ledger";
 import { Host, Inventory, hasRole } from "./inventory/types";
 import { Log } from "./log";
-import { loadPki } from "./pki/store";
+import { LeafSource, loadPki } from "./pki/load";
 import { Plan, buildPlan } from "./plan";
 import { RemoteHost } from "./remote";
 import { shq } from "./remote/shell";
@@ -145,7 +145,7 @@ export function dataMode(env: NodeJS.ProcessEnv = process.env): DataMode {
 
 /** The plan of the inventory as it is, rendered as triggers see it (only paths are used: nothing is issued). */
 export function planForTeardown(inv: Inventory): Plan {
-  return buildPlan({ inv, pki: loadPki(inv).identity, binaries: openBinaries(inv), gone: [] });
+  return buildPlan({ inv, pki: loadPki(inv), binaries: openBinaries(inv), gone: [], leafIdentity: new LeafSource(inv.pkiDir).identity });
 }
 
 /** What tearing `hostName` down removes, from the plan. Undefined when the host is not in the plan's inventory. */

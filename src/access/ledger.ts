@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BinkubeError } from "../errors";
-import { lockPki } from "../pki/store";
+import { lockPki } from "../pki/lock";
 import { writeFileAtomic } from "../util/fs";
 
 export interface IssuedCert {

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadInventory } from "../inventory/load";
 import { Inventory } from "../inventory/types";
-import { loadPair } from "../pki/store";
+import { loadPair } from "../pki/disk";
 import { apiserverURL } from "../pki/kubeconfig";
 import { openBinaries } from "../binaries/source";
 import { fetchBinaries } from "../binaries/fetch";

@@ -13,6 +13,7 @@ import * as net from "node:net";
 import { Writable } from "node:stream";
 import { parseArgs } from "./args";
 import { stepMain } from "./step";
+import { LeafIssuer } from "../pki/issue";
 
 /** A server with no request for this long exits (a deploy's requests come back to back). */
 const IDLE_MS = 15_000;
@@ -45,6 +46,8 @@ export interface ServeOptions {
 export async function serveSteps(socketPath: string, opts: ServeOptions = {}): Promise<void> {
   const idleMs = opts.idleMs ?? IDLE_MS;
   const runStep = opts.runStep ?? stepMain;
+  // One for the server's life: runs that ship the same pending leaf share the key being generated.
+  const issuer = new LeafIssuer();
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   let active = 0;
   let idle: NodeJS.Timeout | undefined;
@@ -93,7 +96,7 @@ export async function serveSteps(socketPath: string, opts: ServeOptions = {}): P
           send(sock, { err: `binkube: ${what}: waiting for the same step, still running from an earlier request, to end\n` });
           await before.catch(() => undefined);
         }
-        return runStep(req.argv, err, req.bootMs);
+        return runStep(req.argv, err, req.bootMs, issuer);
       })();
       running.set(key, run);
       try {

@@ -3,7 +3,7 @@
 import { Cluster, openCluster } from "../cluster";
 import { formatIssues } from "../inventory/load";
 import { EXPIRY_WARNING_DAYS, checkRows } from "../pki/check";
-import { EnsureOptions } from "../pki/store";
+import { EnsureOptions } from "../pki/ensure";
 
 import type { Log } from "../log";
 

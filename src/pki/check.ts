@@ -1,7 +1,9 @@
 // `binkube certs check`: one row per certificate, like `kubeadm certs check-expiration`.
 import { Inventory } from "../inventory/types";
 import { CAS, leafSpecs } from "./catalog";
-import { Pki, leafProblem, loadPair } from "./store";
+import { leafProblem } from "./ensure";
+import { currentLeaf, loadPair } from "./disk";
+import type { Pki } from "./load";
 import { readRecord } from "./issuance";
 import { certFacts } from "./x509";
 import { formatTable } from "../util/table";
@@ -38,7 +40,7 @@ export function checkRows(inv: Inventory, pki: Pki, now = new Date()): CertRow[]
   for (const ca of CAS) row(ca.name, undefined, certFacts(pki.cas[ca.name].cert));
   for (const spec of leafSpecs(inv)) {
     // Not the certificate its issuance record names (pki/issuance.ts): what is on disk, if anything.
-    const current = pki.leaves.get(spec.name);
+    const current = currentLeaf(pki.dir, spec.name);
     const issued = current ?? loadPair(pki.dir, spec.name);
     const pending = current ? undefined : readRecord(pki.dir, spec.name);
     if (!issued) {

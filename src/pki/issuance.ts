@@ -9,7 +9,8 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LeafSpec } from "./catalog";
-import { Issued, randomSerial } from "./x509";
+import { randomSerial } from "./x509";
+import type { PemPair } from "./refs";
 import { sha256 } from "../util/hash";
 import { writeFileAtomic } from "../util/fs";
 
@@ -66,20 +67,11 @@ export function certMatchesRecord(certPem: string | undefined, rec: IssueRecord)
 
 /**
  * What a trigger sees of a recorded leaf: its name and serial in place of the PEMs, never key
- * material. Rendering with it gives the instance's hash; it is never shipped (its forge objects throw).
+ * material (load.ts LeafSource.identity). Never shipped: the runner resolves references to the leaf.
  */
-export function identityOf(name: string, rec: IssueRecord): Issued {
-  const fail = (): never => {
-    throw new Error(`the issuance record of ${name} stands in for its certificate in triggers only`);
-  };
+export function identityOf(name: string, rec: IssueRecord): PemPair {
   return {
     certPem: `binkube issuance record: ${name} certificate, serial ${rec.serial}\n`,
     keyPem: `binkube issuance record: ${name} key, serial ${rec.serial}\n`,
-    get cert() {
-      return fail();
-    },
-    get key() {
-      return fail();
-    },
   };
 }

@@ -1,9 +1,11 @@
 // kubeconfig files with the CA and credentials embedded, as `kubectl config set-* --embed-certs`
 // would write them.
 import { Inventory, NODE_LOCAL_PROXY_PORT, hostsWithRole } from "../inventory/types";
-import { Pki, leaf } from "./store";
+import type { Pki } from "./load";
+import { encodedRef, leafRef } from "./refs";
 
-const b64 = (s: string) => Buffer.from(s).toString("base64");
+/** base64 of a PEM, or of a leaf reference (refs.ts): the same reference, resolved to base64. */
+const b64 = (s: string) => encodedRef(s, "base64") ?? Buffer.from(s).toString("base64");
 
 export type Credentials = { certPem: string; keyPem: string } | { token: string };
 
@@ -61,7 +63,7 @@ export function nodeApiserverURL(inv: Inventory): string {
 }
 
 export function certKubeconfig(inv: Inventory, pki: Pki, certName: string, user: string, server: string): string {
-  const l = leaf(pki, certName);
+  const l = leafRef(certName);
   return kubeconfig(inv.clusterName, server, pki.cas.ca.certPem, user, { certPem: l.certPem, keyPem: l.keyPem });
 }
 
@@ -73,7 +75,7 @@ export function certKubeconfig(inv: Inventory, pki: Pki, certName: string, user:
 export function adminKubeconfig(inv: Inventory, pki: Pki): string {
   const masters = hostsWithRole(inv, "master");
   const extra = masters.length > 1 ? masters.map((h) => ({ name: `via-${h.name}`, server: masterURL(inv, h.address) })) : [];
-  const l = leaf(pki, "admin");
+  const l = leafRef("admin");
   return kubeconfig(inv.clusterName, apiserverURL(inv), pki.cas.ca.certPem, "admin", { certPem: l.certPem, keyPem: l.keyPem }, extra);
 }
 

@@ -3,7 +3,9 @@
 import * as tls from "node:tls";
 import { Inventory, hostsWithRole, kubeletHosts } from "../inventory/types";
 import { etcdPeerCert, etcdServerCert, kubeletServerCert } from "./catalog";
-import { Pki } from "./store";
+import type { Pki } from "./load";
+import { currentLeaf } from "./disk";
+import { BinkubeError } from "../errors";
 import { normalSerial } from "./issuance";
 import { formatTable } from "../util/table";
 
@@ -37,7 +39,13 @@ function servedSerial(host: string, port: number, clientCert?: { cert: string; k
 }
 
 export async function remoteRows(inv: Inventory, pki: Pki): Promise<ServedRow[]> {
-  const etcdClient = { cert: pki.leaves.get("etcd-healthcheck-client")!.certPem, key: pki.leaves.get("etcd-healthcheck-client")!.keyPem };
+  const leaf = (name: string) => {
+    const l = currentLeaf(pki.dir, name);
+    if (!l) throw new BinkubeError(`certificate ${name} is not issued yet: run \`npx cdktf deploy\` first`);
+    return l;
+  };
+  const health = leaf("etcd-healthcheck-client");
+  const etcdClient = { cert: health.certPem, key: health.keyPem };
   const checks: { endpoint: string; host: string; port: number; cert: string; client?: { cert: string; key: string } }[] = [];
   for (const h of hostsWithRole(inv, "etcd")) {
     checks.push({ endpoint: `${h.name} etcd client ${h.address}:2379`, host: h.address, port: 2379, cert: etcdServerCert(h), client: etcdClient });
@@ -51,7 +59,7 @@ export async function remoteRows(inv: Inventory, pki: Pki): Promise<ServedRow[]>
   }
   return Promise.all(
     checks.map(async (c): Promise<ServedRow> => {
-      const expectedSerial = normalSerial(pki.leaves.get(c.cert)!.cert.serialNumber);
+      const expectedSerial = normalSerial(leaf(c.cert).cert.serialNumber);
       try {
         const served = normalSerial(await servedSerial(c.host, c.port, c.client));
         const current = served === expectedSerial;

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import Handlebars from "handlebars";
 import { calendarEvent, dnsName, flagWord } from "../inventory/grammar";
 import { yamlScalar } from "./yaml-scalar";
+import { encodedRef } from "../pki/refs";
 import { BinkubeError } from "../errors";
 
 import { TEMPLATES_DIR } from "../paths";
@@ -30,8 +31,8 @@ const HELPERS: Record<string, (v: unknown) => string> = {
     if (bad) throw new BinkubeError(`"${text}" ${bad}`);
     return text;
   },
-  /** A YAML (or JSON) scalar: plain when it reads back as the same string, else double-quoted. */
-  yaml: (v) => yamlScalar(typeof v === "number" || typeof v === "boolean" ? v : scalar(v, "yaml")),
+  /** A YAML (or JSON) scalar: plain when it reads back as the same string, else double-quoted (a leaf reference: resolved so). */
+  yaml: (v) => (typeof v === "string" && encodedRef(v, "yaml")) || yamlScalar(typeof v === "number" || typeof v === "boolean" ? v : scalar(v, "yaml")),
   /** A JSON value (a file or block that a JSON parser reads): always JSON-encoded. */
   json: (v) => JSON.stringify(typeof v === "number" || typeof v === "boolean" ? v : scalar(v, "json")),
   /** A whole number (ports, counts, limits). */

@@ -11,6 +11,7 @@ import { openRunContext } from "./context";
 import { BinkubeError, stepFailure, stepWhere } from "../errors";
 import { Log, logger } from "../log";
 import { GateClock, withGateClock } from "../util/wait";
+import type { LeafIssuer } from "../pki/issue";
 
 export interface StepOptions {
   verbose: boolean;
@@ -25,6 +26,8 @@ export interface StepOptions {
    * argv; for a step server's client, its own start and the request). Default: this process's.
    */
   bootMs?: number;
+  /** Issues the leaves synth only recorded; a step server's runs share one (pki/issue.ts). Default: one for this run. */
+  issuer?: LeafIssuer;
 }
 
 
@@ -46,7 +49,7 @@ async function runInstance(configFile: string, stepName: string, hostName: strin
       throw new BinkubeError(`${where}: drift: synth planned content ${opts.expectHash.slice(0, 12)}, this run would ship ${planned.hash.slice(0, 12)} (the inventory, pki/ or a binary changed since \`cdktf synth\`); nothing was changed on ${hostName}. Fix: re-run \`npx cdktf deploy\` so the plan and the hosts agree`);
     }
   };
-  const { inv, binaries, inst } = await openStepInstance(configFile, step, hostName, { expectHash });
+  const { inv, binaries, inst } = await openStepInstance(configFile, step, hostName, { expectHash, issuer: opts.issuer });
   if (!inst) {
     const on = step.hosts(inv, []).map((h) => h.name);
     throw new BinkubeError(`${where}: this step does not run on ${hostName} (it runs on: ${on.join(", ") || "no host"}); re-run \`npx cdktf deploy\` so the plan matches the inventory`);

@@ -8,7 +8,7 @@ import { GateError, waitFor } from "../util/wait";
 import { podReadiness, type PodReadiness } from "./pod-status";
 import { KUBECTL, kubectl, kubectlApply } from "./actions";
 import { flannelCniConfig } from "./cni";
-import { leaf } from "../pki/store";
+import { leafRef } from "../pki/refs";
 
 /** Waits for a ready pod of SELECTOR (kube-system) on every node; a timeout names each stuck pod, why, and its last log lines. */
 async function waitForPods(rc: RunContext, selector: string, nodes: string[], fix: string): Promise<void> {
@@ -186,7 +186,7 @@ export const addons: StepDef = {
 };
 
 function metricsServerManifest(inv: StepContext["inv"], pki: StepContext["pki"]) {
-  const l = leaf(pki, "metrics-server");
+  const l = leafRef("metrics-server");
   const ca = pki.cas.ca.certPem;
   return templated(METRICS_MANIFEST, "addons/metrics-server.yaml", { image: inv.images.metricsServer, certPem: l.certPem, keyPem: l.keyPem, caPem: ca, caBundle: Buffer.from(ca).toString("base64") }, 0o600, true);
 }

@@ -5,7 +5,7 @@
 import { HAPROXY, HAPROXY_GROUP } from "../binaries/catalog";
 import { Host, Inventory, NODE_LOCAL_PROXY_PORT, hostsWithRole, kubeletHosts } from "../inventory/types";
 import { apiserverProxyCert } from "../pki/catalog";
-import { leaf } from "../pki/store";
+import { leafRef } from "../pki/refs";
 import { shq } from "../remote/shell";
 import { GateError, waitFor } from "../util/wait";
 import { activeAndHealthy, applyUnit, checkReleaseVersion, journalTail, probeUnit } from "./actions";
@@ -142,7 +142,7 @@ export const apiserverProxy: StepDef = {
   binaries: [HAPROXY],
   certificates: (_inv, host) => [apiserverProxyCert(host)],
   files: ({ inv, pki, binaries }, host: Host) => {
-    const client = leaf(pki, apiserverProxyCert(host));
+    const client = leafRef(apiserverProxyCert(host));
     const libs = binaries.group(HAPROXY_GROUP).filter((n) => n !== HAPROXY);
     return [
       binary(PROXY.bin, HAPROXY),

@@ -4,7 +4,7 @@
 import { BINARIES } from "../binaries/catalog";
 import { hostsWithRole } from "../inventory/types";
 import { certKubeconfig, masterURL } from "../pki/kubeconfig";
-import { leaf } from "../pki/store";
+import { leafRef } from "../pki/refs";
 import { etcdClientURLs } from "./etcdctl";
 import { K8S, binary, cert, secret, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
@@ -74,7 +74,7 @@ export const apiserver: StepDef = {
   certificates: () => ["apiserver", "apiserver-kubelet-client", "apiserver-etcd-client", "front-proxy-client", "admin"],
   files: ({ inv, pki }, host) => {
     const pair = (name: string, stem = name) => {
-      const l = leaf(pki, name);
+      const l = leafRef(name);
       return [cert(`${K8S.ssl}/${stem}.pem`, l.certPem), secret(`${K8S.ssl}/${stem}-key.pem`, l.keyPem)];
     };
     return [

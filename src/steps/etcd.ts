@@ -1,7 +1,7 @@
 // etcd: one member per etcd host, mutual TLS for clients and peers, started without blocking
 // (a Type=notify member waits for quorum, so `systemctl start` on the first one would hang).
 import { etcdPeerCert, etcdServerCert } from "../pki/catalog";
-import { leaf } from "../pki/store";
+import { leafRef } from "../pki/refs";
 import { Host, hostsWithRole } from "../inventory/types";
 import { BINARIES } from "../binaries/catalog";
 import { ETCD, ETCD_USER, binary, cert, secret, templated, unit } from "./files";
@@ -176,9 +176,9 @@ export const etcd: StepDef = {
   binaries: BINARIES.etcd,
   certificates: (_inv, host) => [etcdServerCert(host), etcdPeerCert(host), "etcd-healthcheck-client"],
   files: ({ inv, pki }, host: Host) => {
-    const server = leaf(pki, etcdServerCert(host));
-    const peer = leaf(pki, etcdPeerCert(host));
-    const health = leaf(pki, "etcd-healthcheck-client");
+    const server = leafRef(etcdServerCert(host));
+    const peer = leafRef(etcdPeerCert(host));
+    const health = leafRef("etcd-healthcheck-client");
     return [
       // etcdctl and the health-check client pair are read per use, not by the member
       ...BINARIES.etcd.map((b) => ({ ...binary(ETCD.bin, b), live: b === "etcdctl" || undefined })),

@@ -9,7 +9,7 @@ import { flannelCniConfig } from "./cni";
 import { kubeletRuntime } from "./runtime-contract";
 import { StepDef, RunContext, StepRemote } from "./types";
 import { kubeletServerCert } from "../pki/catalog";
-import { leaf } from "../pki/store";
+import { leafRef } from "../pki/refs";
 import { waitFor } from "../util/wait";
 import { KUBECTL, activeAndHealthy, applyUnit, checkReleaseVersion, hasJoined, kubectl, kubectlApply, nodeReadyStatus } from "./actions";
 import { bootstrapTokenSecret, newBootstrapToken } from "./bootstrap-token";
@@ -165,7 +165,7 @@ export const kubelet: StepDef = {
   },
   files: ({ inv, pki, binaries }, host) => {
     const cni = [...new Set([...REQUIRED_CNI, ...binaries.group("cni")])].sort();
-    const serving = leaf(pki, kubeletServerCert(host));
+    const serving = leafRef(kubeletServerCert(host));
     const labels = Object.entries(host.labels).map(([k, v]) => `${k}=${v}`).join(",");
     const runtime = kubeletRuntime(inv);
     return [

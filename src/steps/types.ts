@@ -3,7 +3,7 @@
 import { BinaryIndex } from "../binaries/source";
 import { Host, Inventory } from "../inventory/types";
 import type { EncryptionKeys } from "../pki/encryption";
-import { Pki } from "../pki/store";
+import type { Pki } from "../pki/load";
 import type { ExecOptions, ExecResult, FetchResult, SyncResult } from "../remote";
 
 /** A step's name. STEPS (steps/index.ts) is the one list of them; its registry checks every dep names one. */

@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { describe, test } from "node:test";
 import { Testing } from "cdktf";
 import { openCluster } from "../../src/cluster";
+import { leafSpecs } from "../../src/pki/catalog";
 import { ClusterStack } from "../../stacks/cluster-stack";
 import { baseInventory, fakeElf, RawInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
 import "../helpers/test-keys";
@@ -266,7 +267,7 @@ describe("cluster stack", () => {
     assert.doesNotMatch(s.json, /PRIVATE KEY/);
     const secrets = [
       ...Object.values(cluster.pki.cas).map((c) => c.keyPem),
-      ...[...cluster.pki.leaves.values()].map((l) => l.keyPem),
+      ...leafSpecs(cluster.inv).map((l) => cluster.leaves.issued(l.name).keyPem),
       cluster.pki.serviceAccount.privateKeyPem,
     ];
     for (const pem of secrets) {

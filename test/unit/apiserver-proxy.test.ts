@@ -240,7 +240,7 @@ backend kube-apiservers
   test("applied proxies roll one host at a time, in the order recorded; new ones start together", async () => {
     const applied = new Map(["m1", "m2", "n1", "n2"].map((h, i, all) => [`apiserver_proxy_${h}`, i > 0 ? [`terraform_data.apiserver_proxy_${all[i - 1]}`] : []]));
     const { buildPlan } = await import("../../src/plan");
-    const plan = buildPlan({ inv: c.inv, pki: c.pki, binaries: c.binaries, gone: [] }, { applied });
+    const plan = buildPlan({ inv: c.inv, pki: c.pki, binaries: c.binaries, gone: [], leafIdentity: c.leaves.identity }, { applied });
     const chained = (h: string) => plan.instances.find((i) => i.id === `apiserver_proxy_${h}`)!.dependsOn.filter((d) => d.startsWith("apiserver_proxy_"));
     assert.deepEqual(["m1", "m2", "n1", "n2"].map(chained), [[], ["apiserver_proxy_m1"], ["apiserver_proxy_m2"], ["apiserver_proxy_n1"]]);
     const fresh = c.plan.instances.filter((i) => i.step === "apiserver-proxy").flatMap((i) => i.dependsOn.filter((d) => d.startsWith("apiserver_proxy_")));

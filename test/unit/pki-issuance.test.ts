@@ -9,7 +9,8 @@ import { openCluster, openStepInstance } from "../../src/cluster";
 import { loadInventory } from "../../src/inventory/load";
 import { etcdPeerCert, etcdServerCert, leafSpecs } from "../../src/pki/catalog";
 import { readRecord } from "../../src/pki/issuance";
-import { ensurePki, issuePending } from "../../src/pki/store";
+import { ensurePki } from "../../src/pki/ensure";
+import { LeafIssuer } from "../../src/pki/issue";
 import { stepByName } from "../../src/steps";
 import { runStep } from "../../src/runner/run-step";
 import { baseInventory, tempDir, writeFakeBinaries, writeInventory } from "../helpers/fixtures";
@@ -35,8 +36,8 @@ test("a deferred synth writes records and no leaf key; a step issues only what i
   assert.ok(first.pkiChanges.filter((c) => c.deferred).length === leafSpecs(inv).length);
   for (const ca of ["ca", "etcd-ca", "front-proxy-ca"]) assert.ok(fs.existsSync(path.join(pki, `${ca}.key`)), `${ca} is made at synth`);
   assert.equal(fs.existsSync(path.join(dir, "admin.kubeconfig")), false, "no admin.kubeconfig without its certificate");
-  // What synth rendered for a leaf is its record (no key exists yet to render).
-  assert.match(first.plan.instances.find((i) => i.id === "etcd_k8s_node")!.files.find((f) => f.path === "/opt/etcd/ssl/server-key.pem")!.content!, /^binkube issuance record: etcd-server-k8s-node key, serial [0-9a-f]+\n$/);
+  // What synth rendered for a leaf is a reference to it (no key exists yet to render).
+  assert.match(first.plan.instances.find((i) => i.id === "etcd_k8s_node")!.files.find((f) => f.path === "/opt/etcd/ssl/server-key.pem")!.content!, /^@@binkube-leaf\/[0-9a-f]{16}\/etcd-server-k8s-node\/key\/pem@@$/);
 
   // A drifted step fails before it makes a key.
   await assert.rejects(runStep(file, "kubelet", "k8s-node", { verbose: false, allowMissingBinaries: false, expectHash: "0".repeat(64), out: () => undefined }), /drift/);
@@ -91,7 +92,7 @@ test("a leaf replaced by hand is reissued with a new serial: a CA never signs on
   const other = setup();
   await openCluster(other.file, { create: true });
   for (const ext of ["crt", "key"]) fs.copyFileSync(path.join(other.pki, `kube-scheduler.${ext}`), path.join(pki, `kube-scheduler.${ext}`));
-  await assert.rejects(issuePending(inv, ["kube-scheduler"]), /not the certificate binkube issued/);
+  await assert.rejects(new LeafIssuer().issuePending(inv, ["kube-scheduler"]), /not the certificate binkube issued/);
   const { changes } = await ensurePki(inv);
   assert.deepEqual(changes.map((c) => c.name), ["kube-scheduler"]);
   assert.notEqual(readRecord(pki, "kube-scheduler")!.serial, old.serial);
@@ -101,14 +102,15 @@ test("concurrent steps (one process and another) issue a shared leaf once", asyn
   const { file, pki } = setup();
   const { inv } = await openCluster(file, { create: true, pki: { defer: true } });
   // Another process issues the same leaf while this one does, twice over.
-  const script = `require(${JSON.stringify(path.join(ROOT, "dist", "src", "pki", "store.js"))}).issuePending(require(${JSON.stringify(path.join(ROOT, "dist", "src", "inventory", "load.js"))}).loadInventory(${JSON.stringify(file)}).inventory, ["etcd-healthcheck-client"]).then((n) => console.log(JSON.stringify(n)))`;
+  const script = `new (require(${JSON.stringify(path.join(ROOT, "dist", "src", "pki", "issue.js"))}).LeafIssuer)().issuePending(require(${JSON.stringify(path.join(ROOT, "dist", "src", "inventory", "load.js"))}).loadInventory(${JSON.stringify(file)}).inventory, ["etcd-healthcheck-client"]).then((n) => console.log(JSON.stringify(n)))`;
   const child = new Promise<string>((resolve, reject) => {
     const p = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     p.stdout.on("data", (d) => (out += d));
     p.on("exit", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`child exited ${code}`))));
   });
-  const here = await Promise.all([issuePending(inv, ["etcd-healthcheck-client"]), issuePending(inv, ["etcd-healthcheck-client", "admin"])]);
+  const issuer = new LeafIssuer(); // a step server's: its runs share a key being generated
+  const here = await Promise.all([issuer.issuePending(inv, ["etcd-healthcheck-client"]), issuer.issuePending(inv, ["etcd-healthcheck-client", "admin"])]);
   const there = JSON.parse(await child) as string[];
   const issuers = [...here, there].filter((names) => names.includes("etcd-healthcheck-client")).length;
   assert.equal(issuers, 1, `issued once: ${JSON.stringify([here, there])}`);

@@ -8,7 +8,9 @@ import { loadInventory } from "../../src/inventory/load";
 import { Inventory } from "../../src/inventory/types";
 import { CAS, apiserverSANs, leafSpecs } from "../../src/pki/catalog";
 import { checkRows } from "../../src/pki/check";
-import { Pki, ensurePki, loadPki } from "../../src/pki/store";
+import { ensurePki } from "../../src/pki/ensure";
+import { Pki, loadPki } from "../../src/pki/load";
+import { currentLeaf } from "../../src/pki/disk";
 import forge from "node-forge";
 import { certFacts, createCA, issueLeaf } from "../../src/pki/x509";
 import { baseInventory, tempDir, writeInventory } from "../helpers/fixtures";
@@ -22,6 +24,8 @@ function ext(file: string, name: string): string {
 
 describe("pki", () => {
   const dir = tempDir();
+  /** Each leaf's serial as issued on disk now. */
+  const serials = () => new Map(leafSpecs(inv).map((s) => [s.name, currentLeaf(path.join(dir, "pki"), s.name)!.cert.serialNumber]));
   let inv: Inventory;
   let pki: Pki;
   before(async () => {
@@ -101,10 +105,10 @@ describe("pki", () => {
   });
 
   test("admin is in system:masters; component identities are the ones RBAC expects", () => {
-    assert.deepEqual(certFacts(pki.leaves.get("admin")!.cert).o, ["system:masters"]);
-    assert.equal(certFacts(pki.leaves.get("kube-controller-manager")!.cert).cn, "system:kube-controller-manager");
-    assert.equal(certFacts(pki.leaves.get("kube-scheduler")!.cert).cn, "system:kube-scheduler");
-    assert.equal(certFacts(pki.leaves.get("kube-proxy")!.cert).cn, "system:kube-proxy");
+    assert.deepEqual(certFacts(currentLeaf(pki.dir, "admin")!.cert).o, ["system:masters"]);
+    assert.equal(certFacts(currentLeaf(pki.dir, "kube-controller-manager")!.cert).cn, "system:kube-controller-manager");
+    assert.equal(certFacts(currentLeaf(pki.dir, "kube-scheduler")!.cert).cn, "system:kube-scheduler");
+    assert.equal(certFacts(currentLeaf(pki.dir, "kube-proxy")!.cert).cn, "system:kube-proxy");
   });
 
   test("the service-account key is its own, not a CA key; no static bootstrap token is kept", () => {
@@ -115,9 +119,10 @@ describe("pki", () => {
   });
 
   test("a second run keeps everything (same serials, no changes)", async () => {
+    const before = serials();
     const again = await ensurePki(inv);
     assert.deepEqual(again.changes, []);
-    for (const [name, l] of pki.leaves) assert.equal(again.pki.leaves.get(name)!.cert.serialNumber, l.cert.serialNumber, name);
+    assert.deepEqual(serials(), before);
   });
 
   test("a new master makes only the apiserver certificate wrong; it is reissued with the reason", async () => {
@@ -126,12 +131,14 @@ describe("pki", () => {
     raw.hosts[1]!.roles = ["etcd", "master", "node"];
     const inv2 = loadInventory(writeInventory(dir, raw)).inventory;
     assert.ok(apiserverSANs(inv2).includes("192.168.0.5"));
+    const before = serials();
     const { pki: pki2, changes } = await ensurePki(inv2);
+    const after = serials();
     assert.deepEqual(changes.map((c) => c.name), ["apiserver"]);
     assert.match(changes[0]!.reason, /SANs lack .*192\.168\.0\.5/);
-    assert.notEqual(pki2.leaves.get("apiserver")!.cert.serialNumber, pki.leaves.get("apiserver")!.cert.serialNumber);
+    assert.notEqual(after.get("apiserver"), before.get("apiserver"));
     assert.match(ext(path.join(dir, "pki", "apiserver.crt"), "subjectAltName"), /192\.168\.0\.5/);
-    assert.equal(pki2.leaves.get("admin")!.cert.serialNumber, pki.leaves.get("admin")!.cert.serialNumber);
+    assert.equal(after.get("admin"), before.get("admin"));
     pki = pki2;
     inv = inv2;
   });
@@ -166,7 +173,7 @@ describe("pki", () => {
   test("certs check flags certificates that expire within 30 days (synth warns about them)", () => {
     const current = loadPki(inv);
     // ten days before the apiserver certificate runs out (earlier tests may have reissued it)
-    const soon = new Date(certFacts(current.leaves.get("apiserver")!.cert).notAfter.getTime() - 10 * 86400000);
+    const soon = new Date(certFacts(currentLeaf(current.dir, "apiserver")!.cert).notAfter.getTime() - 10 * 86400000);
     const rows = checkRows(inv, current, soon);
     const leaves = rows.filter((r) => r.name === "apiserver" || r.name === "kube-proxy");
     assert.ok(leaves.every((r) => r.status === "expiring (< 30 d)" && r.daysLeft < 30), JSON.stringify(leaves));

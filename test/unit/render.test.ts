@@ -11,7 +11,8 @@ import { buildPlan, findInstance } from "../../src/plan";
 import { bootstrapKubeconfig } from "../../src/pki/kubeconfig";
 import { needsRestartFor } from "../../src/steps/etcd";
 import { nodeRole } from "../../src/steps/kubelet";
-import { leaf, loadPki } from "../../src/pki/store";
+import { LeafSource, loadPki } from "../../src/pki/load";
+import { currentLeaf } from "../../src/pki/disk";
 import { X509Certificate } from "node:crypto";
 import { writeTree } from "../../src/cli/render-tree";
 import { tempDir, writeFakeBinaries } from "../helpers/fixtures";
@@ -197,7 +198,7 @@ describe("rendered files", () => {
     assert.equal(Buffer.from(api.spec.caBundle, "base64").toString(), guide.pki.cas.ca.certPem);
     assert.equal(api.spec.insecureSkipTLSVerify, undefined);
     const tls = docs.find((d) => d.kind === "Secret");
-    const serving = leaf(guide.pki, "metrics-server");
+    const serving = currentLeaf(guide.pki.dir, "metrics-server")!;
     assert.equal(tls.stringData["tls.crt"], serving.certPem);
     assert.equal(tls.stringData["tls.key"], serving.keyPem);
     const container = docs.find((d) => d.kind === "Deployment").spec.template.spec.containers[0];
@@ -212,7 +213,7 @@ describe("rendered files", () => {
     fs.appendFileSync(offFile, "addons:\n  metricsServer: false\n");
     const off = await openCluster(offFile, { create: true });
     assert.equal(findInstance(off.plan, "addons", "k8s-master")!.files.some((x) => x.path.endsWith("metrics-server.yaml")), false);
-    assert.equal(off.pki.leaves.has("metrics-server"), false);
+    assert.equal(currentLeaf(off.pki.dir, "metrics-server"), undefined);
   });
 
   test("addons.networkPolicy: on ships kube-router as a firewall only, with the cluster's ranges and read-only RBAC; off ships its cleanup instead", async () => {
@@ -291,8 +292,8 @@ describe("rendered files", () => {
     const policyOff = await openCluster(offFile, { create: true });
     // the steps' own renders of these clusters, not what other tests rendered directly
     const used = templatesRenderedBy(() => {
-      // the PKI as triggers see it: haLocal's leaves are still pending (pki.defer)
-      for (const c of [guide, ha, haLocal, policyOff]) buildPlan({ inv: c.inv, pki: loadPki(c.inv).identity, binaries: c.binaries, gone: [] });
+      // leaves as triggers see them: haLocal's are still pending (pki.defer)
+      for (const c of [guide, ha, haLocal, policyOff]) buildPlan({ inv: c.inv, pki: loadPki(c.inv), binaries: c.binaries, gone: [], leafIdentity: new LeafSource(c.inv.pkiDir).identity });
     });
     for (const t of listTemplates()) assert.ok(used.includes(t), `template ${t} is never rendered by a step`);
   });
