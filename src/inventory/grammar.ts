@@ -134,7 +134,7 @@ export const fileName: Check = (v) => {
 };
 
 /** A binary's name in binkube's layout: `etcd`, `cni/bridge`, `docker/dockerd`. */
-export const binaryName: Check = (v) => (/^(?:(?:cni|docker|containerd)\/)?[a-z0-9][a-z0-9._+-]*$/.test(v) && !v.endsWith(".") ? undefined : "is not a binary name (etcd, kube-apiserver, cni/bridge, docker/dockerd …)");
+export const binaryName: Check = (v) => (/^(?:[a-z0-9][a-z0-9-]*\/)?[a-z0-9][a-z0-9._+-]*$/.test(v) && !v.endsWith(".") ? undefined : "is not a binary name (etcd, kube-apiserver, cni/bridge, docker/dockerd …)");
 
 /** A member path inside a release archive: relative, no `..`, no option-like or hidden segments. */
 export const archiveMember: Check = (v) => {

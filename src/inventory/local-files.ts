@@ -3,15 +3,13 @@
 // preload. Only this pass touches the file system (the sections read values only).
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { BINARIES } from "../binaries/catalog";
+import { shippedBinaries } from "../steps";
 import { shown } from "./grammar";
 import { dockerArchive, elfX64, forbiddenDirs, placed, shipRoots } from "./placed";
 import type { Reader } from "./reader";
 import type { LocalFile } from "./sections/common";
 import type { Inventory } from "./types";
 
-/** The binaries.dir folders whose every member ships as found (a group: the runtime's, the CNI plugins, haproxy). */
-const GROUP_FOLDERS = ["docker", "containerd", "cni", "haproxy"];
 
 export function checkLocalFiles(r: Reader, inv: Inventory, files: LocalFile[]): void {
   for (const f of files) {
@@ -56,8 +54,8 @@ function checkKeyMode(r: Reader, field: string, file: string): void {
 }
 
 /**
- * binaries.dir, when it exists, is a directory, and every binary binkube would take from it (by
- * name, and all of docker/, containerd/, cni/ and haproxy/) is an x86-64 ELF executable inside it
+ * binaries.dir, when it exists, is a directory, and every binary binkube would take from it (what
+ * the steps declare, and all of each group folder they ship from: docker/, cni/, haproxy/ …) is an x86-64 ELF executable inside it
  * (after links), not under pki/ or .binkube/. A missing directory is only a warning at synth (filled later).
  */
 function checkBinariesDir(r: Reader, dir: string, baseDir: string): void {
@@ -76,7 +74,9 @@ function checkBinariesDir(r: Reader, dir: string, baseDir: string): void {
       return [];
     }
   };
-  for (const name of [...Object.values(BINARIES).flat(), ...GROUP_FOLDERS.flatMap(group)]) {
+  const declared = shippedBinaries();
+  const groups = [...new Set(declared.filter((b) => b.includes("/")).map((b) => b.split("/")[0]!))];
+  for (const name of [...declared.filter((b) => !b.includes("/")), ...groups.flatMap(group)]) {
     const file = path.join(dir, name);
     if (!fs.existsSync(file) && !isLink(file)) continue;
     const where = placed(file, [{ dir, what: "binaries.dir" }], forbidden);

@@ -5,6 +5,8 @@ export type Role = (typeof ROLES)[number];
 
 export const ENGINES = ["terraform_data", "null_resource"] as const;
 export type Engine = (typeof ENGINES)[number];
+/** The container runtimes `runtime:` may name (steps/runtime-contract.ts: what each means to the kubelet). */
+export const RUNTIMES = ["docker", "containerd"] as const;
 
 export interface SshSettings {
   user: string;
@@ -82,7 +84,7 @@ export interface Inventory {
   };
   binaries: BinarySource;
   /** The container runtime on every kubelet host: docker (default, dockershim) or containerd (CRI). */
-  runtime: "docker" | "containerd";
+  runtime: (typeof RUNTIMES)[number];
   cni: "flannel";
   certificates: { validityDays: number; caValidityDays: number; kubeletValidityDays: number };
   apiserver: {

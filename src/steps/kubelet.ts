@@ -6,7 +6,7 @@ import { bootstrapKubeconfig, nodeApiserverURL } from "../pki/kubeconfig";
 import { K8S, binary, cert, secret, unit } from "./files";
 import { kubeletConf, kubeletConfig } from "./kubelet-files";
 import { flannelCniConfig } from "./cni";
-import { kubeletRuntime } from "./runtime-contract";
+import { KUBELET_RUNTIME_DEPS, kubeletRuntime } from "./runtime-contract";
 import { StepDef, RunContext, StepRemote } from "./types";
 import { kubeletServerCert } from "../pki/catalog";
 import { leafRef } from "../pki/refs";
@@ -137,9 +137,8 @@ export const kubelet: StepDef = {
   description: "kubelet: binaries, CNI plugins, bootstrap kubeconfig, config, unit",
   hosts: kubeletHosts,
   deps: [
-    // one of these two runs on a host (inventory runtime:), the other has no instance there
-    { step: "runtime", on: "same-host", why: "dockershim: kubelet v1.17 runs its pods through this host's docker" },
-    { step: "containerd", on: "same-host", why: "the kubelet runs its pods through containerd's CRI socket (remote runtime)" },
+    // the runtime's step: one per runtime, only the inventory's has an instance on a host
+    ...KUBELET_RUNTIME_DEPS,
     {
       step: "bootstrap",
       on: "all",

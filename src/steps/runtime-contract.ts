@@ -25,43 +25,81 @@ export function preloadedArchives(inv: Pick<Inventory, "images">): PlannedFile[]
 /** containerd's CRI socket: the kubelet's remote runtime endpoint, and crictl's. */
 export const CONTAINERD_SOCKET = "/run/containerd/containerd.sock";
 
-/** How the kubelet reaches the inventory's runtime: its systemd unit and the flags that select it. */
-export interface KubeletRuntime {
+/**
+ * Each runtime the inventory's `runtime:` names (inventory/types.ts RUNTIMES), as the kubelet and
+ * the other runtimes see it. Adding a runtime is an entry here and its step (steps/index.ts).
+ */
+interface RuntimeEntry {
+  /** The step that installs it (its instances exist only on hosts of this runtime). */
+  step: string;
+  /** Why the kubelet runs after that step (the kubelet's dep). */
+  why: string;
+  /** Its systemd unit: the kubelet's unit requires it. */
   unit: string;
   /**
    * Kubelet flags (name → value). dockershim (docker) takes the CNI flags and the pause image; a
    * remote runtime takes neither (containerd's config.toml names its CNI dirs and sandbox image).
    */
+  kubeletFlags: Record<string, string>;
+  /** The kubelet takes --pod-infra-container-image (dockershim only). */
+  pauseImageFlag: boolean;
+  /** What binkube's unit of it starts with (its template): a packaged unit does not. */
+  shippedUnitMark: string;
+}
+
+const RUNTIME_TABLE: Record<Inventory["runtime"], RuntimeEntry> = {
+  docker: {
+    step: "runtime",
+    why: "dockershim: kubelet v1.17 runs its pods through this host's docker",
+    unit: "docker",
+    kubeletFlags: { "network-plugin": "cni", "cni-bin-dir": "/opt/cni/bin", "cni-conf-dir": "/etc/cni/net.d" },
+    pauseImageFlag: true,
+    shippedUnitMark: "--config-file=/etc/docker/daemon.json",
+  },
+  containerd: {
+    step: "containerd",
+    why: "the kubelet runs its pods through containerd's CRI socket (remote runtime)",
+    unit: "containerd",
+    kubeletFlags: { "container-runtime": "remote", "container-runtime-endpoint": `unix://${CONTAINERD_SOCKET}` },
+    pauseImageFlag: false,
+    shippedUnitMark: "--config /etc/containerd/config.toml",
+  },
+};
+
+/** Every runtime's name (the kubelet's flags are binkube's under any of them). */
+export const RUNTIME_NAMES = Object.keys(RUNTIME_TABLE) as Inventory["runtime"][];
+
+/** The kubelet's edges to the runtime steps: one of them runs on a host, the others have no instance there. */
+export const KUBELET_RUNTIME_DEPS = Object.values(RUNTIME_TABLE).map((r) => ({ step: r.step, on: "same-host", why: r.why }) as const);
+
+/** How the kubelet reaches the inventory's runtime: its systemd unit and the flags that select it. */
+export interface KubeletRuntime {
+  unit: string;
   flags: Record<string, string>;
   /** --pod-infra-container-image, dockershim only. */
   pauseImage?: string;
 }
 
 export function kubeletRuntime(inv: { runtime: Inventory["runtime"]; images: { pause: string } }): KubeletRuntime {
-  if (inv.runtime === "containerd") {
-    return { unit: "containerd", flags: { "container-runtime": "remote", "container-runtime-endpoint": `unix://${CONTAINERD_SOCKET}` } };
-  }
-  return {
-    unit: "docker",
-    flags: { "network-plugin": "cni", "cni-bin-dir": "/opt/cni/bin", "cni-conf-dir": "/etc/cni/net.d" },
-    pauseImage: inv.images.pause,
-  };
+  const r = RUNTIME_TABLE[inv.runtime];
+  return { unit: r.unit, flags: r.kubeletFlags, ...(r.pauseImageFlag ? { pauseImage: inv.images.pause } : {}) };
 }
 
-/** What binkube's unit of each runtime starts with (templates/{docker,containerd}/*.service.hbs): a packaged unit does not. */
-const SHIPPED_UNIT_MARK = { docker: "--config-file=/etc/docker/daemon.json", containerd: "--config /etc/containerd/config.toml" } as const;
-
 /**
- * Refuses a host where binkube deployed the other runtime (its unit, as binkube ships it): pods
- * would be left running there, and both put their containerd in /usr/bin. Run before anything is
- * uploaded. A runtime some package installed is not binkube's and not looked at.
+ * Refuses a host where binkube deployed another runtime (its unit, as binkube ships it): pods
+ * would be left running there, and runtimes share /usr/bin (both docker and containerd ship a
+ * containerd). Run before anything is uploaded. A runtime some package installed is not binkube's
+ * and not looked at.
  */
 export async function refuseOtherRuntime(rc: { host: { name: string }; inv: Pick<Inventory, "runtime">; sh: (c: string, o?: { allowFail?: boolean }) => Promise<{ stdout: string }> }): Promise<void> {
-  const other = rc.inv.runtime === "containerd" ? "docker" : "containerd";
-  const r = await rc.sh(`grep -qsF -- ${shq(SHIPPED_UNIT_MARK[other])} ${SYSTEMD_DIR}/${other}.service && echo present || true`);
-  if (!r.stdout.includes("present")) return;
+  const others = RUNTIME_NAMES.filter((n) => n !== rc.inv.runtime);
+  const probes = others.map((o) => `if grep -qsF -- ${shq(RUNTIME_TABLE[o].shippedUnitMark)} ${SYSTEMD_DIR}/${RUNTIME_TABLE[o].unit}.service; then echo present ${o}; fi`);
+  const r = await rc.sh(probes.join("; "));
+  const other = others.find((o) => r.stdout.includes(`present ${o}`));
+  if (!other) return;
+  const unit = `${SYSTEMD_DIR}/${RUNTIME_TABLE[other].unit}.service`;
   throw new BinkubeError(
-    `${rc.host.name} runs ${other} (${SYSTEMD_DIR}/${other}.service), the inventory says runtime: ${rc.inv.runtime}; a node's runtime is not switched in place (its pods would keep running in ${other}), nothing was changed. Fix: set runtime back to ${other}; or remove ${rc.host.name} from the inventory, deploy, reset it (binkube reset --host ${rc.host.name} --yes) and add it back`,
+    `${rc.host.name} runs ${other} (${unit}), the inventory says runtime: ${rc.inv.runtime}; a node's runtime is not switched in place (its pods would keep running in ${other}), nothing was changed. Fix: set runtime back to ${other}; or remove ${rc.host.name} from the inventory, deploy, reset it (binkube reset --host ${rc.host.name} --yes) and add it back`,
   );
 }
 

@@ -1,5 +1,6 @@
 // runtime: docker from the static release (dockerd starts its own containerd), cgroup driver
-// pinned to the kubelet's. The default runtime; `runtime: containerd` runs steps/containerd.ts instead.
+// pinned to the kubelet's. The default runtime; another `runtime:` runs its own step instead
+// (steps/runtime-contract.ts names each).
 import { REQUIRED_DOCKER } from "../binaries/catalog";
 import { kubeletHosts } from "../inventory/types";
 import { groupBinaries, templated, unit } from "./files";

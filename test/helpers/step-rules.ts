@@ -33,5 +33,5 @@ export const version = (binary: string, output: string): Rule => [new RegExp(`${
 /** Index of the command that restarts `unit` (-1: it was never restarted). */
 export const restartOf = (unit: string): RegExp => new RegExp(`systemctl restart (--no-block )?${esc(unit)}$`);
 
-/** The runtime steps' look for the other runtime's unit as binkube ships it: `present` says it is there. */
-export const otherRuntime = (present = false): Rule => [/^grep -qsF -- ('--config [^']*'|--config-file=\S+) \/usr\/lib\/systemd\/system\/(docker|containerd)\.service && echo present \|\| true$/, { stdout: present ? "present\n" : "" }];
+/** The runtime steps' look for another runtime's unit as binkube ships it: `present` names the runtime found there. */
+export const otherRuntime = (present?: "docker" | "containerd"): Rule => [/^if grep -qsF -- ('--config [^']*'|--config-file=\S+) \/usr\/lib\/systemd\/system\/(docker|containerd)\.service; then echo present (docker|containerd); fi$/, { stdout: present ? `present ${present}\n` : "" }];

@@ -66,7 +66,7 @@ test("kubelet.extraArgs cannot repoint either runtime: both runtimes' flags are 
 
 test("a node where binkube deployed the other runtime is refused before anything is uploaded, naming the host and the fix", async () => {
   for (const [step, runtimeName, other] of [[containerd, "containerd", "docker"], [runtime, "docker", "containerd"]] as const) {
-    const h = scriptedHost({ rules: [otherRuntime(true)], host: "k8s-node", inventory: { ...baseInventory(), runtime: runtimeName }, changed: ["/usr/bin/runc"] });
+    const h = scriptedHost({ rules: [otherRuntime(other)], host: "k8s-node", inventory: { ...baseInventory(), runtime: runtimeName }, changed: ["/usr/bin/runc"] });
     await assert.rejects(h.run(step), new RegExp(`^BinkubeError: step ${step.name} on k8s-node failed: k8s-node runs ${other} \\(/usr/lib/systemd/system/${other}\\.service\\), the inventory says runtime: ${runtimeName}; .*nothing was changed\\. Fix: set runtime back to ${other}; or remove k8s-node`));
     assert.deepEqual(h.uploaded, [], `${step.name}: uploaded before refusing`);
     assert.equal(h.commands.length, 1, h.commands.join("\n"));

@@ -54,6 +54,9 @@ function hostileFiles(dir: string): void {
   put("binfile", "not a directory");
   writeFakeBinaries(path.join(dir, "bin-script"));
   put("bin-script/kubelet", "#!/bin/sh\necho Kubernetes v1.17.17\n", 0o755);
+  // a group folder's member the catalog never names: the folder is checked whole (containerd/ from its step's declarations)
+  writeFakeBinaries(path.join(dir, "bin-group-script"));
+  put("bin-group-script/containerd/containerd-stress", "#!/bin/sh\n", 0o755);
   writeFakeBinaries(path.join(dir, "bin-link"));
   fs.rmSync(path.join(dir, "bin-link/etcd"));
   fs.symlinkSync(fs.realpathSync("/proc/self/exe"), path.join(dir, "bin-link/etcd"));
@@ -121,6 +124,7 @@ const cases: Case[] = [
   { name: "preload of a text file named .tar", mutate: preload("a/pause.tar"), field: "images.preload[0]", message: /is not a tar archive/ },
   { name: "binaries.dir that is a regular file", mutate: bindir("binfile"), field: "binaries.dir", message: /is a regular file — point binaries\.dir at the directory/ },
   { name: "binary that is a shell script", mutate: bindir("bin-script"), field: "binaries.dir", message: /kubelet \(.*\) is a script, not an x86-64 ELF executable/ },
+  { name: "a runtime group's extra member that is a shell script", mutate: bindir("bin-group-script"), field: "binaries.dir", message: /containerd\/containerd-stress \(.*\) is a script, not an x86-64 ELF executable/ },
   { name: "binary that is a link out of binaries.dir", mutate: bindir("bin-link"), field: "binaries.dir", message: /etcd \(.*\) is a link to \S+, outside binaries\.dir/ },
   { name: "CNI plugin that is a link into pki/", mutate: bindir("bin-pki"), field: "binaries.dir", message: /cni\/ca-key \(.*\) is \(a link to .*pki\/ca\.key\) under pki\// },
   { name: "binary for another architecture (arm64 ELF)", mutate: bindir("bin-arm"), field: "binaries.dir", message: /kube-proxy .*another architecture \(e_machine 183/ },

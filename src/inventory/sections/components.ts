@@ -1,10 +1,10 @@
 // The optional parts of the cluster and the choices between implementations: the container
 // runtime, the CNI, Terraform's resource type, the addons and kube-proxy's conntrack sizing.
 import type { Obj, Reader } from "../reader";
-import { ENGINES, Inventory } from "../types";
+import { ENGINES, Inventory, RUNTIMES } from "../types";
 
 export function readComponents(r: Reader, raw: Obj): Pick<Inventory, "runtime" | "cni" | "engine" | "addons" | "kubeProxy"> {
-  const runtime = r.oneOf(raw, "runtime", "", ["docker", "containerd"] as const, "docker");
+  const runtime = r.oneOf(raw, "runtime", "", RUNTIMES, "docker");
   const cni = r.oneOf(raw, "cni", "", ["flannel"] as const, "flannel");
   const engine = r.oneOf(raw, "engine", "", ENGINES, "terraform_data");
 
