@@ -15,6 +15,9 @@ estimate() { if [ -d "$cache/$1" ]; then echo "cached: seconds"; else echo "not 
 
 step "Debian packages (apt-get, once)"
 bash scripts/install-deps.sh >/dev/null
+step "the engine cdktf drives ($(command -v terraform >/dev/null || command -v tofu >/dev/null && echo "on PATH" || estimate opentofu-v1.10.10 '3-5 min'))"
+engine=$(bash scripts/engine.sh)
+if [ "$engine" != terraform ]; then export TERRAFORM_BINARY_NAME=$engine; fi
 step "runtime, etcd and CNI binaries from Debian packages ($(estimate debs '1 min'))"
 bash test/fixtures/debian-binaries.sh "$dir/bin" >/dev/null
 step "Kubernetes v1.17.17 from the Go module proxy ($(estimate k8s-v1.17.17 '10-15 min'))"

@@ -13,5 +13,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 if ! command -v terraform >/dev/null && ! command -v tofu >/dev/null; then
-  echo "terraform (>= 1.4) or OpenTofu is required for cdktf deploy; see README" >&2
+  echo "no terraform or tofu on PATH: scripts/engine.sh builds OpenTofu (.ci/run and npm run demo run it)" >&2
 fi

@@ -32,9 +32,19 @@ const skip = why();
  * Terraform in the full suite and with OpenTofu in CI's selection, which leaves the Terraform
  * describe out (every other e2e suite drives Terraform).
  */
-const FAULTS_ENGINE = E2E_SELECTION === "full" ? "terraform" : "tofu";
+/** A machine without Terraform (scripts/engine.sh gave it OpenTofu) runs the OpenTofu describe alone. */
+const TERRAFORM_HERE = (() => {
+  try {
+    execFileSync("terraform", ["version"], { stdio: "ignore", env: { ...process.env, CHECKPOINT_DISABLE: "1" } });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const FAULTS_ENGINE = E2E_SELECTION === "full" && TERRAFORM_HERE ? "terraform" : "tofu";
 function deploySuite(engine: "terraform" | "tofu"): void {
-const suiteSkip = skip ?? (engine === "terraform" ? fullOnly("deploy.test.ts", "deploy to lab hosts (", "the OpenTofu describe runs the same tests and the faults; Terraform drives every other suite") : undefined);
+const noTerraform = engine === "terraform" && !TERRAFORM_HERE ? "no terraform on PATH: the OpenTofu describe runs the same tests (scripts/engine.sh provides OpenTofu)" : undefined;
+const suiteSkip = skip ?? noTerraform ?? (engine === "terraform" ? fullOnly("deploy.test.ts", "deploy to lab hosts (", "the OpenTofu describe runs the same tests and the faults; Terraform drives every other suite") : undefined);
 describe(`deploy to lab hosts (${engine === "tofu" ? "OpenTofu" : "Terraform"})`, { skip: suiteSkip }, () => {
   const dir = tempDir("binkube-e2e-");
   let engineBin = "terraform";

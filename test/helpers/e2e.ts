@@ -4,15 +4,33 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { preflight } from "../../lab/preflight";
 
+/**
+ * The engine cdktf runs in the suites: TERRAFORM_BINARY_NAME when set (.ci/run sets it from
+ * scripts/engine.sh on a machine without Terraform), else terraform, else a tofu on PATH (then
+ * set in this process's env, which every cdktf the suites start inherits). Undefined: none.
+ */
+export function cdktfEngine(): string | undefined {
+  const runs = (bin: string) => {
+    try {
+      execFileSync(bin, ["version"], { stdio: "ignore", env: { ...process.env, CHECKPOINT_DISABLE: "1" } });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const named = process.env.TERRAFORM_BINARY_NAME;
+  if (named) return runs(named) ? named : undefined;
+  if (runs("terraform")) return "terraform";
+  if (!runs("tofu")) return undefined;
+  process.env.TERRAFORM_BINARY_NAME = "tofu";
+  return "tofu";
+}
+
 export function labSkipReason(): string | undefined {
   if (process.getuid?.() !== 0) return "needs root (systemd-nspawn lab hosts)";
   const pf = preflight();
   if (!pf.ok) return pf.message;
-  try {
-    execFileSync("terraform", ["version"], { stdio: "ignore" });
-  } catch {
-    return "terraform is not installed (cdktf deploy needs it)";
-  }
+  if (!cdktfEngine()) return "neither terraform nor tofu runs here (cdktf deploy needs one): bash scripts/engine.sh builds OpenTofu, then set TERRAFORM_BINARY_NAME to the path it prints";
   return undefined;
 }
 
