@@ -4,7 +4,7 @@
 import { sha256 } from "./util/hash";
 import { Host, Inventory } from "./inventory/types";
 import { STEPS, stepsInGroup } from "./steps";
-import { PemPair, checkKeysSecret, refsIn, resolveRefs } from "./pki/refs";
+import { PemPair, refsIn, resolveRefs } from "./pki/refs";
 import { PlannedFile, StepContext, StepDef, StepName } from "./steps/types";
 
 /** Bump when a step's remote procedure changes in a way that must re-run it everywhere. */
@@ -179,8 +179,10 @@ function renderInstance(ctx: PlanContext, step: StepDef, host: Host): Pick<StepI
     if (seen.has(f.path)) throw new Error(`step ${step.name} on ${host.name} ships ${f.path} twice`);
     seen.add(f.path);
     if (f.content === undefined) continue;
-    for (const name of refsIn(f.content).names) if (!declared.has(name)) throw new Error(`${where} carries certificate ${name}, which the step does not declare (StepDef.certificates)`);
-    checkKeysSecret(f.content, where, f.secret === true);
+    const refs = refsIn(f.content);
+    for (const name of refs.names) if (!declared.has(name)) throw new Error(`${where} carries certificate ${name}, which the step does not declare (StepDef.certificates)`);
+    // a key lands only in a secret file (0600, never logged)
+    if (refs.keys.length > 0 && f.secret !== true) throw new Error(`${where}: carries the private key of ${refs.keys.join(", ")} but is not a secret file`);
   }
   const triggers: Record<string, string> = { recipe: RECIPE_VERSION };
   for (const f of [...files].sort((a, b) => a.path.localeCompare(b.path))) triggers[f.path] = fileHash(f, ctx);

@@ -7,7 +7,6 @@
 // A token carries a nonce drawn per process, so no inventory value can spell one: a string that
 // reaches a file through the inventory is never taken for a reference.
 import * as crypto from "node:crypto";
-import { BinkubeError } from "../errors";
 import { yamlScalar } from "../render/yaml-scalar";
 
 export interface PemPair {
@@ -62,10 +61,4 @@ export function resolveRefs(content: string, lookup: (name: string) => PemPair):
     if (enc === "yaml") return yamlScalar(pem);
     return pem;
   });
-}
-
-/** Throws unless every key the content references lands in a secret file (0600, never logged). */
-export function checkKeysSecret(content: string, where: string, secret: boolean): void {
-  const { keys } = refsIn(content);
-  if (keys.length > 0 && !secret) throw new BinkubeError(`${where}: carries the private key of ${keys.join(", ")} but is not a secret file`);
 }

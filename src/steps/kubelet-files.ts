@@ -3,9 +3,10 @@
 // so a flag or field added to a template is protected from an override the moment it is written.
 import { parse } from "yaml";
 import { K8S, templated } from "./files";
-import { CGROUP_DRIVER, KubeletRuntime, RUNTIME_NAMES, kubeletRuntime } from "./runtime-contract";
+import { CGROUP_DRIVER, KubeletRuntime, kubeletRuntime } from "./runtime-contract";
 import { TLS_CIPHER_SUITES } from "./tls";
 import { PlannedFile } from "./types";
+import { RUNTIMES, type Inventory } from "../inventory/types";
 
 
 export interface KubeletFlagsInput {
@@ -47,10 +48,10 @@ let writes: Writes | undefined;
  * other), and with no extraArgs (those are what is being checked).
  */
 export function kubeletWrites(): Writes {
-  const flagsWith = (runtime: (typeof RUNTIME_NAMES)[number]) =>
+  const flagsWith = (runtime: Inventory["runtime"]) =>
     flagsIn(kubeletConf({ name: "node", address: "192.0.2.1", runtime: kubeletRuntime({ runtime, images: { pause: "pause:3.1" } }), nodeLabels: "a=b", extraArgs: {} }).content!);
   writes ??= {
-    flags: new Set(RUNTIME_NAMES.flatMap((runtime) => [...flagsWith(runtime)])),
+    flags: new Set(RUNTIMES.flatMap((runtime) => [...flagsWith(runtime)])),
     config: leafPaths(parse(kubeletConfig({ clusterDNS: "10.0.0.2", clusterDomain: "cluster.local", failSwapOn: true }).content!), "", new Set()),
   };
   return writes;

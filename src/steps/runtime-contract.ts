@@ -1,7 +1,7 @@
 // What the kubelet and the container runtime must agree on, in one place that the kubelet step and
 // each runtime's step read (none imports another's module).
 import * as path from "node:path";
-import type { Inventory } from "../inventory/types";
+import { RUNTIMES, type Inventory } from "../inventory/types";
 import { BinkubeError } from "../errors";
 import { shq } from "../remote/shell";
 import { SYSTEMD_DIR } from "./files";
@@ -66,9 +66,6 @@ const RUNTIME_TABLE: Record<Inventory["runtime"], RuntimeEntry> = {
   },
 };
 
-/** Every runtime's name (the kubelet's flags are binkube's under any of them). */
-export const RUNTIME_NAMES = Object.keys(RUNTIME_TABLE) as Inventory["runtime"][];
-
 /** The kubelet's edges to the runtime steps: one of them runs on a host, the others have no instance there. */
 export const KUBELET_RUNTIME_DEPS = Object.values(RUNTIME_TABLE).map((r) => ({ step: r.step, on: "same-host", why: r.why }) as const);
 
@@ -92,7 +89,7 @@ export function kubeletRuntime(inv: { runtime: Inventory["runtime"]; images: { p
  * and not looked at.
  */
 export async function refuseOtherRuntime(rc: { host: { name: string }; inv: Pick<Inventory, "runtime">; sh: (c: string, o?: { allowFail?: boolean }) => Promise<{ stdout: string }> }): Promise<void> {
-  const others = RUNTIME_NAMES.filter((n) => n !== rc.inv.runtime);
+  const others = RUNTIMES.filter((n) => n !== rc.inv.runtime);
   const probes = others.map((o) => `if grep -qsF -- ${shq(RUNTIME_TABLE[o].shippedUnitMark)} ${SYSTEMD_DIR}/${RUNTIME_TABLE[o].unit}.service; then echo present ${o}; fi`);
   const r = await rc.sh(probes.join("; "));
   const other = others.find((o) => r.stdout.includes(`present ${o}`));
