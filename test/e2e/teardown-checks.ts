@@ -18,24 +18,51 @@ import { shq } from "../../src/remote/shell";
 import { plain, run } from "../helpers/proc";
 import { spawn } from "node:child_process";
 
-/** Runs `cdktf destroy` in a process group of its own and kills the whole group when PATTERN shows in its output. */
-function destroyKilledAt(pattern: RegExp, opts: { env: NodeJS.ProcessEnv; root: string }, delayMs: number): Promise<{ killed: boolean; out: string }> {
+/**
+ * Runs `cdktf destroy` in a process group of its own; once PATTERN shows in its output, polls
+ * `begun()` (an observation on the host) and kills the whole group as soon as it holds. A timer
+ * after the pattern would race the script: on an idle host the whole teardown took under 5 s and
+ * the destroy had ended before the kill (CI, stop 35). `killed` is false when it ended first.
+ */
+function destroyKilledAt(pattern: RegExp, begun: () => Promise<boolean>, opts: { env: NodeJS.ProcessEnv; root: string }): Promise<{ killed: boolean; out: string }> {
   return new Promise((resolve, reject) => {
     const c = spawn("npx", ["cdktf", "destroy", "--auto-approve"], { env: opts.env, cwd: opts.root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
+    let watching = false;
     let killed = false;
+    let closed = false;
+    const kill = () => {
+      if (closed) return false;
+      try {
+        process.kill(-c.pid!, "SIGKILL");
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ESRCH") return false; // the group has exited
+        throw e;
+      }
+    };
+    const watch = async () => {
+      for (const end = Date.now() + 120_000; !closed && Date.now() < end; ) {
+        if (await begun().catch(() => false)) {
+          killed = kill();
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
     const onData = (d: Buffer) => {
       out += d.toString();
-      if (!killed && pattern.test(plain(out))) {
-        killed = true;
-        setTimeout(() => process.kill(-c.pid!, "SIGKILL"), delayMs);
+      if (!watching && pattern.test(plain(out))) {
+        watching = true;
+        watch().catch(reject);
       }
     };
     c.stdout.on("data", onData);
     c.stderr.on("data", onData);
-    const t = setTimeout(() => process.kill(-c.pid!, "SIGKILL"), 900_000);
+    const t = setTimeout(kill, 900_000);
     c.on("error", reject);
     c.on("close", () => {
+      closed = true;
       clearTimeout(t);
       resolve({ killed, out: plain(out) });
     });
@@ -65,10 +92,16 @@ export async function teardownChecks(opts: TeardownCheckOptions): Promise<void> 
   assert.ok(tp && tp.files.length > 0 && tp.units.length > 0, `${host} is in the plan with files and units`);
   assert.ok((await sh(`ls ${shq(`${SYSTEMD_DIR}/kubelet.service`)}`)).includes("kubelet.service"), "before: the cluster is deployed");
 
-  // 1. a destroy killed once the host's teardown has begun (the operator's Ctrl-C twice, a lost laptop)
-  // (killed 5 s into the host's teardown resource: its script is then running on the host)
-  const cut = await destroyKilledAt(new RegExp(`teardown_${host}\\b.*Destroying`), opts, 5000);
-  assert.ok(cut.killed, `the destroy ended before the teardown of ${host} began:\n${cut.out.slice(-4000)}`);
+  // 1. a destroy killed once the host's teardown has begun (the operator's Ctrl-C twice, a lost laptop):
+  // killed as soon as the script's first act shows on the host (its first unit is no longer
+  // active), so the script is running there and most of it is still to do
+  // (tp.units lists dependents first; the first one running now is the first the script stops)
+  const states = (await opts.ssh(tp.units.map((u) => `systemctl is-active ${shq(u)}`).join("; "))).stdout.trim().split("\n");
+  const first = tp.units.find((_, i) => states[i] === "active");
+  assert.ok(first, `a unit of ${host} runs before the destroy: ${tp.units.join(", ")} are ${states.join(", ")}`);
+  const begun = async () => (await opts.ssh(`systemctl is-active ${shq(first)}`)).stdout.trim() !== "active";
+  const cut = await destroyKilledAt(new RegExp(`teardown_${host}\\b.*Destroying`), begun, opts);
+  assert.ok(cut.killed, `the destroy ended before it could be killed in the teardown of ${host}:\n${cut.out.slice(-4000)}`);
 
   // 2. destroy again: it finishes the job, every resource goes, the host is torn down
   const destroyed = await cdktf("destroy");
