@@ -223,7 +223,7 @@ describe("rendered files", () => {
     assert.ok(!on.files.some((x) => x.path.endsWith("kube-router-cleanup.yaml")));
     const docs = f.content!.split(/^---$/m).map((d) => parse(d)).filter(Boolean);
     const args: string[] = docs.find((d) => d.kind === "DaemonSet").spec.template.spec.containers[0].args;
-    for (const a of ["--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--health-port=0", `--service-cluster-ip-range=${guide.inv.network.serviceCIDR}`, `--service-node-port-range=${guide.inv.network.nodePortRange}`]) assert.ok(args.includes(a), a);
+    for (const a of ["--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--health-port=0", "--netpol-default-deny=true", `--service-cluster-ip-range=${guide.inv.network.serviceCIDR}`, `--service-node-port-range=${guide.inv.network.nodePortRange}`]) assert.ok(args.includes(a), a);
     const verbs = docs.find((d) => d.kind === "ClusterRole").rules.flatMap((r: { verbs: string[] }) => r.verbs);
     assert.deepEqual([...new Set(verbs)].sort(), ["get", "list", "watch"], "it writes nothing in the API");
     for (const d of docs) assert.equal(d.metadata.labels["k8s-app"], "kube-router", `${d.kind} lacks the label the off switch deletes by`);

@@ -14,8 +14,10 @@ const IMAGE_DEFAULTS = {
   // supports Kubernetes 1.8+, same metrics.k8s.io/v1beta1 API)
   metricsServer: "k8s.gcr.io/metrics-server/metrics-server:v0.4.4",
   // v1.3.2: the newest v1 release the module proxy serves (v1.0–v1.2 are refused, v2.1.0 has
-  // reported security flaws); NetworkPolicy networking.k8s.io/v1 as v1.17 serves it
-  kubeRouter: "cloudnativelabs/kube-router:v1.3.2",
+  // reported security flaws); NetworkPolicy networking.k8s.io/v1 as v1.17 serves it. With
+  // binkube's backport of --netpol-default-deny (test/fixtures/kube-router.sh), which the
+  // DaemonSet passes: an image without that flag does not start (docs/network-policy.md)
+  kubeRouter: "binkube/kube-router:v1.3.2-binkube.1",
 } as const;
 
 export function readImages(r: Reader, raw: Obj, baseDir: string, files: LocalFile[]): Inventory["images"] {
