@@ -8,7 +8,7 @@
 // apiserver without kube-proxy and the pod network loses webhooks, CRD conversion and aggregated
 // APIs (this suite carries them so that CI brings one cluster up for both). Then NetworkPolicy
 // (network-policy-checks.ts): kube-router turned off and on again in the running cluster, and the
-// upstream [Feature:NetworkPolicy] tests (CI: two of them; the full suite: all 23).
+// upstream [Feature:NetworkPolicy] tests (CI: three of them; the full suite: all 23).
 // lab1: etcd + master, lab2: etcd + master, lab3: etcd + node, lab4: node. Addresses come from the
 // lab's state, so it runs in any slot (BINKUBE_LAB_SLOT=7 keeps it off the e2e suites' slot 0).
 import assert from "node:assert/strict";
@@ -326,7 +326,7 @@ spec:
     fs.writeFileSync(path.join(dir, "report-netpol", "summary.md"), s.text);
     console.log(`# NetworkPolicy e2e (${E2E_SELECTION}): ${s.passed} passed, ${s.failed} failed in ${(e2e.ms / 1000).toFixed(0)} s`);
     assert.equal(s.failed, 0, s.text);
-    assert.ok(s.passed >= (E2E_SELECTION === "full" ? 22 : 2), `only ${s.passed} ran:\n${s.text}`);
+    assert.ok(s.passed >= (E2E_SELECTION === "full" ? 22 : 3), `only ${s.passed} ran:\n${s.text}`);
   });
 
   test("kubectl top nodes: metrics-server's aggregated API answers for every node, the masters that are not nodes included", async () => {
