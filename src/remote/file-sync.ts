@@ -24,6 +24,7 @@ import {
   type OwnerIds,
   type PreparedFile,
 } from "./sync";
+import { PEER_MIN_BYTES, type PeerReceiver, type PeerSyncOptions } from "./peer-source";
 import type { FileToShip, SyncOptions, SyncResult } from "./types";
 
 /** files uploaded in parallel over the one SFTP session */
@@ -44,13 +45,13 @@ function tempSuffix(startedMs: number): string {
  * runs (they differ whatever their hash). With sudo, uploads go to a private staging dir
  * and a `sudo` script copies them beside the targets and renames them.
  */
-export async function syncFiles(s: Session, sftpSession: SftpSession, files: FileToShip[], opts: SyncOptions = {}): Promise<SyncResult> {
+export async function syncFiles(s: Session, sftpSession: SftpSession, files: FileToShip[], opts: SyncOptions & PeerSyncOptions = {}): Promise<SyncResult> {
   const host = s.target.host;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
   const fsync = opts.fsync !== false;
   const sudo = s.target.sudo === true;
   const prepared = prepareFiles(host, s.label, files);
-  if (prepared.length === 0) return { changed: [], unchanged: [], bytesSent: 0 };
+  if (prepared.length === 0) return { changed: [], unchanged: [], bytesSent: 0, peerBytes: 0, peerFallbacks: 0 };
   if (opts.owner !== undefined && !/^[A-Za-z0-9_.][A-Za-z0-9_.-]*(:[A-Za-z0-9_.][A-Za-z0-9_.-]*)?$/.test(opts.owner)) {
     throw new RemoteError(host, `${s.label}: sync: owner ${JSON.stringify(opts.owner)} is not user or user:group`, {
       kind: "config",
@@ -59,7 +60,7 @@ export async function syncFiles(s: Session, sftpSession: SftpSession, files: Fil
   }
   await Promise.all(prepared.map((f) => digestSource(host, s.label, f)));
 
-  const result: SyncResult = { changed: [], unchanged: [], bytesSent: 0 };
+  const result: SyncResult = { changed: [], unchanged: [], bytesSent: 0, peerBytes: 0, peerFallbacks: 0 };
   const startedMs = Date.now();
   const temps = new Map<PreparedFile, string>(prepared.map((f) => [f, tempPathFor(f, tempSuffix(startedMs))]));
   const addBytes = (n: number): void => {
@@ -79,6 +80,40 @@ export async function syncFiles(s: Session, sftpSession: SftpSession, files: Fil
   const limit = limiter(PARALLEL_UPLOADS);
   const started = new Map<PreparedFile, Promise<boolean>>();
   let current = "";
+
+  // A release binary another host of the deploy already has comes from that host (the relay),
+  // written to this file's temp like an upload; the first host to need it uploads it. Waiting for
+  // another host's upload holds no upload slot: two syncs whose slots all waited on each other
+  // would wait for ever.
+  const peers = opts.peers;
+  const viaPeers = (f: PreparedFile): boolean => peers !== undefined && f.public && f.size >= PEER_MIN_BYTES;
+  const receiver: PeerReceiver = {
+    target: s.target,
+    run: (command, o) => runCommand(s, command, { stdin: o.stdin, timeoutMs: o.timeoutMs, allowFail: true }),
+    log: s.log,
+  };
+  /** true: the relay copied `f` into its temp (fsync'ed, sha256 checked); false: `upload()` sent it */
+  const viaRelay = async (f: PreparedFile, upload: () => Promise<unknown>, servedFrom: string): Promise<boolean> => {
+    await checkP; // the parent dir exists and stale temps are gone before anything is written there
+    const out = await (peers as NonNullable<typeof peers>).obtain(receiver, { sha256: f.sha256, size: f.size, path: f.path }, temps.get(f) as string);
+    if (out.kind === "copied") {
+      result.peerBytes += out.bytes;
+      return true;
+    }
+    if (out.fallback) {
+      result.peerFallbacks++;
+      s.log(`${host}: ${f.path}: ${out.fallback}; sending it from the operator`);
+    }
+    try {
+      await upload();
+    } catch (err) {
+      out.lease.failed();
+      throw err;
+    }
+    out.lease.uploaded([servedFrom, f.path]);
+    return false;
+  };
+
   const startUpload = (sftp: Ssh2Sftp, f: PreparedFile): void => {
     if (started.has(f)) return;
     const temp = temps.get(f) as string;
@@ -89,12 +124,17 @@ export async function syncFiles(s: Session, sftpSession: SftpSession, files: Fil
         const put = putFile(sftp, f.data ?? (f.sourcePath as string), f.size, temp, { onBytes: addBytes, fsync });
         return (await Promise.race([put, s.link.state.dead])).fsynced;
       });
-    const p = attempt().catch(async (err: unknown) => {
-      // an early start can beat the check's mkdir -p of the parent dir: retry once after it
-      if (!isNoSuchFile(err)) throw err;
-      await checkP;
-      return attempt();
-    });
+    const retried = (): Promise<boolean> =>
+      attempt().catch(async (err: unknown) => {
+        // an early start can beat the check's mkdir -p of the parent dir: retry once after it
+        if (!isNoSuchFile(err)) throw err;
+        await checkP;
+        return attempt();
+      });
+    let fsynced = false;
+    const p = viaPeers(f)
+      ? viaRelay(f, async () => (fsynced = await retried()), temp).then((copied) => copied || fsynced)
+      : retried();
     p.catch(() => undefined);
     started.set(f, p);
   };
@@ -191,18 +231,22 @@ export async function syncFiles(s: Session, sftpSession: SftpSession, files: Fil
       });
     }
     const dir = stageDir;
+    const copied = new Set<PreparedFile>();
     try {
       await Promise.all(
-        upload.map((f) =>
-          limit(async () => {
-            current = f.path;
-            const staged = `${dir}/${f.index}`;
-            if (s.verbose) s.log(`${host}: upload ${f.path} (${f.size} bytes, mode ${octal(f.mode)}) via ${staged}`);
-            // staged copies are fsync'ed after the root-side copy instead
-            const put = putFile(sftp, f.data ?? (f.sourcePath as string), f.size, staged, { onBytes: addBytes, fsync: false });
-            await Promise.race([put, s.link.state.dead]);
-          }),
-        ),
+        upload.map(async (f) => {
+          const staged = `${dir}/${f.index}`;
+          const put = () =>
+            limit(async () => {
+              current = f.path;
+              if (s.verbose) s.log(`${host}: upload ${f.path} (${f.size} bytes, mode ${octal(f.mode)}) via ${staged}`);
+              // staged copies are fsync'ed after the root-side copy instead
+              await Promise.race([putFile(sftp, f.data ?? (f.sourcePath as string), f.size, staged, { onBytes: addBytes, fsync: false }), s.link.state.dead]);
+            });
+          // a copy from another host lands (as root) in the temp beside the target, like the finalize's cp
+          if (viaPeers(f) && (await viaRelay(f, put, staged))) copied.add(f);
+          else if (!viaPeers(f)) await put();
+        }),
       );
     } catch (err) {
       if (!s.link.state.closed) {
@@ -210,7 +254,7 @@ export async function syncFiles(s: Session, sftpSession: SftpSession, files: Fil
       }
       return failUploads(err);
     }
-    for (const f of upload) items.push({ file: f, temp: temps.get(f) as string, staged: `${dir}/${f.index}` });
+    for (const f of upload) items.push(copied.has(f) ? { file: f, temp: temps.get(f) as string } : { file: f, temp: temps.get(f) as string, staged: `${dir}/${f.index}` });
   }
   for (const f of metaOnly) items.push({ file: f });
 
@@ -235,8 +279,9 @@ export async function syncFiles(s: Session, sftpSession: SftpSession, files: Fil
     }
   }
   if (viaExec) await runCommand(s, buildFinalizeScript(items, finalizeOpts), { timeoutMs });
+  const fromPeers = result.peerBytes > 0 ? `, ${result.peerBytes} bytes of them copied from other hosts` : "";
   s.log(
-    `${host}: sync: ${upload.length} uploaded (${result.bytesSent} bytes), ${metaOnly.length} mode/owner fixed, ${unchanged.length} unchanged`,
+    `${host}: sync: ${upload.length} uploaded (${result.bytesSent} bytes${fromPeers}), ${metaOnly.length} mode/owner fixed, ${unchanged.length} unchanged`,
   );
   return result;
 }

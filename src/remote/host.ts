@@ -7,6 +7,7 @@ import { closeLink, openLinks, type Link, type Links } from "./connect";
 import { runCommand, type Session } from "./exec";
 import { fetchFile } from "./fetch";
 import { syncFiles } from "./file-sync";
+import type { PeerSyncOptions } from "./peer-source";
 import { SftpSession } from "./sftp-session";
 import type { ConnectOptions, ExecOptions, ExecResult, FetchResult, FileToShip, SshTarget, SyncOptions, SyncResult } from "./types";
 
@@ -82,9 +83,10 @@ export class RemoteHost {
    * and renamed over the target (rename(2): posix-rename@openssh.com, or `mv -fT`).
    * Targets that SFTP stat shows missing or of another size start uploading while the check
    * runs (they differ whatever their hash). With sudo, uploads go to a private staging dir
-   * and a `sudo` script copies them beside the targets and renames them.
+   * and a `sudo` script copies them beside the targets and renames them. With `peers`, public
+   * files may come from another host of the deploy instead (peer-source.ts).
    */
-  async sync(files: FileToShip[], opts: SyncOptions = {}): Promise<SyncResult> {
+  async sync(files: FileToShip[], opts: SyncOptions & PeerSyncOptions = {}): Promise<SyncResult> {
     return syncFiles(this.session, this.sftp, files, opts);
   }
 

@@ -3,6 +3,8 @@ export { RemoteHost, DEFAULT_EXEC_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAUL
 export { RemoteError } from "./errors";
 export { fingerprint, knownHostsName, parseKnownHosts, hostFieldMatches } from "./hostkeys";
 export { shq, sudoWrap } from "./shell";
+export { PeerRelay } from "./peer-relay";
+export { PEER_MIN_BYTES, type PeerSource, type PeerSyncOptions } from "./peer-source";
 export type {
   SshTarget,
   ExecResult,

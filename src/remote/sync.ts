@@ -25,6 +25,8 @@ export interface PreparedFile {
   sourcePath?: string;
   size: number;
   sha256: string;
+  /** a release binary another host of the deploy may hand over (FileToShip.public; never inline content) */
+  public: boolean;
 }
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -64,6 +66,7 @@ export function prepareFiles(host: string, label: string, files: FileToShip[]): 
       mode: f.mode,
       size: 0,
       sha256: f.sha256 ?? "",
+      public: f.public === true && hasSource,
     };
     if (hasContent) {
       const data = Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content as string, "utf8");

@@ -44,6 +44,12 @@ export interface FileToShip {
    * For sourcePath it is trusted and saves hashing the file; for content it is checked.
    */
   sha256?: string;
+  /**
+   * A release binary, the same on every host that gets it: the sync may fetch it from another
+   * host of the deploy that has it (peer-source.ts). Never set for rendered content, which may
+   * hold a key, a token or a kubeconfig.
+   */
+  public?: boolean;
 }
 
 export interface ConnectOptions {
@@ -88,6 +94,10 @@ export interface SyncResult {
   unchanged: string[];
   /** payload bytes uploaded by this sync */
   bytesSent: number;
+  /** payload bytes this host copied from other hosts instead */
+  peerBytes: number;
+  /** copies from another host that failed and were sent from the operator instead */
+  peerFallbacks: number;
 }
 
 export type RemoteErrorKind =

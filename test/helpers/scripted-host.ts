@@ -98,7 +98,7 @@ export function scriptedHost(opts: ScriptOptions) {
     sh: (command, o) => remote.exec(command, o),
     sync: async () => {
       uploaded.push(...changed);
-      return { changed: [...changed], unchanged: files.map((f) => f.path).filter((p) => !changed.includes(p)), bytesSent: 0 };
+      return { changed: [...changed], unchanged: files.map((f) => f.path).filter((p) => !changed.includes(p)), bytesSent: 0, peerBytes: 0, peerFallbacks: 0 };
     },
     controlPlane: async () => remotes.get(firstMaster.name)!,
     onHost: async (h) => remotes.get(h.name)!,

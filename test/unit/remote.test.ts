@@ -256,7 +256,7 @@ describe("RemoteHost against a real sshd", () => {
 
       const cmds = h.commandsRun;
       const r2 = await h.sync(plan());
-      assert.deepEqual(r2, { changed: [], unchanged: plan().map((f) => f.path), bytesSent: 0 });
+      assert.deepEqual(r2, { changed: [], unchanged: plan().map((f) => f.path), bytesSent: 0, peerBytes: 0, peerFallbacks: 0 });
       assert.equal(h.commandsRun - cmds, 1, "an up-to-date sync is one remote round trip");
 
       const r3 = await h.sync(plan(0o640));

@@ -51,7 +51,7 @@ function scripted(opts: { hostDown: boolean; ready: string; drain?: Partial<Exec
     log: (l) => logs.push(l),
     ...stepLines("remove", host.name, (l) => logs.push(l)),
     sh: hostExec,
-    sync: async () => ({ changed: [], unchanged: [], bytesSent: 0 }),
+    sync: async () => ({ changed: [], unchanged: [], bytesSent: 0, peerBytes: 0, peerFallbacks: 0 }),
     controlPlane: async () => ({ exec: controlExec, fetchFile: remote.fetchFile }),
     onHost: async () => remote,
     operator: operatorSide(inv),
@@ -131,7 +131,7 @@ function scriptedMaster(opts: { states: Record<string, Record<string, "UP" | "DO
     log: (l) => logs.push(l),
     ...stepLines("remove", host.name, (l) => logs.push(l)),
     sh: hostExec,
-    sync: async () => ({ changed: [], unchanged: [], bytesSent: 0 }),
+    sync: async () => ({ changed: [], unchanged: [], bytesSent: 0, peerBytes: 0, peerFallbacks: 0 }),
     controlPlane: async () => ({ exec: controlExec, fetchFile: remote.fetchFile }),
     onHost: async (h) => {
       if (opts.unreachable?.includes(h.name)) throw new Error(`host ${h.name}: connect EHOSTUNREACH\nmore`);

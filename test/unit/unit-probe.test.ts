@@ -78,7 +78,7 @@ function scripted(probeOut: string, files: PlannedFile[]) {
     throw new Error(`unscripted command: ${command}`);
   };
   const remote = { exec, fetchFile: async () => ({ bytes: 0, sha256: "" }) };
-  const rc: RunContext = { inv, host: inv.hosts[0]!, files, firstBringUp: false, remote, log: () => {}, note: () => {}, warn: () => {}, sh: exec, sync: async () => ({ changed: [], unchanged: [], bytesSent: 0 }), controlPlane: async () => remote, onHost: async () => remote, operator: operatorSide(inv) };
+  const rc: RunContext = { inv, host: inv.hosts[0]!, files, firstBringUp: false, remote, log: () => {}, note: () => {}, warn: () => {}, sh: exec, sync: async () => ({ changed: [], unchanged: [], bytesSent: 0, peerBytes: 0, peerFallbacks: 0 }), controlPlane: async () => remote, onHost: async () => remote, operator: operatorSide(inv) };
   return { rc, commands };
 }
 
