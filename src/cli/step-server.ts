@@ -14,6 +14,7 @@ import { Writable } from "node:stream";
 import { parseArgs } from "./args";
 import { stepMain } from "./step";
 import { LeafIssuer } from "../pki/issue";
+import { PeerRelay } from "../remote";
 
 /** A server with no request for this long exits (a deploy's requests come back to back). */
 const IDLE_MS = 15_000;
@@ -48,6 +49,18 @@ export async function serveSteps(socketPath: string, opts: ServeOptions = {}): P
   const runStep = opts.runStep ?? stepMain;
   // One for the server's life: runs that ship the same pending leaf share the key being generated.
   const issuer = new LeafIssuer();
+  // One relay per inventory: a deploy's hosts hand release binaries to each other (peer-relay.ts);
+  // two clusters deployed from one checkout never serve each other.
+  const relays = new Map<string, PeerRelay>();
+  // BINKUBE_PEER_COPY=0: every byte from the operator (bench:deploy's side-by-side baseline).
+  const relayFor = process.env.BINKUBE_PEER_COPY === "0" ? undefined : (configFile: string): PeerRelay => {
+    let r = relays.get(configFile);
+    if (!r) {
+      r = new PeerRelay();
+      relays.set(configFile, r);
+    }
+    return r;
+  };
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   let active = 0;
   let idle: NodeJS.Timeout | undefined;
@@ -96,7 +109,7 @@ export async function serveSteps(socketPath: string, opts: ServeOptions = {}): P
           send(sock, { err: `binkube: ${what}: waiting for the same step, still running from an earlier request, to end\n` });
           await before.catch(() => undefined);
         }
-        return runStep(req.argv, err, req.bootMs, issuer);
+        return runStep(req.argv, err, req.bootMs, { issuer, ...(relayFor ? { relayFor } : {}) });
       })();
       running.set(key, run);
       try {
@@ -155,5 +168,9 @@ export async function serveSteps(socketPath: string, opts: ServeOptions = {}): P
   process.on("SIGTERM", stop);
   armIdle();
   await new Promise<void>((res) => server.on("close", () => res()));
+  for (const [config, r] of relays) {
+    if (r.stats.copies + r.stats.fallbacks > 0) log(`relay for ${config}: ${r.stats.copies} copies between hosts (${r.stats.copiedBytes} bytes), ${r.stats.fallbacks} sent from the operator after a failed copy`);
+    await r.close();
+  }
   log("idle: exiting");
 }

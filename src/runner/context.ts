@@ -3,7 +3,7 @@
 import type { StepScope } from "../cluster";
 import { stepLines } from "../log";
 import { Host, hostsWithRole } from "../inventory/types";
-import { FileToShip, RemoteHost } from "../remote";
+import { FileToShip, RemoteHost, type PeerSource } from "../remote";
 import type { RunContext, StepRemote } from "../steps/types";
 import { operatorSide } from "./operator-side";
 import { sshTarget } from "./target";
@@ -11,6 +11,10 @@ import { sshTarget } from "./target";
 /** The runner's side of a context: bytes sent over every connection, and closing them. */
 export interface OpenRunContext extends RunContext {
   bytesSent(): number;
+  /** Bytes the step's host copied from other hosts instead (the deploy's relay). */
+  peerBytes(): number;
+  /** Copies from other hosts that failed and went over the operator's link instead. */
+  peerFallbacks(): number;
   /** Milliseconds spent in sync() (check, upload, finalize). */
   syncMs(): number;
   close(): Promise<void>;
@@ -21,7 +25,8 @@ export function filesToShip(scope: StepScope): FileToShip[] {
     if (f.binary === undefined) return { path: f.path, mode: f.mode, content: f.content ?? "" };
     const info = scope.binaries.get(f.binary);
     if (!info.present || !info.localPath) throw new Error(`binary ${f.binary} is not available`);
-    return { path: f.path, mode: f.mode, sourcePath: info.localPath, sha256: info.url ? undefined : info.hash };
+    // a release binary is the same for every host that gets it: another host may hand it over
+    return { path: f.path, mode: f.mode, sourcePath: info.localPath, sha256: info.url ? undefined : info.hash, public: true };
   });
 }
 
@@ -30,7 +35,7 @@ export function filesToShip(scope: StepScope): FileToShip[] {
  * kubectl, an etcd host). The step's own host is connected before run() unless the step is
  * "lazy" (removal: one attempt, on first use, since the host may be gone).
  */
-export async function openRunContext(scope: StepScope, opts: { step: string; log: (line: string) => void; verbose: boolean; connect?: "eager" | "lazy"; firstBringUp?: boolean }): Promise<OpenRunContext> {
+export async function openRunContext(scope: StepScope, opts: { step: string; log: (line: string) => void; verbose: boolean; connect?: "eager" | "lazy"; firstBringUp?: boolean; peers?: PeerSource }): Promise<OpenRunContext> {
   const { inv, inst } = scope;
   const lazy = opts.connect === "lazy";
   const connections = new Map<string, Promise<RemoteHost>>();
@@ -51,6 +56,8 @@ export async function openRunContext(scope: StepScope, opts: { step: string; log
   };
   const firstMaster = hostsWithRole(inv, "master")[0]!;
   let sent = 0;
+  let peerBytes = 0;
+  let peerFallbacks = 0;
   let syncMs = 0;
   return {
     inv,
@@ -64,8 +71,10 @@ export async function openRunContext(scope: StepScope, opts: { step: string; log
     sync: async () => {
       const t0 = Date.now();
       try {
-        const r = await (await own()).sync(filesToShip(scope));
+        const r = await (await own()).sync(filesToShip(scope), opts.peers ? { peers: opts.peers } : {});
         sent += r.bytesSent;
+        peerBytes += r.peerBytes;
+        peerFallbacks += r.peerFallbacks;
         return r;
       } finally {
         syncMs += Date.now() - t0;
@@ -75,6 +84,8 @@ export async function openRunContext(scope: StepScope, opts: { step: string; log
     onHost: (host) => connect(host),
     operator: operatorSide(inv),
     bytesSent: () => sent,
+    peerBytes: () => peerBytes,
+    peerFallbacks: () => peerFallbacks,
     syncMs: () => syncMs,
     close: async () => {
       for (const c of await resolved()) await c.close();

@@ -12,6 +12,7 @@ import { BinkubeError, stepFailure, stepWhere } from "../errors";
 import { Log, logger } from "../log";
 import { GateClock, withGateClock } from "../util/wait";
 import type { LeafIssuer } from "../pki/issue";
+import type { PeerSource } from "../remote";
 
 export interface StepOptions {
   verbose: boolean;
@@ -28,6 +29,8 @@ export interface StepOptions {
   bootMs?: number;
   /** Issues the leaves synth only recorded; a step server's runs share one (pki/issue.ts). Default: one for this run. */
   issuer?: LeafIssuer;
+  /** The deploy's host-to-host relay (a step server's runs share one); without it every byte comes from the operator. */
+  peers?: PeerSource;
 }
 
 
@@ -70,7 +73,7 @@ async function runInstance(configFile: string, stepName: string, hostName: strin
   checkReleaseLocally(cluster.binaries, needed, cluster.inv, where);
   t.loaded = performance.now();
 
-  const rc = await openRunContext(cluster, { step: stepName, log: out, verbose: opts.verbose, connect: step.connect, firstBringUp: opts.firstBringUp === true }).catch((e: Error) => {
+  const rc = await openRunContext(cluster, { step: stepName, log: out, verbose: opts.verbose, connect: step.connect, firstBringUp: opts.firstBringUp === true, ...(opts.peers ? { peers: opts.peers } : {}) }).catch((e: Error) => {
     throw new BinkubeError(`${where}: cannot connect: ${e.message}`);
   });
   t.connected = performance.now();
@@ -78,9 +81,12 @@ async function runInstance(configFile: string, stepName: string, hostName: strin
     out(`${where}: ${step.description}`);
     const summary = await step.run(rc);
     const secs = ((Date.now() - started) / 1000).toFixed(1);
-    out(`✓ ${where}: ${summary} [${secs} s, ${(rc.bytesSent() / 1e6).toFixed(1)} MB sent]`);
+    const peer = rc.peerBytes() > 0 ? `, ${(rc.peerBytes() / 1e6).toFixed(1)} MB from other hosts` : "";
+    out(`✓ ${where}: ${summary} [${secs} s, ${(rc.bytesSent() / 1e6).toFixed(1)} MB sent${peer}]`);
     const phases = phaseTimes(t, performance.now(), rc.syncMs(), gates.waitedMs);
-    record(cluster.inv.baseDir, `${stepName} ${hostName} ok ${secs}s ${rc.bytesSent()}B ${phases}`);
+    // peer= and fallbacks=: bench:deploy counts a host's payload as both links' bytes
+    const relay = opts.peers ? ` peer=${rc.peerBytes()} fallbacks=${rc.peerFallbacks()}` : "";
+    record(cluster.inv.baseDir, `${stepName} ${hostName} ok ${secs}s ${rc.bytesSent()}B ${phases}${relay}`);
     return "ok";
   } catch (e) {
     throw stepFailure(stepName, hostName, e as Error);
