@@ -22,7 +22,10 @@
  * plan load, SSH connect, sync, remote work, gate wait). Absolute times on this machine are
  * noisy: read the ratios.
  *
- *   npm run bench:deploy [-- --etcd 3,6,12] [--full 3,6] [--rate 200] [--links shaped,unshaped]
+ * --relay off,on runs each full deploy also with every byte from the operator (BINKUBE_PEER_COPY=0),
+ * against host-to-host copies of the release binaries (peer-relay.ts; the default), side by side.
+ *
+ *   npm run bench:deploy [-- --etcd 3,6,12] [--full 3,6] [--rate 200] [--links shaped,unshaped] [--relay off,on]
  *   (default: both scenarios at these sizes, both links)
  */
 import * as fs from "node:fs";
@@ -65,7 +68,7 @@ async function must(what: string, p: Promise<Res>): Promise<Res> {
 }
 
 const deployEnv = (inv: string, extra: NodeJS.ProcessEnv = {}) => ({ ...process.env, BINKUBE_CONFIG: inv, CHECKPOINT_DISABLE: "1", ...extra });
-const cdktfDeploy = (inv: string, extra: NodeJS.ProcessEnv = {}) => run("npx", ["cdktf", "deploy", "--auto-approve"], { env: deployEnv(inv, extra), cwd: ROOT, timeoutMs: 1_800_000 });
+const cdktfDeployWith = (inv: string, extra: NodeJS.ProcessEnv = {}) => run("npx", ["cdktf", "deploy", "--auto-approve"], { env: deployEnv(inv, extra), cwd: ROOT, timeoutMs: 1_800_000 });
 
 /** Step runs recorded in DIR/.binkube/steps.log after byte offset `from`. */
 function stepRuns(dir: string, from: number): string[] {
@@ -105,15 +108,22 @@ function phaseTable(runs: string[], deploy?: { start: number; ms: number }): str
   return out.join("\n");
 }
 
-/** Bytes binkube's steps sent to each host (steps.log's per-run byte counts). */
+/**
+ * Each host's payload from binkube's steps (steps.log): the bytes the operator sent it plus those
+ * it copied from other hosts (peer=), so "one host of each role" stays the payload whichever link
+ * carried it.
+ */
 function bytesPerHost(runs: string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const l of runs) {
     const [, , host, , , b] = l.split(" ");
-    out[host!] = (out[host!] ?? 0) + Number((b ?? "0").replace(/B$/, ""));
+    out[host!] = (out[host!] ?? 0) + Number((b ?? "0").replace(/B$/, "")) + Number(/ peer=(\d+)/.exec(l)?.[1] ?? 0);
   }
   return out;
 }
+
+/** Copies between hosts that failed and went over the operator's link instead. */
+const fallbacks = (runs: string[]) => runs.reduce((n, l) => n + Number(/ fallbacks=(\d+)/.exec(l)?.[1] ?? 0), 0);
 
 /** How binkube runs its steps: one process per step instance, or the step server (the default). */
 const STEP_MODES = { process: { BINKUBE_STEP_SERVER: "0" }, server: {} } as const;
@@ -163,7 +173,7 @@ async function etcdLevel(n: number, link: LinkMode): Promise<EtcdRow> {
       await wipeEtcd(lab);
       forgetDeploy(dir, inv);
       const start = Date.now();
-      const bk = await overLink(link, () => withCpu(() => must(`binkube deploy (${mode})`, cdktfDeploy(inv, { TF_CLI_ARGS_apply: "-target=terraform_data.etcd-health", ...STEP_MODES[mode] }))));
+      const bk = await overLink(link, () => withCpu(() => must(`binkube deploy (${mode})`, cdktfDeployWith(inv, { TF_CLI_ARGS_apply: "-target=terraform_data.etcd-health", ...STEP_MODES[mode] }))));
       if (!/✓ step etcd-health on lab1: (\d+)\/\1 members healthy/.test(bk.result.stdout + bk.result.stderr)) throw new Error("binkube's deploy did not pass etcd-health");
       console.log(`etcd-level first deploy, ${n} hosts, ${link.name}, binkube (step ${mode}) ${cpuNote(bk.result)}, operator sent ${mb(bk.bytes)}:\n${phaseTable(stepRuns(dir, 0), { start, ms: bk.result.ms })}`);
       binkube[mode] = bk.result.ms / 1000;
@@ -206,6 +216,7 @@ async function cdktfFloor(): Promise<{ first: number; noop: () => Promise<number
 
 interface FullRow {
   n: number;
+  /** the link's name, and ", relay off" when every byte came from the operator */
   link: string;
   first: number;
   cpu: number;
@@ -217,8 +228,11 @@ interface FullRow {
   noop?: string;
 }
 
-async function fullCluster(n: number, noop: boolean, link: LinkMode): Promise<FullRow> {
+async function fullCluster(n: number, noop: boolean, link: LinkMode, relay: boolean): Promise<FullRow> {
   const dir = tempDir(`binkube-bench-full-${n}-`);
+  // BINKUBE_PEER_COPY=0: the step server keeps no relay, so every byte crosses the operator's link
+  const cdktfDeploy = (inv: string) => cdktfDeployWith(inv, relay ? {} : { BINKUBE_PEER_COPY: "0" });
+  const label = `${link.name}${relay ? "" : ", relay off"}`;
   try {
     await clusterFixtures(path.join(dir, "bin"), path.join(dir, "images"));
     await labUp({ dir, hosts: n, log: () => undefined });
@@ -233,8 +247,8 @@ async function fullCluster(n: number, noop: boolean, link: LinkMode): Promise<Fu
     const largest = (hosts: string[]) => Math.max(0, ...hosts.map((h) => perHost[h]!));
     const oneOfEachRole = largest([...masters]) + largest(Object.keys(perHost).filter((h) => !masters.has(h)));
     console.log(
-      `full first deploy, ${n} hosts, ${link.name}: ${cpuNote(first)}, operator sent ${mb(firstRun.bytes)} ` +
-        `(binkube's steps per host: ${Object.entries(perHost).map(([h, b]) => `${h} ${mb(b)}`).join(", ")}; ${(firstRun.bytes / oneOfEachRole).toFixed(2)}x one host of each role):\n${phaseTable(runs, { start, ms: first.ms })}`,
+      `full first deploy, ${n} hosts, ${label}: ${cpuNote(first)}, operator sent ${mb(firstRun.bytes)} ` +
+        `(payload per host: ${Object.entries(perHost).map(([h, b]) => `${h} ${mb(b)}`).join(", ")}; ${(firstRun.bytes / oneOfEachRole).toFixed(2)}x one host of each role; ${fallbacks(runs)} copies between hosts fell back to the operator):\n${phaseTable(runs, { start, ms: first.ms })}`,
     );
     let noopLine: string | undefined;
     if (noop) {
@@ -268,8 +282,8 @@ async function fullCluster(n: number, noop: boolean, link: LinkMode): Promise<Fu
     const fromAdd = logSize(dir);
     const addStart = Date.now();
     const added = await overLink(link, () => must(`add lab${n + 1}`, cdktfDeploy(inv)));
-    console.log(`add one node to ${n} hosts, ${link.name}: ${(added.result.ms / 1000).toFixed(1)} s, operator sent ${mb(added.bytes)}:\n${phaseTable(stepRuns(dir, fromAdd), { start: addStart, ms: added.result.ms })}`);
-    return { n, link: link.name, first: first.ms / 1000, cpu: first.cpu, bytes: firstRun.bytes, oneOfEachRole, add: added.result.ms / 1000, addBytes: added.bytes, ...(noopLine ? { noop: noopLine } : {}) };
+    console.log(`add one node to ${n} hosts, ${label}: ${(added.result.ms / 1000).toFixed(1)} s, operator sent ${mb(added.bytes)}, ${fallbacks(stepRuns(dir, fromAdd))} fallbacks:\n${phaseTable(stepRuns(dir, fromAdd), { start: addStart, ms: added.result.ms })}`);
+    return { n, link: label, first: first.ms / 1000, cpu: first.cpu, bytes: firstRun.bytes, oneOfEachRole, add: added.result.ms / 1000, addBytes: added.bytes, ...(noopLine ? { noop: noopLine } : {}) };
   } finally {
     await labDown({ dir, log: () => undefined });
   }
@@ -295,6 +309,11 @@ async function main(): Promise<void> {
   const rate = Number(option(argv, "--rate", "200"));
   if (!(rate > 0)) throw new Error(`--rate must be Mbit/s > 0, not ${option(argv, "--rate", "")}`);
   const links = linkModes(rate, option(argv, "--links", "shaped,unshaped").split(","));
+  // --relay off,on: the full deploy without and with host-to-host copies, side by side
+  const relays = option(argv, "--relay", "on").split(",").map((r) => {
+    if (r !== "on" && r !== "off") throw new Error(`--relay takes on, off or both (off,on), not ${r}`);
+    return r === "on";
+  });
   // a benchmark stopped by ^C must not leave the bridge shaped
   process.on("SIGINT", () => void unshape().finally(() => process.exit(130)));
   const summary: string[] = [];
@@ -315,16 +334,20 @@ async function main(): Promise<void> {
   }
   if (full) {
     const rows: FullRow[] = [];
-    for (const link of links) for (const [i, n] of full.entries()) rows.push(await fullCluster(n, i === 0 && !link.rateMbit, link));
+    for (const link of links) for (const relay of relays) for (const [i, n] of full.entries()) rows.push(await fullCluster(n, i === 0 && !link.rateMbit, link, relay));
     for (const r of rows)
       summary.push(
         `full first deploy, ${r.n} hosts, ${r.link}: ${r.first.toFixed(1)} s, ${r.cpu.toFixed(0)} CPU-s, operator sent ${mb(r.bytes)} (${ratio(r.bytes, r.oneOfEachRole)} one host of each role); ` +
           `add one node: ${r.add.toFixed(1)} s, operator sent ${mb(r.addBytes)}`,
         ...(r.noop ? [r.noop] : []),
       );
-    for (const link of links) {
-      const of = rows.filter((r) => r.link === link.name);
-      if (of.length > 1) summary.push(`full deploy, ${link.name}, ${of.at(-1)!.n} hosts / ${of[0]!.n} hosts: ${ratio(of.at(-1)!.first, of[0]!.first)} wall, ${ratio(of.at(-1)!.bytes, of[0]!.bytes)} operator bytes`);
+    for (const name of new Set(rows.map((r) => r.link))) {
+      const of = rows.filter((r) => r.link === name);
+      if (of.length > 1) summary.push(`full deploy, ${name}, ${of.at(-1)!.n} hosts / ${of[0]!.n} hosts: ${ratio(of.at(-1)!.first, of[0]!.first)} wall, ${ratio(of.at(-1)!.bytes, of[0]!.bytes)} operator bytes`);
+    }
+    for (const on of rows.filter((r) => !r.link.endsWith("relay off"))) {
+      const off = rows.find((r) => r.n === on.n && r.link === `${on.link}, relay off`);
+      if (off) summary.push(`relay on / off, ${on.n} hosts, ${on.link}: full deploy ${ratio(on.first, off.first)} wall, ${ratio(on.bytes, off.bytes)} operator bytes; add a node ${ratio(on.add, off.add)} wall`);
     }
     if (links.length > 1)
       for (const n of full) {
