@@ -27,6 +27,8 @@ const TRANSFER_S = 300;
 const CONNECT_S = 5;
 /** Listeners at once per holder: each is a channel of one connection, and sshd's MaxSessions is 10. */
 const LISTENERS_PER_HOLDER = 6;
+/** Other hosts asked for a content no host of the relay has yet, before the operator sends it. */
+const PROBES = 3;
 /** Copies that failed one after another before the relay stops trying for this deploy (hosts that cannot reach each other). */
 const MAX_FAILURES_IN_A_ROW = 3;
 
@@ -70,9 +72,30 @@ while (1) {
 $n == $size or die "got $n of $size bytes\\n";
 $fh->sync or die "fsync: $!\\n"; close $fh or die "close: $!\\n";`;
 
-export function listenerCommand(address: string, paths: string[]): string {
-  return `exec perl -e ${shq(LISTENER)} ${[address, ...paths].map(shq).join(" ")}`;
+/** Exit code of a probe's listener on a host whose file at that path is not the content asked for. */
+const NOT_HERE = 7;
+
+/**
+ * `expect`: serve only if the (one) path holds this content (a probe: the host is not known to
+ * have it). The size first: another version of a binary is nearly always another size, and then
+ * nothing is hashed.
+ */
+export function listenerCommand(address: string, paths: string[], expect?: { sha256: string; size: number }): string {
+  const serve = `exec perl -e ${shq(LISTENER)} ${[address, ...paths].map(shq).join(" ")}`;
+  if (expect === undefined || paths.length !== 1) return serve;
+  const p = shq(paths[0]!);
+  return [
+    `[ "$(stat -L -c %s -- ${p} 2>/dev/null)" = ${expect.size} ] || exit ${NOT_HERE}`,
+    `h=$(sha256sum < ${p} 2>/dev/null) && [ "\${h%% *}" = ${expect.sha256} ] || exit ${NOT_HERE}`,
+    serve,
+  ].join("\n");
 }
+
+class NotHere extends Error {}
+
+type Copied = { kind: "copied"; from: string; bytes: number };
+/** busy: every holder serves its maximum; not-here: a probed host has other content at that path */
+type CopyOutcome = Copied | { kind: "failed"; why: string } | { kind: "busy" } | { kind: "not-here" };
 
 /** The client, then the hash: a copy that is not exactly the content asked for is removed. */
 export function clientCommand(address: string, port: number, temp: string, file: RelayFile): string {
@@ -109,42 +132,135 @@ export class PeerRelay implements PeerSource {
   private readonly holders = new Map<string, Holder[]>();
   /** sha256 → settles when the upload of that content ends (the waiters then copy it, or one of them uploads) */
   private readonly uploading = new Map<string, Promise<void>>();
+  /** sha256 → the host uploading it */
+  private readonly uploaders = new Map<string, string>();
   private freed: Array<() => void> = [];
+  private backgroundBusy = false;
+  private readonly backgroundWaiting: Array<() => void> = [];
   private failuresInARow = 0;
   readonly stats: RelayStats = { copies: 0, copiedBytes: 0, fallbacks: 0 };
 
-  constructor(private readonly connect: (t: SshTarget) => Promise<RemoteHost> = (t) => RemoteHost.connect(t, { retries: 1 })) {}
+  /** contents no other host had where the receiver puts it: not probed again */
+  private readonly probed = new Set<string>();
 
-  async obtain(receiver: PeerReceiver, file: RelayFile, temp: string): Promise<PeerOutcome> {
+  /**
+   * `others(receiver)`: the other hosts of the deploy's inventory. A content no host of this relay
+   * has yet may sit at the same path on one of them (a node added to a running cluster, a step
+   * re-run): up to PROBES of them are asked, each serving only if its file there has the sha256.
+   */
+  constructor(
+    private readonly others: (receiver: SshTarget) => SshTarget[] = () => [],
+    // one short attempt: a host that does not answer at once is not worth waiting for, the operator sends the file
+    private readonly connect: (t: SshTarget) => Promise<RemoteHost> = (t) => RemoteHost.connect(t, { retries: 0, connectTimeoutMs: 5000 }),
+  ) {}
+
+  async obtain(receiver: PeerReceiver, file: RelayFile, temp: string, opts: { background?: boolean } = {}): Promise<PeerOutcome> {
     let fallback: string | undefined;
-    for (;;) {
-      const pending = this.uploading.get(file.sha256);
-      if (pending) {
-        await pending;
-        continue;
+    // a background upload holds the one background slot from before its lease until the lease ends
+    let slot: (() => void) | undefined;
+    try {
+      for (;;) {
+        const pending = this.uploading.get(file.sha256);
+        if (pending) {
+          await pending;
+          continue;
+        }
+        const candidates = fallback === undefined && this.failuresInARow < MAX_FAILURES_IN_A_ROW ? this.usable(file.sha256) : [];
+        if (candidates.length === 0) {
+          if (opts.background && !slot) {
+            slot = await this.backgroundSlot();
+            continue; // another host may have uploaded it meanwhile
+          }
+          const lease = this.lease(file.sha256, receiver.target, slot);
+          slot = undefined; // the lease releases it
+          // holding the lease, so hosts needing the same content wait for this probe, not beside it
+          const found = fallback === undefined ? await this.probe(receiver, file, temp) : undefined;
+          if (typeof found === "object") {
+            lease.uploaded([temp, file.path]);
+            return found;
+          }
+          const why = fallback ?? found;
+          return { kind: "upload", lease, ...(why ? { fallback: why } : {}) };
+        }
+        slot?.();
+        slot = undefined;
+        const out = await this.copyFromOne(candidates, receiver, file, temp);
+        if (out.kind === "copied") return out;
+        if (out.kind === "failed") fallback = out.why;
       }
-      const candidates = fallback === undefined && this.failuresInARow < MAX_FAILURES_IN_A_ROW ? this.usable(file.sha256) : [];
-      if (candidates.length === 0) return { kind: "upload", lease: this.lease(file.sha256, receiver.target), ...(fallback ? { fallback } : {}) };
-      const holder = candidates.filter((h) => this.host(h.target).active < LISTENERS_PER_HOLDER).sort((a, b) => this.host(a.target).active - this.host(b.target).active)[0];
-      if (!holder) {
-        await new Promise<void>((resolve) => this.freed.push(resolve)); // every holder is serving its maximum
-        continue;
-      }
-      try {
-        await this.copy(holder, receiver, file, temp);
-        this.failuresInARow = 0;
-        this.stats.copies++;
-        this.stats.copiedBytes += file.size;
-        this.add(file.sha256, { target: receiver.target, paths: [temp, file.path] });
-        return { kind: "copied", from: holder.target.host, bytes: file.size };
-      } catch (e) {
-        this.failuresInARow++;
-        this.stats.fallbacks++;
-        const why = errorMessage(e).trim().split("\n").slice(-3).join("; ");
-        this.host(holder.target).broken = why;
-        fallback = `copy from ${holder.target.host} failed (${why}), so ${holder.target.host} is not asked again in this deploy`;
-      }
+    } finally {
+      slot?.();
     }
+  }
+
+  /** Whether `host` has the content or is uploading it (staging skips it then). */
+  holds(host: string, sha: string): boolean {
+    return (this.holders.get(sha) ?? []).some((h) => h.target.host === host) || this.uploaders.get(sha) === host;
+  }
+
+  private copyFromOne(candidates: Holder[], receiver: PeerReceiver, file: RelayFile, temp: string): Promise<CopyOutcome> {
+    // the receiver's own copy first (a staged one: no network), then the least busy holder
+    const rank = (h: Holder) => (h.target.host === receiver.target.host ? -1 : this.host(h.target).active);
+    const holder = candidates.filter((h) => this.host(h.target).active < LISTENERS_PER_HOLDER).sort((a, b) => rank(a) - rank(b))[0];
+    return holder ? this.tryCopy(holder, receiver, file, temp) : this.waitForSlot();
+  }
+
+  /** Asks other hosts for the content at the receiver's path; the first that has it serves it. */
+  /** The copy, or why a copy from a host that had the content failed, or undefined: none had it. */
+  private async probe(receiver: PeerReceiver, file: RelayFile, temp: string): Promise<Copied | string | undefined> {
+    if (this.failuresInARow >= MAX_FAILURES_IN_A_ROW || this.probed.has(file.sha256)) return undefined;
+    this.probed.add(file.sha256);
+    const hosts = this.others(receiver.target).filter((t) => t.host !== receiver.target.host && this.host(t).broken === undefined);
+    for (const t of hosts.slice(0, PROBES)) {
+      const holder = { target: t, paths: [file.path] };
+      const out = await this.tryCopy(holder, receiver, file, temp, { sha256: file.sha256, size: file.size });
+      if (out.kind === "copied") {
+        this.add(file.sha256, holder);
+        return out;
+      }
+      if (out.kind === "failed") return out.why; // it had it, and the copy failed: the operator sends it
+    }
+    return undefined;
+  }
+
+  private async waitForSlot(): Promise<CopyOutcome> {
+    await new Promise<void>((resolve) => this.freed.push(resolve)); // every holder is serving its maximum
+    return { kind: "busy" };
+  }
+
+  private async tryCopy(holder: Holder, receiver: PeerReceiver, file: RelayFile, temp: string, expect?: { sha256: string; size: number }): Promise<CopyOutcome> {
+    try {
+      await this.copy(holder, receiver, file, temp, expect);
+      this.failuresInARow = 0;
+      this.stats.copies++;
+      this.stats.copiedBytes += file.size;
+      this.add(file.sha256, { target: receiver.target, paths: [temp, file.path] });
+      return { kind: "copied", from: holder.target.host, bytes: file.size };
+    } catch (e) {
+      if (e instanceof NotHere) return { kind: "not-here" };
+      this.failuresInARow++;
+      this.stats.fallbacks++;
+      const why = errorMessage(e).trim().split("\n").slice(-3).join("; ");
+      this.host(holder.target).broken = why;
+      return { kind: "failed", why: `copy from ${holder.target.host} failed (${why}), so ${holder.target.host} is not asked again in this deploy` };
+    }
+  }
+
+  private backgroundSlot(): Promise<() => void> {
+    return new Promise((resolve) => {
+      const grant = () => {
+        this.backgroundBusy = true;
+        let released = false;
+        resolve(() => {
+          if (released) return;
+          released = true;
+          this.backgroundBusy = false;
+          this.backgroundWaiting.shift()?.();
+        });
+      };
+      if (this.backgroundBusy) this.backgroundWaiting.push(grant);
+      else grant();
+    });
   }
 
   /** Close the relay's connections to the holders. */
@@ -173,15 +289,18 @@ export class PeerRelay implements PeerSource {
     this.holders.set(sha, list);
   }
 
-  private lease(sha: string, target: SshTarget): UploadLease {
+  private lease(sha: string, target: SshTarget, slot?: () => void): UploadLease {
     let settle!: () => void;
     this.uploading.set(sha, new Promise<void>((resolve) => (settle = resolve)));
+    this.uploaders.set(sha, target.host);
     let done = false;
     const end = (paths?: string[]): void => {
       if (done) return;
       done = true;
       if (paths) this.add(sha, { target, paths });
       this.uploading.delete(sha);
+      this.uploaders.delete(sha);
+      slot?.();
       settle();
     };
     return { uploaded: (paths) => end(paths), failed: () => end() };
@@ -195,7 +314,7 @@ export class PeerRelay implements PeerSource {
   }
 
   /** One copy: the holder's listener, then the receiver's client; throws on any failure (the caller falls back). */
-  private async copy(holder: Holder, receiver: PeerReceiver, file: RelayFile, temp: string): Promise<void> {
+  private async copy(holder: Holder, receiver: PeerReceiver, file: RelayFile, temp: string, expect?: { sha256: string; size: number }): Promise<void> {
     const state = this.host(holder.target);
     state.conn ??= this.connect(holder.target);
     state.conn.catch(() => undefined);
@@ -207,7 +326,7 @@ export class PeerRelay implements PeerSource {
     let gotPort!: (port: number) => void;
     const port = new Promise<number>((resolve) => (gotPort = resolve));
     const listener = conn
-      .exec(listenerCommand(address, holder.paths), {
+      .exec(listenerCommand(address, holder.paths, expect), {
         stdin: `${token}\n`,
         timeoutMs: (REQUEST_S + TRANSFER_S + 5) * 1000,
         allowFail: true,
@@ -220,6 +339,7 @@ export class PeerRelay implements PeerSource {
       .finally(() => this.release(holder.target));
     listener.catch(() => undefined);
     const ended = listener.then((r) => {
+      if (expect !== undefined && r.code === NOT_HERE) throw new NotHere();
       throw new Error(`the listener on ${holder.target.host} exited (${r.code}) before serving: ${r.stderr.trim() || "no message"}`);
     });
     ended.catch(() => undefined);

@@ -38,12 +38,18 @@ export type PeerOutcome =
   | { kind: "upload"; lease: UploadLease; fallback?: string };
 
 export interface PeerSource {
-  /** Bring `file` into `temp` (created 0600, fsync'ed) on the receiver from another host, or say to upload it. */
-  obtain(receiver: PeerReceiver, file: RelayFile, temp: string): Promise<PeerOutcome>;
+  /**
+   * Bring `file` into `temp` (created 0600, fsync'ed) on the receiver from another host, or say to
+   * upload it. `background`: staging ahead of the steps (runner/stage.ts), whose uploads take the
+   * operator's link one at a time so a step's own upload never shares it with more than one.
+   */
+  obtain(receiver: PeerReceiver, file: RelayFile, temp: string, opts?: { background?: boolean }): Promise<PeerOutcome>;
 }
 
 /** The sync option that hands a sync the deploy's relay (kept here, so types.ts needs no import of it). */
 export interface PeerSyncOptions {
   /** where public files of PEER_MIN_BYTES or more may come from instead of the operator */
   peers?: PeerSource;
+  /** a staging sync (runner/stage.ts): its uploads yield the operator's link to the steps' */
+  background?: boolean;
 }

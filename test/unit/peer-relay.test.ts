@@ -129,6 +129,27 @@ describe("host-to-host relay", { skip }, () => {
     });
   });
 
+  test("a content no host of the relay has is asked of other hosts at the same path: one with other bytes there serves nothing, and it is uploaded", async () => {
+    // An upgrade: every host holds the old kubelet where the new one goes (here one file system
+    // stands for all hosts, so the other host's copy at that path is the receiver's old one).
+    await withRelay((earlier) => syncHost(earlier, target("g1")));
+    const asked: string[] = [];
+    const relay = new PeerRelay((receiver) => (asked.push(receiver.host), [target("g2"), target("g1")]));
+    try {
+      fs.writeFileSync(big + ".new", randomBytes(BIG));
+      const h = await RemoteHost.connect(target("g1"));
+      const r = await h.sync([{ path: kubeletOf("g1"), mode: 0o755, sourcePath: big + ".new", public: true }], { peers: relay }).finally(() => h.close());
+      assert.deepEqual(asked, ["g1"], "the relay asked for g1's fellow hosts");
+      assert.equal(r.peerBytes, 0);
+      assert.equal(r.bytesSent, BIG, "uploaded after the probe found other bytes there");
+      assert.equal(r.peerFallbacks, 0, "no host had it: not a failed copy");
+      assert.equal(sha(kubeletOf("g1")), sha(big + ".new"));
+      assert.deepEqual(relay.stats, { copies: 0, copiedBytes: 0, fallbacks: 0 });
+    } finally {
+      await relay.close();
+    }
+  });
+
   test("the listener gives nothing to a wrong token, the file to the right one, then exits", async () => {
     const h = await RemoteHost.connect(target("e1"));
     try {
@@ -159,6 +180,12 @@ describe("host-to-host relay", { skip }, () => {
       assert.equal(sha(got), sha(big));
       assert.equal((await listener).code, 0, "the listener exits after serving once");
       await assert.rejects(ask(`${token}\n`), /ECONNREFUSED/, "nothing listens after the copy");
+      // a probe's listener: only when its one path holds the sha256 asked for
+      const probe = (sha256: string, size: number) => h.exec(listenerCommand(sshd.address, [big], { sha256, size }), { stdin: `${token}\n`, timeoutMs: 30_000, allowFail: true });
+      for (const [what, r] of [["other bytes", await probe("0".repeat(64), BIG)], ["another size", await probe(sha(big), BIG + 1)]] as const) {
+        assert.equal(r.code, 7, `${what} at that path: exits at once`);
+        assert.doesNotMatch(r.stdout, /PORT/, what);
+      }
     } finally {
       await h.close();
     }
