@@ -12,7 +12,8 @@ import { LeafIssuer } from "./pki/issue";
 import { currentLeaf } from "./pki/disk";
 import { resolveRefs } from "./pki/refs";
 import { writeFileAtomic } from "./util/fs";
-import { Plan, StepInstance, buildPlan, certificatesIn, planInstance, shippedFiles } from "./plan";
+import { Plan, StepInstance, buildPlan, certificatesIn, instanceHosts, planInstance, shippedFiles } from "./plan";
+import { STEPS } from "./steps";
 import { StepDef } from "./steps/types";
 import { appliedResourcesOf } from "./state";
 
@@ -80,6 +81,38 @@ export async function openStepInstance(configFile: string, step: StepDef, hostNa
   // The local admin.kubeconfig waits for its certificate (openCluster writes it when it exists).
   if (issued.includes("admin")) writeAdminKubeconfig(inv, pki, leaves);
   return { inv, binaries, inst: { ...planned, files: shippedFiles(planned.files, leaves.issued) } };
+}
+
+/** A release binary one of a host's steps ships there (runner/stage.ts sends them ahead). */
+export interface HostBinary {
+  /** where its step puts it */
+  path: string;
+  localPath: string;
+  /** the file's sha256 when the index knows it (a directory source); else hash localPath */
+  sha256?: string;
+}
+
+/**
+ * The release binaries every step of `hostName` ships, in bring-up order (STEPS is ordered by
+ * the steps' deps), present on this machine. Renders the host's instances; issues nothing.
+ */
+export function hostBinaries(configFile: string, hostName: string): { inv: Inventory; host?: Host; files: HostBinary[] } {
+  const { inventory: inv } = loadInventory(configFile);
+  const binaries = openBinaries(inv);
+  const ctx = { inv, pki: loadPki(inv), binaries, gone: goneHosts(inv), leafIdentity: new LeafSource(inv.pkiDir).identity };
+  const host = inv.hosts.find((h) => h.name === hostName);
+  const files: HostBinary[] = [];
+  if (!host) return { inv, files };
+  for (const step of STEPS) {
+    if (!instanceHosts(step, inv, ctx.gone).some((h) => h.name === hostName)) continue;
+    for (const f of planInstance(ctx, step, hostName)?.files ?? []) {
+      if (f.binary === undefined) continue;
+      const info = binaries.get(f.binary);
+      if (!info.present || !info.localPath) continue;
+      files.push({ path: f.path, localPath: info.localPath, ...(info.url ? {} : { sha256: info.hash }) });
+    }
+  }
+  return { inv, host, files };
 }
 
 /** Hosts in the ledger that left the inventory: the remove step's hosts. */

@@ -12,7 +12,10 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import { Writable } from "node:stream";
 import { parseArgs } from "./args";
-import { stepMain } from "./step";
+import { configFrom, stepMain } from "./step";
+import { stepByName } from "../steps";
+import { Stager } from "../runner/stage";
+import { inventoryTargets } from "../runner/target";
 import { LeafIssuer } from "../pki/issue";
 import { PeerRelay } from "../remote";
 
@@ -56,7 +59,9 @@ export async function serveSteps(socketPath: string, opts: ServeOptions = {}): P
   const relayFor = process.env.BINKUBE_PEER_COPY === "0" ? undefined : (configFile: string): PeerRelay => {
     let r = relays.get(configFile);
     if (!r) {
-      r = new PeerRelay();
+      let targets: ReturnType<typeof inventoryTargets> | undefined;
+      // the inventory's hosts, read once: where a content no host of this deploy has yet may already sit
+      r = new PeerRelay(() => (targets ??= inventoryTargets(configFile)));
       relays.set(configFile, r);
     }
     return r;
@@ -68,6 +73,29 @@ export async function serveSteps(socketPath: string, opts: ServeOptions = {}): P
   // One run per instance at a time: a client that was interrupted leaves its run going here, and
   // a re-run deploy must not start the same step on the same host beside it.
   const running = new Map<string, Promise<unknown>>();
+  // Staging ahead (runner/stage.ts) rides on the relay; BINKUBE_STAGE=0 leaves each upload to its step.
+  const stagers = new Map<string, Stager>();
+  const stageAfter = (argv: string[]): void => {
+    if (!relayFor || process.env.BINKUBE_STAGE === "0") return;
+    const args = parseArgs(argv);
+    const step = stepByName(args.positional[0] ?? "");
+    const host = args.flags.get("host");
+    if (step?.group !== "host-setup" || typeof host !== "string") return;
+    const config = configFrom(args);
+    let stager = stagers.get(config);
+    if (!stager) {
+      stager = new Stager(relayFor(config), log);
+      stagers.set(config, stager);
+    }
+    const job = stager.start(config, host);
+    if (!job) return;
+    // the server stays up while it stages (it counts as a request)
+    active++;
+    void job.finally(() => {
+      active--;
+      armIdle();
+    });
+  };
 
   const server = net.createServer((sock) => {
     sock.on("error", () => undefined); // a client that went away: its step still runs to the end
@@ -117,6 +145,8 @@ export async function serveSteps(socketPath: string, opts: ServeOptions = {}): P
       } finally {
         if (running.get(key) === run) running.delete(key);
       }
+      // the host is prepared: its binaries start crossing the operator's link now, ahead of their steps
+      if (code === 0) stageAfter(req.argv);
     } catch (e) {
       send(sock, { err: `binkube: step server: bad request: ${(e as Error).message}\n` });
       code = 2;
@@ -168,6 +198,7 @@ export async function serveSteps(socketPath: string, opts: ServeOptions = {}): P
   process.on("SIGTERM", stop);
   armIdle();
   await new Promise<void>((res) => server.on("close", () => res()));
+  for (const s of stagers.values()) await s.finish();
   for (const [config, r] of relays) {
     if (r.stats.copies + r.stats.fallbacks > 0) log(`relay for ${config}: ${r.stats.copies} copies between hosts (${r.stats.copiedBytes} bytes), ${r.stats.fallbacks} sent from the operator after a failed copy`);
     await r.close();

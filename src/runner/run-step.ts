@@ -107,8 +107,8 @@ export function phaseTimes(t: { boot: number; begin: number; loaded: number; con
   return `start=${s(t.boot)} plan=${s(t.loaded - t.begin)} connect=${s(t.connected - t.loaded)} upload=${s(syncMs)} work=${s(work)} gate=${s(gateMs)}`;
 }
 
-/** An append-only local log of step runs (no secrets), read by tests and by operators. */
-function record(baseDir: string, line: string): void {
+/** An append-only local log of step runs and staging (no secrets), read by tests and by operators. */
+export function record(baseDir: string, line: string): void {
   const dir = path.join(baseDir, ".binkube");
   fs.mkdirSync(dir, { recursive: true });
   fs.appendFileSync(path.join(dir, "steps.log"), `${new Date().toISOString()} ${line}\n`);

@@ -1,5 +1,6 @@
 // Inventory host → SSH target for the remote executor.
 import { Host } from "../inventory/types";
+import { loadInventory } from "../inventory/load";
 import { SshTarget } from "../remote";
 import { BinkubeError } from "../errors";
 
@@ -22,4 +23,15 @@ export function sshTarget(host: Host): SshTarget {
       ? { host: `${host.name}-bastion`, address: s.bastion.address, port: s.bastion.port, user: s.bastion.user, privateKeyPath: s.bastion.privateKey ?? s.privateKey, knownHostsPath: s.knownHosts }
       : undefined,
   };
+}
+
+/** Every host of an inventory as an SSH target, skipping any binkube could not connect to anyway. */
+export function inventoryTargets(configFile: string): SshTarget[] {
+  return loadInventory(configFile).inventory.hosts.flatMap((h) => {
+    try {
+      return [sshTarget(h)];
+    } catch {
+      return [];
+    }
+  });
 }
