@@ -22,10 +22,11 @@
  * plan load, SSH connect, sync, remote work, gate wait). Absolute times on this machine are
  * noisy: read the ratios.
  *
- * --relay off,on runs each full deploy also with every byte from the operator (BINKUBE_PEER_COPY=0),
- * against host-to-host copies of the release binaries (peer-relay.ts; the default), side by side.
+ * --transfer off,copy,stage runs each full deploy with every byte from the operator
+ * (BINKUBE_PEER_COPY=0), with host-to-host copies of the release binaries as each step needs them
+ * (BINKUBE_STAGE=0), and with those copies staged ahead once a host is prepared (the default), side by side.
  *
- *   npm run bench:deploy [-- --etcd 3,6,12] [--full 3,6] [--rate 200] [--links shaped,unshaped] [--relay off,on]
+ *   npm run bench:deploy [-- --etcd 3,6,12] [--full 3,6] [--rate 200] [--links shaped,unshaped] [--transfer off,copy,stage]
  *   (default: both scenarios at these sizes, both links)
  */
 import * as fs from "node:fs";
@@ -124,6 +125,18 @@ function bytesPerHost(runs: string[]): Record<string, number> {
 
 /** Copies between hosts that failed and went over the operator's link instead. */
 const fallbacks = (runs: string[]) => runs.reduce((n, l) => n + Number(/ fallbacks=(\d+)/.exec(l)?.[1] ?? 0), 0);
+
+/**
+ * How release binaries reach the hosts: every byte from the operator (no relay); host-to-host
+ * copies, each step uploading or copying when its turn comes (no staging); copies plus staging
+ * ahead of the steps once a host is prepared (the default).
+ */
+const TRANSFER_MODES = {
+  off: { env: { BINKUBE_PEER_COPY: "0" }, label: ", relay off" },
+  copy: { env: { BINKUBE_STAGE: "0" }, label: ", no staging" },
+  stage: { env: {}, label: "" },
+} as const;
+type TransferMode = keyof typeof TRANSFER_MODES;
 
 /** How binkube runs its steps: one process per step instance, or the step server (the default). */
 const STEP_MODES = { process: { BINKUBE_STEP_SERVER: "0" }, server: {} } as const;
@@ -228,11 +241,10 @@ interface FullRow {
   noop?: string;
 }
 
-async function fullCluster(n: number, noop: boolean, link: LinkMode, relay: boolean): Promise<FullRow> {
+async function fullCluster(n: number, noop: boolean, link: LinkMode, mode: TransferMode): Promise<FullRow> {
   const dir = tempDir(`binkube-bench-full-${n}-`);
-  // BINKUBE_PEER_COPY=0: the step server keeps no relay, so every byte crosses the operator's link
-  const cdktfDeploy = (inv: string) => cdktfDeployWith(inv, relay ? {} : { BINKUBE_PEER_COPY: "0" });
-  const label = `${link.name}${relay ? "" : ", relay off"}`;
+  const cdktfDeploy = (inv: string) => cdktfDeployWith(inv, TRANSFER_MODES[mode].env);
+  const label = `${link.name}${TRANSFER_MODES[mode].label}`;
   try {
     await clusterFixtures(path.join(dir, "bin"), path.join(dir, "images"));
     await labUp({ dir, hosts: n, log: () => undefined });
@@ -309,10 +321,10 @@ async function main(): Promise<void> {
   const rate = Number(option(argv, "--rate", "200"));
   if (!(rate > 0)) throw new Error(`--rate must be Mbit/s > 0, not ${option(argv, "--rate", "")}`);
   const links = linkModes(rate, option(argv, "--links", "shaped,unshaped").split(","));
-  // --relay off,on: the full deploy without and with host-to-host copies, side by side
-  const relays = option(argv, "--relay", "on").split(",").map((r) => {
-    if (r !== "on" && r !== "off") throw new Error(`--relay takes on, off or both (off,on), not ${r}`);
-    return r === "on";
+  // --transfer off,copy,stage: the full deploy in each of these ways, side by side
+  const transfers = option(argv, "--transfer", "stage").split(",").map((r) => {
+    if (!(r in TRANSFER_MODES)) throw new Error(`--transfer takes off, copy or stage (or several: off,copy,stage), not ${r}`);
+    return r as TransferMode;
   });
   // a benchmark stopped by ^C must not leave the bridge shaped
   process.on("SIGINT", () => void unshape().finally(() => process.exit(130)));
@@ -334,7 +346,7 @@ async function main(): Promise<void> {
   }
   if (full) {
     const rows: FullRow[] = [];
-    for (const link of links) for (const relay of relays) for (const [i, n] of full.entries()) rows.push(await fullCluster(n, i === 0 && !link.rateMbit, link, relay));
+    for (const link of links) for (const t of transfers) for (const [i, n] of full.entries()) rows.push(await fullCluster(n, i === 0 && !link.rateMbit, link, t));
     for (const r of rows)
       summary.push(
         `full first deploy, ${r.n} hosts, ${r.link}: ${r.first.toFixed(1)} s, ${r.cpu.toFixed(0)} CPU-s, operator sent ${mb(r.bytes)} (${ratio(r.bytes, r.oneOfEachRole)} one host of each role); ` +
@@ -345,10 +357,14 @@ async function main(): Promise<void> {
       const of = rows.filter((r) => r.link === name);
       if (of.length > 1) summary.push(`full deploy, ${name}, ${of.at(-1)!.n} hosts / ${of[0]!.n} hosts: ${ratio(of.at(-1)!.first, of[0]!.first)} wall, ${ratio(of.at(-1)!.bytes, of[0]!.bytes)} operator bytes`);
     }
-    for (const on of rows.filter((r) => !r.link.endsWith("relay off"))) {
-      const off = rows.find((r) => r.n === on.n && r.link === `${on.link}, relay off`);
-      if (off) summary.push(`relay on / off, ${on.n} hosts, ${on.link}: full deploy ${ratio(on.first, off.first)} wall, ${ratio(on.bytes, off.bytes)} operator bytes; add a node ${ratio(on.add, off.add)} wall`);
-    }
+    for (const link of links)
+      for (const n of full) {
+        const off = rows.find((r) => r.n === n && r.link === `${link.name}${TRANSFER_MODES.off.label}`);
+        for (const t of ["copy", "stage"] as const) {
+          const r = rows.find((x) => x.n === n && x.link === `${link.name}${TRANSFER_MODES[t].label}`);
+          if (off && r) summary.push(`${t} / relay off, ${n} hosts, ${link.name}: full deploy ${ratio(r.first, off.first)} wall, ${ratio(r.bytes, off.bytes)} operator bytes; add a node ${ratio(r.add, off.add)} wall`);
+        }
+      }
     if (links.length > 1)
       for (const n of full) {
         const [a, b] = links.map((l) => rows.find((r) => r.n === n && r.link === l.name)!);

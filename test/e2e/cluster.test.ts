@@ -52,6 +52,24 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
   };
   const etcdIds = async () => Promise.all(["lab1", "lab2"].map(async (h) => unitIds(await invocations(h)).etcd));
   const unitIds = (text: string): Record<string, string> => Object.fromEntries(text.split("\n").map((l) => l.split("=") as [string, string]));
+  const stepsLog = () => path.join(dir, ".binkube", "steps.log");
+  /**
+   * What crossed which link after byte `from` of steps.log (issue 26): the operator's bytes (steps
+   * and staging), the steps' payload (their operator bytes plus what they copied from hosts), copies
+   * that fell back to the operator, and the hosts staged ahead.
+   */
+  const transfers = (from: number, host?: string) => {
+    const lines = fs.readFileSync(stepsLog(), "utf8").slice(from).split("\n").filter((l) => !host || l.split(" ")[2] === host);
+    const num = (l: string, re: RegExp) => Number(re.exec(l)?.[1] ?? 0);
+    const steps = lines.filter((l) => / ok /.test(l));
+    const staging = lines.filter((l) => / staged /.test(l));
+    return {
+      operator: [...steps, ...staging].reduce((n, l) => n + num(l, / (\d+)B( |$)/), 0),
+      payload: steps.reduce((n, l) => n + num(l, / (\d+)B( |$)/) + num(l, / peer=(\d+)/), 0),
+      fallbacks: steps.reduce((n, l) => n + num(l, / fallbacks=(\d+)/), 0),
+      staged: staging.map((l) => l.split(" ")[2]!).sort(),
+    };
+  };
 
   before(async () => {
     await clusterFixtures(bin, path.join(dir, "images"));
@@ -94,6 +112,14 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
     assert.match(asRoot.stderr, /Permission denied/);
     assert.match(fs.readFileSync(path.join(dir, "cluster.yaml"), "utf8"), /user: ubuntu\n  sudo: true/);
     console.log(`# full deploy of 3 lab hosts: ${(r.ms / 1000).toFixed(1)} s`);
+    // Each release binary crossed the operator's link once: every host was staged ahead once
+    // prepared, the steps copied from the stores and from each other, and no copy fell back.
+    await waitFor("every host's staging recorded", async () => transfers(0).staged.length === 3, 120_000);
+    const t = transfers(0);
+    console.log(`# operator's link: ${(t.operator / 1e6).toFixed(0)} MB for a payload of ${(t.payload / 1e6).toFixed(0)} MB (${(t.operator / t.payload).toFixed(2)}x); ${t.fallbacks} copies fell back`);
+    assert.deepEqual(t.staged, ["lab1", "lab2", "lab3"]);
+    assert.equal(t.fallbacks, 0);
+    assert.ok(t.operator < 0.6 * t.payload, `the operator sent ${t.operator} bytes of a ${t.payload}-byte payload`);
   });
 
   test("health: etcd Healthy in componentstatuses; scheduler and controller-manager healthy on their secure ports, their insecure ports closed", async () => {
@@ -294,7 +320,10 @@ spec:
   });
 
   test("adding a node creates only its resources, restarts nothing on existing hosts, and it joins Ready", async () => {
+    // the first deploy's step server removed its staging store when it ended
+    await waitFor("no staging store left on lab1-lab3", async () => (await Promise.all(["lab1", "lab2", "lab3"].map((h) => run("ssh", [...sshArgs(lab, h), "test ! -e /var/lib/binkube/stage"])))).every((x) => x.code === 0), 90_000);
     const before = await Promise.all(["lab1", "lab2", "lab3"].map(invocations));
+    const logFrom = fs.statSync(stepsLog()).size;
     // lab up keeps the settings added to cluster.yaml and appends lab4 with the default roles
     lab = await labUp({ dir, hosts: 4, log: () => undefined, operator: "sudo" });
     const inventory = fs.readFileSync(path.join(dir, "cluster.yaml"), "utf8");
@@ -316,6 +345,14 @@ spec:
     const ready = await kubectlOk("get", "node", "lab4", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}");
     assert.equal(ready, "True");
     console.log(`# add a node to a 3-host cluster: ${(r.ms / 1000).toFixed(1)} s`);
+    // its release binaries came from the hosts that run the same steps: the operator sent its
+    // certificates, kubeconfigs and rendered files
+    await waitFor("lab4's staging recorded", async () => transfers(logFrom, "lab4").staged.length === 1, 60_000);
+    const t = transfers(logFrom, "lab4");
+    console.log(`# adding lab4: the operator sent ${(t.operator / 1e6).toFixed(1)} MB of its ${(t.payload / 1e6).toFixed(0)} MB`);
+    assert.ok(t.payload > 100e6, `lab4's payload: ${t.payload} bytes`);
+    assert.ok(t.operator < 10e6, `the operator sent lab4 ${t.operator} bytes`);
+    assert.equal(t.fallbacks, 0);
   });
 
   test("adding a master: the apiserver certificate gains its address, the new control plane comes up, every node moves to a node-local proxy over both masters; etcd and containerd restart nowhere", async () => {
