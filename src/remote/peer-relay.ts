@@ -13,6 +13,7 @@
  * Any failure sends that file from the operator instead, and that holder is not asked again.
  */
 import { randomBytes } from "crypto";
+import { limiter } from "./async";
 import { errorMessage } from "./errors";
 import { RemoteHost } from "./host";
 import type { PeerOutcome, PeerReceiver, PeerSource, RelayFile, UploadLease } from "./peer-source";
@@ -25,8 +26,11 @@ const REQUEST_S = 60;
 const TRANSFER_S = 300;
 /** The receiver's TCP connect to the holder. */
 const CONNECT_S = 5;
-/** Listeners at once per holder: each is a channel of one connection, and sshd's MaxSessions is 10. */
-const LISTENERS_PER_HOLDER = 6;
+/**
+ * Listeners at once per holder: each is a channel of the relay's one connection, and sshd allows
+ * 10 sessions per connection, freed a little after a channel closes (9 at once had opens refused).
+ */
+const LISTENERS_PER_HOLDER = 4;
 /** Other hosts asked for a content no host of the relay has yet, before the operator sends it. */
 const PROBES = 3;
 /** Copies that failed one after another before the relay stops trying for this deploy (hosts that cannot reach each other). */
@@ -93,6 +97,18 @@ export function listenerCommand(address: string, paths: string[], expect?: { sha
 
 class NotHere extends Error {}
 
+/** sshd refusing a channel (its sessions are freed a little after they close) is worth a retry, not a fallback. */
+async function retryOpen<T>(open: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await open();
+    } catch (e) {
+      if (attempt >= 4 || !/Channel open failure/.test(errorMessage(e))) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+    }
+  }
+}
+
 type Copied = { kind: "copied"; from: string; bytes: number };
 /** busy: every holder serves its maximum; not-here: a probed host has other content at that path */
 type CopyOutcome = Copied | { kind: "failed"; why: string } | { kind: "busy" } | { kind: "not-here" };
@@ -115,8 +131,10 @@ interface Holder {
 
 interface HostState {
   conn?: Promise<RemoteHost>;
-  /** listeners running on this host */
+  /** listeners running or waiting for a channel on this host */
   active: number;
+  /** at most LISTENERS_PER_HOLDER channels at once on the relay's connection (probes too): sshd refuses more */
+  channels: <T>(task: () => Promise<T>) => Promise<T>;
   /** why this host is not asked again */
   broken?: string;
 }
@@ -273,7 +291,7 @@ export class PeerRelay implements PeerSource {
   private host(t: SshTarget): HostState {
     let h = this.hosts.get(t.host);
     if (!h) {
-      h = { active: 0 };
+      h = { active: 0, channels: limiter(LISTENERS_PER_HOLDER) };
       this.hosts.set(t.host, h);
     }
     return h;
@@ -313,8 +331,13 @@ export class PeerRelay implements PeerSource {
     for (const w of waiting) w();
   }
 
-  /** One copy: the holder's listener, then the receiver's client; throws on any failure (the caller falls back). */
-  private async copy(holder: Holder, receiver: PeerReceiver, file: RelayFile, temp: string, expect?: { sha256: string; size: number }): Promise<void> {
+  /** One copy, once the receiver has a channel for it (before the listener starts its wait for the request). */
+  private copy(holder: Holder, receiver: PeerReceiver, file: RelayFile, temp: string, expect?: { sha256: string; size: number }): Promise<void> {
+    return receiver.channels(() => this.copyNow(holder, receiver, file, temp, expect));
+  }
+
+  /** The holder's listener, then the receiver's client; throws on any failure (the caller falls back). */
+  private async copyNow(holder: Holder, receiver: PeerReceiver, file: RelayFile, temp: string, expect?: { sha256: string; size: number }): Promise<void> {
     const state = this.host(holder.target);
     state.conn ??= this.connect(holder.target);
     state.conn.catch(() => undefined);
@@ -325,8 +348,8 @@ export class PeerRelay implements PeerSource {
     let stdout = "";
     let gotPort!: (port: number) => void;
     const port = new Promise<number>((resolve) => (gotPort = resolve));
-    const listener = conn
-      .exec(listenerCommand(address, holder.paths, expect), {
+    const listener = state
+      .channels(() => retryOpen(() => conn.exec(listenerCommand(address, holder.paths, expect), {
         stdin: `${token}\n`,
         timeoutMs: (REQUEST_S + TRANSFER_S + 5) * 1000,
         allowFail: true,
@@ -335,7 +358,7 @@ export class PeerRelay implements PeerSource {
           const m = /^PORT (\d+)\n/.exec(stdout);
           if (m) gotPort(Number(m[1]));
         },
-      })
+      })))
       .finally(() => this.release(holder.target));
     listener.catch(() => undefined);
     const ended = listener.then((r) => {
@@ -344,7 +367,7 @@ export class PeerRelay implements PeerSource {
     });
     ended.catch(() => undefined);
     const p = await Promise.race([port, ended]);
-    const r = await receiver.run(clientCommand(address, p, temp, file), { stdin: `${token}\n`, timeoutMs: (CONNECT_S + TRANSFER_S + 10) * 1000 });
+    const r = await retryOpen(() => receiver.run(clientCommand(address, p, temp, file), { stdin: `${token}\n`, timeoutMs: (CONNECT_S + TRANSFER_S + 10) * 1000 }));
     if (r.code !== 0) {
       const serverSide = await Promise.race([listener.then((l) => l.stderr.trim()), new Promise<string>((resolve) => setTimeout(() => resolve(""), 1000).unref())]);
       throw new Error(`${r.stderr.trim() || `exit ${r.code}`}${serverSide ? ` (on ${holder.target.host}: ${serverSide})` : ""}`);

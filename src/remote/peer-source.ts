@@ -20,6 +20,8 @@ export interface PeerReceiver {
   target: SshTarget;
   /** run `command` on the receiver over the sync's own connection (as root when the target uses sudo) */
   run(command: string, opts: { stdin: string; timeoutMs: number }): Promise<ExecResult>;
+  /** runs one copy when the receiver's connection has a channel for it (sshd allows 10 sessions per connection) */
+  channels<T>(task: () => Promise<T>): Promise<T>;
   log(line: string): void;
 }
 
