@@ -134,7 +134,13 @@ function startServer(p, env = process.env, cwd = process.cwd(), staleSocket = fa
 /** Runs `binkube step ARGV` on a server; undefined when none could be reached in time. */
 async function viaServer(argv, distIsFresh) {
   const p = serverPaths(distIsFresh);
-  if (!p) return undefined;
+  if (!p) {
+    // Said, not silent: without the server a deploy has no host-to-host copies and no staging.
+    if (process.env.BINKUBE_STEP_SERVER !== "0" && !distIsFresh(ROOT)) {
+      process.stderr.write(`binkube: step ${argv.slice(0, 3).join(" ")}: dist/ is older than the sources, so this step runs in its own process from the sources, without the step server (no copies between hosts, no staging). Fix: npm run build\n`);
+    }
+    return undefined;
+  }
   const deadline = Date.now() + 15_000;
   for (let attempt = 0; Date.now() < deadline; attempt++) {
     const refused = {};

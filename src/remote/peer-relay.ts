@@ -192,7 +192,8 @@ export class PeerRelay implements PeerSource {
           const lease = this.lease(file.sha256, receiver.target, slot);
           slot = undefined; // the lease releases it
           // holding the lease, so hosts needing the same content wait for this probe, not beside it
-          const found = fallback === undefined ? await this.probe(receiver, file, temp) : undefined;
+          // (a probe that throws must not leave the lease, and its waiters, hanging)
+          const found = fallback === undefined ? await this.probe(receiver, file, temp).catch(() => undefined) : undefined;
           if (typeof found === "object") {
             lease.uploaded([temp, file.path]);
             return found;
@@ -223,8 +224,10 @@ export class PeerRelay implements PeerSource {
     return holder ? this.tryCopy(holder, receiver, file, temp) : this.waitForSlot();
   }
 
-  /** Asks other hosts for the content at the receiver's path; the first that has it serves it. */
-  /** The copy, or why a copy from a host that had the content failed, or undefined: none had it. */
+  /**
+   * Asks other hosts for the content at the receiver's path; the first that has it serves it.
+   * Returns the copy, or why the copy from a host that had it failed, or undefined: none had it.
+   */
   private async probe(receiver: PeerReceiver, file: RelayFile, temp: string): Promise<Copied | string | undefined> {
     if (this.failuresInARow >= MAX_FAILURES_IN_A_ROW || this.probed.has(file.sha256)) return undefined;
     this.probed.add(file.sha256);
