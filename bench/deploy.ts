@@ -24,7 +24,7 @@
  *
  * --transfer off,copy,stage runs each full deploy with every byte from the operator
  * (BINKUBE_PEER_COPY=0), with host-to-host copies of the release binaries as each step needs them
- * (BINKUBE_STAGE=0), and with those copies staged ahead once a host is prepared (the default), side by side.
+ * (the default), and with those copies staged ahead once a host is prepared (BINKUBE_STAGE=1), side by side.
  *
  *   npm run bench:deploy [-- --etcd 3,6,12] [--full 3,6] [--rate 200] [--links shaped,unshaped] [--transfer off,copy,stage]
  *   (default: both scenarios at these sizes, both links)
@@ -128,13 +128,13 @@ const fallbacks = (runs: string[]) => runs.reduce((n, l) => n + Number(/ fallbac
 
 /**
  * How release binaries reach the hosts: every byte from the operator (no relay); host-to-host
- * copies, each step uploading or copying when its turn comes (no staging); copies plus staging
- * ahead of the steps once a host is prepared (the default).
+ * copies, each step uploading or copying when its turn comes (the default); copies plus staging
+ * ahead of the steps once a host is prepared (BINKUBE_STAGE=1).
  */
 const TRANSFER_MODES = {
   off: { env: { BINKUBE_PEER_COPY: "0" }, label: ", relay off" },
-  copy: { env: { BINKUBE_STAGE: "0" }, label: ", no staging" },
-  stage: { env: {}, label: "" },
+  copy: { env: {}, label: "" },
+  stage: { env: { BINKUBE_STAGE: "1" }, label: ", staged" },
 } as const;
 type TransferMode = keyof typeof TRANSFER_MODES;
 
@@ -322,7 +322,7 @@ async function main(): Promise<void> {
   if (!(rate > 0)) throw new Error(`--rate must be Mbit/s > 0, not ${option(argv, "--rate", "")}`);
   const links = linkModes(rate, option(argv, "--links", "shaped,unshaped").split(","));
   // --transfer off,copy,stage: the full deploy in each of these ways, side by side
-  const transfers = option(argv, "--transfer", "stage").split(",").map((r) => {
+  const transfers = option(argv, "--transfer", "copy").split(",").map((r) => {
     if (!(r in TRANSFER_MODES)) throw new Error(`--transfer takes off, copy or stage (or several: off,copy,stage), not ${r}`);
     return r as TransferMode;
   });

@@ -1,4 +1,4 @@
-// Stage early, activate in order (issue 26). Once a host's first step (the host-setup group) has
+// Stage early, activate in order (issue 26; BINKUBE_STAGE=1). Once a host's first step (the host-setup group) has
 // run, the step server sends the release binaries of all the host's steps ahead, in bring-up order,
 // into a content-addressed store on the host (STAGE_DIR/<sha256>), through the deploy's relay: each
 // content crosses the operator's link once, one background upload at a time, while the chain brings
