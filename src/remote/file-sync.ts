@@ -102,7 +102,7 @@ export async function syncFiles(s: Session, sftpSession: SftpSession, files: Fil
   /** true: the relay copied `f` into its temp (fsync'ed, sha256 checked); false: `upload()` sent it */
   const viaRelay = async (f: PreparedFile, upload: () => Promise<unknown>, servedFrom: string): Promise<boolean> => {
     await checkP; // the parent dir exists and stale temps are gone before anything is written there
-    const out = await (peers as NonNullable<typeof peers>).obtain(receiver, { sha256: f.sha256, size: f.size, path: f.path }, temps.get(f) as string, { background: opts.background === true });
+    const out = await (peers as NonNullable<typeof peers>).obtain(receiver, { sha256: f.sha256, size: f.size, path: f.path, ...(f.usualPath ? { usualPath: f.usualPath } : {}) }, temps.get(f) as string, { background: opts.background === true });
     if (out.kind === "copied") {
       result.peerBytes += out.bytes;
       return true;

@@ -233,7 +233,7 @@ export class PeerRelay implements PeerSource {
     this.probed.add(file.sha256);
     const hosts = this.others(receiver.target).filter((t) => t.host !== receiver.target.host && this.host(t).broken === undefined);
     for (const t of hosts.slice(0, PROBES)) {
-      const holder = { target: t, paths: [file.path] };
+      const holder = { target: t, paths: [file.usualPath ?? file.path] };
       const out = await this.tryCopy(holder, receiver, file, temp, { sha256: file.sha256, size: file.size });
       if (out.kind === "copied") {
         this.add(file.sha256, holder);

@@ -11,8 +11,10 @@ export const PEER_MIN_BYTES = 1 << 20;
 export interface RelayFile {
   sha256: string;
   size: number;
-  /** the target path on the receiver (for messages) */
+  /** the target path on the receiver */
   path: string;
+  /** where other hosts keep this content, when not at `path` (a staged copy: where its steps put it) */
+  usualPath?: string;
 }
 
 /** The host a sync runs on, as the relay needs it: to run the copy there, and to serve from it later. */

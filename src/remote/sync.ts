@@ -27,6 +27,7 @@ export interface PreparedFile {
   sha256: string;
   /** a release binary another host of the deploy may hand over (FileToShip.public; never inline content) */
   public: boolean;
+  usualPath?: string;
 }
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -67,6 +68,7 @@ export function prepareFiles(host: string, label: string, files: FileToShip[]): 
       size: 0,
       sha256: f.sha256 ?? "",
       public: f.public === true && hasSource,
+      ...(f.usualPath !== undefined ? { usualPath: f.usualPath } : {}),
     };
     if (hasContent) {
       const data = Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content as string, "utf8");

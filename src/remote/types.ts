@@ -50,6 +50,8 @@ export interface FileToShip {
    * hold a key, a token or a kubeconfig.
    */
   public?: boolean;
+  /** for a public file: where other hosts keep the same content, when not at `path` (staging) */
+  usualPath?: string;
 }
 
 export interface ConnectOptions {

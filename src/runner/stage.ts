@@ -73,7 +73,9 @@ export class Stager {
       let staged = 0;
       for (const c of contents) {
         if (present.has(c.sha256) || this.relay.holds(hostName, c.sha256)) continue;
-        const r = await conn.sync([{ path: `${STAGE_DIR}/${c.sha256}`, mode: 0o644, sourcePath: c.localPath, sha256: c.sha256, public: true }], { peers: this.relay, background: true });
+        // other hosts keep it where the steps put it (a node added to a running cluster finds it there)
+        const file = { path: `${STAGE_DIR}/${c.sha256}`, mode: 0o644, sourcePath: c.localPath, sha256: c.sha256, public: true, usualPath: c.paths[0]! };
+        const r = await conn.sync([file], { peers: this.relay, background: true });
         sent += r.bytesSent;
         copied += r.peerBytes;
         staged++;

@@ -150,6 +150,22 @@ describe("host-to-host relay", { skip }, () => {
     }
   });
 
+  test("a staged copy is asked for where its steps put it on other hosts (usualPath), and served from there", async () => {
+    await withRelay((earlier) => syncHost(earlier, target("h1")));
+    const relay = new PeerRelay(() => [target("h1")]);
+    try {
+      const h = await RemoteHost.connect(target("h2"));
+      const staged = { path: path.join(root, "h2/stage", sha(big)), mode: 0o644, sourcePath: big, public: true, usualPath: kubeletOf("h1") };
+      const r = await h.sync([staged], { peers: relay }).finally(() => h.close());
+      assert.equal(r.peerBytes, BIG, "copied from h1's kubelet");
+      assert.equal(r.bytesSent, 0);
+      assert.equal(sha(staged.path), sha(big));
+      assert.deepEqual(relay.stats, { copies: 1, copiedBytes: BIG, fallbacks: 0 });
+    } finally {
+      await relay.close();
+    }
+  });
+
   test("the listener gives nothing to a wrong token, the file to the right one, then exits", async () => {
     const h = await RemoteHost.connect(target("e1"));
     try {
