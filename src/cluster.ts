@@ -12,7 +12,7 @@ import { LeafIssuer } from "./pki/issue";
 import { currentLeaf } from "./pki/disk";
 import { resolveRefs } from "./pki/refs";
 import { writeFileAtomic } from "./util/fs";
-import { Plan, StepInstance, buildPlan, certificatesIn, instanceHosts, planInstance, shippedFiles } from "./plan";
+import { Plan, StepInstance, buildPlan, certificatesIn, planInstance, shippedFiles } from "./plan";
 import { STEPS } from "./steps";
 import { StepDef } from "./steps/types";
 import { appliedResourcesOf } from "./state";
@@ -103,8 +103,8 @@ export function hostBinaries(configFile: string, hostName: string): { inv: Inven
   const host = inv.hosts.find((h) => h.name === hostName);
   const files: HostBinary[] = [];
   if (!host) return { inv, files };
+  // planInstance is undefined for a step that does not run on the host
   for (const step of STEPS) {
-    if (!instanceHosts(step, inv, ctx.gone).some((h) => h.name === hostName)) continue;
     for (const f of planInstance(ctx, step, hostName)?.files ?? []) {
       if (f.binary === undefined) continue;
       const info = binaries.get(f.binary);

@@ -251,8 +251,8 @@ export async function syncFiles(s: Session, sftpSession: SftpSession, files: Fil
               await Promise.race([putFile(sftp, f.data ?? (f.sourcePath as string), f.size, staged, { onBytes: addBytes, fsync: false }), s.link.state.dead]);
             });
           // a copy from another host lands (as root) in the temp beside the target, like the finalize's cp
-          if (viaPeers(f) && (await viaRelay(f, put, staged))) copied.add(f);
-          else if (!viaPeers(f)) await put();
+          if (!viaPeers(f)) await put();
+          else if (await viaRelay(f, put, staged)) copied.add(f);
         }),
       );
     } catch (err) {
