@@ -81,8 +81,15 @@ export async function journalTail(rc: RunContext, unit: string, lines = 15): Pro
  * so "active" is proof enough and the step ends at once; the 3 s watch remains for the
  * "activating" state that allowActivating accepts (a member waiting for its peers), and a
  * restart counted by systemd in that time starts the watch over.
+ * `serves`: the unit's own proof that its start-up is over (kube-proxy: a first rule sync, which
+ * comes after every start-up step that can fail); active with that proof ends the watch at once too.
  */
-export async function waitActive(rc: RunContext, unit: string, opts: { timeoutMs?: number; allowActivating?: boolean; notifyReady?: boolean } = {}): Promise<void> {
+export async function waitActive(
+  rc: RunContext,
+  unit: string,
+  opts: { timeoutMs?: number; allowActivating?: boolean; notifyReady?: boolean; serves?: () => Promise<boolean> } = {},
+): Promise<void> {
+  const quick = opts.notifyReady === true || opts.serves !== undefined;
   let activeSince = 0;
   let restarts: string | undefined;
   await gateWithJournal(rc, unit, () =>
@@ -101,10 +108,11 @@ export async function waitActive(rc: RunContext, unit: string, opts: { timeoutMs
         }
         restarts = nRestarts;
         if (state === "active" && opts.notifyReady === true) return true;
+        if (state === "active" && opts.serves !== undefined && (await opts.serves())) return true;
         activeSince ||= clock().now();
         return clock().now() - activeSince >= 3000 ? true : `${state}, watching for restarts`;
       },
-      { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: opts.notifyReady ? 250 : 1000, log: rc.log, fix: `check the unit with journalctl -u ${unit} on ${rc.host.name}` },
+      { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: quick ? 250 : 1000, log: rc.log, fix: `check the unit with journalctl -u ${unit} on ${rc.host.name}` },
     ),
   );
 }

@@ -6,12 +6,31 @@ import { certKubeconfig, nodeApiserverURL } from "../pki/kubeconfig";
 import { K8S, binary, secret, templated, unit } from "./files";
 import { StepDef, RunContext } from "./types";
 import { applyUnit, checkReleaseVersion, waitActive } from "./actions";
+import { shq } from "../remote/shell";
+
+/** kube-proxy's metrics address (kube-proxy-config.yml: loopback only). */
+const METRICS = { host: "127.0.0.1", port: 10249 };
+
+/**
+ * The time of kube-proxy's last rule sync, from its metrics (bash's /dev/tcp: nodes need not have
+ * curl); 0 before the first. That sync comes after every start-up step that can fail (conntrack,
+ * the API's Services and Endpoints), so a time proves the start is over: the 3 s crash watch is not
+ * needed. Its /healthz cannot tell: v1.17 answers 200 while the proxy is still starting.
+ */
+export const lastSyncCommand = shq(
+  `exec 3<>/dev/tcp/${METRICS.host}/${METRICS.port} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && grep -m1 '^kubeproxy_sync_proxy_rules_last_timestamp_seconds ' <&3`,
+);
+
+async function synced(rc: RunContext): Promise<boolean> {
+  const out = (await rc.sh(`bash -c ${lastSyncCommand} 2>/dev/null || true`, { allowFail: true, timeoutMs: 10_000 })).stdout.trim();
+  return Number(out.split(/\s+/)[1] ?? 0) > 0;
+}
 
 async function runKubeProxy(rc: RunContext): Promise<string> {
   const sync = await rc.sync();
   await checkReleaseVersion(rc, "kube-proxy");
   const action = await applyUnit(rc, "kube-proxy", sync.changed.length > 0);
-  await waitActive(rc, "kube-proxy");
+  await waitActive(rc, "kube-proxy", { serves: () => synced(rc) });
   return `${sync.changed.length} files changed, ${action}`;
 }
 
