@@ -110,10 +110,14 @@ describe("rendered files", () => {
     assert.deepEqual(cfg.clusterDNS, ["10.0.0.2"]);
     assert.equal(cfg.failSwapOn, true);
     assert.equal(cfg.protectKernelDefaults, true);
+    // a faster status tick, and the report frequency at its default (set beside the tick, v1.17
+    // would default it to the tick: a full node status every 4 s)
+    assert.equal(cfg.nodeStatusUpdateFrequency, "4s");
+    assert.equal(cfg.nodeStatusReportFrequency, "5m0s");
     assert.equal(cfg.tlsCertFile, "/opt/kubernetes/ssl/kubelet-server.pem");
     assert.ok(cfg.tlsCipherSuites.length >= 3 && cfg.tlsCipherSuites.every((c: string) => /^TLS_ECDHE_(RSA|ECDSA)_WITH_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305)$/.test(c)));
     // kubelet v1.17 decodes this file strictly: an unknown field is fatal.
-    const v1beta1 = new Set(["kind", "apiVersion", "address", "port", "readOnlyPort", "healthzBindAddress", "healthzPort", "cgroupDriver", "clusterDNS", "clusterDomain", "failSwapOn", "rotateCertificates", "tlsCertFile", "tlsPrivateKeyFile", "tlsCipherSuites", "protectKernelDefaults", "authentication", "authorization", "evictionHard", "maxOpenFiles", "maxPods"]);
+    const v1beta1 = new Set(["kind", "apiVersion", "address", "port", "readOnlyPort", "healthzBindAddress", "healthzPort", "cgroupDriver", "clusterDNS", "clusterDomain", "failSwapOn", "rotateCertificates", "nodeStatusUpdateFrequency", "nodeStatusReportFrequency", "tlsCertFile", "tlsPrivateKeyFile", "tlsCipherSuites", "protectKernelDefaults", "authentication", "authorization", "evictionHard", "maxOpenFiles", "maxPods"]);
     for (const k of Object.keys(cfg)) assert.ok(v1beta1.has(k), `unexpected kubelet config field ${k}`);
     const f = flags(file(guide, "kubelet", "k8s-node", "/opt/kubernetes/cfg/kubelet.conf"));
     assert.deepEqual(f.get("hostname-override"), ["k8s-node"]);
