@@ -148,10 +148,8 @@ export interface RelayStats {
 export class PeerRelay implements PeerSource {
   private readonly hosts = new Map<string, HostState>();
   private readonly holders = new Map<string, Holder[]>();
-  /** sha256 → settles when the upload of that content ends (the waiters then copy it, or one of them uploads) */
-  private readonly uploading = new Map<string, Promise<void>>();
-  /** sha256 → the host uploading it */
-  private readonly uploaders = new Map<string, string>();
+  /** sha256 → the upload of that content under way: `done` settles when it ends (the waiters then copy it, or one of them uploads) */
+  private readonly uploads = new Map<string, { done: Promise<void>; host: string }>();
   private freed: Array<() => void> = [];
   private backgroundBusy = false;
   private readonly backgroundWaiting: Array<() => void> = [];
@@ -178,9 +176,9 @@ export class PeerRelay implements PeerSource {
     let slot: (() => void) | undefined;
     try {
       for (;;) {
-        const pending = this.uploading.get(file.sha256);
+        const pending = this.uploads.get(file.sha256);
         if (pending) {
-          await pending;
+          await pending.done;
           continue;
         }
         const candidates = fallback === undefined && this.failuresInARow < MAX_FAILURES_IN_A_ROW ? this.usable(file.sha256) : [];
@@ -214,7 +212,7 @@ export class PeerRelay implements PeerSource {
 
   /** Whether `host` has the content or is uploading it (staging skips it then). */
   holds(host: string, sha: string): boolean {
-    return (this.holders.get(sha) ?? []).some((h) => h.target.host === host) || this.uploaders.get(sha) === host;
+    return (this.holders.get(sha) ?? []).some((h) => h.target.host === host) || this.uploads.get(sha)?.host === host;
   }
 
   private copyFromOne(candidates: Holder[], receiver: PeerReceiver, file: RelayFile, temp: string): Promise<CopyOutcome> {
@@ -244,6 +242,11 @@ export class PeerRelay implements PeerSource {
     return undefined;
   }
 
+  /**
+   * Every holder serves its maximum: wait for a copy to end, then choose again. Not the same as
+   * queueing on a holder's limiter: the host that just received a copy is a holder too, so copies
+   * spread over more and more hosts instead of all queueing on the first uploader.
+   */
   private async waitForSlot(): Promise<CopyOutcome> {
     await new Promise<void>((resolve) => this.freed.push(resolve)); // every holder is serving its maximum
     return { kind: "busy" };
@@ -312,15 +315,13 @@ export class PeerRelay implements PeerSource {
 
   private lease(sha: string, target: SshTarget, slot?: () => void): UploadLease {
     let settle!: () => void;
-    this.uploading.set(sha, new Promise<void>((resolve) => (settle = resolve)));
-    this.uploaders.set(sha, target.host);
+    this.uploads.set(sha, { done: new Promise<void>((resolve) => (settle = resolve)), host: target.host });
     let done = false;
     const end = (paths?: string[]): void => {
       if (done) return;
       done = true;
       if (paths) this.add(sha, { target, paths });
-      this.uploading.delete(sha);
-      this.uploaders.delete(sha);
+      this.uploads.delete(sha);
       slot?.();
       settle();
     };
