@@ -38,6 +38,7 @@ import { run, type Res } from "../test/helpers/proc";
 import { tempDir } from "../test/helpers/fixtures";
 import { appendClusterSettings, clusterFixtures } from "../test/helpers/cluster";
 import { asPlainNode } from "./lab-inventory";
+import { readStepsLog, stepsLogSize, type StepsLogEntry } from "../src/runner/steps-log";
 import { type LinkMode, linkModes, mb, overLink, unshape } from "./operator-link";
 
 const ROOT = path.join(__dirname, "..");
@@ -72,23 +73,15 @@ const deployEnv = (inv: string, extra: NodeJS.ProcessEnv = {}) => ({ ...process.
 const cdktfDeployWith = (inv: string, extra: NodeJS.ProcessEnv = {}) => run("npx", ["cdktf", "deploy", "--auto-approve"], { env: deployEnv(inv, extra), cwd: ROOT, timeoutMs: 1_800_000 });
 
 /** Step runs recorded in DIR/.binkube/steps.log after byte offset `from`. */
-function stepRuns(dir: string, from: number): string[] {
-  const log = path.join(dir, ".binkube", "steps.log");
-  return fs.existsSync(log) ? fs.readFileSync(log, "utf8").slice(from).split("\n").filter((l) => / ok /.test(l)) : [];
-}
-const logSize = (dir: string) => (fs.existsSync(path.join(dir, ".binkube", "steps.log")) ? fs.statSync(path.join(dir, ".binkube", "steps.log")).size : 0);
+const stepRuns = (dir: string, from: number): StepsLogEntry[] => readStepsLog(dir, from).filter((e) => e.outcome === "ok");
 
 /**
  * The per-instance table: where each step run's time went (run-step.ts phaseTimes), and the
  * deploy's time outside every step (cdktf, synth and PKI before the first; Terraform after the last).
  */
-function phaseTable(runs: string[], deploy?: { start: number; ms: number }): string {
+function phaseTable(runs: StepsLogEntry[], deploy?: { start: number; ms: number }): string {
   const cols = ["start", "plan", "connect", "upload", "work", "gate"];
-  const rows = runs.map((l) => {
-    const [, step, host, , total] = l.split(" ");
-    const kv = Object.fromEntries([...l.matchAll(/(\w+)=([\d.]+)/g)].map((m) => [m[1]!, m[2]!]));
-    return [`${step} ${host}`, total!.replace(/s$/, ""), ...cols.map((c) => kv[c] ?? "-")];
-  });
+  const rows = runs.map((e) => [`${e.step} ${e.host}`, e.secs.toFixed(1), ...cols.map((c) => e.fields[c]?.toFixed(2) ?? "-")]);
   const head = ["instance", "total", ...cols];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => "  " + r.map((c, i) => (i === 0 ? c.padEnd(width[i]!) : c.padStart(width[i]!))).join("  ");
@@ -99,9 +92,9 @@ function phaseTable(runs: string[], deploy?: { start: number; ms: number }): str
   const stepTime = rows.reduce((s, r) => s + Number(r[1]), 0);
   if (stepTime > 0) out.push(`  upload (the operator's link) ${upload!.toFixed(1)} s = ${((100 * upload!) / stepTime).toFixed(0)}% of step time; activation (work + gate) ${(work! + gate!).toFixed(1)} s = ${((100 * (work! + gate!)) / stepTime).toFixed(0)}%`);
   if (deploy && runs.length > 0) {
-    const ends = runs.map((l) => Date.parse(l.split(" ")[0]!));
+    const ends = runs.map((e) => e.at);
     // a run's total counts from runStep's start; its process began `start=` seconds earlier
-    const starts = runs.map((l, i) => ends[i]! - (Number(l.split(" ")[4]!.replace(/s$/, "")) + Number(/ start=([\d.]+)/.exec(l)?.[1] ?? 0)) * 1000);
+    const starts = runs.map((e) => e.at - (e.secs + (e.fields.start ?? 0)) * 1000);
     const before = (Math.min(...starts) - deploy.start) / 1000;
     const after = (deploy.start + deploy.ms - Math.max(...ends)) / 1000;
     out.push(`  before the first step (cdktf, synth, PKI, terraform init/plan): ${before.toFixed(1)} s; after the last: ${after.toFixed(1)} s; steps: ${(deploy.ms / 1000 - before - after).toFixed(1)} s`);
@@ -114,17 +107,14 @@ function phaseTable(runs: string[], deploy?: { start: number; ms: number }): str
  * it copied from other hosts (peer=), so "one host of each role" stays the payload whichever link
  * carried it.
  */
-function bytesPerHost(runs: string[]): Record<string, number> {
+function bytesPerHost(runs: StepsLogEntry[]): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const l of runs) {
-    const [, , host, , , b] = l.split(" ");
-    out[host!] = (out[host!] ?? 0) + Number((b ?? "0").replace(/B$/, "")) + Number(/ peer=(\d+)/.exec(l)?.[1] ?? 0);
-  }
+  for (const e of runs) out[e.host] = (out[e.host] ?? 0) + e.bytes + (e.fields.peer ?? 0);
   return out;
 }
 
 /** Copies between hosts that failed and went over the operator's link instead. */
-const fallbacks = (runs: string[]) => runs.reduce((n, l) => n + Number(/ fallbacks=(\d+)/.exec(l)?.[1] ?? 0), 0);
+const fallbacks = (runs: StepsLogEntry[]) => runs.reduce((n, e) => n + (e.fields.fallbacks ?? 0), 0);
 
 /**
  * How release binaries reach the hosts: every byte from the operator (no relay); host-to-host
@@ -255,7 +245,7 @@ async function fullCluster(n: number, noop: boolean, link: LinkMode, mode: Trans
     const first = firstRun.result;
     const runs = stepRuns(dir, 0);
     const perHost = bytesPerHost(runs);
-    const masters = new Set(runs.filter((l) => l.split(" ")[1] === "apiserver").map((l) => l.split(" ")[2]!));
+    const masters = new Set(runs.filter((e) => e.step === "apiserver").map((e) => e.host));
     const largest = (hosts: string[]) => Math.max(0, ...hosts.map((h) => perHost[h]!));
     const oneOfEachRole = largest([...masters]) + largest(Object.keys(perHost).filter((h) => !masters.has(h)));
     console.log(
@@ -264,7 +254,7 @@ async function fullCluster(n: number, noop: boolean, link: LinkMode, mode: Trans
     );
     let noopLine: string | undefined;
     if (noop) {
-      const from = logSize(dir);
+      const from = stepsLogSize(dir);
       const floorStack = await cdktfFloor();
       // interleaved, so both see the same machine load
       const redeploys: number[] = [];
@@ -291,7 +281,7 @@ async function fullCluster(n: number, noop: boolean, link: LinkMode, mode: Trans
     // one more host joins as a plain node
     await labUp({ dir, hosts: n + 1, log: () => undefined });
     asPlainNode(inv, `lab${n + 1}`);
-    const fromAdd = logSize(dir);
+    const fromAdd = stepsLogSize(dir);
     const addStart = Date.now();
     const added = await overLink(link, () => must(`add lab${n + 1}`, cdktfDeploy(inv)));
     console.log(`add one node to ${n} hosts, ${label}: ${(added.result.ms / 1000).toFixed(1)} s, operator sent ${mb(added.bytes)}, ${fallbacks(stepRuns(dir, fromAdd))} fallbacks:\n${phaseTable(stepRuns(dir, fromAdd), { start: addStart, ms: added.result.ms })}`);

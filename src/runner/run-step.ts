@@ -1,8 +1,6 @@
 // Runs one (step, host) instance: checks binaries locally before touching the host, connects,
 // runs the step's procedure and health gate, prints one result line. Errors name the step and
 // the host and carry the cause and the fix.
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { openStepInstance } from "../cluster";
 import { stepByName } from "../steps";
 import { fetchBinaries } from "../binaries/fetch";
@@ -11,6 +9,7 @@ import { openRunContext } from "./context";
 import { BinkubeError, stepFailure, stepWhere } from "../errors";
 import { Log, logger } from "../log";
 import { GateClock, withGateClock } from "../util/wait";
+import { record } from "./steps-log";
 import type { LeafIssuer } from "../pki/issue";
 import type { PeerSource } from "../remote";
 
@@ -107,9 +106,3 @@ export function phaseTimes(t: { boot: number; begin: number; loaded: number; con
   return `start=${s(t.boot)} plan=${s(t.loaded - t.begin)} connect=${s(t.connected - t.loaded)} upload=${s(syncMs)} work=${s(work)} gate=${s(gateMs)}`;
 }
 
-/** An append-only local log of step runs and staging (no secrets), read by tests and by operators. */
-export function record(baseDir: string, line: string): void {
-  const dir = path.join(baseDir, ".binkube");
-  fs.mkdirSync(dir, { recursive: true });
-  fs.appendFileSync(path.join(dir, "steps.log"), `${new Date().toISOString()} ${line}\n`);
-}

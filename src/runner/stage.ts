@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import { hostBinaries } from "../cluster";
 import { PEER_MIN_BYTES, PeerRelay, RemoteHost, shq, type SshTarget } from "../remote";
 import { sha256File } from "../util/hash";
-import { record } from "./run-step";
+import { record } from "./steps-log";
 import { sshTarget } from "./target";
 
 export const STAGE_DIR = "/var/lib/binkube/stage";

@@ -15,6 +15,7 @@ import { tempDir } from "../helpers/fixtures";
 import { fullOnly, labSkipReason } from "../helpers/e2e";
 import { SECURE_PORT, healthzCommand } from "../../src/steps/component";
 import { CACHE, CONTAINERD, FIXTURES, ROOT, appendClusterSettings, checkEtcdRoll, checkRenewalPending, clusterClients, clusterFixtures, waitUntil, writeDiagnostics } from "../helpers/cluster";
+import { readStepsLog, stepsLogSize } from "../../src/runner/steps-log";
 
 
 interface KubeBenchReport {
@@ -52,22 +53,20 @@ describe("a real Kubernetes v1.17 cluster", { skip }, () => {
   };
   const etcdIds = async () => Promise.all(["lab1", "lab2"].map(async (h) => unitIds(await invocations(h)).etcd));
   const unitIds = (text: string): Record<string, string> => Object.fromEntries(text.split("\n").map((l) => l.split("=") as [string, string]));
-  const stepsLog = () => path.join(dir, ".binkube", "steps.log");
   /**
    * What crossed which link after byte `from` of steps.log (issue 26): the operator's bytes (steps
    * and staging), the steps' payload (their operator bytes plus what they copied from hosts), copies
    * that fell back to the operator, and the hosts staged ahead.
    */
   const transfers = (from: number, host?: string) => {
-    const lines = fs.readFileSync(stepsLog(), "utf8").slice(from).split("\n").filter((l) => !host || l.split(" ")[2] === host);
-    const num = (l: string, re: RegExp) => Number(re.exec(l)?.[1] ?? 0);
-    const steps = lines.filter((l) => / ok /.test(l));
-    const staging = lines.filter((l) => / staged /.test(l));
+    const entries = readStepsLog(dir, from).filter((e) => !host || e.host === host);
+    const steps = entries.filter((e) => e.outcome === "ok");
+    const staging = entries.filter((e) => e.outcome === "staged");
     return {
-      operator: [...steps, ...staging].reduce((n, l) => n + num(l, / (\d+)B( |$)/), 0),
-      payload: steps.reduce((n, l) => n + num(l, / (\d+)B( |$)/) + num(l, / peer=(\d+)/), 0),
-      fallbacks: steps.reduce((n, l) => n + num(l, / fallbacks=(\d+)/), 0),
-      staged: staging.map((l) => l.split(" ")[2]!).sort(),
+      operator: [...steps, ...staging].reduce((n, e) => n + e.bytes, 0),
+      payload: steps.reduce((n, e) => n + e.bytes + (e.fields.peer ?? 0), 0),
+      fallbacks: steps.reduce((n, e) => n + (e.fields.fallbacks ?? 0), 0),
+      staged: staging.map((e) => e.host).sort(),
     };
   };
 
@@ -324,7 +323,7 @@ spec:
     // the first deploy's step server removed its staging store when it ended
     await waitFor("no staging store left on lab1-lab3", async () => (await Promise.all(["lab1", "lab2", "lab3"].map((h) => run("ssh", [...sshArgs(lab, h), "test ! -e /var/lib/binkube/stage"])))).every((x) => x.code === 0), 90_000);
     const before = await Promise.all(["lab1", "lab2", "lab3"].map(invocations));
-    const logFrom = fs.statSync(stepsLog()).size;
+    const logFrom = stepsLogSize(dir);
     // lab up keeps the settings added to cluster.yaml and appends lab4 with the default roles
     lab = await labUp({ dir, hosts: 4, log: () => undefined, operator: "sudo" });
     const inventory = fs.readFileSync(path.join(dir, "cluster.yaml"), "utf8");

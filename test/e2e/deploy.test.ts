@@ -13,6 +13,7 @@ import { plain, run } from "../helpers/proc";
 import { tempDir } from "../helpers/fixtures";
 import { E2E_SELECTION, fullOnly, labSkipReason } from "../helpers/e2e";
 import { synthesizedStackDir } from "../../stacks/stack-home";
+import { readStepsLog, stepsLogSize } from "../../src/runner/steps-log";
 
 const ROOT = path.join(__dirname, "..", "..");
 const BIN = path.join(ROOT, "bin", "binkube.cjs");
@@ -178,16 +179,15 @@ describe(`deploy to lab hosts (${engine === "tofu" ? "OpenTofu" : "Terraform"})`
     // docker's log rotation is not an inventory field; the etcd client port is fixed; the
     // kube-proxy conntrack setting is a one-line change in one config file per node.
     fs.writeFileSync(config(), `${inv}\nkubeProxy:\n  conntrackMaxPerCore: 0\n`);
-    const log = path.join(dir, ".binkube", "steps.log");
-    const mark = fs.readFileSync(log, "utf8").length;
+    const mark = stepsLogSize(dir);
     const r = await deploy();
     const out = plain(r.stdout + r.stderr);
     assert.equal(r.code, 0, out.slice(-3000));
-    const runs = fs.readFileSync(log, "utf8").slice(mark).trim().split("\n");
-    const steps = runs.map((l) => l.split(" ").slice(1, 3).join(" ")).sort();
+    const runs = readStepsLog(dir, mark);
+    const steps = runs.map((e) => `${e.step} ${e.host}`).sort();
     if (withK8s) {
       assert.deepEqual(steps, ["kube-proxy lab1", "kube-proxy lab2", "kube-proxy lab3"]);
-      const bytes = runs.reduce((n, l) => n + Number(/ (\d+)B( |$)/.exec(l)?.[1] ?? 0), 0);
+      const bytes = runs.reduce((n, e) => n + e.bytes, 0);
       console.log(`# config-only redeploy: ${steps.length} step runs, ${bytes} bytes sent, ${(r.ms / 1000).toFixed(1)} s`);
       assert.ok(bytes < 1_000_000, `${bytes} bytes sent`);
     } else {

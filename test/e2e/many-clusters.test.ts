@@ -20,6 +20,7 @@ import { accessChecks } from "./access-checks";
 import { teardownChecks } from "./teardown-checks";
 import { tempDir } from "../helpers/fixtures";
 import { plain, run } from "../helpers/proc";
+import { readStepsLog } from "../../src/runner/steps-log";
 
 const skip = clusterSkipReason();
 
@@ -30,7 +31,7 @@ describe("many clusters from one checkout", { skip }, () => {
   const env = (d: string): NodeJS.ProcessEnv => ({ ...process.env, BINKUBE_CONFIG: path.join(d, "cluster.yaml"), CHECKPOINT_DISABLE: "1", XDG_STATE_HOME: registry });
   const deploy = (d: string) => run("npx", ["cdktf", "deploy", "--auto-approve"], { env: env(d), cwd: ROOT, timeoutMs: 1_500_000 });
   const failed = (out: string) => out.split("\n").filter((l) => /binkube|Error/.test(l)).slice(-30).join("\n");
-  const stepRuns = (d: string) => (fs.existsSync(path.join(d, ".binkube", "steps.log")) ? fs.readFileSync(path.join(d, ".binkube", "steps.log"), "utf8").trim().split("\n").length : 0);
+  const stepRuns = (d: string) => readStepsLog(d).length;
   const sharedStacks = path.join(ROOT, "cdktf.out", "stacks");
   let labA: LabState;
   let labB: LabState;

@@ -14,6 +14,7 @@ import { synthesizedStackDir } from "../../stacks/stack-home";
 import { tempDir } from "../helpers/fixtures";
 import { Postgres, startPostgres } from "../helpers/postgres";
 import { plain, run } from "../helpers/proc";
+import { readStepsLog } from "../../src/runner/steps-log";
 
 const skip = clusterSkipReason();
 
@@ -24,7 +25,7 @@ describe("shared Terraform state in PostgreSQL (state.backend: pg)", { skip }, (
   let env: NodeJS.ProcessEnv;
   const deploy = () => run("npx", ["cdktf", "deploy", "--auto-approve"], { env, cwd: ROOT, timeoutMs: 1_500_000 });
   const failed = (out: string) => out.split("\n").filter((l) => /binkube:|Error/.test(l)).slice(-30).join("\n");
-  const stepRuns = () => (fs.existsSync(path.join(dir, ".binkube", "steps.log")) ? fs.readFileSync(path.join(dir, ".binkube", "steps.log"), "utf8").trim().split("\n").filter((l) => / ok /.test(l)).map((l) => l.split(" ").slice(1, 3).join(" ")) : []);
+  const stepRuns = () => readStepsLog(dir).filter((e) => e.outcome === "ok").map((e) => `${e.step} ${e.host}`);
 
   before(async () => {
     pg = await startPostgres(dir);

@@ -1,0 +1,30 @@
+// steps.log: the lines the runner writes read back as bench:deploy and the e2e read them.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { describe, test } from "node:test";
+import { readStepsLog, record, stepsLogPath, stepsLogSize } from "../../src/runner/steps-log";
+import { tempDir } from "../helpers/fixtures";
+
+describe("steps.log", () => {
+  test("a step run, a skipped step and a staged host read back with their sizes, phases and relay counts; `from` skips what came before", () => {
+    const dir = tempDir("binkube-steps-log-");
+    record(dir, "etcd lab1 ok 5.3s 1234B start=0.22 plan=0.61 connect=0.24 upload=3.09 work=0.77 gate=0.62 peer=36782080 fallbacks=1");
+    const mark = stepsLogSize(dir);
+    record(dir, "kube-proxy lab2 skipped");
+    record(dir, "stage lab3 staged 12.5s 900B peer=437429824 files=7");
+    fs.appendFileSync(stepsLogPath(dir), "a line of another shape\n");
+    const all = readStepsLog(dir);
+    assert.equal(all.length, 3, "the line of another shape is not an entry");
+    const [etcd, skipped, staged] = all;
+    assert.deepEqual({ ...etcd!, at: 0 }, {
+      at: 0, step: "etcd", host: "lab1", outcome: "ok", secs: 5.3, bytes: 1234,
+      fields: { start: 0.22, plan: 0.61, connect: 0.24, upload: 3.09, work: 0.77, gate: 0.62, peer: 36782080, fallbacks: 1 },
+    });
+    assert.ok(Math.abs(etcd!.at - Date.now()) < 60_000, "stamped when written");
+    assert.equal(skipped!.outcome, "skipped");
+    assert.equal(skipped!.bytes, 0);
+    assert.deepEqual([staged!.step, staged!.host, staged!.outcome, staged!.secs, staged!.bytes, staged!.fields.peer, staged!.fields.files], ["stage", "lab3", "staged", 12.5, 900, 437429824, 7]);
+    assert.deepEqual(readStepsLog(dir, mark).map((e) => `${e.step} ${e.host}`), ["kube-proxy lab2", "stage lab3"]);
+    assert.deepEqual(readStepsLog(tempDir("binkube-steps-log-")), [], "no log: no entries");
+  });
+});
