@@ -108,7 +108,8 @@ export async function waitActive(
         }
         restarts = nRestarts;
         if (state === "active" && opts.notifyReady === true) return true;
-        if (state === "active" && opts.serves !== undefined && (await opts.serves())) return true;
+        // a proof that cannot be read (the probe failed) is no proof: the watch decides
+        if (state === "active" && opts.serves !== undefined && (await opts.serves().catch(() => false))) return true;
         activeSince ||= clock().now();
         return clock().now() - activeSince >= 3000 ? true : `${state}, watching for restarts`;
       },

@@ -10,7 +10,8 @@ import { flagsIn, kubeletWrites } from "../../src/steps/kubelet-files";
 import { baseInventory } from "../helpers/fixtures";
 
 /** Fields of kubelet-config.yml that no flag sets (so no flag can override them). */
-const NO_FLAG = ["kind", "apiVersion"];
+// nodeStatusReportFrequency: config file only in v1.17 (no --node-status-report-frequency)
+const NO_FLAG = ["kind", "apiVersion", "nodeStatusReportFrequency"];
 
 const load = (kubelet: Record<string, unknown>) => parseInventory(stringify({ ...baseInventory(), kubelet }), "/x/cluster.yaml");
 const refusal = (kubelet: Record<string, unknown>) => {
