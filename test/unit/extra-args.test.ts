@@ -50,9 +50,10 @@ describe("kubelet.extraArgs policy", () => {
     }
   });
 
-  test("legitimate flags pass: sizing (max-pods, eviction-hard) and flags binkube does not set", () => {
-    const { inventory, warnings } = load({ extraArgs: { "max-pods": "60", "eviction-hard": "memory.available<200Mi", "root-dir": "/data/kubelet", "image-gc-high-threshold": "90" } });
+  test("legitimate flags pass: sizing (max-pods, eviction-hard, the status tick) and flags binkube does not set", () => {
+    const { inventory, warnings } = load({ extraArgs: { "max-pods": "60", "eviction-hard": "memory.available<200Mi", "node-status-update-frequency": "10s", "root-dir": "/data/kubelet", "image-gc-high-threshold": "90" } });
     assert.equal(inventory.kubelet.extraArgs["max-pods"], "60");
+    assert.equal(inventory.kubelet.extraArgs["node-status-update-frequency"], "10s");
     assert.deepEqual(warnings, []);
   });
 
