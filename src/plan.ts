@@ -214,7 +214,7 @@ export function buildPlan(ctx: PlanContext, opts: PlanOptions = {}): Plan {
     const chain = chainDeps(step, ordered, applied);
     const firstBringUp = !ordered.some((h) => applied.has(resourceId(step, h)));
     for (const host of ordered) {
-      const dependsOn = step.deps.flatMap((d) => {
+      const dependsOn = step.deps.filter((d) => !(firstBringUp && d.skipOnFirstBringUp)).flatMap((d) => {
         const depIds = idsByStep.get(d.step)!;
         if (d.on === "all") return [...depIds.values()];
         if (d.on === "previous-host") return chain.get(host.name)!;

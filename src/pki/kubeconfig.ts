@@ -62,6 +62,16 @@ export function nodeApiserverURL(inv: Inventory): string {
   return inv.apiserver.nodeLocalProxy ? `https://127.0.0.1:${NODE_LOCAL_PROXY_PORT}` : apiserverURL(inv);
 }
 
+/**
+ * nodeApiserverURL as the host and port in-cluster clients take from KUBERNETES_SERVICE_HOST and
+ * _PORT (client-go's rest.InClusterConfig): the pod network's DaemonSets reach the apiserver as
+ * the node's agents do, not through the kubernetes Service, which needs kube-proxy's rules first.
+ */
+export function nodeApiserverHostPort(inv: Inventory): { host: string; port: string } {
+  const url = new URL(nodeApiserverURL(inv));
+  return { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: url.port || "443" };
+}
+
 export function certKubeconfig(inv: Inventory, pki: Pki, certName: string, user: string, server: string): string {
   const l = leafRef(certName);
   return kubeconfig(inv.clusterName, server, pki.cas.ca.certPem, user, { certPem: l.certPem, keyPem: l.keyPem });

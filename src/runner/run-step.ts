@@ -1,6 +1,8 @@
 // Runs one (step, host) instance: checks binaries locally before touching the host, connects,
 // runs the step's procedure and health gate, prints one result line. Errors name the step and
 // the host and carry the cause and the fix.
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { openStepInstance } from "../cluster";
 import { stepByName } from "../steps";
 import { fetchBinaries } from "../binaries/fetch";
@@ -33,8 +35,17 @@ export interface StepOptions {
 }
 
 
-export function runStep(configFile: string, stepName: string, hostName: string, opts: StepOptions & { expectHash?: string }): Promise<"ok" | "skipped"> {
-  return withGateClock((gates) => runInstance(configFile, stepName, hostName, opts, gates));
+export async function runStep(configFile: string, stepName: string, hostName: string, opts: StepOptions & { expectHash?: string }): Promise<"ok" | "skipped"> {
+  const started = Date.now();
+  try {
+    return await withGateClock((gates) => runInstance(configFile, stepName, hostName, opts, gates));
+  } catch (e) {
+    // A step started beside others on its first bring-up stops waiting for them when one fails
+    // (steps/first-bring-up.ts). The log sits beside the inventory (its baseDir), if there is one.
+    const baseDir = path.dirname(configFile);
+    if (fs.existsSync(configFile)) record(baseDir, `${stepName} ${hostName} failed ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    throw e;
+  }
 }
 
 async function runInstance(configFile: string, stepName: string, hostName: string, opts: StepOptions & { expectHash?: string }, gates: GateClock): Promise<"ok" | "skipped"> {

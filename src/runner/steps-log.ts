@@ -14,8 +14,8 @@ export function record(baseDir: string, line: string): void {
 
 /**
  * One line: `TIME STEP HOST ok SECSs BYTESB start=… plan=… connect=… upload=… work=… gate=… [peer=… fallbacks=…]`
- * for a step run, `TIME STEP HOST skipped`, `TIME stage HOST staged SECSs BYTESB peer=… files=…`
- * for a host's binaries sent ahead.
+ * for a step run, `TIME STEP HOST skipped`, `TIME STEP HOST failed SECSs` for a run that ended in
+ * an error, `TIME stage HOST staged SECSs BYTESB peer=… files=…` for a host's binaries sent ahead.
  */
 export interface StepsLogEntry {
   /** when the line was written, epoch ms */
@@ -23,7 +23,7 @@ export interface StepsLogEntry {
   /** the step's name, "stage" for staging */
   step: string;
   host: string;
-  outcome: "ok" | "skipped" | "staged";
+  outcome: "ok" | "skipped" | "staged" | "failed";
   secs: number;
   /** bytes over the operator's link */
   bytes: number;
@@ -31,11 +31,13 @@ export interface StepsLogEntry {
   fields: Record<string, number>;
 }
 
+const OUTCOMES: readonly string[] = ["ok", "skipped", "staged", "failed"] satisfies StepsLogEntry["outcome"][];
+
 export function parseStepsLogLine(line: string): StepsLogEntry | undefined {
   const [at, step, host, outcome, secs, bytes] = line.trim().split(" ");
-  if (!at || !step || !host || (outcome !== "ok" && outcome !== "skipped" && outcome !== "staged")) return undefined;
+  if (!at || !step || !host || !OUTCOMES.includes(outcome as StepsLogEntry["outcome"])) return undefined;
   const fields = Object.fromEntries([...line.matchAll(/ (\w+)=([\d.]+)/g)].map((m) => [m[1]!, Number(m[2])]));
-  return { at: Date.parse(at), step, host, outcome, secs: Number(secs?.replace(/s$/, "") ?? 0) || 0, bytes: Number(bytes?.replace(/B$/, "") ?? 0) || 0, fields };
+  return { at: Date.parse(at), step, host, outcome: outcome as StepsLogEntry["outcome"], secs: Number(secs?.replace(/s$/, "") ?? 0) || 0, bytes: Number(bytes?.replace(/B$/, "") ?? 0) || 0, fields };
 }
 
 /** The entries written after byte `from` of the inventory's steps.log (none when there is no log). */

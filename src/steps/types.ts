@@ -56,6 +56,12 @@ export interface StepDep {
   on: "same-host" | "all" | "previous-host";
   /** Why the edge exists (a registry error quotes it). */
   why: string;
+  /**
+   * The edge holds only once the step has been brought up (an instance of it is in the state):
+   * on its first bring-up the step starts without waiting for that step, and its own gate waits
+   * for what the edge stands for (the addons' manifests go in while the nodes join).
+   */
+  skipOnFirstBringUp?: true;
 }
 
 /** The commands a step sends to a host: the part of the SSH executor steps may use. */

@@ -63,6 +63,20 @@ describe("rendered files", () => {
     for (const node of ["k8s-master", "k8s-node"]) assert.equal(cm.data!["cni-conf.json"], file(guide, "kubelet", node, "/etc/cni/net.d/10-flannel.conflist"));
   });
 
+  test("flannel and kube-router reach the apiserver as the node's kube-proxy does (the node-local proxy, else the master), not through the kubernetes Service", () => {
+    for (const [c, want] of [[guide, ["192.168.0.4", "6443"]], [haLocal, ["127.0.0.1", "6444"]]] as const) {
+      const master = c.inv.hosts.find((h) => h.roles.includes("master"))!.name;
+      const proxy = file(c, "kube-proxy", c.inv.hosts.find((h) => h.roles.includes("node"))!.name, "/opt/kubernetes/cfg/kube-proxy.kubeconfig");
+      assert.match(proxy, new RegExp(`^ +server: https://${want[0]}:${want[1]}$`, "m"));
+      for (const [manifest, container] of [["kube-flannel.yaml", "kube-flannel"], ["kube-router.yaml", "kube-router"]]) {
+        const ds = file(c, "addons", master, `/opt/kubernetes/manifests/${manifest}`).split(/^---$/m).map((d) => parse(d) as { kind?: string; spec?: { template: { spec: { containers: { name: string; env: { name: string; value?: string }[] }[] } } } }).find((d) => d?.kind === "DaemonSet")!;
+        const env = ds.spec!.template.spec.containers.find((x) => x.name === container)!.env;
+        const value = (n: string) => env.find((e) => e.name === n)?.value;
+        assert.deepEqual([value("KUBERNETES_SERVICE_HOST"), value("KUBERNETES_SERVICE_PORT")], want, `${manifest} of ${c.inv.clusterName}`);
+      }
+    }
+  });
+
   test("apiserver: every etcd member once, no insecure port, dedicated client certs and SA key", () => {
     const f = flags(file(guide, "apiserver", "k8s-master", "/opt/kubernetes/cfg/kube-apiserver.conf"));
     assert.deepEqual(f.get("etcd-servers"), ["https://192.168.0.4:2379,https://192.168.0.5:2379"]);
@@ -286,6 +300,21 @@ describe("rendered files", () => {
     assert.deepEqual(hosts, ["cp1", "cp2", "cp3", "worker1", "worker2", "worker3"]);
     const cfg = file(haLocal, "apiserver-proxy", "worker3", "/opt/kubernetes/cfg/apiserver-proxy.cfg");
     assert.deepEqual(cfg.match(/^    server .*$/gm), ["    server cp1 10.10.0.11:6443", "    server cp2 10.10.0.12:6443", "    server cp3 10.10.0.13:6443"]);
+  });
+
+  test("addons: a first deploy applies them while the nodes join; once applied, they wait for every kube-proxy (a changed manifest rolls after the nodes)", () => {
+    const ctx = { inv: guide.inv, pki: loadPki(guide.inv), binaries: guide.binaries, gone: [], leafIdentity: new LeafSource(guide.inv.pkiDir).identity };
+    const proxies = guide.plan.instances.filter((i) => i.step === "kube-proxy").map((i) => i.id).sort();
+    assert.equal(proxies.length, 2);
+    const first = findInstance(buildPlan(ctx), "addons")!;
+    assert.equal(first.firstBringUp, true);
+    assert.deepEqual(first.dependsOn.filter((d) => proxies.includes(d) || d.startsWith("kubelet_")), []);
+    assert.ok(first.dependsOn.includes("bootstrap") && first.dependsOn.includes("controller_manager_k8s_master"), first.dependsOn.join(" "));
+    const later = findInstance(buildPlan(ctx, { applied: new Map([["addons", []]]) }), "addons")!;
+    assert.equal(later.firstBringUp, false);
+    assert.deepEqual(later.dependsOn.filter((d) => proxies.includes(d)).sort(), proxies);
+    // the edge is not a trigger: the resource is not replaced when it comes back
+    assert.equal(later.hash, first.hash);
   });
 
   test("every template is used by some step", async () => {

@@ -3,6 +3,10 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { describe, test } from "node:test";
 import { readStepsLog, record, stepsLogPath, stepsLogSize } from "../../src/runner/steps-log";
+import * as path from "node:path";
+import { runStep } from "../../src/runner/run-step";
+import { watchFailures } from "../../src/steps/first-bring-up";
+import type { RunContext } from "../../src/steps/types";
 import { tempDir } from "../helpers/fixtures";
 
 describe("steps.log", () => {
@@ -26,5 +30,33 @@ describe("steps.log", () => {
     assert.deepEqual([staged!.step, staged!.host, staged!.outcome, staged!.secs, staged!.bytes, staged!.fields.peer, staged!.fields.files], ["stage", "lab3", "staged", 12.5, 900, 437429824, 7]);
     assert.deepEqual(readStepsLog(dir, mark).map((e) => `${e.step} ${e.host}`), ["kube-proxy lab2", "stage lab3"]);
     assert.deepEqual(readStepsLog(tempDir("binkube-steps-log-")), [], "no log: no entries");
+  });
+
+  test("a step run that fails is a `failed` line beside its inventory (none without an inventory file)", async () => {
+    const dir = tempDir("binkube-steps-log-");
+    const config = path.join(dir, "cluster.yaml");
+    fs.writeFileSync(config, "");
+    const opts = { verbose: false, allowMissingBinaries: false, out: () => undefined };
+    await assert.rejects(runStep(config, "no-such-step", "lab2", opts), /unknown step/);
+    const [failed] = readStepsLog(dir);
+    assert.deepEqual([failed?.step, failed?.host, failed?.outcome], ["no-such-step", "lab2", "failed"]);
+    await assert.rejects(runStep(path.join(dir, "none", "cluster.yaml"), "no-such-step", "lab2", opts), /unknown step/);
+    assert.equal(fs.existsSync(path.join(dir, "none")), false);
+  });
+
+  test("a first bring-up's wait stops when a step it waits for fails after it started (the addons' nodes)", () => {
+    const dir = tempDir("binkube-steps-log-");
+    const rc = (firstBringUp: boolean) => ({ firstBringUp, inv: { baseDir: dir }, host: { name: "lab1" } }) as unknown as RunContext;
+    const nodes = ["lab1", "lab2", "lab3"];
+    record(dir, "runtime lab3 failed 3.0s"); // before the wait started: not seen
+    const watch = watchFailures(rc(true), (e) => nodes.includes(e.host), "the nodes to join");
+    const later = watchFailures(rc(false), (e) => nodes.includes(e.host), "the nodes to join");
+    watch();
+    record(dir, "kubelet lab1 ok 20.1s 10B");
+    record(dir, "etcd-backup lab9 failed 1.0s"); // not a host it waits for
+    watch();
+    record(dir, "kubelet lab2 failed 31.5s");
+    assert.throws(watch, /step kubelet on lab2 failed while lab1 waited for the nodes to join/);
+    later(); // not a first bring-up: the step ran after what it needs, nothing to watch
   });
 });
