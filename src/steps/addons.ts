@@ -146,7 +146,7 @@ async function metricsServer(rc: RunContext, nodes: string[], watch: FailureWatc
       const missing = nodes.filter((n) => !seen.includes(n));
       return missing.length === 0 ? true : `no metrics yet for ${missing.join(", ")}`;
     },
-    { timeoutMs: 240_000, intervalMs: 2000, log: rc.log, fix: "check kubectl -n kube-system logs deploy/metrics-server and kubectl get apiservice v1beta1.metrics.k8s.io -o yaml; the image must be pullable or preloaded (images.preload)" },
+    { timeoutMs: 240_000, intervalMs: 1000, log: rc.log, fix: "check kubectl -n kube-system logs deploy/metrics-server and kubectl get apiservice v1beta1.metrics.k8s.io -o yaml; the image must be pullable or preloaded (images.preload)" },
   );
   return "metrics-server serving every node";
 }
