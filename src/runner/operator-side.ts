@@ -6,6 +6,9 @@ import { forgetHost } from "../inventory/ledger";
 import type { Inventory } from "../inventory/types";
 import { readApplied, readEncryptionKeys, recordApplied } from "../pki/encryption";
 import type { OperatorSide } from "../steps/types";
+import { lockHolder } from "../deploy/inventory-lock";
+import { stateDir } from "../deploy/clusters";
+import { readStepsLog } from "./steps-log";
 
 /** Where a host's etcd snapshots are kept beside the inventory (before restarts and scheduled backups). */
 export function localSnapshotDir(baseDir: string, host: string): string {
@@ -32,5 +35,10 @@ export function operatorSide(inv: Inventory): OperatorSide {
       return dir;
     },
     rotateSnapshots: (host, keep) => rotateLocal(localSnapshotDir(inv.baseDir, host), keep),
+    deployStartedAt: () => {
+      const holder = lockHolder(stateDir(inv.baseDir));
+      return holder ? Date.parse(holder.since) : undefined;
+    },
+    failedRunsSince: (since) => readStepsLog(inv.baseDir).filter((e) => e.outcome === "failed" && e.at >= since).map((e) => ({ step: e.step, host: e.host })),
   };
 }

@@ -119,6 +119,10 @@ export interface OperatorSide {
   snapshotsHome(host: string): string;
   /** Keeps the newest `keep` snapshots of the host on this side; returns the removed files. */
   rotateSnapshots(host: string, keep: number): string[];
+  /** When the running cdktf command took the inventory's deploy lock (epoch ms); undefined with no live holder. */
+  deployStartedAt(): number | undefined;
+  /** Step runs that failed at or after `since` (epoch ms), from steps.log. */
+  failedRunsSince(since: number): { step: string; host: string }[];
 }
 
 export interface StepDef {

@@ -7,6 +7,10 @@ import * as path from "node:path";
 import { runStep } from "../../src/runner/run-step";
 import { watchFailures } from "../../src/steps/first-bring-up";
 import type { RunContext } from "../../src/steps/types";
+import type { Inventory } from "../../src/inventory/types";
+import { operatorSide } from "../../src/runner/operator-side";
+import { takeDeployLock } from "../../src/deploy/inventory-lock";
+import { procStartTime } from "../../src/util/fs";
 import { tempDir } from "../helpers/fixtures";
 
 describe("steps.log", () => {
@@ -44,19 +48,27 @@ describe("steps.log", () => {
     assert.equal(fs.existsSync(path.join(dir, "none")), false);
   });
 
-  test("a first bring-up's wait stops when a step it waits for fails after it started (the addons' nodes)", () => {
+  test("a first bring-up's wait stops when a step it waits for fails in this deploy (the addons' nodes)", async () => {
     const dir = tempDir("binkube-steps-log-");
-    const rc = (firstBringUp: boolean) => ({ firstBringUp, inv: { baseDir: dir }, host: { name: "lab1" } }) as unknown as RunContext;
+    const rc = (firstBringUp: boolean) => ({ firstBringUp, inv: { baseDir: dir }, host: { name: "lab1" }, operator: operatorSide({ baseDir: dir, pkiDir: path.join(dir, "pki") } as Inventory) }) as unknown as RunContext;
     const nodes = ["lab1", "lab2", "lab3"];
-    record(dir, "runtime lab3 failed 3.0s"); // before the wait started: not seen
-    const watch = watchFailures(rc(true), (e) => nodes.includes(e.host), "the nodes to join");
-    const later = watchFailures(rc(false), (e) => nodes.includes(e.host), "the nodes to join");
-    watch();
-    record(dir, "kubelet lab1 ok 20.1s 10B");
+    const onNodes = (e: { host: string }) => nodes.includes(e.host);
+    const tick = () => new Promise((r) => setTimeout(r, 5));
+    record(dir, "runtime lab3 failed 3.0s"); // an earlier deploy's
+    await tick();
+    // no deploy holds the lock (a step run by hand): only what fails after the wait started
+    const byHand = watchFailures(rc(true), onNodes, "the nodes to join");
+    byHand();
+    // this deploy took the lock after that failure; one of its own fails before the wait starts
+    takeDeployLock(path.join(dir, ".binkube"), path.join(dir, "cluster.yaml"), { pid: process.pid, start: procStartTime(process.pid)!, command: "cdktf deploy --auto-approve" });
+    await tick();
+    record(dir, "runtime lab2 failed 2.0s");
+    assert.throws(byHand, /step runtime on lab2 failed while lab1 waited for the nodes to join/);
+    const watch = watchFailures(rc(true), onNodes, "the nodes to join");
+    assert.throws(watch, (e: Error) => /step runtime on lab2 failed/.test(e.message) && !/lab3/.test(e.message));
+    const later = watchFailures(rc(false), onNodes, "the nodes to join");
     record(dir, "etcd-backup lab9 failed 1.0s"); // not a host it waits for
-    watch();
-    record(dir, "kubelet lab2 failed 31.5s");
-    assert.throws(watch, /step kubelet on lab2 failed while lab1 waited for the nodes to join/);
+    assert.throws(() => watchFailures(rc(true), (e) => e.host === "lab9", "lab9")(), /etcd-backup on lab9/);
     later(); // not a first bring-up: the step ran after what it needs, nothing to watch
   });
 });
